@@ -1,0 +1,139 @@
+"""Throwaway redis-server processes for tests: free loopback port, temp dir, always stopped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found is None:
+        raise RuntimeError(
+            "redis-server is not installed; the README's test command installs it "
+            "(apt-get install redis-server)"
+        )
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisProcess:
+    """One redis-server bound to 127.0.0.1 on a free port, data in its own temp dir."""
+
+    def __init__(self, *extra_args: str, port: int | None = None, workdir: Path | None = None) -> None:
+        self.extra_args = list(extra_args)
+        self.port = port or free_port()
+        self._own_dir = workdir is None
+        self.dir = Path(workdir or tempfile.mkdtemp(prefix="redbeat-redis-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command_line(self) -> list[str]:
+        return [
+            redis_server_binary(),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.dir),
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--logfile", str(self.dir / "redis.log"),
+            *self.extra_args,
+        ]
+
+    def start(self, timeout: float = 10.0) -> "RedisProcess":
+        self.proc = subprocess.Popen(self.command_line(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                log = (self.dir / "redis.log").read_text(errors="replace") if (self.dir / "redis.log").exists() else ""
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}: {log[-2000:]}")
+            try:
+                if self.client().ping():
+                    return self
+            except redis.ConnectionError:
+                time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"redis-server on port {self.port} did not answer within {timeout}s")
+
+    def client(self, **kwargs: object) -> redis.Redis:
+        kwargs.setdefault("decode_responses", True)
+        return redis.Redis(host="127.0.0.1", port=self.port, **kwargs)  # type: ignore[arg-type]
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: nothing is flushed."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> "RedisProcess":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+def commandstats(client: redis.Redis) -> dict[str, int]:
+    """Calls per command name since the last CONFIG RESETSTAT."""
+    info = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(stats["calls"]) for name, stats in info.items()}
+
+
+WRITE_COMMANDS = frozenset(
+    {
+        "set", "setnx", "setex", "psetex", "del", "unlink", "hset", "hsetnx", "hdel", "hmset",
+        "zadd", "zrem", "zincrby", "sadd", "srem", "expire", "pexpire", "rename", "incr", "incrby",
+        "lpush", "rpush", "lpop", "rpop", "publish", "eval", "evalsha", "fcall", "xadd", "getset",
+        "hincrby", "persist", "flushdb", "flushall", "copy", "restore",
+    }
+)
+
+
+def write_calls(stats: dict[str, int]) -> dict[str, int]:
+    return {name: n for name, n in stats.items() if name in WRITE_COMMANDS and n}
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def env_without_redbeat() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("REDBEAT_")}
