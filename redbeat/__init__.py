@@ -1,0 +1,16 @@
+"""redbeat: a Celery beat scheduler that keeps schedules and run state in Redis.
+
+``celery beat -S redbeat.Scheduler``.  Drop-in for celery-redbeat 2.x.
+"""
+
+from __future__ import annotations
+
+from .checks import RedBeatKeyExpiryError
+from .schedulers import RedBeatScheduler, RedBeatSchedulerEntry
+
+#: The name users type: ``celery beat -S redbeat.Scheduler``.
+Scheduler = RedBeatScheduler
+#: The first releases' name.
+RedisBeatScheduler = RedBeatScheduler
+
+__all__ = ["RedBeatKeyExpiryError", "RedBeatScheduler", "RedBeatSchedulerEntry", "RedisBeatScheduler", "Scheduler"]

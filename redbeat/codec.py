@@ -1,0 +1,307 @@
+"""Entry definition, run state and extensions <-> the JSON stored in Redis.
+
+Byte-compatible with celery-redbeat 2.4.2 where it matters for reading:
+``json.dumps`` with default separators, the definition keys in the order
+name, task, args, kwargs, options, schedule, enabled, and the ``__type__``
+tags of its ``RedBeatJSONEncoder`` (datetime, interval, crontab, rrule,
+weekday).  celery-redbeat builds ``Entry(app=app, **definition, **meta)``, so
+nothing of ours may appear in ``definition`` or ``meta``: extensions go into
+the separate ``ext`` hash field (sorted-key JSON), which it never reads.
+
+The first RedBeat releases let users write *flat* definitions by hand
+(``{"name", "task", "__type__": "interval", "every": 5}`` or crontab fields
+at top level); :func:`decode_definition` reads those too and returns the
+modern shape, so the next save rewrites them.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from celery.schedules import crontab
+from celery.schedules import schedule as interval_schedule
+from dateutil.rrule import weekday
+
+from .schedules import rrule
+
+DEFINITION_FIELDS = ("name", "task", "args", "kwargs", "options", "schedule", "enabled")
+CRONTAB_FIELDS = ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")
+_TZ_CACHE: dict[Any, Any] = {}
+
+
+class CorruptEntryError(ValueError):
+    """Stored JSON that cannot be turned into an entry; the message says why."""
+
+
+def to_timestamp(dt: datetime) -> int:
+    """Whole UTC epoch seconds, as celery-redbeat computes its scores."""
+    return calendar.timegm(dt.utctimetuple())
+
+
+def _utcoffset_minutes(dt: datetime) -> float:
+    offset = dt.utcoffset()
+    return offset.total_seconds() / 60 if offset else 0
+
+
+def _from_timestamp(seconds: float, tz_minutes: float = 0) -> datetime:
+    tz = timezone(timedelta(minutes=tz_minutes)) if tz_minutes else timezone.utc
+    return datetime.fromtimestamp(seconds, tz=tz)
+
+
+def _zone(zone: Any) -> Any:
+    try:
+        return _TZ_CACHE[zone]
+    except KeyError:
+        pass
+    if isinstance(zone, (int, float)) and not isinstance(zone, bool):
+        tz: Any = timezone(timedelta(seconds=zone))
+    elif isinstance(zone, str):
+        tz = ZoneInfo(zone)
+    else:
+        raise CorruptEntryError(f"datetime timezone must be a name or seconds, not {zone!r}")
+    _TZ_CACHE[zone] = tz
+    return tz
+
+
+def encode_tagged(obj: Any) -> Any:
+    """The ``__type__``-tagged JSON form of a datetime or schedule (celery-redbeat's branch order)."""
+    if isinstance(obj, datetime):
+        if obj.tzinfo is None:
+            zone: Any = "UTC"
+        elif hasattr(obj.tzinfo, "key"):
+            zone = obj.tzinfo.key
+        else:
+            zone = obj.utcoffset().total_seconds()  # type: ignore[union-attr]
+        return {
+            "__type__": "datetime",
+            "year": obj.year,
+            "month": obj.month,
+            "day": obj.day,
+            "hour": obj.hour,
+            "minute": obj.minute,
+            "second": obj.second,
+            "microsecond": obj.microsecond,
+            "timezone": zone,
+        }
+    if isinstance(obj, crontab):
+        return {
+            "__type__": "crontab",
+            "minute": obj._orig_minute,
+            "hour": obj._orig_hour,
+            "day_of_week": obj._orig_day_of_week,
+            "day_of_month": obj._orig_day_of_month,
+            "month_of_year": obj._orig_month_of_year,
+        }
+    if isinstance(obj, rrule):
+        return obj.to_json()
+    if isinstance(obj, weekday):
+        return {"__type__": "weekday", "wkday": obj.weekday}
+    if isinstance(obj, interval_schedule):
+        return {
+            "__type__": "interval",
+            "every": obj.run_every.total_seconds(),
+            "relative": bool(obj.relative),
+        }
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def decode_tagged(d: dict[str, Any]) -> Any:
+    """Inverse of :func:`encode_tagged`; an unknown ``__type__`` passes through as the dict."""
+    kind = d.get("__type__")
+    if kind is None:
+        return d
+    fields = {k: v for k, v in d.items() if k != "__type__"}
+    try:
+        if kind == "datetime":
+            tz = _zone(fields.pop("timezone", "UTC"))
+            return datetime(tzinfo=tz, **fields)
+        if kind == "interval":
+            return interval_schedule(run_every=fields["every"], relative=fields.get("relative", False))
+        if kind == "crontab":
+            return crontab(**fields)
+        if kind == "weekday":
+            return weekday(**fields)
+        if kind == "rrule":
+            for key, tz_key in (("dtstart", "dtstart_tz"), ("until", "until_tz")):
+                tz_minutes = fields.pop(tz_key, 0)
+                if fields.get(key) is not None:
+                    fields[key] = _from_timestamp(fields[key], tz_minutes)
+            return rrule(**fields)
+    except CorruptEntryError:
+        raise
+    except Exception as exc:
+        raise CorruptEntryError(f"bad {kind!r} value {d!r}: {exc}") from exc
+    return d
+
+
+class RedBeatJSONEncoder(json.JSONEncoder):
+    """celery-redbeat's encoder: datetimes and schedules as ``__type__``-tagged objects."""
+
+    def default(self, o: Any) -> Any:
+        return encode_tagged(o)
+
+
+class RedBeatJSONDecoder(json.JSONDecoder):
+    """celery-redbeat's decoder: ``__type__``-tagged objects back into datetimes and schedules."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("object_hook", decode_tagged)
+        super().__init__(*args, **kwargs)
+
+
+_ENCODER = RedBeatJSONEncoder()
+
+
+def dumps(value: Any) -> str:
+    return _ENCODER.encode(value)
+
+
+def encode_definition(
+    *,
+    name: str,
+    task: str,
+    args: Any,
+    kwargs: Any,
+    options: Any,
+    schedule: Any,
+    enabled: bool,
+) -> str:
+    return dumps(
+        {
+            "name": name,
+            "task": task,
+            "args": list(args) if isinstance(args, tuple) else args,
+            "kwargs": kwargs,
+            "options": options,
+            "schedule": schedule,
+            "enabled": enabled,
+        }
+    )
+
+
+def _loads(raw: str | bytes, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise CorruptEntryError(f"{what} is not valid JSON: {exc}") from exc
+
+
+def _decode_nested(value: Any) -> Any:
+    if isinstance(value, dict):
+        return decode_tagged({k: _decode_nested(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_decode_nested(v) for v in value]
+    return value
+
+
+def _flat_schedule(data: Mapping[str, Any]) -> Any:
+    """The schedule of a first-releases flat definition, or an error if it has none."""
+    has_cron = any(field in data for field in CRONTAB_FIELDS)
+    if "every" in data and not has_cron:
+        every = data["every"]
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or every <= 0:
+            raise CorruptEntryError(f"flat definition: 'every' must be a positive number, not {every!r}")
+        return interval_schedule(run_every=float(every), relative=bool(data.get("relative", False)))
+    if has_cron:
+        # That README's own crontab example carries "__type__": "interval" and
+        # writes a month range as "[1-12]": read what it plainly means.
+        fields = {}
+        for field in CRONTAB_FIELDS:
+            value = data.get(field, "*")
+            if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+                value = value[1:-1]
+            fields[field] = str(value)
+        try:
+            return crontab(**fields)
+        except Exception as exc:
+            raise CorruptEntryError(f"flat definition: bad crontab {fields!r}: {exc}") from exc
+    raise CorruptEntryError("definition has no schedule (neither 'schedule', 'every' nor crontab fields)")
+
+
+def decode_definition(raw: str | bytes) -> dict[str, Any]:
+    """A stored definition as a dict of the modern shape with a schedule object.
+
+    Raises :class:`CorruptEntryError` for JSON that is not an entry: not an
+    object, no task, a schedule that is not a schedule.
+    """
+    data = _loads(raw, "definition")
+    if not isinstance(data, dict):
+        raise CorruptEntryError(f"definition must be a JSON object, not {type(data).__name__}")
+    if "schedule" in data:
+        schedule = _decode_nested(data["schedule"])
+    else:
+        schedule = _flat_schedule(data)
+    if isinstance(schedule, dict):
+        raise CorruptEntryError(f"unknown schedule type {schedule.get('__type__')!r}")
+    if isinstance(schedule, (int, float)) and not isinstance(schedule, bool) and schedule > 0:
+        schedule = interval_schedule(run_every=float(schedule))
+    if not hasattr(schedule, "is_due"):
+        raise CorruptEntryError(f"schedule must be a schedule object, not {schedule!r}")
+    task = data.get("task")
+    if not isinstance(task, str) or not task:
+        raise CorruptEntryError(f"definition needs a task name, got {task!r}")
+    args = data.get("args") or []
+    kwargs = data.get("kwargs") or {}
+    options = data.get("options") or {}
+    if not isinstance(args, (list, tuple)):
+        raise CorruptEntryError(f"args must be a list, not {type(args).__name__}")
+    if not isinstance(kwargs, dict):
+        raise CorruptEntryError(f"kwargs must be an object, not {type(kwargs).__name__}")
+    if not isinstance(options, dict):
+        raise CorruptEntryError(f"options must be an object, not {type(options).__name__}")
+    enabled = data.get("enabled", True)
+    return {
+        "name": data.get("name"),
+        "task": task,
+        "args": _decode_nested(list(args)),
+        "kwargs": _decode_nested(kwargs),
+        "options": options,
+        "schedule": schedule,
+        "enabled": bool(enabled),
+    }
+
+
+def encode_meta(last_run_at: datetime | None, total_run_count: int | None = None) -> str:
+    meta: dict[str, Any] = {"last_run_at": last_run_at}
+    if total_run_count is not None:
+        meta["total_run_count"] = total_run_count
+    return dumps(meta)
+
+
+def decode_meta(raw: str | bytes | None) -> dict[str, Any]:
+    """Run state: ``{"last_run_at": datetime | None, "total_run_count": int}``; no meta means never run."""
+    if not raw:
+        return {"last_run_at": None, "total_run_count": 0}
+    data = _loads(raw, "meta")
+    if not isinstance(data, dict):
+        raise CorruptEntryError(f"meta must be a JSON object, not {type(data).__name__}")
+    last = data.get("last_run_at")
+    if isinstance(last, dict):
+        last = decode_tagged(last)
+    if last is not None and not isinstance(last, datetime):
+        raise CorruptEntryError(f"meta.last_run_at must be a datetime, not {last!r}")
+    count = data.get("total_run_count") or 0
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise CorruptEntryError(f"meta.total_run_count must be an integer, not {count!r}")
+    return {"last_run_at": last, "total_run_count": count}
+
+
+def encode_ext(ext: Mapping[str, Any] | None) -> str | None:
+    """Sorted-key JSON of our extensions, or None when there are none (the field is then absent)."""
+    if not ext:
+        return None
+    return json.dumps(dict(ext), sort_keys=True, separators=(",", ":"))
+
+
+def decode_ext(raw: str | bytes | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    data = _loads(raw, "ext")
+    if not isinstance(data, dict):
+        raise CorruptEntryError(f"ext must be a JSON object, not {type(data).__name__}")
+    return data

@@ -1,0 +1,120 @@
+"""RedBeatConfig: every redbeat setting, read from ``app.conf`` in this one place.
+
+Settings are Celery's lower-case names; the Celery 3 upper-case ``REDBEAT_*``
+spellings are read too, with a UserWarning.  ``redbeat_redis_url`` falls
+back to ``broker_url`` with a logged warning, as celery-redbeat 2.4 does.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+from celery.app import app_or_default
+
+from .keys import DEFAULT_PREFIX, KeySpace
+
+logger = logging.getLogger("celery.beat")
+
+#: Lease of the beat lock when neither ``redbeat_lock_timeout`` nor the
+#: scheduler's ``lock_timeout=`` says otherwise.  The leader renews it every
+#: third of it, so a standby takes over within seconds of the leader's death
+#: (celery-redbeat's default, 5 x beat_max_loop_interval, is 25 minutes).
+DEFAULT_LOCK_TIMEOUT = 10.0
+
+KEY_EXPIRY_CHECKS = ("ignore", "warn", "error", "raise")
+_UNSET = object()
+
+
+class RedBeatConfig:
+    """celery-redbeat's ``RedBeatConfig``: same attribute names, plus ``keys`` (a :class:`KeySpace`)."""
+
+    def __init__(self, app: Any = None) -> None:
+        self.app = app_or_default(app)
+        self.key_prefix: str = self.either_or("redbeat_key_prefix", DEFAULT_PREFIX)
+        self.keys = KeySpace(self.key_prefix)
+        self.schedule_key = self.keys.schedule
+        self.statics_key = self.keys.statics
+
+        redis_url = self.either_or("redbeat_redis_url", None)
+        if not redis_url:
+            redis_url = self.app.conf.get("broker_url") or self.app.conf.get("BROKER_URL")
+            logger.warning(
+                "redbeat: redbeat_redis_url is not set, using broker_url (%s); "
+                "set redbeat_redis_url explicitly",
+                _sanitize(redis_url),
+            )
+        self.redis_url: str = redis_url or "redis://localhost:6379/0"
+        self.redis_use_ssl = self.either_or("redbeat_redis_use_ssl", self.app.conf.get("broker_use_ssl"))
+        self.redis_options_explicit = self.is_key_in_conf("redbeat_redis_options")
+        options = self.either_or("redbeat_redis_options", None)
+        if options is None:
+            # Inherited options belong to the broker: only redbeat's own keys
+            # (sentinels, service_name ...) are read from them (celery-redbeat #319).
+            options = self.app.conf.get("broker_transport_options") or {}
+        self.redbeat_redis_options: dict[str, Any] = dict(options)
+
+        lock_key = self.either_or("redbeat_lock_key", _UNSET)
+        if lock_key is _UNSET:
+            lock_key = self.keys.lock
+        elif lock_key and not lock_key.startswith(self.key_prefix):
+            lock_key = self.key_prefix + lock_key
+        self.lock_key: str | None = lock_key or None
+        self.lock_timeout = self.either_or("redbeat_lock_timeout", None)
+        check = self.either_or("redbeat_key_expiry_check", "error")
+        if check not in KEY_EXPIRY_CHECKS:
+            logger.warning(
+                "redbeat: redbeat_key_expiry_check=%r is not one of %s; using 'error'",
+                check, ", ".join(KEY_EXPIRY_CHECKS),
+            )
+            check = "error"
+        self.key_expiry_check: str = check
+
+    @property
+    def schedule(self) -> dict[str, Any]:
+        return self.app.conf.beat_schedule
+
+    @schedule.setter
+    def schedule(self, value: dict[str, Any]) -> None:
+        self.app.conf.beat_schedule = value
+
+    def either_or(self, name: str, default: Any = None) -> Any:
+        """The setting ``name`` (lower case) or its Celery 3 upper-case spelling, else ``default``."""
+        conf = self.app.conf
+        lower, upper = name.lower(), name.upper()
+        if _has(conf, lower):
+            return conf.get(lower)
+        if _has(conf, upper):
+            warnings.warn(
+                f"Celery v4 installed, but detected Celery v3 configuration {upper} (use {lower} instead).",
+                UserWarning,
+                stacklevel=2,
+            )
+            return conf.get(upper)
+        return default
+
+    def is_key_in_conf(self, name: str) -> bool:
+        return _has(self.app.conf, name.lower()) or _has(self.app.conf, name.upper())
+
+
+def _has(conf: Any, key: str) -> bool:
+    """True when the user set ``key`` (None included: ``redbeat_lock_key=None`` disables locking)."""
+    return key in conf.keys()
+
+
+def _sanitize(url: str | None) -> str:
+    from kombu.utils.url import maybe_sanitize_url
+
+    return str(maybe_sanitize_url(url)) if url else "<unset>"
+
+
+def ensure_conf(app: Any) -> RedBeatConfig:
+    """``app.redbeat_conf``, built once per app (as celery-redbeat's ``ensure_conf``)."""
+    app = app_or_default(app)
+    try:
+        return app.redbeat_conf  # type: ignore[no-any-return]
+    except AttributeError:
+        config = RedBeatConfig(app)
+        app.redbeat_conf = config
+        return config

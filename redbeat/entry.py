@@ -1,0 +1,230 @@
+"""RedBeatSchedulerEntry: celery-redbeat's entry API over EntryStore."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from celery.beat import ScheduleEntry
+
+from . import codec, timing
+from .client import get_redis
+from .config import ensure_conf
+from .store import EntryStore
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def store_for(app: Any) -> EntryStore:
+    """The app's EntryStore, rebuilt when the client behind ``app.redbeat_redis`` changes."""
+    client = get_redis(app)
+    store = getattr(app, "_redbeat_store", None)
+    if store is None or store.client is not client or store.keys.prefix != app.redbeat_conf.key_prefix:
+        store = EntryStore(client, ensure_conf(app).keys)
+        app._redbeat_store = store
+    return store
+
+
+def anchor_of(score: float | None) -> datetime | None:
+    """The instant a never-run entry is anchored at (its stored score); 0 means "due now"."""
+    if score is None or score < 0:
+        return None
+    return datetime.fromtimestamp(score, tz=timezone.utc) if score > 0 else _EPOCH
+
+
+def entry_timezone(ext: dict[str, Any] | None) -> ZoneInfo | None:
+    name = (ext or {}).get("timezone")
+    return ZoneInfo(name) if name else None
+
+
+class RedBeatSchedulerEntry(ScheduleEntry):
+    """A schedule entry stored at ``<prefix><name>`` (see DESIGN §2 for the JSON)."""
+
+    _meta = None
+
+    def __init__(
+        self,
+        name: Any = None,
+        task: str | None = None,
+        schedule: Any = None,
+        args: Any = None,
+        kwargs: Any = None,
+        enabled: bool = True,
+        options: Any = None,
+        ext: dict[str, Any] | None = None,
+        **clsargs: Any,
+    ) -> None:
+        super().__init__(
+            name=str(name), task=task, schedule=schedule, args=args, kwargs=kwargs, options=options, **clsargs
+        )
+        self.enabled = enabled
+        self.ext = dict(ext or {})
+        ensure_conf(self.app)
+
+    # -- loading ------------------------------------------------------------------
+
+    @staticmethod
+    def load_definition(key: str, app: Any = None, definition: str | None = None) -> dict[str, Any]:
+        if definition is None:
+            definition = store_for(app).read(key)[0]
+        if not definition:
+            raise KeyError(key)
+        return RedBeatSchedulerEntry.decode_definition(definition)
+
+    @staticmethod
+    def decode_definition(definition: str) -> dict[str, Any]:
+        return codec.decode_definition(definition)
+
+    @staticmethod
+    def load_meta(key: str, app: Any = None) -> dict[str, Any]:
+        return RedBeatSchedulerEntry.decode_meta(store_for(app).read(key)[1])
+
+    @staticmethod
+    def decode_meta(meta: str | None, app: Any = None) -> dict[str, Any]:
+        return codec.decode_meta(meta)
+
+    @staticmethod
+    def generate_key(app: Any, name: str) -> str:
+        return str(ensure_conf(app).key_prefix + name)
+
+    @classmethod
+    def from_stored(
+        cls, key: str, definition: str | None, meta: str | None, ext: str | None, app: Any = None
+    ) -> "RedBeatSchedulerEntry":
+        if not definition:
+            raise KeyError(key)
+        fields = codec.decode_definition(definition)
+        if not fields.get("name"):
+            fields["name"] = ensure_conf(app).keys.name_of(key)
+        run_state = codec.decode_meta(meta)
+        entry = cls(app=app, ext=codec.decode_ext(ext), **fields, **run_state)
+        # celery's ScheduleEntry defaults last_run_at to now: a never-run entry must stay never-run.
+        entry.last_run_at = run_state["last_run_at"]
+        return entry
+
+    @classmethod
+    def from_key(cls, key: str, app: Any = None) -> "RedBeatSchedulerEntry":
+        ensure_conf(app)
+        return cls.from_stored(key, *store_for(app).read(key), app=app)
+
+    # -- where it stands ------------------------------------------------------------
+
+    @property
+    def key(self) -> str:
+        return self.generate_key(self.app, self.name)
+
+    @property
+    def tz(self) -> ZoneInfo | None:
+        return entry_timezone(self.ext)
+
+    def _now(self) -> datetime:
+        return self.app.now()
+
+    def next_due_after(self, last_run_at: datetime | None) -> datetime | None:
+        now = self._now()
+        first = timing.first_due(self.schedule, last_run_at, anchor=now, tz=self.tz)
+        if isinstance(first, timing.Decision):
+            return first.next_due if not first.due else now
+        return first
+
+    @property
+    def due_at(self) -> datetime | None:
+        """When the entry is next due (possibly past, i.e. overdue); None when its schedule is finished.
+
+        Computed from ``last_run_at`` with the rule in :mod:`redbeat.timing`
+        (celery-redbeat added a remaining time measured from *now* to
+        last_run_at: its #307).
+        """
+        return self.next_due_after(self.last_run_at)
+
+    @property
+    def score(self) -> float:
+        """UTC epoch seconds of ``due_at`` with the fraction kept; -1 when never due again."""
+        due = self.due_at
+        return -1 if due is None else due.timestamp()
+
+    @property
+    def rank(self) -> int | None:
+        return store_for(self.app).rank(self.key)
+
+    def is_due(self) -> tuple[bool, float | None]:
+        if not self.enabled:
+            return False, 5.0  # celery-redbeat's answer: look again in 5 seconds
+        now = self._now()
+        decision = timing.decide(self.schedule, self.last_run_at, now=now, anchor=now, tz=self.tz)
+        if decision.next_due is None:
+            return decision.due, None
+        return decision.due, max((decision.next_due - now).total_seconds(), 0.0)
+
+    # -- writing --------------------------------------------------------------------
+
+    def _definition_json(self) -> str:
+        return codec.encode_definition(
+            name=self.name,
+            task=self.task,
+            args=self.args,
+            kwargs=self.kwargs,
+            options=self.options,
+            schedule=self.schedule,
+            enabled=self.enabled,
+        )
+
+    def save(self) -> "RedBeatSchedulerEntry":
+        """Upsert: write the definition, keep any stored run state, and score from that run state.
+
+        A new entry stores ``last_run_at`` as constructed (celery defaults it
+        to now, so an interval entry first runs one interval later, as in
+        celery-redbeat).  A disabled entry is not in the due index (score
+        -1) until it is saved enabled again.
+        """
+
+        def score_for(meta_json: str) -> float:
+            self.last_run_at = codec.decode_meta(meta_json)["last_run_at"]
+            if not self.enabled:
+                return -1
+            return self.score
+
+        stored = store_for(self.app).save(
+            self.key,
+            definition=self._definition_json(),
+            ext=codec.encode_ext(self.ext),
+            meta_if_absent=codec.encode_meta(self.last_run_at),
+            score_for_meta=score_for,
+        )
+        run_state = codec.decode_meta(stored)
+        self.last_run_at = run_state["last_run_at"]
+        self.total_run_count = run_state["total_run_count"]
+        return self
+
+    def delete(self) -> None:
+        store_for(self.app).delete(self.key)
+
+    def _next_instance(
+        self, last_run_at: datetime | None = None, only_update_last_run_at: bool = False
+    ) -> "RedBeatSchedulerEntry":
+        entry = super()._next_instance(last_run_at=last_run_at)
+        entry.ext = dict(self.ext)
+        entry.enabled = self.enabled
+        if only_update_last_run_at:
+            entry.total_run_count = self.total_run_count
+        store_for(self.app).write_run_state(
+            entry.key,
+            meta=codec.encode_meta(entry.last_run_at, entry.total_run_count),
+            score=entry.score if entry.enabled else -1,
+        )
+        return entry
+
+    __next__ = next = _next_instance
+
+    def reschedule(self, last_run_at: datetime | None = None) -> None:
+        """Record a run at ``last_run_at`` (default now) and re-score; the run count is kept."""
+        self.last_run_at = last_run_at or self._default_now()
+        store_for(self.app).write_run_state(
+            self.key,
+            meta=codec.encode_meta(self.last_run_at, self.total_run_count),
+            score=self.score if self.enabled else -1,
+        )
+
+    def __repr__(self) -> str:
+        return f"<RedBeatSchedulerEntry: {self.name} {self.task}(*{self.args}, **{self.kwargs}) {self.schedule}>"

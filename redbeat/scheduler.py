@@ -1,0 +1,401 @@
+"""RedBeatScheduler: Celery's beat glue.  It asks the store, lets :mod:`timing` decide, and sends.
+
+One tick (leader):
+  1. ``fetch_due``: renew the lease and read every due entry (1 round trip);
+  2. decide per entry, in Python, with no I/O;
+  3. ``settle``: record every run and new score, fenced by the lock (1 round trip);
+  4. send the claimed runs with Celery's own ``apply_entry``.
+The run is recorded *before* it is sent: a crash between 3 and 4 loses those
+sends (at most one slot per entry), but nothing is ever sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from celery.beat import Scheduler
+from celery.utils.time import humanize_seconds
+from kombu.utils.url import maybe_sanitize_url
+from redis.exceptions import RedisError
+
+from . import codec, timing
+from .client import get_redis
+from .config import DEFAULT_LOCK_TIMEOUT, ensure_conf
+from .entry import RedBeatSchedulerEntry, anchor_of, entry_timezone, store_for
+from .lock import BeatLock
+from .store import EntryStore, Settlement, Step
+
+logger = logging.getLogger("celery.beat")
+
+#: How many due entries one tick reads at most; more are taken by the next tick at once.
+DUE_BATCH_LIMIT = 5000
+#: A corrupt entry is looked at again (and logged again) after this long, not every tick.
+CORRUPT_RETRY_SECONDS = 60.0
+#: Decoded definitions kept between ticks, keyed by their JSON (decoding is most of a tick's CPU).
+DEFINITION_CACHE_SIZE = 200_000
+
+
+class RedBeatScheduler(Scheduler):
+    Entry = RedBeatSchedulerEntry
+
+    lock: BeatLock | None = None
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+
+    def __init__(self, app: Any, lock_key: str | None = None, lock_timeout: float | None = None, **kwargs: Any) -> None:
+        conf = ensure_conf(app)
+        self.lock_key = lock_key or conf.lock_key
+        self.lock_timeout = float(lock_timeout or conf.lock_timeout or DEFAULT_LOCK_TIMEOUT)
+        self.is_leader = False
+        self.wait_for_changes = False
+        self._statics_pending = False
+        self._definitions: dict[str, dict[str, Any]] = {}
+        self._pubsub: Any = None
+        self._standby_logged = False
+        super().__init__(app, **kwargs)
+
+    # -- plumbing -----------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        return get_redis(self.app)
+
+    @property
+    def store(self) -> EntryStore:
+        return store_for(self.app)
+
+    @property
+    def renew_interval(self) -> float:
+        """The leader ticks at least this often, renewing its lease each time."""
+        return self.lock_timeout / 3.0
+
+    def _beat_lock(self) -> BeatLock:
+        if self.lock is None or self.lock.client is not self.client:
+            self.lock = BeatLock(self.client, self.lock_key, self.lock_timeout,
+                                 token=self.lock.token if self.lock else None)
+        return self.lock
+
+    # -- start-up -----------------------------------------------------------------
+
+    def setup_schedule(self) -> None:
+        """Sync ``beat_schedule`` into Redis, but only as the leader (celery-redbeat #198).
+
+        With locking on, this tries the lock once without waiting; a standby
+        syncs when (and if) it becomes leader.
+        """
+        from .checks import check_key_expiry
+
+        check_key_expiry(self.app)
+        self._statics_pending = True
+        if self._try_lead():
+            self._sync_statics()
+
+    def _sync_statics(self) -> None:
+        self._statics_pending = False
+        statics = dict(self.app.redbeat_conf.schedule or {})
+        self.update_from_dict({**self._default_entries(statics), **statics}, record=statics)
+
+    def _default_entries(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Celery's own periodic entries (``celery.backend_cleanup``), as its ``install_default_entries`` adds them."""
+        from celery.schedules import crontab
+
+        if "celery.backend_cleanup" in data or not self.app.conf.result_expires:
+            return {}
+        if self.app.backend.supports_autoexpire:
+            return {}
+        return {
+            "celery.backend_cleanup": {
+                "task": "celery.backend_cleanup",
+                "schedule": crontab("0", "4", "*"),
+                "options": {"expires": 12 * 3600},
+            }
+        }
+
+    def install_default_entries(self, data: dict[str, Any]) -> None:
+        self.update_from_dict(self._default_entries(data))
+
+    def update_from_dict(self, dict_: dict[str, Any], record: dict[str, Any] | None = None) -> None:
+        """Store entries given as ``beat_schedule`` items: only changed ones are written, run state kept.
+
+        Two round trips whatever the size: one read of every stored static,
+        one MULTI with the changes.  An unchanged entry costs no write.  An
+        entry whose definition changed keeps ``meta`` and is re-scored from
+        its ``last_run_at`` (a run missed while beat was down is caught up,
+        celery-redbeat PR #233).  ``record``: the names to keep in the
+        statics set; names recorded there but gone from it are deleted.
+        """
+        store = self.store
+        entries = {}
+        for name, item in dict_.items():
+            try:
+                entries[name] = self._maybe_entry(name, item)
+            except Exception as exc:
+                logger.error("beat: Couldn't add entry %r to redis schedule: %r. Contents: %r", name, exc, item)
+        recorded, stored = store.read_statics(entries)
+        removed = set()
+        if record is not None:
+            removed = {name for name in recorded if name not in record}
+        writes = {}
+        for name, entry in entries.items():
+            definition_json = entry._definition_json()
+            ext_json = codec.encode_ext(entry.ext)
+            stored_definition, stored_meta, stored_ext, stored_score = stored[name]
+            if stored_definition == definition_json and stored_ext == ext_json and stored_score is not None:
+                continue
+            try:
+                last_run_at = codec.decode_meta(stored_meta)["last_run_at"] if stored_meta else entry.last_run_at
+            except codec.CorruptEntryError:
+                last_run_at, stored_meta = entry.last_run_at, None
+            entry.last_run_at = last_run_at
+            score = entry.score if entry.enabled else -1
+            meta = None if stored_meta else codec.encode_meta(last_run_at)
+            writes[name] = (definition_json, ext_json, meta, score)
+        for name in removed:
+            logger.info("beat: Removing old static schedule entry %r.", name)
+        store.write_statics(
+            writes=writes,
+            removed=removed,
+            names=list(record or ()),
+            record_names=record is not None and bool(set(record) - recorded),
+        )
+        if writes or removed:
+            logger.info("beat: Synced beat_schedule: %d written, %d removed, %d unchanged",
+                        len(writes), len(removed), len(entries) - len(writes))
+
+    # -- leadership -----------------------------------------------------------------
+
+    def _try_lead(self) -> bool:
+        if not self.lock_key:
+            self.is_leader = True
+            return True
+        try:
+            won = self._beat_lock().acquire()
+        except RedisError as exc:
+            logger.warning("beat: Cannot reach Redis to take the lock: %s", exc)
+            won = False
+        if won and not self.is_leader:
+            logger.info("beat: Acquired lock %s as %s; this instance leads", self.lock_key, self.lock.token)  # type: ignore[union-attr]
+            self._standby_logged = False
+        elif not won and not self._standby_logged:
+            holder = None
+            try:
+                holder = self._beat_lock().holder()
+            except RedisError:
+                pass
+            logger.info("beat: Standing by: lock %s is held by %s; retrying every %s",
+                        self.lock_key, holder, humanize_seconds(self._standby_interval()))
+            self._standby_logged = True
+        self.is_leader = won
+        return won
+
+    def _demote(self, reason: str) -> None:
+        if self.is_leader:
+            logger.warning("beat: Lost the lock %s (%s); standing by", self.lock_key, reason)
+        self.is_leader = False
+        self._standby_logged = False
+
+    def _standby_interval(self) -> float:
+        return min(self.renew_interval, self.max_interval)
+
+    # -- the tick -------------------------------------------------------------------
+
+    def tick(self, min: Any = min, **kwargs: Any) -> float:
+        if not self.is_leader and not self._try_lead():
+            return self._wait(self._standby_interval())
+        if self._statics_pending:
+            self._sync_statics()
+        try:
+            interval = self._run_due()
+        except RedisError as exc:
+            logger.error("beat: Redis error during tick, retrying: %s", exc)
+            return self._wait(min(1.0, self.renew_interval))
+        return self._wait(interval)
+
+    def _run_due(self) -> float:
+        store = self.store
+        lock = self.lock if self.lock_key else None
+        now = self.app.now()
+        now_ts = now.timestamp()
+        batch = store.fetch_due(
+            now_ts,
+            limit=DUE_BATCH_LIMIT,
+            lock_key=self.lock_key or None,
+            token=lock.token if lock else "",
+            lease_ms=lock.lease_ms if lock else 0,
+        )
+        if batch is None:
+            self._demote("another instance holds it")
+            return 0.0
+        steps: list[Settlement] = []
+        to_send: list[RedBeatSchedulerEntry | None] = []
+        for stored in batch.entries:
+            step, entry = self._settle_one(stored, now)
+            if step is not None:
+                steps.append(step)
+                to_send.append(entry)
+        applied = store.settle(steps, lock_key=self.lock_key or None, token=lock.token if lock else "")
+        if applied is None:
+            self._demote("lost while ticking")
+            return 0.0
+        next_scores = [batch.next_score] if batch.next_score is not None else []
+        for step, entry, ok in zip(steps, to_send, applied):
+            if ok and step.new_score >= 0:
+                next_scores.append(step.new_score)
+            if ok and entry is not None:
+                self.apply_entry(entry, producer=self.producer)
+        if len(batch.entries) >= DUE_BATCH_LIMIT:
+            return 0.0
+        wake_at = min(next_scores) if next_scores else time.time() + self.max_interval
+        return max(0.0, min(wake_at - self.app.now().timestamp(), self.max_interval, self.renew_interval))
+
+    def _decoded(self, definition: str) -> dict[str, Any]:
+        cached = self._definitions.get(definition)
+        if cached is None:
+            cached = codec.decode_definition(definition)
+            if len(self._definitions) >= DEFINITION_CACHE_SIZE:
+                self._definitions.clear()
+            self._definitions[definition] = cached
+        return cached
+
+    def _settle_one(self, stored: Any, now: datetime) -> tuple[Settlement | None, RedBeatSchedulerEntry | None]:
+        """What to write for one due member, and the entry to send if it runs now."""
+        key = self.app.redbeat_conf.keys.entry_key_of(stored.member)
+        if stored.definition is None:
+            logger.error("beat: %s is in the schedule but its hash is gone; removing it from the schedule", key)
+            return Settlement(Step.DROP, stored.member, stored.score), None
+        try:
+            fields = self._decoded(stored.definition)
+            run_state = codec.decode_meta(stored.meta)
+            ext = codec.decode_ext(stored.ext)
+            tz = entry_timezone(ext)
+            if not fields["enabled"]:
+                # Out of the due index until saved enabled again (celery-redbeat re-read it every tick).
+                return Settlement(Step.RESCORE, stored.member, stored.score, -1.0), None
+            decision = timing.decide(
+                fields["schedule"],
+                run_state["last_run_at"],
+                now=now,
+                anchor=anchor_of(float(stored.score)),
+                tz=tz,
+            )
+        except Exception as exc:  # one bad entry must never stop the others
+            logger.error("beat: Skipping %s: %s (looking again in %ss)", key, exc, int(CORRUPT_RETRY_SECONDS))
+            return Settlement(Step.RESCORE, stored.member, stored.score, now.timestamp() + CORRUPT_RETRY_SECONDS), None
+        if not decision.due:
+            return Settlement(Step.RESCORE, stored.member, stored.score, decision.next_score), None
+        slot = decision.slot.astimezone(now.tzinfo) if decision.slot and now.tzinfo else decision.slot
+        total = run_state["total_run_count"] + 1
+        entry = RedBeatSchedulerEntry(
+            app=self.app,
+            name=fields.get("name") or self.app.redbeat_conf.keys.name_of(stored.member),
+            task=fields["task"],
+            schedule=fields["schedule"],
+            args=fields["args"],
+            kwargs=fields["kwargs"],
+            options=fields["options"],
+            enabled=True,
+            ext=ext,
+            last_run_at=slot,
+            total_run_count=total,
+        )
+        meta = codec.encode_meta(slot, total)
+        return Settlement(Step.CLAIM, stored.member, stored.score, decision.next_score, meta), entry
+
+    # -- waiting --------------------------------------------------------------------
+
+    def _wait(self, interval: float) -> float:
+        """Sleep until ``interval`` passes or a writer publishes a change; then tick again.
+
+        Only when beat's service loop runs us (``wait_for_changes``); called
+        directly, ``tick()`` returns the interval as any Celery scheduler does.
+        """
+        if not self.wait_for_changes or interval <= 0:
+            return interval
+        deadline = time.monotonic() + interval
+        try:
+            pubsub = self._subscription()
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return 0.0
+                message = pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining)
+                if message is not None and message.get("type") == "message":
+                    logger.debug("beat: Woken by a change to %s", message.get("data"))
+                    return 0.0
+        except RedisError as exc:
+            logger.debug("beat: change notifications unavailable (%s); sleeping instead", exc)
+            self._close_subscription()
+            return max(0.0, deadline - time.monotonic())
+
+    def _subscription(self) -> Any:
+        if self._pubsub is None:
+            from .client import unwrap
+
+            pubsub = unwrap(self.client).pubsub()
+            pubsub.subscribe(self.app.redbeat_conf.keys.wake_channel)
+            self._pubsub = pubsub
+        return self._pubsub
+
+    def _close_subscription(self) -> None:
+        if self._pubsub is not None:
+            try:
+                self._pubsub.close()
+            except Exception:  # closing a broken connection may itself fail
+                logger.debug("beat: closing the change subscription failed", exc_info=True)
+            self._pubsub = None
+
+    # -- inspection and shutdown ----------------------------------------------------
+
+    @property
+    def schedule(self) -> dict[str, RedBeatSchedulerEntry]:  # type: ignore[override]
+        """Every entry in Redis by name (celery-redbeat returned only a tick's window: its #155).
+
+        Entries that cannot be loaded are logged and left out.
+        """
+        store = self.store
+        members = [member for member, _ in store.members()]
+        keys = [self.app.redbeat_conf.keys.entry_key_of(m) for m in members]
+        out: dict[str, RedBeatSchedulerEntry] = {}
+        for key, (definition, meta, ext, _score) in zip(keys, store.read_many(keys)):
+            try:
+                entry = self.Entry.from_stored(key, definition, meta, ext, app=self.app)
+            except (KeyError, codec.CorruptEntryError) as exc:
+                logger.warning("beat: Cannot load %s: %s", key, exc)
+                continue
+            out[entry.name] = entry
+        return out
+
+    @schedule.setter
+    def schedule(self, value: Any) -> None:
+        """Celery's base class assigns ``schedule``; Redis is the schedule here, so ignore it."""
+
+    def reserve(self, entry: RedBeatSchedulerEntry) -> RedBeatSchedulerEntry:
+        return next(entry)
+
+    def close(self) -> None:
+        self._close_subscription()
+        if self.lock is not None and self.lock_key:
+            try:
+                if self.lock.release():
+                    logger.info("beat: Released lock %s", self.lock_key)
+            except RedisError as exc:
+                logger.warning("beat: Could not release lock %s: %s", self.lock_key, exc)
+        self.is_leader = False
+        super().close()
+
+    @property
+    def info(self) -> str:
+        conf = self.app.redbeat_conf
+        lines = [f"       . redis -> {maybe_sanitize_url(conf.redis_url)}"]
+        if self.lock_key:
+            role = "leader" if self.is_leader else "standby"
+            token = self.lock.token if self.lock else "?"
+            lines.append(
+                f"       . lock -> `{self.lock_key}` {humanize_seconds(self.lock_timeout)} ({self.lock_timeout}s); "
+                f"this instance ({token}) is {role}"
+            )
+        else:
+            lines.append("       . lock -> disabled (redbeat_lock_key=None): run only one beat")
+        return "\n".join(lines)

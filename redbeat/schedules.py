@@ -1,0 +1,150 @@
+"""The ``rrule`` schedule type (RFC 5545 recurrence rules via dateutil).
+
+Same constructor, attributes and JSON as celery-redbeat's
+``redbeat.schedules.rrule``.  Two differences users notice: the occurrence at
+``dtstart`` itself is a run (celery-redbeat's #74 skipped it), and a new entry
+does not run at creation unless an occurrence falls due (#154).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from celery.schedules import BaseSchedule, schedstate
+from dateutil.rrule import DAILY, HOURLY, MINUTELY, MONTHLY, SECONDLY, WEEKLY, YEARLY, weekday
+from dateutil.rrule import rrule as dateutil_rrule
+
+FREQ_MAP = {
+    "YEARLY": YEARLY,
+    "MONTHLY": MONTHLY,
+    "WEEKLY": WEEKLY,
+    "DAILY": DAILY,
+    "HOURLY": HOURLY,
+    "MINUTELY": MINUTELY,
+    "SECONDLY": SECONDLY,
+}
+
+_RULE_FIELDS = (
+    "interval", "wkst", "count", "bysetpos", "bymonth", "bymonthday", "byyearday",
+    "byeaster", "byweekno", "byweekday", "byhour", "byminute", "bysecond",
+)
+
+
+class rrule(BaseSchedule):  # noqa: N801 - celery-redbeat's public name
+    def __init__(
+        self,
+        freq: int | str,
+        dtstart: datetime | None = None,
+        interval: int = 1,
+        wkst: int | weekday | None = None,
+        count: int | None = None,
+        until: datetime | None = None,
+        bysetpos: Any = None,
+        bymonth: Any = None,
+        bymonthday: Any = None,
+        byyearday: Any = None,
+        byeaster: Any = None,
+        byweekno: Any = None,
+        byweekday: Any = None,
+        byhour: Any = None,
+        byminute: Any = None,
+        bysecond: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(freq, str):
+            try:
+                freq = FREQ_MAP[freq.upper()]
+            except KeyError:
+                raise ValueError(f"unknown rrule freq {freq!r}; one of {', '.join(FREQ_MAP)}") from None
+        self.freq = freq
+        self.dtstart = self.maybe_make_aware(dtstart) if dtstart else self.maybe_make_aware(self.now())
+        self.interval = interval
+        self.wkst = wkst
+        self.count = count
+        self.until = self.maybe_make_aware(until) if until else None
+        self.bysetpos = bysetpos
+        self.bymonth = bymonth
+        self.bymonthday = bymonthday
+        self.byyearday = byyearday
+        self.byeaster = byeaster
+        self.byweekno = byweekno
+        self.byweekday = byweekday
+        self.byhour = byhour
+        self.byminute = byminute
+        self.bysecond = bysecond
+        self.rrule = self._build(self.dtstart, self.byweekday)
+
+    def _build(self, dtstart: datetime, byweekday: Any) -> dateutil_rrule:
+        fields = {name: getattr(self, name) for name in _RULE_FIELDS}
+        fields["byweekday"] = byweekday
+        return dateutil_rrule(self.freq, dtstart=dtstart, until=self.until, **fields)
+
+    def localised(self, tz: tzinfo | None, byweekday: Any = None) -> "rrule":
+        """This rule with wall-clock occurrences in ``tz`` (DST-aware) and/or nth-weekday forms.
+
+        celery-redbeat stores dtstart as a fixed UTC offset, so its occurrences
+        ignore daylight saving; the per-entry time zone extension re-anchors
+        dtstart in the named zone so that ``byhour: [9]`` stays 09:00 local.
+        """
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        dtstart = self.dtstart.astimezone(tz) if tz is not None else self.dtstart
+        clone.rrule = self._build(dtstart, self.byweekday if byweekday is None else byweekday)
+        return clone
+
+    def next_after(self, moment: datetime, *, inclusive: bool = False) -> datetime | None:
+        return self.rrule.after(moment, inc=inclusive)
+
+    def previous_before(self, moment: datetime, *, inclusive: bool = True) -> datetime | None:
+        return self.rrule.before(moment, inc=inclusive)
+
+    def remaining_estimate(self, last_run_at: datetime) -> timedelta | None:
+        next_run = self.next_after(self.maybe_make_aware(last_run_at))
+        if next_run is None:
+            return None
+        return self.maybe_make_aware(next_run) - self.maybe_make_aware(self.now())
+
+    def is_due(self, last_run_at: datetime) -> schedstate:
+        remaining = self.remaining_estimate(last_run_at)
+        if remaining is None:
+            return schedstate(False, None)
+        if remaining.total_seconds() > 0:
+            return schedstate(False, remaining.total_seconds())
+        following = self.remaining_estimate(self.now())
+        return schedstate(True, None if following is None else max(following.total_seconds(), 0))
+
+    def to_json(self) -> dict[str, Any]:
+        """celery-redbeat's JSON form, keys in its order; dtstart/until as UTC seconds + offset minutes."""
+        from .codec import _utcoffset_minutes, to_timestamp
+
+        out: dict[str, Any] = {"__type__": "rrule", "freq": self.freq}
+        for name in _RULE_FIELDS:
+            out[name] = getattr(self, name)
+        if self.dtstart:
+            out["dtstart"] = to_timestamp(self.dtstart)
+            out["dtstart_tz"] = _utcoffset_minutes(self.dtstart)
+        if self.until:
+            out["until"] = to_timestamp(self.until)
+            out["until_tz"] = _utcoffset_minutes(self.until)
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, rrule):
+            return NotImplemented
+        return self.to_json() == other.to_json()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}: {getattr(self, name)}" for name in ("freq", "dtstart", *_RULE_FIELDS, "until"))
+        return f"<rrule: {fields}>"
+
+    def __reduce__(self) -> Any:
+        state = {name: getattr(self, name) for name in _RULE_FIELDS}
+        return (_rebuild_rrule, (self.freq, self.dtstart, self.until, state))
+
+
+def _rebuild_rrule(freq: int, dtstart: datetime, until: datetime | None, state: dict[str, Any]) -> rrule:
+    return rrule(freq, dtstart=dtstart, until=until, **state)

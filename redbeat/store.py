@@ -1,0 +1,319 @@
+"""EntryStore: the only module that sends entry commands to Redis.
+
+The tick costs two round trips however many entries exist or are due:
+``fetch_due`` (renew the lock + read every due entry, one script) and
+``settle`` (record the runs and new scores, one script).  Both scripts check
+the lock token first, which is the fencing: a beat that lost its lease
+cannot read work or write run state any more.  An idle tick is one round
+trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from redis.exceptions import WatchError
+
+from .keys import KeySpace
+
+#: KEYS: schedule zset [, lock]   ARGV: now, limit, prefix [, token, lease_ms]
+#: Returns {1, next_score|nil, member, score, definition, meta, ext, ...},
+#: or {0} when a lock is named and this token does not hold it (nothing read,
+#: nothing renewed).  A member that is a bare name (the first releases'
+#: "zadd PREFIX::schedule 0 name") is read at prefix .. name.
+FETCH_DUE_SCRIPT = """
+if KEYS[2] then
+  if redis.call('GET', KEYS[2]) ~= ARGV[4] then
+    return {0}
+  end
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+end
+local prefix = ARGV[3]
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], 0, ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local following = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+local out = {1, following[2] or false}
+for i = 1, #due, 2 do
+  local member = due[i]
+  local key = member
+  if string.sub(member, 1, #prefix) ~= prefix then
+    key = prefix .. member
+  end
+  local fields = redis.call('HMGET', key, 'definition', 'meta', 'ext')
+  out[#out + 1] = member
+  out[#out + 1] = due[i + 1]
+  out[#out + 1] = fields[1]
+  out[#out + 1] = fields[2]
+  out[#out + 1] = fields[3]
+end
+return out
+"""
+
+#: KEYS: schedule zset [, lock]   ARGV: prefix, token|'', then 5 per step:
+#: op, member, expected score, new score, meta.
+#: op 'c' (claim a run): iff the member still has the score we read, write
+#: meta and the new score; 'r' (rescore) the same without meta; 'x' drop the
+#: member iff its hash is still missing.  Checking the score makes a claim
+#: idempotent per slot: whoever moves the score first owns the slot, so two
+#: writers can never dispatch it twice.
+#: Returns {1, applied_1, applied_2, ...} or {0} when the lock is not ours.
+SETTLE_SCRIPT = """
+if KEYS[2] then
+  if redis.call('GET', KEYS[2]) ~= ARGV[2] then
+    return {0}
+  end
+end
+local prefix = ARGV[1]
+local out = {1}
+for i = 3, #ARGV, 5 do
+  local op, member, expected, score, meta = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local key = member
+  if string.sub(member, 1, #prefix) ~= prefix then
+    key = prefix .. member
+  end
+  local current = redis.call('ZSCORE', KEYS[1], member)
+  local applied = 0
+  if op == 'x' then
+    if current and redis.call('EXISTS', key) == 0 then
+      redis.call('ZREM', KEYS[1], member)
+      applied = 1
+    end
+  elseif current and tonumber(current) == tonumber(expected) then
+    if op == 'c' then
+      if redis.call('HEXISTS', key, 'definition') == 1 then
+        redis.call('HSET', key, 'meta', meta)
+        redis.call('ZADD', KEYS[1], score, member)
+        applied = 1
+      end
+    else
+      redis.call('ZADD', KEYS[1], score, member)
+      applied = 1
+    end
+  end
+  out[#out + 1] = applied
+end
+return out
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """One due sorted-set member with the raw hash fields read with it (None when absent)."""
+
+    member: str
+    score: str
+    definition: str | None
+    meta: str | None
+    ext: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DueBatch:
+    entries: list[StoredEntry]
+    next_score: float | None  # the earliest score after now, if any
+
+
+class Step(Enum):
+    CLAIM = "c"
+    RESCORE = "r"
+    DROP = "x"
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    step: Step
+    member: str
+    expected_score: str
+    new_score: float = -1.0
+    meta: str = ""
+
+
+def _fmt_score(score: float) -> str:
+    return repr(float(score))
+
+
+class EntryStore:
+    def __init__(self, client: Any, keys: KeySpace) -> None:
+        self.client = client
+        self.keys = keys
+        self._fetch = client.register_script(FETCH_DUE_SCRIPT)
+        self._settle = client.register_script(SETTLE_SCRIPT)
+
+    # -- the tick ---------------------------------------------------------------
+
+    def fetch_due(
+        self, now: float, *, limit: int, lock_key: str | None = None, token: str = "", lease_ms: int = 0
+    ) -> DueBatch | None:
+        """Every member due at ``now`` (at most ``limit``) with its hash fields; None if the lock is not ours."""
+        keys = [self.keys.schedule] + ([lock_key] if lock_key else [])
+        args: list[Any] = [_fmt_score(now), limit, self.keys.prefix]
+        if lock_key:
+            args += [token, lease_ms]
+        reply = self._fetch(keys=keys, args=args)
+        if not reply or int(reply[0]) != 1:
+            return None
+        next_score = float(reply[1]) if reply[1] is not None else None
+        fields = reply[2:]
+        entries = [
+            StoredEntry(_s(fields[i]), _s(fields[i + 1]), _s(fields[i + 2]), _s(fields[i + 3]), _s(fields[i + 4]))
+            for i in range(0, len(fields), 5)
+        ]
+        return DueBatch(entries, next_score)
+
+    def settle(
+        self, steps: Sequence[Settlement], *, lock_key: str | None = None, token: str = ""
+    ) -> list[bool] | None:
+        """Apply the tick's claims and rescores atomically; per step whether it applied; None if not leader."""
+        if not steps:
+            return []
+        keys = [self.keys.schedule] + ([lock_key] if lock_key else [])
+        args: list[Any] = [self.keys.prefix, token]
+        for step in steps:
+            args += [step.step.value, step.member, step.expected_score, _fmt_score(step.new_score), step.meta]
+        reply = self._settle(keys=keys, args=args)
+        if not reply or int(reply[0]) != 1:
+            return None
+        return [bool(int(flag)) for flag in reply[1:]]
+
+    # -- single entries (Entry API, statics) --------------------------------------
+
+    def read(self, key: str) -> tuple[str | None, str | None, str | None]:
+        definition, meta, ext = self.client.hmget(key, "definition", "meta", "ext")
+        return _s(definition), _s(meta), _s(ext)
+
+    def read_many(self, keys: Sequence[str]) -> list[tuple[str | None, str | None, str | None, float | None]]:
+        """(definition, meta, ext, score) per key, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hmget(key, "definition", "meta", "ext")
+            pipe.zscore(self.keys.schedule, key)
+        replies = pipe.execute()
+        out = []
+        for i in range(0, len(replies), 2):
+            definition, meta, ext = replies[i]
+            out.append((_s(definition), _s(meta), _s(ext), replies[i + 1]))
+        return out
+
+    def save(
+        self,
+        key: str,
+        *,
+        definition: str,
+        ext: str | None,
+        meta_if_absent: str,
+        score_for_meta: Any,
+        retries: int = 10,
+    ) -> str:
+        """Write a definition; keep stored run state; score from the run state that ends up stored.
+
+        ``score_for_meta(meta_json) -> float`` computes the score from the meta
+        that will be in Redis after the write (the stored one when there is
+        one, else ``meta_if_absent``), so re-saving an entry never resets its
+        run state or its due time (celery-redbeat #313) and a changed
+        schedule takes effect at once (#221, #232).  WATCH/MULTI: a beat
+        that records a run meanwhile makes us retry, never lose its meta.
+        Returns the meta now stored.
+        """
+        for _ in range(retries):
+            with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(key)
+                    stored_meta = _s(pipe.hget(key, "meta"))
+                    meta = stored_meta or meta_if_absent
+                    score = score_for_meta(meta)
+                    pipe.multi()
+                    pipe.hset(key, "definition", definition)
+                    if ext is None:
+                        pipe.hdel(key, "ext")
+                    else:
+                        pipe.hset(key, "ext", ext)
+                    if stored_meta is None:
+                        pipe.hset(key, "meta", meta)
+                    pipe.zadd(self.keys.schedule, {key: score})
+                    pipe.publish(self.keys.wake_channel, key)
+                    pipe.execute()
+                    return meta
+                except WatchError:
+                    continue
+        raise RuntimeError(f"{key}: saving gave up after {retries} concurrent modifications")
+
+    def write_run_state(self, key: str, *, meta: str, score: float) -> None:
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "meta", meta)
+            pipe.zadd(self.keys.schedule, {key: score})
+            pipe.publish(self.keys.wake_channel, key)
+            pipe.execute()
+
+    def delete(self, key: str) -> None:
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.keys.schedule, key)
+            pipe.delete(key)
+            pipe.execute()
+
+    def members(self) -> list[tuple[str, float]]:
+        return [(_s(m) or "", float(s)) for m, s in self.client.zrange(self.keys.schedule, 0, -1, withscores=True)]
+
+    def score(self, member: str) -> float | None:
+        value = self.client.zscore(self.keys.schedule, member)
+        return None if value is None else float(value)
+
+    def rank(self, member: str) -> int | None:
+        return self.client.zrank(self.keys.schedule, member)
+
+    # -- beat_schedule (statics) ------------------------------------------------
+
+    def read_statics(self, names: Iterable[str]) -> tuple[set[str], dict[str, tuple[str | None, str | None, str | None, float | None]]]:
+        """The recorded static names and, per name, its stored fields and score: one round trip."""
+        names = list(names)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.smembers(self.keys.statics)
+        for name in names:
+            key = self.keys.entry(name)
+            pipe.hmget(key, "definition", "meta", "ext")
+            pipe.zscore(self.keys.schedule, key)
+        replies = pipe.execute()
+        recorded = {_s(m) or "" for m in replies[0]}
+        stored = {}
+        for i, name in enumerate(names):
+            definition, meta, ext = replies[1 + 2 * i]
+            stored[name] = (_s(definition), _s(meta), _s(ext), replies[2 + 2 * i])
+        return recorded, stored
+
+    def write_statics(
+        self,
+        *,
+        writes: Mapping[str, tuple[str, str | None, str | None, float]],
+        removed: Iterable[str],
+        names: Iterable[str],
+        record_names: bool,
+    ) -> None:
+        """One MULTI: definitions (name -> definition, ext, meta-if-absent, score), removals, the statics set."""
+        removed = list(removed)
+        if not writes and not removed and not record_names:
+            return
+        with self.client.pipeline(transaction=True) as pipe:
+            for name, (definition, ext, meta, score) in writes.items():
+                key = self.keys.entry(name)
+                pipe.hset(key, "definition", definition)
+                if ext is None:
+                    pipe.hdel(key, "ext")
+                else:
+                    pipe.hset(key, "ext", ext)
+                if meta is not None:
+                    pipe.hsetnx(key, "meta", meta)
+                pipe.zadd(self.keys.schedule, {key: score})
+            for name in removed:
+                key = self.keys.entry(name)
+                pipe.zrem(self.keys.schedule, key)
+                pipe.delete(key)
+                pipe.srem(self.keys.statics, name)
+            names = list(names)
+            if record_names and names:
+                pipe.sadd(self.keys.statics, *names)
+            pipe.execute()
+
+
+def _s(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
