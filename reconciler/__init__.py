@@ -1,0 +1,5 @@
+"""redbeat-apply: declarative schedule manifests reconciled into Redis."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

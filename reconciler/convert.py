@@ -1,0 +1,325 @@
+"""Manifest schedule <-> celery-redbeat ``definition``, both ways.
+
+:func:`manifest_to_entry` turns one (defaults-merged, schema-valid) manifest
+schedule into the canonical ``definition`` celery-redbeat 2.4.2 reads, plus
+our extensions (``ext``). Canonical means that equal schedules give equal
+definitions whatever their spelling: ``every: 1m`` == ``every: 60``, crontab
+strings normalised by :mod:`reconciler.cron`, rrule lists sorted.
+
+:func:`entry_to_manifest` is the inverse used by ``export``: the shortest
+natural manifest (``every: 30s``, ``cron: "*/5 * * * *"``) whose definition is
+the one given. manifest -> definition -> manifest -> definition is the
+identity on definitions.
+"""
+
+from __future__ import annotations
+
+import calendar
+import functools
+import math
+import zoneinfo
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from dateutil import rrule as du
+
+from reconciler import cron, duration
+
+FREQS = ("yearly", "monthly", "weekly", "daily", "hourly", "minutely", "secondly")
+WEEKDAYS = ("mo", "tu", "we", "th", "fr", "sa", "su")
+RRULE_LISTS = (
+    "bysetpos", "bymonth", "bymonthday", "byyearday", "byeaster", "byweekno",
+    "byweekday", "byhour", "byminute", "bysecond",
+)  # fmt: skip
+KINDS = ("cron", "crontab", "every", "rrule")
+
+
+class FieldError(ValueError):
+    """A value that the schema allows but that cannot be a schedule; ``path`` is relative to the schedule."""
+
+    def __init__(self, path: Sequence[str | int], message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.path, self.message, self.hint = tuple(path), message, hint
+
+
+# --- manifest -> definition -----------------------------------------------------
+
+
+def _json_value(value: Any, path: tuple[str | int, ...]) -> None:
+    """Raise FieldError unless ``value`` encodes to JSON and decodes back unchanged."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise FieldError(path, f"{value!r} cannot be encoded as JSON")
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _json_value(item, (*path, index))
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise FieldError(path, f"key {key!r} is not a string; JSON object keys must be strings (quote it)")
+            _json_value(item, (*path, key))
+        return
+    raise FieldError(path, f"{type(value).__name__} value cannot be encoded as JSON")
+
+
+@functools.cache
+def check_timezone(name: str) -> None:
+    """Raise FieldError unless ``name`` is a known IANA time zone."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        import difflib
+
+        close = difflib.get_close_matches(name, sorted(zoneinfo.available_timezones()), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else None
+        raise FieldError(("timezone",), f"unknown time zone {name!r}", hint) from None
+
+
+def _parse_datetime(path: tuple[str | int, ...], text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip().replace(" ", "T", 1))
+    except ValueError as exc:
+        raise FieldError(path, f"{text!r} is not a valid datetime: {exc}") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise FieldError(path, f"{text!r} needs a UTC offset, e.g. +01:00 or Z")
+    return moment
+
+
+def _offset_minutes(moment: datetime) -> float:
+    offset = moment.utcoffset()
+    assert offset is not None
+    return offset.total_seconds() / 60.0
+
+
+def _int_list(value: Any) -> list[int] | None:
+    if value is None:
+        return None
+    items = value if isinstance(value, list) else [value]
+    return sorted({int(i) for i in items})
+
+
+def _weekday(path: tuple[str | int, ...], item: Any) -> tuple[int, int | None]:
+    if isinstance(item, int):
+        return item, None
+    text = str(item).lower()
+    n_text, day = text[:-2], text[-2:]
+    n = int(n_text) if n_text not in ("", "+", "-") else None
+    if n == 0 or day not in WEEKDAYS:
+        raise FieldError(path, f"{item!r} is not a weekday")
+    return WEEKDAYS.index(day), n
+
+
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _rrule(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The celery-redbeat rrule encoding of ``spec``, and its extensions."""
+    base = ("rrule",)
+    ext: dict[str, Any] = {}
+    dtstart = _parse_datetime((*base, "dtstart"), spec["dtstart"])
+    until = _parse_datetime((*base, "until"), spec["until"]) if "until" in spec else None
+    lists = {key: _int_list(spec.get(key)) for key in RRULE_LISTS if key != "byweekday"}
+    weekdays: list[int] | None = None
+    if "byweekday" in spec:
+        raw = spec["byweekday"] if isinstance(spec["byweekday"], list) else [spec["byweekday"]]
+        parsed = [_weekday((*base, "byweekday"), item) for item in raw]
+        weekdays = sorted({day for day, _ in parsed})
+        if any(n is not None for _, n in parsed):
+            ext["rrule_byweekday"] = [
+                WEEKDAYS[day].upper() if n is None else f"{n:+d}{WEEKDAYS[day].upper()}"
+                for day, n in sorted(set(parsed), key=lambda p: (p[0], p[1] or 0))
+            ]
+    if lists["bymonthday"] and 0 in lists["bymonthday"]:
+        raise FieldError((*base, "bymonthday"), "day 0 does not exist; use 1..31, or -1..-31 from the end")
+    if until is not None and until < dtstart:
+        raise FieldError((*base, "until"), f"until {spec['until']!r} is before dtstart {spec['dtstart']!r}: the rule never fires")
+    if lists["bymonthday"] and lists["bymonth"]:
+        if not any(abs(d) <= _MONTH_DAYS[m - 1] for m in lists["bymonth"] for d in lists["bymonthday"]):
+            raise FieldError((*base, "bymonthday"), "no month in bymonth has these days: the rule never fires")
+    schedule: dict[str, Any] = {
+        "__type__": "rrule",
+        "freq": FREQS.index(spec["freq"]),
+        "interval": int(spec.get("interval", 1)),
+        "wkst": WEEKDAYS.index(spec["wkst"]) if "wkst" in spec else None,
+        "count": int(spec["count"]) if "count" in spec else None,
+    }
+    for key in RRULE_LISTS:
+        schedule[key] = weekdays if key == "byweekday" else lists[key]
+    schedule["dtstart"] = calendar.timegm(dtstart.utctimetuple())
+    schedule["dtstart_tz"] = _offset_minutes(dtstart)
+    if until is not None:
+        schedule["until"] = calendar.timegm(until.utctimetuple())
+        schedule["until_tz"] = _offset_minutes(until)
+    _check_fires(schedule, ext, dtstart, until)
+    return schedule, ext
+
+
+def _check_fires(schedule: Mapping[str, Any], ext: Mapping[str, Any], dtstart: datetime, until: datetime | None) -> None:
+    # The Gregorian calendar repeats every 400 years; with the interval that
+    # bounds how far the first occurrence can be from dtstart.
+    horizon_years = 400 * max(1, schedule["interval"]) if schedule["freq"] <= 1 else 8
+    limit = dtstart + timedelta(days=366 * horizon_years)
+    if until is not None:
+        limit = min(limit, until)
+    weekdays: Any = schedule["byweekday"]
+    if "rrule_byweekday" in ext:
+        weekdays = [du.weekday(WEEKDAYS.index(w[-2:].lower()), int(w[:-2]) if w[:-2] else None) for w in ext["rrule_byweekday"]]
+    try:
+        rule = du.rrule(
+            schedule["freq"],
+            dtstart=dtstart,
+            interval=schedule["interval"],
+            wkst=schedule["wkst"],
+            count=schedule["count"],
+            until=limit,
+            bysetpos=schedule["bysetpos"],
+            bymonth=schedule["bymonth"],
+            bymonthday=schedule["bymonthday"],
+            byyearday=schedule["byyearday"],
+            byeaster=schedule["byeaster"],
+            byweekno=schedule["byweekno"],
+            byweekday=weekdays,
+            byhour=schedule["byhour"],
+            byminute=schedule["byminute"],
+            bysecond=schedule["bysecond"],
+        )
+        first = next(iter(rule), None)
+    except ValueError as exc:
+        raise FieldError(("rrule",), f"invalid rrule: {exc}") from None
+    if first is None:
+        raise FieldError(("rrule",), "the rule never fires")
+
+
+def _schedule(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    kinds = [k for k in KINDS if k in schedule]
+    if len(kinds) != 1:
+        raise FieldError((), f"a schedule needs exactly one of {', '.join(KINDS)}")
+    kind = kinds[0]
+    if kind == "every":
+        try:
+            seconds = duration.parse_duration(schedule["every"])
+        except duration.DurationError as exc:
+            raise FieldError(("every",), str(exc)) from None
+        return {"__type__": "interval", "every": seconds, "relative": bool(schedule.get("relative", False))}, {}
+    if kind == "cron":
+        text = schedule["cron"]
+        try:
+            spec = cron.parse_cron(text)
+        except cron.CronError as exc:
+            raise FieldError(("cron",), f"{text!r}: {exc}") from None
+        return {"__type__": "crontab", **spec.celery_fields()}, {}
+    if kind == "crontab":
+        fields = schedule["crontab"]
+        sets = {}
+        for name in cron.CELERY_FIELDS:
+            try:
+                sets[name] = cron.parse_field(name, fields.get(name, "*"))
+            except cron.CronError as exc:
+                raise FieldError(("crontab", name), f"{fields.get(name)!r}: {exc}") from None
+        return {"__type__": "crontab", **cron.CronSpec(**sets).celery_fields()}, {}
+    return _rrule(schedule["rrule"])
+
+
+def manifest_to_entry(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(definition, ext) of one defaults-merged manifest schedule; raises FieldError.
+
+    ``ext`` is None when the schedule uses no extension; its keys are sorted.
+    """
+    for key in ("args", "kwargs", "options"):
+        if key in schedule:
+            _json_value(schedule[key], (key,))
+    sched, ext = _schedule(schedule)
+    if "timezone" in schedule:
+        if sched["__type__"] == "interval":
+            raise FieldError(("timezone",), "timezone has no effect on an 'every' schedule; remove it")
+        check_timezone(schedule["timezone"])
+        ext["timezone"] = schedule["timezone"]
+    definition = {
+        "name": schedule["name"],
+        "task": schedule["task"],
+        "args": list(schedule.get("args", [])),
+        "kwargs": dict(schedule.get("kwargs", {})),
+        "options": dict(schedule.get("options", {})),
+        "schedule": sched,
+        "enabled": bool(schedule.get("enabled", True)),
+    }
+    return definition, ({k: ext[k] for k in sorted(ext)} or None)
+
+
+# --- definition -> manifest -----------------------------------------------------
+
+
+def _iso(epoch: int, offset_minutes: float) -> str:
+    zone = timezone(timedelta(minutes=offset_minutes))
+    return datetime.fromtimestamp(epoch, zone).isoformat()
+
+
+def _rrule_manifest(schedule: Mapping[str, Any], ext: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"freq": FREQS[schedule["freq"]]}
+    if schedule.get("interval", 1) != 1:
+        out["interval"] = schedule["interval"]
+    if schedule.get("count") is not None:
+        out["count"] = schedule["count"]
+    if schedule.get("wkst") is not None:
+        out["wkst"] = WEEKDAYS[schedule["wkst"]]
+    for key in RRULE_LISTS:
+        value = schedule.get(key)
+        if value is None:
+            continue
+        if key == "byweekday":
+            if "rrule_byweekday" in ext:
+                out[key] = [w.lower().lstrip("+") for w in ext["rrule_byweekday"]]
+            else:
+                out[key] = [WEEKDAYS[d] for d in value]
+        else:
+            out[key] = list(value)
+    out["dtstart"] = _iso(schedule["dtstart"], schedule.get("dtstart_tz", 0.0))
+    if schedule.get("until") is not None:
+        out["until"] = _iso(schedule["until"], schedule.get("until_tz", 0.0))
+    return out
+
+
+def entry_to_manifest(definition: Mapping[str, Any], ext: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The shortest natural manifest schedule whose definition is ``definition``.
+
+    Raises ValueError for an extension key this version does not know.
+    """
+    ext = dict(ext or {})
+    unknown = sorted(set(ext) - {"timezone", "rrule_byweekday"})
+    if unknown:
+        raise ValueError(f"unknown extension field(s) {', '.join(unknown)} in entry {definition.get('name')!r}")
+    out: dict[str, Any] = {"name": definition["name"], "task": definition["task"]}
+    schedule = definition["schedule"]
+    kind = schedule.get("__type__")
+    if kind == "interval":
+        every = float(schedule["every"])
+        out["every"] = duration.format_duration(every) or (int(every) if every.is_integer() else every)
+        if schedule.get("relative"):
+            out["relative"] = True
+    elif kind == "crontab":
+        fields = {f: str(schedule.get(f, "*")) for f in cron.CELERY_FIELDS}
+        try:
+            text = cron.cron_string(cron.parse_crontab(fields))
+        except cron.CronError:
+            text = None
+        if text is not None:
+            out["cron"] = text
+        else:
+            out["crontab"] = {f: v for f, v in fields.items() if v != "*"}
+    elif kind == "rrule":
+        out["rrule"] = _rrule_manifest(schedule, ext)
+    else:
+        raise ValueError(f"unknown schedule type {kind!r} in entry {definition.get('name')!r}")
+    for key in ("args", "kwargs", "options"):
+        if definition.get(key):
+            out[key] = definition[key]
+    if definition.get("enabled") is False:
+        out["enabled"] = False
+    if "timezone" in ext:
+        out["timezone"] = ext["timezone"]
+    return out

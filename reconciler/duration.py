@@ -1,0 +1,72 @@
+"""Durations for ``every:``: seconds as a number, or ``500ms``, ``30s``, ``1h30m``, ``1d``.
+
+:func:`parse_duration` turns either form into float seconds; :func:`format_duration`
+gives the shortest duration string that parses back to exactly the same float
+(used by ``export``), or None when there is none.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+UNITS: dict[str, float] = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+_NUMBER = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*$")
+_PART = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)\s*")
+
+
+class DurationError(ValueError):
+    """A value that is not a duration, or not a positive one."""
+
+
+def parse_duration(value: object) -> float:
+    """Seconds of ``value`` (a number, or a duration string); must be > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise DurationError(f"expected a number of seconds or a duration string, got {value!r}")
+    if isinstance(value, str):
+        seconds = _parse_text(value)
+    else:
+        seconds = float(value)
+    if not math.isfinite(seconds):
+        raise DurationError(f"{value!r} is not a finite duration")
+    if seconds <= 0:
+        raise DurationError(f"{value!r}: the interval must be greater than 0")
+    return seconds
+
+
+def _parse_text(text: str) -> float:
+    if _NUMBER.match(text):
+        return float(text)
+    pos, total, seen = 0, 0.0, False
+    while pos < len(text):
+        match = _PART.match(text, pos)
+        if match is None or match.end() == pos:
+            raise DurationError(
+                f"{text!r} is not a duration: use a number of seconds or <number><unit> parts "
+                "with units ms, s, m, h, d (e.g. 500ms, 30s, 1h30m)"
+            )
+        total += float(match.group(1)) * UNITS[match.group(2)]
+        pos, seen = match.end(), True
+    if not seen:
+        raise DurationError(f"{text!r} is not a duration")
+    return total
+
+
+def format_duration(seconds: float) -> str | None:
+    """The shortest ``1h30m``-style string equal to ``seconds``, else None."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        return None
+    millis = round(seconds * 1000)
+    if millis <= 0 or abs(millis / 1000 - seconds) > 1e-9:
+        return None
+    parts: list[str] = []
+    rest = millis
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    text = "".join(parts)
+    if parse_duration(text) != seconds:
+        return None
+    return text

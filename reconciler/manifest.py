@@ -1,0 +1,442 @@
+"""Read manifest files safely, keeping the line and column of every value.
+
+Files are found recursively (``*.yaml``/``*.yml``; hidden names skipped, but
+the visible symlinks of a Kubernetes ConfigMap volume followed), read with
+limits, and composed with PyYAML's *safe* C loader into nodes. The nodes are
+turned into plain Python values here rather than by PyYAML's constructor, so
+that duplicate keys are errors, only the standard scalar tags are accepted,
+and alias expansion is measured before anything is expanded ("billion laughs"
+fails at once). Each :class:`Document` keeps its root node, so an error found
+later by the schema or the semantic checks can be pointed at the exact key or
+value (:meth:`Document.error`).
+
+Limits: a manifest file may be at most :data:`MAX_FILE_BYTES` (5 MiB), and a
+document may expand to at most :data:`MAX_EXPANDED_NODES` nodes through
+anchors and aliases.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import stat as statmode
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from reconciler.errors import Location, ManifestError, ManifestErrors
+from reconciler.model import DesiredEntry
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_EXPANDED_NODES = 1_000_000
+SUFFIXES = (".yaml", ".yml")
+
+_Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_TAG = "tag:yaml.org,2002:"
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+
+PathPart = str | int
+Anchor = Literal["value", "key", "mapping"]
+
+
+def _node_location(file: Path, node: yaml.Node | None, field_path: str) -> tuple[Location, int | None]:
+    if node is None:
+        return Location(file, None, None, field_path), None
+    start, end = node.start_mark, node.end_mark
+    end_col = end.column + 1 if end.line == start.line and end.column > start.column else None
+    return Location(file, start.line + 1, start.column + 1, field_path), end_col
+
+
+def format_path(path: Sequence[PathPart]) -> str:
+    """``("schedules", 2, "cron")`` -> ``schedules[2].cron``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif isinstance(part, str) and part.replace("_", "a").replace("-", "a").isalnum():
+            text += f".{part}" if text else part
+        else:
+            text += f"[{json.dumps(part) if isinstance(part, str) else part}]"
+    return text
+
+
+@dataclass
+class Document:
+    """One YAML document of a manifest file: its value and its nodes."""
+
+    file: Path
+    index: int
+    node: yaml.Node
+    data: Any
+    lines: list[str] = field(repr=False)
+
+    def locate(self, path: Sequence[PathPart]) -> tuple[yaml.Node | None, yaml.Node | None]:
+        """(key node, value node) of ``path``; the deepest known node when it is missing."""
+        key: yaml.Node | None = None
+        node: yaml.Node | None = self.node
+        for part in path:
+            found = _child(node, part) if node is not None else None
+            if found is None:
+                return key, node
+            key, node = found
+        return key, node
+
+    def location(self, path: Sequence[PathPart]) -> Location:
+        """The Location of the value at ``path``."""
+        return _node_location(self.file, self.locate(path)[1], format_path(path))[0]
+
+    def error(
+        self,
+        path: Sequence[PathPart],
+        message: str,
+        hint: str | None = None,
+        *,
+        at: Anchor = "value",
+        code: str = "schema",
+    ) -> ManifestError:
+        """A ManifestError for ``path``, placed at its value, its key, or its mapping."""
+        key, value = self.locate(path)
+        node = key if at == "key" and key is not None else value
+        where, end_col = _node_location(self.file, node, format_path(path))
+        source = self.lines[where.line - 1] if where.line and where.line <= len(self.lines) else None
+        return ManifestError(where, message, hint, code=code, end_column=end_col, source_line=source)
+
+
+def _child(node: yaml.Node, part: PathPart) -> tuple[yaml.Node, yaml.Node] | None:
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+        if 0 <= part < len(node.value):
+            return node.value[part], node.value[part]
+        return None
+    if isinstance(node, yaml.MappingNode):
+        merges: list[yaml.Node] = []
+        for key, value in node.value:
+            if key.tag == _TAG + "merge":
+                merges.extend(value.value if isinstance(value, yaml.SequenceNode) else [value])
+            elif isinstance(key, yaml.ScalarNode) and _scalar(key) == part:
+                return key, value
+        for source in merges:
+            found = _child(source, part)
+            if found is not None:
+                return found
+    return None
+
+
+@dataclass
+class ManifestFile:
+    """A manifest file that could be read and parsed, with its documents."""
+
+    path: Path
+    documents: list[Document]
+
+
+class _NodeError(Exception):
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        super().__init__(message)
+        self.node, self.message = node, message
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    tag = node.tag
+    if tag == _TAG + "str":
+        return node.value
+    if tag == _TAG + "int":
+        return _CONSTRUCTOR.construct_yaml_int(node)
+    if tag == _TAG + "float":
+        return _CONSTRUCTOR.construct_yaml_float(node)
+    if tag == _TAG + "bool":
+        return _CONSTRUCTOR.construct_yaml_bool(node)
+    if tag == _TAG + "null":
+        return None
+    if tag == _TAG + "timestamp":
+        # Kept as the text written: definitions carry strings, not datetimes.
+        return node.value
+    raise _NodeError(node, f"the tag {_short_tag(tag)} is not allowed in a manifest (safe YAML only)")
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
+
+
+def _measure(root: yaml.Node) -> int:
+    """Nodes that converting ``root`` would create, aliases expanded; without expanding."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        ident = id(node)
+        if ident in sizes:
+            return sizes[ident]
+        if ident in active:
+            raise _NodeError(node, "recursive alias: an anchor is used inside itself")
+        active.add(ident)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        active.discard(ident)
+        sizes[ident] = total
+        return total
+
+    return size(root)
+
+
+def _convert(node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return _scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        if node.tag != _TAG + "seq":
+            raise _NodeError(node, f"the tag {_short_tag(node.tag)} is not allowed in a manifest (safe YAML only)")
+        return [_convert(child) for child in node.value]
+    if node.tag != _TAG + "map":
+        raise _NodeError(node, f"the tag {_short_tag(node.tag)} is not allowed in a manifest (safe YAML only)")
+    result: dict[Any, Any] = {}
+    keys: dict[Any, yaml.Node] = {}
+    merged: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag == _TAG + "merge":
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for source in sources:
+                value = _convert(source)
+                if not isinstance(value, dict):
+                    raise _NodeError(source, "a merge key '<<' needs a mapping or a list of mappings")
+                for k, v in value.items():
+                    merged.setdefault(k, v)
+            continue
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise _NodeError(key_node, "mapping keys must be plain strings or numbers")
+        key = _scalar(key_node)
+        if key in keys:
+            first = keys[key].start_mark
+            raise _NodeError(
+                key_node,
+                f"duplicate key {key!r} (first defined at line {first.line + 1}, column {first.column + 1})",
+            )
+        keys[key] = key_node
+        result[key] = _convert(value_node)
+    if merged:
+        merged.update(result)
+        return merged
+    return result
+
+
+def _yaml_error_location(path: Path, exc: yaml.MarkedYAMLError, lines: list[str]) -> ManifestError:
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or "invalid YAML"
+    if "'\\t'" in problem or "\t" in problem:
+        message = "tab character: YAML indentation must use spaces, not tabs"
+    else:
+        context = f" {exc.context}" if exc.context and exc.context_mark == exc.problem_mark else ""
+        message = f"invalid YAML: {problem}{context}".strip()
+    line = mark.line + 1 if mark else None
+    column = mark.column + 1 if mark else None
+    source = lines[line - 1] if line and line <= len(lines) else None
+    return ManifestError(Location(path, line, column, ""), message, code="yaml", source_line=source)
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, or a ManifestError saying plainly why not."""
+    where = Location(path, None, None, "")
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ManifestError(where, f"file is {size} bytes; manifests are limited to {MAX_FILE_BYTES} bytes (5 MiB)", code="file")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ManifestError(where, f"cannot read file: {exc.strerror or exc}", code="file") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ManifestError(where, f"file is larger than {MAX_FILE_BYTES} bytes (5 MiB), the limit for a manifest", code="file")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise ManifestError(where, "file is UTF-16 encoded; save it as UTF-8", code="file")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise ManifestError(where, f"binary file (NUL byte at offset {nul}); a manifest must be UTF-8 text", code="file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = len(data[line_start : exc.start].decode("utf-8", "replace")) + 1
+        raise ManifestError(
+            Location(path, line, column, ""),
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8",
+            code="file",
+        ) from None
+    if not text.strip():
+        raise ManifestError(where, "file is empty; a manifest needs at least one schedule", code="file")
+    return text
+
+
+def parse_file(path: Path) -> ManifestFile:
+    """Read and compose one file; raises ManifestError (one per file: parsing stops there)."""
+    text = _read_text(path)
+    lines = text.splitlines()
+    documents: list[Document] = []
+    try:
+        for index, node in enumerate(yaml.compose_all(text, Loader=_Loader)):
+            if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "null"):
+                continue
+            document = Document(path, index, node, None, lines)
+            if "&" in text and _measure(node) > MAX_EXPANDED_NODES:
+                raise _NodeError(
+                    node,
+                    f"anchors and aliases expand this document past {MAX_EXPANDED_NODES} nodes "
+                    "(a 'billion laughs' document?)",
+                )
+            document.data = _convert(node)
+            documents.append(document)
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error_location(path, exc, lines) from None
+    except yaml.YAMLError as exc:  # reader errors (control characters) carry no mark
+        raise ManifestError(Location(path, None, None, ""), f"invalid YAML: {exc}", code="yaml") from None
+    except _NodeError as exc:
+        where, end_col = _node_location(path, exc.node, "")
+        line = where.line
+        source = lines[line - 1] if line and line <= len(lines) else None
+        raise ManifestError(where, exc.message, code="yaml", end_column=end_col, source_line=source) from None
+    if not documents:
+        raise ManifestError(Location(path, None, None, ""), "file has no YAML documents (only comments or '---')", code="file")
+    return ManifestFile(path, documents)
+
+
+def _is_manifest_name(name: str) -> bool:
+    return name.endswith(SUFFIXES)
+
+
+def discover(paths: Sequence[Path]) -> tuple[list[Path], list[ManifestError]]:
+    """Manifest files under ``paths``, in a stable order, each real file once.
+
+    Directories are searched recursively; names starting with ``.`` are
+    skipped (``.git``, and a ConfigMap's ``..data`` internals), but symlinks
+    to files and directories are followed, so the visible ``x.yaml ->
+    ..data/x.yaml`` links of a ConfigMap volume are read. A symlink loop or a
+    broken link is an error, never a hang. A path given explicitly is read
+    whatever its name.
+    """
+    found: list[Path] = []
+    errors: list[ManifestError] = []
+    seen_files: set[tuple[int, int]] = set()
+
+    def add(path: Path, st: os.stat_result) -> None:
+        ident = (st.st_dev, st.st_ino)
+        if ident not in seen_files:
+            seen_files.add(ident)
+            found.append(path)
+
+    def stat(path: Path) -> os.stat_result | None:
+        try:
+            return path.stat()
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                errors.append(ManifestError(Location(path, None, None, ""), "symlink loop", code="file"))
+            elif path.is_symlink():
+                target = os.readlink(path)
+                errors.append(ManifestError(Location(path, None, None, ""), f"broken symlink (points to {target})", code="file"))
+            else:
+                errors.append(ManifestError(Location(path, None, None, ""), f"cannot read: {exc.strerror or exc}", code="file"))
+            return None
+
+    def walk(directory: Path, ancestors: frozenset[tuple[int, int]]) -> None:
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError as exc:
+            errors.append(ManifestError(Location(directory, None, None, ""), f"cannot list directory: {exc.strerror or exc}", code="file"))
+            return
+        for name in names:
+            if name.startswith("."):
+                continue
+            child = directory / name
+            is_dir_link = child.is_symlink()
+            if not is_dir_link and not _is_manifest_name(name):
+                try:
+                    if not child.is_dir():
+                        continue
+                except OSError:
+                    continue
+            st = stat(child)
+            if st is None:
+                continue
+            if statmode.S_ISDIR(st.st_mode):
+                ident = (st.st_dev, st.st_ino)
+                if ident in ancestors:
+                    errors.append(ManifestError(Location(child, None, None, ""), "symlink loop: this directory contains itself", code="file"))
+                    continue
+                walk(child, ancestors | {ident})
+            elif _is_manifest_name(name) and statmode.S_ISREG(st.st_mode):
+                add(child, st)
+
+    for path in paths:
+        st = stat(path)
+        if st is None:
+            continue
+        if statmode.S_ISDIR(st.st_mode):
+            before = len(found)
+            walk(path, frozenset({(st.st_dev, st.st_ino)}))
+            if len(found) == before:
+                errors.append(ManifestError(Location(path, None, None, ""), "no manifests (*.yaml, *.yml) in this directory", code="file"))
+        else:
+            add(path, st)
+    return found, errors
+
+
+def load_manifests(paths: Sequence[Path]) -> tuple[list[ManifestFile], list[ManifestError]]:
+    """Every manifest file under ``paths`` parsed, plus the errors of those that could not be."""
+    files, errors = discover(paths)
+    parsed: list[ManifestFile] = []
+    for path in files:
+        try:
+            parsed.append(parse_file(path))
+        except ManifestError as exc:
+            errors.append(exc)
+    return parsed, errors
+
+
+def check_manifests(
+    paths: Sequence[Path], *, compat: str | None = None
+) -> tuple[dict[str, DesiredEntry], list[ManifestError]]:
+    """Load, schema-check and semantically check; (entries, all errors sorted)."""
+    from reconciler import schema, semantic
+
+    files, errors = load_manifests(paths)
+    documents: list[tuple[Document, set[int]]] = []
+    for manifest in files:
+        for document in manifest.documents:
+            result = schema.check(document)
+            errors.extend(result.errors)
+            if result.broken is not None:
+                documents.append((document, result.broken))
+    entries, problems = semantic.build_entries(documents, compat=compat)
+    errors.extend(problems)
+    if not entries and not errors:
+        where = Location(paths[0] if paths else Path("."), None, None, "")
+        errors.append(ManifestError(where, "no schedules found", code="file"))
+    errors.sort(key=ManifestError.sort_key)
+    return entries, errors
+
+
+def load_desired(paths: Sequence[Path], *, compat: str | None = None) -> dict[str, DesiredEntry]:
+    """The desired entries of ``paths`` by name; raises ManifestErrors with every error of the run.
+
+    ``compat="celery-redbeat"`` also rejects every extension celery-redbeat
+    cannot read. Reads only; never writes.
+    """
+    entries, errors = check_manifests(paths, compat=compat)
+    if errors:
+        raise ManifestErrors(errors)
+    return entries
+
+
+def content_digest(entries: Mapping[str, DesiredEntry]) -> str:
+    """sha256 over the canonical entries; independent of key order, formatting and file layout."""
+    canonical = [
+        [name, entries[name].definition, entries[name].ext, entries[name].protected]
+        for name in sorted(entries)
+    ]
+    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()

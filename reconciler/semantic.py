@@ -1,0 +1,127 @@
+"""Checks the schema cannot express, and the desired entries they yield.
+
+Runs on schema-valid documents: merges group ``defaults`` into each schedule
+(every field replaces the default of the same name, except ``options``, merged
+key by key with the schedule's keys winning; a default ``timezone`` is not
+applied to ``every`` schedules, where it means nothing), converts each
+schedule with :mod:`reconciler.convert` (cron fields through Celery's parser,
+time zones, rrules that never fire, intervals <= 0, JSON-encodable values),
+and checks that names are unique across the whole run. Every error points at
+the field where the offending value was written, in the schedule or in the
+defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from reconciler.convert import FieldError, manifest_to_entry
+from reconciler.errors import ManifestError
+from reconciler.model import DesiredEntry
+
+if TYPE_CHECKING:
+    from reconciler.manifest import Document
+
+COMPAT_TARGETS = ("celery-redbeat",)
+
+PathT = tuple[str | int, ...]
+
+
+class _Schedule:
+    """One merged schedule and where each of its fields was written."""
+
+    def __init__(self, document: Document, prefix: PathT, own: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
+        self.document, self.prefix, self.own, self.defaults = document, prefix, own, defaults
+        merged = {k: v for k, v in defaults.items()}
+        merged.update(own)
+        if "options" in defaults and "options" in own:
+            merged["options"] = {**defaults["options"], **own["options"]}
+        if "every" in own and "timezone" in defaults and "timezone" not in own:
+            del merged["timezone"]
+        self.data = merged
+
+    def origin(self, path: Sequence[str | int]) -> PathT:
+        """The document path where the merged field ``path`` was written."""
+        if not path:
+            return self.prefix
+        head = path[0]
+        from_defaults = head not in self.own and head in self.defaults
+        if head == "options" and len(path) > 1 and head in self.own and head in self.defaults:
+            from_defaults = path[1] not in self.own["options"]
+        return (("defaults",) if from_defaults else self.prefix) + tuple(path)
+
+    def error(self, path: Sequence[str | int], message: str, hint: str | None = None, *, code: str = "semantic") -> ManifestError:
+        return self.document.error(self.origin(path), message, hint, code=code)
+
+
+def _schedules(document: Document, skip: set[int]) -> list[_Schedule]:
+    data = document.data
+    if "schedules" in data:
+        defaults = data.get("defaults") or {}
+        return [
+            _Schedule(document, ("schedules", i), item, defaults)
+            for i, item in enumerate(data["schedules"])
+            if i not in skip
+        ]
+    return [_Schedule(document, (), data, {})]
+
+
+def _compat_errors(schedule: _Schedule, ext: Mapping[str, Any], target: str) -> list[ManifestError]:
+    errors = []
+    if "timezone" in ext:
+        errors.append(schedule.error(
+            ("timezone",),
+            f"{target} ignores per-schedule time zones (an extension): there it would run in beat's time zone",
+            "remove timezone, or validate without --compat",
+            code="compat",
+        ))  # fmt: skip
+    if "rrule_byweekday" in ext:
+        nth = ", ".join(w for w in ext["rrule_byweekday"] if w[0] in "+-")
+        errors.append(schedule.error(
+            ("rrule", "byweekday"),
+            f"{target} cannot store nth weekdays ({nth}, an extension): there it would run on every such weekday",
+            code="compat",
+        ))  # fmt: skip
+    return errors
+
+
+def build_entries(
+    documents: Sequence[tuple[Document, set[int]]], *, compat: str | None = None
+) -> tuple[dict[str, DesiredEntry], list[ManifestError]]:
+    """Desired entries of schema-checked documents, with every semantic error.
+
+    Each document comes with the indexes of its schedules that failed the
+    schema; those are skipped.
+    """
+    if compat is not None and compat not in COMPAT_TARGETS:
+        raise ValueError(f"unknown compatibility target {compat!r}")
+    entries: dict[str, DesiredEntry] = {}
+    errors: list[ManifestError] = []
+    for document, skip in documents:
+        for schedule in _schedules(document, skip):
+            try:
+                definition, ext = manifest_to_entry(schedule.data)
+            except FieldError as exc:
+                errors.append(schedule.error(exc.path, exc.message, exc.hint))
+                continue
+            name = definition["name"]
+            source = document.location(schedule.prefix)
+            if name in entries:
+                first = entries[name].source
+                errors.append(schedule.error(
+                    ("name",),
+                    f"duplicate name {name!r}: also defined at {first.file}:{first.line}:{first.column}",
+                    "names must be unique across all manifests of a run",
+                ))  # fmt: skip
+                continue
+            if compat is not None and ext:
+                errors.extend(_compat_errors(schedule, ext, compat))
+            entries[name] = DesiredEntry(
+                name=name,
+                definition=definition,
+                ext=ext,
+                protected=bool(schedule.data.get("protected", False)),
+                source=source,
+            )
+    return entries, errors
