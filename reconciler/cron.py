@@ -15,6 +15,7 @@ with a > b wraps around, as Celery's parser does), steps ``*/n`` and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -107,7 +108,11 @@ def parse_field(field: str, text: object) -> frozenset[int]:
     """The set of values one crontab field matches (Sunday is 0)."""
     if isinstance(text, bool) or not isinstance(text, (str, int)):
         raise CronError(f"{LABELS[field]} must be a string or an integer, got {text!r}")
-    spec = str(text).strip()
+    return _parse_field(field, str(text).strip())
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_field(field: str, spec: str) -> frozenset[int]:
     low, high = BOUNDS[field]
     top = 7 if field == "day_of_week" else high
     values: set[int] = set()
@@ -143,6 +148,7 @@ def parse_field(field: str, text: object) -> frozenset[int]:
     return frozenset(values)
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_field(field: str, values: frozenset[int]) -> str:
     """One spelling per set: ``*``, ``*/n``, else ranges (3+ in a row) and numbers."""
     low, high = BOUNDS[field]

@@ -228,7 +228,8 @@ def _convert(node: yaml.Node) -> Any:
 def _yaml_error_location(path: Path, exc: yaml.MarkedYAMLError, lines: list[str]) -> ManifestError:
     mark = exc.problem_mark or exc.context_mark
     problem = exc.problem or "invalid YAML"
-    if "'\\t'" in problem or "\t" in problem:
+    at_tab = mark is not None and mark.line < len(lines) and lines[mark.line][mark.column : mark.column + 1] == "\t"
+    if at_tab or "'\\t'" in problem:
         message = "tab character: YAML indentation must use spaces, not tabs"
     else:
         context = f" {exc.context}" if exc.context and exc.context_mark == exc.problem_mark else ""
@@ -416,8 +417,9 @@ def check_manifests(
     if not entries and not errors:
         where = Location(paths[0] if paths else Path("."), None, None, "")
         errors.append(ManifestError(where, "no schedules found", code="file"))
-    errors.sort(key=ManifestError.sort_key)
-    return entries, errors
+    # A bad value in `defaults` fails every schedule of its group: say it once.
+    unique = {error.sort_key(): error for error in reversed(errors)}
+    return entries, [unique[key] for key in sorted(unique)]
 
 
 def load_desired(paths: Sequence[Path], *, compat: str | None = None) -> dict[str, DesiredEntry]:

@@ -261,6 +261,8 @@ def _translate(document: Document, error: jsonschema.ValidationError) -> list[Ma
             errors.append(document.error((*path, key), message, hint, at="key"))
         return errors
     if kind == "oneOf" and all(set(s) == {"required"} for s in error.validator_value):
+        if not isinstance(value, dict):
+            return []  # the type error says it
         names = [s["required"][0] for s in error.validator_value]
         present = [n for n in names if isinstance(value, dict) and n in value]
         choices = ", ".join(names)
@@ -272,7 +274,7 @@ def _translate(document: Document, error: jsonschema.ValidationError) -> list[Ma
         errors = []
         for key, needs in error.validator_value.items():
             if key in value and any(n not in value for n in needs):
-                errors.append(document.error((*path, key), f"'{key}' only applies together with {', '.join(needs)}", at="key"))
+                errors.append(document.error((*path, key), f"'{key}' only applies to an '{' or '.join(needs)}' schedule", at="key"))
         return errors
     if kind == "type":
         wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
