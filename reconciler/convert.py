@@ -136,6 +136,8 @@ def _rrule(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             ]
     if lists["bymonthday"] and 0 in lists["bymonthday"]:
         raise FieldError((*base, "bymonthday"), "day 0 does not exist; use 1..31, or -1..-31 from the end")
+    if until is not None and "count" in spec:
+        raise FieldError((*base, "until"), "count and until cannot both be set (RFC 5545): choose one")
     if until is not None and until < dtstart:
         raise FieldError((*base, "until"), f"until {spec['until']!r} is before dtstart {spec['dtstart']!r}: the rule never fires")
     if lists["bymonthday"] and lists["bymonth"]:
@@ -175,8 +177,7 @@ def _check_fires(schedule: Mapping[str, Any], ext: Mapping[str, Any], dtstart: d
             dtstart=dtstart,
             interval=schedule["interval"],
             wkst=schedule["wkst"],
-            count=schedule["count"],
-            until=limit,
+            until=limit,  # the first occurrence does not depend on count
             bysetpos=schedule["bysetpos"],
             bymonth=schedule["bymonth"],
             bymonthday=schedule["bymonthday"],
