@@ -245,10 +245,12 @@ def decode_definition(raw: str | bytes) -> dict[str, Any]:
     task = data.get("task")
     if not isinstance(task, str) or not task:
         raise CorruptEntryError(f"definition needs a task name, got {task!r}")
-    args = data.get("args") or []
+    # celery-redbeat stores an entry made without args as "args": null; keep it
+    # so that a decoded definition encodes back to the same bytes.
+    args = data.get("args")
     kwargs = data.get("kwargs") or {}
     options = data.get("options") or {}
-    if not isinstance(args, (list, tuple)):
+    if args is not None and not isinstance(args, (list, tuple)):
         raise CorruptEntryError(f"args must be a list, not {type(args).__name__}")
     if not isinstance(kwargs, dict):
         raise CorruptEntryError(f"kwargs must be an object, not {type(kwargs).__name__}")
@@ -258,7 +260,7 @@ def decode_definition(raw: str | bytes) -> dict[str, Any]:
     return {
         "name": data.get("name"),
         "task": task,
-        "args": _decode_nested(list(args)),
+        "args": None if args is None else _decode_nested(list(args)),
         "kwargs": _decode_nested(kwargs),
         "options": options,
         "schedule": schedule,
