@@ -1,0 +1,214 @@
+"""apply_plan(plan, client, keys) -> ApplyResult: one atomic script writes exactly what the plan lists.
+
+All or nothing: every change is checked first (the entry still has the
+fingerprint the plan read, the ownership record is still the one the plan
+read) and only then is anything written, in one Lua script, which Redis runs
+atomically and logs to the AOF as one unit.  A beat that records runs
+meanwhile only touches ``meta`` and scores, which the check ignores and the
+writes keep, so its work is never lost.  Two applies of one owner serialise
+on the same check: the later one finds the records changed and re-plans (or,
+for a saved plan, refuses).  An empty plan sends nothing at all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redbeat.codec import encode_ext
+from redbeat.keys import KeySpace
+
+from reconciler.errors import RedbeatError
+from reconciler.plan import Change, Op, Plan
+from reconciler.state import OwnershipRecord, fingerprint
+
+ARGS_PER_CHANGE = 10
+
+#: KEYS: schedule zset, owner index hash, owners set.
+#: ARGV: prefix, owner, wake channel, then ARGS_PER_CHANGE per change:
+#:   op, name, expected fingerprint, expected record ('' = none), definition,
+#:   ext ('' = none), record, reschedule ('1'/'0'), score if it has run, score if never run.
+#: Phase 1 checks every change and returns {0, name, what} at the first
+#: mismatch, having written nothing.  Phase 2 writes only bytes that differ,
+#: so re-applying the same plan changes nothing.  Returns {1, commands written}.
+APPLY_SCRIPT = """
+local prefix, owner, channel = ARGV[1], ARGV[2], ARGV[3]
+local n = 10
+for i = 4, #ARGV, n do
+  local name, expected_fp, expected_record = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local key = prefix .. name
+  local fields = redis.call('HMGET', key, 'definition', 'ext')
+  local fp = 'absent'
+  if fields[1] then
+    fp = redis.sha1hex(fields[1] .. '\\n' .. (fields[2] or ''))
+  end
+  if fp ~= expected_fp then
+    return {0, name, 'entry'}
+  end
+  local record = redis.call('HGET', KEYS[2], name) or ''
+  if record ~= expected_record then
+    return {0, name, 'ownership record'}
+  end
+end
+local written = 0
+for i = 4, #ARGV, n do
+  local op, name = ARGV[i], ARGV[i + 1]
+  local definition, ext, record = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local reschedule, score_run, score_never = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
+  local key = prefix .. name
+  if op == 'delete' then
+    redis.call('DEL', key)
+    redis.call('ZREM', KEYS[1], key)
+    redis.call('HDEL', KEYS[2], name)
+    written = written + 3
+  else
+    local current = redis.call('HMGET', key, 'definition', 'ext')
+    if current[1] ~= definition then
+      redis.call('HSET', key, 'definition', definition)
+      written = written + 1
+    end
+    if ext == '' then
+      if current[2] then
+        redis.call('HDEL', key, 'ext')
+        written = written + 1
+      end
+    elseif current[2] ~= ext then
+      redis.call('HSET', key, 'ext', ext)
+      written = written + 1
+    end
+    if reschedule == '1' or not redis.call('ZSCORE', KEYS[1], key) then
+      local score = score_never
+      if redis.call('HEXISTS', key, 'meta') == 1 then
+        score = score_run
+      end
+      redis.call('ZADD', KEYS[1], score, key)
+      written = written + 1
+    end
+    if redis.call('HGET', KEYS[2], name) ~= record then
+      redis.call('HSET', KEYS[2], name, record)
+      written = written + 1
+    end
+  end
+end
+if written > 0 then
+  if redis.call('SISMEMBER', KEYS[3], owner) == 0 and redis.call('HLEN', KEYS[2]) > 0 then
+    redis.call('SADD', KEYS[3], owner)
+  end
+  redis.call('PUBLISH', channel, owner)
+end
+return {1, written}
+"""
+
+
+class StalePlanError(RedbeatError):
+    """Redis changed since the plan was made; nothing was written."""
+
+    def __init__(self, name: str, what: str) -> None:
+        super().__init__(f"{name}: its {what} changed in Redis since the plan was made; nothing was written")
+        self.name, self.what = name, what
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    changes: int
+    commands_written: int
+
+
+def encode_definition(definition: dict[str, Any]) -> str:
+    """The bytes stored for a definition: celery-redbeat's json.dumps (default separators, key order kept)."""
+    return json.dumps(definition)
+
+
+def scores_for(definition: dict[str, Any], now: float) -> tuple[float, float]:
+    """(score if the entry has run, score if it never ran) for an entry written now.
+
+    A score is only when beat looks again; beat decides from ``meta``.  So
+    "now" is always safe for an entry that has run: beat re-reads it at once
+    and files it under its exact next due time, in its own time zone.  A
+    never-run interval entry is due at its score (celery semantics: first run
+    one interval after creation); a never-run crontab or rrule waits for its
+    first real occurrence at or after its score.  A disabled entry is not in
+    the due index at all.
+    """
+    if not definition.get("enabled", True):
+        return -1.0, -1.0
+    schedule = definition.get("schedule") or {}
+    if schedule.get("__type__") == "interval":
+        return now, now + float(schedule["every"])
+    return now, now
+
+
+@dataclass(frozen=True, slots=True)
+class WriteStep:
+    """One change as the apply script takes it; also what a saved plan file stores."""
+
+    op: str  # create | update | adopt | delete
+    name: str
+    expected_fingerprint: str
+    expected_record: str  # '' when there was none
+    definition: str = ""
+    ext: str = ""
+    record: str = ""
+    reschedule: bool = False
+    score_if_run_offset: float = 0.0  # seconds after apply time
+    score_if_never_offset: float = 0.0
+    disabled: bool = False
+
+    def arguments(self, now: float) -> list[Any]:
+        run = -1.0 if self.disabled else now + self.score_if_run_offset
+        never = -1.0 if self.disabled else now + self.score_if_never_offset
+        return [
+            self.op, self.name, self.expected_fingerprint, self.expected_record, self.definition, self.ext,
+            self.record, "1" if self.reschedule else "0", repr(run), repr(never),
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "WriteStep":
+        return cls(**{name: data[name] for name in cls.__slots__})
+
+
+def write_step(change: Change) -> WriteStep:
+    expected_fp, expected_record = change.expected_fingerprint, change.expected_record or ""
+    if change.op is Op.DELETE:
+        return WriteStep("delete", change.name, expected_fp, expected_record)
+    desired = change.desired
+    assert desired is not None
+    definition = encode_definition(desired.definition)
+    ext = encode_ext(desired.ext) or ""
+    record = OwnershipRecord(fingerprint(definition, ext or None), desired.protected).to_json()
+    run_offset, never_offset = scores_for(desired.definition, 0.0)
+    return WriteStep(
+        change.op.value, change.name, expected_fp, expected_record, definition, ext, record,
+        change.reschedule, run_offset, never_offset, not desired.definition.get("enabled", True),
+    )
+
+
+def apply_steps(
+    steps: list[WriteStep], owner: str, client: Any, keys: KeySpace, *, clock: Callable[[], float] = time.time
+) -> ApplyResult:
+    """Write the steps atomically; raise StalePlanError (nothing written) if Redis moved on."""
+    if not steps:
+        return ApplyResult(0, 0)
+    now = clock()
+    args: list[Any] = [keys.prefix, owner, keys.wake_channel]
+    for step in steps:
+        args += step.arguments(now)
+    script = client.register_script(APPLY_SCRIPT)
+    reply = script(keys=[keys.schedule, keys.owner_index(owner), keys.owners], args=args)
+    if int(reply[0]) != 1:
+        raise StalePlanError(_text(reply[1]), _text(reply[2]))
+    return ApplyResult(len(steps), int(reply[1]))
+
+
+def apply_plan(plan: Plan, client: Any, keys: KeySpace, *, clock: Callable[[], float] = time.time) -> ApplyResult:
+    return apply_steps([write_step(c) for c in plan.writes], plan.owner, client, keys, clock=clock)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

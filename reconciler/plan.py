@@ -1,0 +1,237 @@
+"""plan(desired, actual) -> Plan: what an apply would write.  Pure: no I/O, no clock.
+
+Comparison is on the canonical form (the stored definition is read back
+through the manifest converter), so re-ordered keys, ``every: 60`` vs
+``every: 1m`` or crontab spelling never show as a change, and an entry
+written by celery-redbeat with ``minute=0`` equals a manifest's ``"0"``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.convert import entry_to_manifest, manifest_to_entry
+from reconciler.model import DesiredEntry
+from reconciler.state import STATIC_OWNER, ActualEntry, ActualState, fingerprint
+
+#: Deleting up to this many entries never needs --allow-mass-delete.
+MASS_DELETE_FLOOR = 3
+
+
+class Op(enum.Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    ADOPT = "adopt"
+    NOOP = "no-op"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    path: str  # e.g. "schedule.every", "kwargs.format", "protected"
+    old: Any
+    new: Any
+
+
+_MISSING = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    op: Op
+    name: str
+    desired: DesiredEntry | None
+    actual: ActualEntry | None
+    fields: tuple[FieldChange, ...] = ()
+    reschedule: bool = False  # the schedule (or enabled, or time zone) changed: the score is recomputed
+    drift: tuple[FieldChange, ...] = ()  # what changed in Redis since this owner last applied it
+    reason: str = ""
+
+    @property
+    def expected_fingerprint(self) -> str:
+        return self.actual.fingerprint if self.actual is not None else fingerprint(None, None)
+
+    @property
+    def expected_record(self) -> str | None:
+        return self.actual.record_raw if self.actual is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    owner: str
+    changes: tuple[Change, ...]
+    errors: tuple[str, ...] = field(default=())
+
+    def of(self, op: Op) -> list[Change]:
+        return [c for c in self.changes if c.op is op]
+
+    @property
+    def writes(self) -> list[Change]:
+        return [c for c in self.changes if c.op in (Op.CREATE, Op.UPDATE, Op.DELETE, Op.ADOPT)]
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.writes)
+
+    @property
+    def drifted(self) -> list[Change]:
+        return [c for c in self.changes if c.drift]
+
+    def counts(self) -> dict[str, int]:
+        return {op.value: len(self.of(op)) for op in Op}
+
+
+def canonical(definition: Mapping[str, Any] | None, ext: Mapping[str, Any] | None) -> tuple[Any, Any]:
+    """(definition, ext) as the manifest converter would write them; the input itself when it cannot."""
+    if definition is None:
+        return None, None
+    try:
+        manifest = entry_to_manifest(definition, ext)
+        return manifest_to_entry(manifest)
+    except Exception:  # anything the converter cannot express is compared as stored
+        return dict(definition), (dict(ext) if ext else None)
+
+
+_NESTED = ("kwargs", "options", "crontab", "rrule", "ext")
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, dict) and value and prefix.split(".")[0] in _NESTED:
+        for key in value:
+            _flatten(f"{prefix}.{key}", value[key], out)
+    else:
+        out[prefix] = value
+
+
+def field_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[FieldChange, ...]:
+    """Leaf-level differences between two entry views (see :func:`view`)."""
+    flat_old: dict[str, Any] = {}
+    flat_new: dict[str, Any] = {}
+    for key, value in old.items():
+        _flatten(key, value, flat_old)
+    for key, value in new.items():
+        _flatten(key, value, flat_new)
+    order = list(dict.fromkeys([*flat_old, *flat_new]))
+    return tuple(
+        FieldChange(path, flat_old.get(path, _MISSING), flat_new.get(path, _MISSING))
+        for path in order
+        if flat_old.get(path, _MISSING) != flat_new.get(path, _MISSING)
+    )
+
+
+def view(definition: Mapping[str, Any] | None, ext: Mapping[str, Any] | None, protected: bool = False) -> dict[str, Any]:
+    """An entry as a person reads it: the manifest form (``every: 30s``, ``cron: ...``), name left out."""
+    if definition is None:
+        return {}
+    try:
+        out = dict(entry_to_manifest(definition, ext))
+    except Exception:  # a definition the manifest format cannot express is shown as stored
+        out = {k: v for k, v in definition.items()}
+        if ext:
+            out["ext"] = dict(ext)
+    out.pop("name", None)
+    out["enabled"] = bool(definition.get("enabled", True))
+    if protected:
+        out["protected"] = True
+    return out
+
+
+def _reschedules(old: Mapping[str, Any] | None, new: Mapping[str, Any], old_ext: Any, new_ext: Any) -> bool:
+    if old is None:
+        return True
+    return (
+        old.get("schedule") != new.get("schedule")
+        or old.get("enabled") != new.get("enabled")
+        or (old_ext or {}).get("timezone") != (new_ext or {}).get("timezone")
+    )
+
+
+def plan(
+    desired: Mapping[str, DesiredEntry],
+    actual: ActualState,
+    *,
+    prune: bool = True,
+    adopt: bool = False,
+    max_delete_share: float = 0.5,
+    allow_mass_delete: bool = False,
+) -> Plan:
+    changes: list[Change] = []
+    errors: list[str] = []
+    for name in sorted(set(desired) | set(actual.owned)):
+        want = desired.get(name)
+        have = actual.entries.get(name)
+        if want is None:
+            if have is None or not prune:
+                continue
+            record = have.record
+            if record is not None and record.protected:
+                errors.append(
+                    f"{name}: protected (protected: true when last applied) and no longer in the manifests; "
+                    "apply it once with protected: false, then remove it"
+                )
+                changes.append(Change(Op.CONFLICT, name, None, have, reason="protected entry would be deleted"))
+                continue
+            changes.append(Change(Op.DELETE, name, None, have, fields=field_changes(
+                view(have.decoded_definition(), have.decoded_ext()), {})))
+            continue
+        changes.append(_desired_change(want, have, actual.owner, adopt))
+
+    conflicts = [c for c in changes if c.op is Op.CONFLICT and c.desired is not None]
+    for change in conflicts:
+        errors.append(f"{change.name}: {change.reason}")
+    deletes = [c for c in changes if c.op is Op.DELETE]
+    owned = len(actual.owned)
+    if deletes and not allow_mass_delete and len(deletes) > MASS_DELETE_FLOOR:
+        if len(deletes) == owned or len(deletes) > max_delete_share * owned:
+            errors.append(
+                f"refusing to delete {len(deletes)} of the {owned} entries owned by {actual.owner!r} "
+                f"(more than {max_delete_share:.0%}); check the path and --owner, or pass --allow-mass-delete"
+            )
+    if deletes and not allow_mass_delete and owned >= 2 and len(deletes) == owned and len(deletes) <= MASS_DELETE_FLOOR:
+        errors.append(
+            f"refusing to delete all {owned} entries owned by {actual.owner!r}; "
+            "check the path and --owner, or pass --allow-mass-delete"
+        )
+    return Plan(actual.owner, tuple(changes), tuple(errors))
+
+
+def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, adopt: bool) -> Change:
+    new_view = view(want.definition, want.ext, want.protected)
+    if have is None or (not have.exists and have.owner == owner):
+        drift = () if have is None else (FieldChange("(entry)", "applied", "deleted from Redis"),)
+        return Change(Op.CREATE, want.name, want, have, field_changes({}, new_view), True, drift)
+    old_definition, old_ext = canonical(have.decoded_definition(), have.decoded_ext())
+    if have.owner != owner:
+        if not have.exists:
+            # Another owner's record for an entry that no longer exists: nothing to conflict with.
+            return Change(Op.CREATE, want.name, want, have, field_changes({}, new_view), True)
+        if not adopt:
+            who = {None: "nobody (created by hand or by another tool)", STATIC_OWNER: "beat_schedule (app.conf)"}.get(
+                have.owner, f"owner {have.owner!r}"
+            )
+            remedy = "pass --adopt to take it over, keeping its run state"
+            if have.owner == STATIC_OWNER:
+                remedy = "remove it from beat_schedule first (beat rewrites statics at start-up), then --adopt"
+            elif have.owner is not None:
+                remedy = f"remove it from owner {have.owner!r}'s manifests, or rename it here"
+            return Change(Op.CONFLICT, want.name, want, have, reason=f"exists in Redis, owned by {who}; {remedy}")
+        fields = field_changes(view(old_definition, old_ext), view(want.definition, want.ext))
+        return Change(Op.ADOPT, want.name, want, have, fields,
+                      _reschedules(old_definition, want.definition, old_ext, want.ext))
+    record = have.record
+    drift: tuple[FieldChange, ...] = ()
+    if record is not None and record.digest != have.fingerprint:
+        drift = (FieldChange("(entry)", "as applied", "changed in Redis since the last apply"),)
+    old_view = view(old_definition, old_ext, record.protected if record else False)
+    fields = field_changes(old_view, new_view)
+    if not fields and not drift:
+        return Change(Op.NOOP, want.name, want, have)
+    if not fields and drift:
+        # Changed by hand to something canonically equal: rewrite so the stored bytes match again.
+        return Change(Op.UPDATE, want.name, want, have, (), False, drift)
+    return Change(Op.UPDATE, want.name, want, have, fields,
+                  _reschedules(old_definition, want.definition, old_ext, want.ext), drift)

@@ -1,0 +1,193 @@
+"""What is in Redis: the entries an owner manages or the manifests name, and who owns them.
+
+Ownership lives in reconciler keys, never inside an entry (celery-redbeat
+builds ``Entry(**definition)`` and would crash on a field it does not know):
+
+* ``<prefix>:owner:<owner>``: hash, entry name -> ownership record, JSON
+  ``{"digest": <sha1 of definition + ext as last applied>, "protected": bool}``;
+* ``<prefix>:owners``: set of owner names, so a conflict can say who owns an entry.
+
+The digest lets a plan tell drift (the entry changed in Redis since we applied
+it) from a change in the manifests, and makes every apply check that what it
+read is still what is there.  Records change only when an entry does, so an
+unchanged directory costs no write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from redbeat.keys import KeySpace
+
+ABSENT = "absent"
+STATIC_OWNER = "beat_schedule"
+
+
+def fingerprint(definition: str | None, ext: str | None) -> str:
+    """sha1 of what an apply compares before it writes (the same bytes the Lua check hashes)."""
+    if definition is None:
+        return ABSENT
+    return hashlib.sha1(f"{definition}\n{ext or ''}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class OwnershipRecord:
+    digest: str
+    protected: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps({"digest": self.digest, "protected": self.protected}, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str) -> "OwnershipRecord":
+        try:
+            data = json.loads(raw)
+            return cls(str(data["digest"]), bool(data.get("protected", False)))
+        except (ValueError, KeyError, TypeError):
+            # A damaged record still means "ours"; its digest matches nothing, so the entry shows as drifted.
+            return cls("damaged", False)
+
+
+@dataclass(frozen=True, slots=True)
+class ActualEntry:
+    name: str
+    definition: str | None  # raw JSON as stored; None when the hash (or its definition) is absent
+    ext: str | None
+    meta: str | None
+    score: float | None
+    owner: str | None  # this owner, another owner, STATIC_OWNER (beat_schedule), or None (unmanaged)
+    record_raw: str | None  # this owner's raw ownership record, if any
+
+    @property
+    def exists(self) -> bool:
+        return self.definition is not None
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.definition, self.ext)
+
+    @property
+    def record(self) -> OwnershipRecord | None:
+        return OwnershipRecord.from_json(self.record_raw) if self.record_raw is not None else None
+
+    def decoded_definition(self) -> dict[str, Any] | None:
+        """The stored definition as plain JSON, or None when absent or not a JSON object."""
+        if self.definition is None:
+            return None
+        try:
+            value = json.loads(self.definition)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def decoded_ext(self) -> dict[str, Any] | None:
+        if not self.ext:
+            return None
+        try:
+            value = json.loads(self.ext)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) and value else None
+
+
+@dataclass(frozen=True, slots=True)
+class ActualState:
+    owner: str
+    entries: dict[str, ActualEntry]  # every name this owner owns or the manifests name
+    owned: frozenset[str]
+
+
+def _s(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def read_state(client: Any, keys: KeySpace, owner: str, names: Iterable[str]) -> ActualState:
+    """Read, in three pipelined round trips, every entry this owner owns or ``names`` mentions."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hgetall(keys.owner_index(owner))
+    pipe.smembers(keys.owners)
+    pipe.smembers(keys.statics)
+    records_raw, owners_raw, statics_raw = pipe.execute()
+    records = {_s(k): _s(v) for k, v in records_raw.items()}
+    other_owners = sorted(_s(o) for o in owners_raw if _s(o) != owner)
+    statics = {_s(s) for s in statics_raw}
+
+    wanted = sorted(set(names) | set(records))
+    pipe = client.pipeline(transaction=False)
+    for name in wanted:
+        key = keys.entry(name)
+        pipe.hmget(key, "definition", "ext", "meta")
+        pipe.zscore(keys.schedule, key)
+    replies = pipe.execute()
+
+    foreign: dict[str, str] = {}
+    unowned = [name for name in wanted if name not in records]
+    if unowned and other_owners:
+        pipe = client.pipeline(transaction=False)
+        for other in other_owners:
+            pipe.hmget(keys.owner_index(other), unowned)
+        for other, held in zip(other_owners, pipe.execute()):
+            for name, record in zip(unowned, held):
+                if record is not None and name not in foreign:
+                    foreign[name] = other
+
+    entries = {}
+    for index, name in enumerate(wanted):
+        definition, ext, meta = (_s(v) for v in replies[2 * index])
+        score = replies[2 * index + 1]
+        if name in records:
+            entry_owner: str | None = owner
+        elif name in foreign:
+            entry_owner = foreign[name]
+        elif name in statics:
+            entry_owner = STATIC_OWNER
+        else:
+            entry_owner = None
+        entries[name] = ActualEntry(
+            name=name,
+            definition=definition,
+            ext=ext,
+            meta=meta,
+            score=None if score is None else float(score),
+            owner=entry_owner,
+            record_raw=records.get(name),
+        )
+    return ActualState(owner=owner, entries=entries, owned=frozenset(records))
+
+
+def read_all(client: Any, keys: KeySpace) -> dict[str, ActualEntry]:
+    """Every entry in the schedule, with its owner (for export and status)."""
+    members = [_s(m) for m in client.zrange(keys.schedule, 0, -1)]
+    names = sorted({keys.name_of(m) for m in members})
+    owners = sorted(_s(o) for o in client.smembers(keys.owners))
+    pipe = client.pipeline(transaction=False)
+    for owner in owners:
+        pipe.hgetall(keys.owner_index(owner))
+    pipe.smembers(keys.statics)
+    *indexes, statics_raw = pipe.execute()
+    owner_of: dict[str, str] = {}
+    for owner, index in zip(owners, indexes):
+        for name in index:
+            owner_of.setdefault(_s(name), owner)
+    statics = {_s(s) for s in statics_raw}
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        key = keys.entry(name)
+        pipe.hmget(key, "definition", "ext", "meta")
+        pipe.zscore(keys.schedule, key)
+    replies = pipe.execute()
+    out = {}
+    for index, name in enumerate(names):
+        definition, ext, meta = (_s(v) for v in replies[2 * index])
+        score = replies[2 * index + 1]
+        owner = owner_of.get(name) or (STATIC_OWNER if name in statics else None)
+        out[name] = ActualEntry(name, definition, ext, meta, None if score is None else float(score), owner, None)
+    return out
+
+
+def records_of(state: ActualState) -> Mapping[str, OwnershipRecord]:
+    return {name: entry.record for name, entry in state.entries.items() if entry.record is not None}  # type: ignore[misc]
