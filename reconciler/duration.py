@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
-UNITS: dict[str, float] = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+UNITS: dict[str, Decimal] = {"d": Decimal(86400), "h": Decimal(3600), "m": Decimal(60), "s": Decimal(1), "ms": Decimal("0.001")}
 
 _NUMBER = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*$")
 _PART = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)\s*")
@@ -38,7 +39,8 @@ def parse_duration(value: object) -> float:
 def _parse_text(text: str) -> float:
     if _NUMBER.match(text):
         return float(text)
-    pos, total, seen = 0, 0.0, False
+    # Summed exactly, rounded once: "43ms" is exactly the float 0.043.
+    pos, total, seen = 0, Decimal(0), False
     while pos < len(text):
         match = _PART.match(text, pos)
         if match is None or match.end() == pos:
@@ -46,11 +48,11 @@ def _parse_text(text: str) -> float:
                 f"{text!r} is not a duration: use a number of seconds or <number><unit> parts "
                 "with units ms, s, m, h, d (e.g. 500ms, 30s, 1h30m)"
             )
-        total += float(match.group(1)) * UNITS[match.group(2)]
+        total += Decimal(match.group(1)) * UNITS[match.group(2)]
         pos, seen = match.end(), True
     if not seen:
         raise DurationError(f"{text!r} is not a duration")
-    return total
+    return float(total)
 
 
 def format_duration(seconds: float) -> str | None:

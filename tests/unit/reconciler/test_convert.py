@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reconciler.convert import FieldError, entry_to_manifest, manifest_to_entry
+
+BASE = {"name": "job", "task": "demo.tasks.job"}
+DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+
+
+def definition(**schedule: object) -> dict:
+    return manifest_to_entry({**BASE, **schedule})[0]
+
+
+def test_definition_shape_and_defaults() -> None:
+    got, ext = manifest_to_entry({**BASE, "every": "1m"})
+    assert got == {
+        "name": "job",
+        "task": "demo.tasks.job",
+        "args": [],
+        "kwargs": {},
+        "options": {},
+        "schedule": {"__type__": "interval", "every": 60.0, "relative": False},
+        "enabled": True,
+    }
+    assert ext is None
+    assert list(got) == ["name", "task", "args", "kwargs", "options", "schedule", "enabled"]
+
+
+def test_rrule_encoding_key_order_and_extension() -> None:
+    got, ext = manifest_to_entry({
+        **BASE,
+        "timezone": "Europe/Berlin",
+        "rrule": {"freq": "monthly", "byweekday": ["-1su", "1fr"], "bymonth": 3,
+                  "dtstart": "2026-01-01T09:00:00+01:00", "until": "2027-01-01T00:00:00Z"},
+    })  # fmt: skip
+    schedule = got["schedule"]
+    assert list(schedule) == [
+        "__type__", "freq", "interval", "wkst", "count", "bysetpos", "bymonth", "bymonthday", "byyearday",
+        "byeaster", "byweekno", "byweekday", "byhour", "byminute", "bysecond", "dtstart", "dtstart_tz",
+        "until", "until_tz",
+    ]  # fmt: skip
+    assert schedule["byweekday"] == [4, 6]
+    assert schedule["bymonth"] == [3]
+    assert schedule["dtstart"] == 1767254400 and schedule["dtstart_tz"] == 60.0
+    assert schedule["until"] == 1798761600 and schedule["until_tz"] == 0.0
+    assert ext == {"rrule_byweekday": ["+1FR", "-1SU"], "timezone": "Europe/Berlin"}
+    assert list(ext) == sorted(ext)
+    json.dumps(got)  # storable as is
+
+
+@pytest.mark.parametrize(
+    ("schedule", "path", "message"),
+    [
+        ({"every": "1h", "timezone": "UTC"}, ("timezone",), "timezone has no effect on an 'every' schedule; remove it"),
+        ({"cron": "0 0 * * *", "timezone": "Mars/Olympus"}, ("timezone",), "unknown time zone 'Mars/Olympus'"),
+        ({"every": 5, "kwargs": {"a": {1: 2}}}, ("kwargs", "a"), "key 1 is not a string; JSON object keys must be strings (quote it)"),
+        ({"every": 5, "args": [float("inf")]}, ("args", 0), "inf cannot be encoded as JSON"),
+        ({"crontab": {"minute": "99"}}, ("crontab", "minute"), "'99': minute 99 is out of range 0-59"),
+        ({"rrule": {"freq": "daily", "dtstart": "2026-02-30T00:00:00Z"}}, ("rrule", "dtstart"), "'2026-02-30T00:00:00Z' is not a valid datetime: day is out of range for month"),
+    ],
+)
+def test_field_errors(schedule: dict, path: tuple, message: str) -> None:
+    with pytest.raises(FieldError) as info:
+        manifest_to_entry({**BASE, **schedule})
+    assert (info.value.path, info.value.message) == (path, message)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "manifest_part"),
+    [
+        ({"every": 60}, {"every": "1m"}),
+        ({"every": 1.2345}, {"every": 1.2345}),
+        ({"every": "90m", "relative": True}, {"every": "1h30m", "relative": True}),
+        ({"cron": "0,15,30,45 * * * *"}, {"cron": "*/15 * * * *"}),
+        ({"crontab": {"day_of_month": "1", "day_of_week": "mon"}}, {"crontab": {"day_of_week": "1", "day_of_month": "1"}}),
+    ],
+)
+def test_export_is_shortest_natural_form(schedule: dict, manifest_part: dict) -> None:
+    got, ext = manifest_to_entry({**BASE, **schedule})
+    assert entry_to_manifest(got, ext) == {**BASE, **manifest_part}
+
+
+def test_export_keeps_only_non_defaults() -> None:
+    got, ext = manifest_to_entry({**BASE, "cron": "@daily", "enabled": False, "args": [1], "timezone": "UTC"})
+    assert entry_to_manifest(got, ext) == {**BASE, "cron": "0 0 * * *", "args": [1], "enabled": False, "timezone": "UTC"}
+
+
+def test_export_refuses_unknown_extension() -> None:
+    got, _ = manifest_to_entry({**BASE, "every": 5})
+    with pytest.raises(ValueError, match="jitter"):
+        entry_to_manifest(got, {"jitter": 3})
+
+
+# --- property tests: equal schedules written differently give identical definitions
+
+
+@given(st.integers(1, 10**6), st.sampled_from(["s", "m", "h", "d"]))
+def test_every_spellings(count: int, unit: str) -> None:
+    seconds = count * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    assert definition(every=f"{count}{unit}") == definition(every=seconds) == definition(every=f"{seconds}s")
+
+
+@given(
+    st.frozensets(st.integers(0, 59), min_size=1),
+    st.frozensets(st.integers(0, 23), min_size=1),
+    st.frozensets(st.integers(0, 6), min_size=1),
+    st.randoms(use_true_random=False),
+)
+def test_cron_and_crontab_spellings(minutes, hours, days, rnd) -> None:  # type: ignore[no-untyped-def]
+    def spell(values, names=None):  # type: ignore[no-untyped-def]
+        items = sorted(values)
+        rnd.shuffle(items)
+        return ",".join(names[v] if names and rnd.random() < 0.5 else str(v) for v in items)
+
+    a = definition(cron=f"{spell(minutes)} {spell(hours)} * * {spell(days, DAYS)}")
+    b = definition(cron=f"{spell(minutes)} {spell(hours)} * * {spell(days, DAYS)}")
+    c = definition(crontab={"minute": spell(minutes), "hour": spell(hours), "day_of_week": spell(days, DAYS)})
+    assert a == b == c
+
+
+@given(
+    st.lists(st.integers(1, 12), min_size=1, max_size=5),
+    st.lists(st.sampled_from(["mo", "tu", "we", "th", "fr", "sa", "su"]), min_size=1, max_size=7),
+    st.randoms(use_true_random=False),
+)
+def test_rrule_list_spellings(months, weekdays, rnd) -> None:  # type: ignore[no-untyped-def]
+    shuffled_months, shuffled_days = list(months), list(weekdays)
+    rnd.shuffle(shuffled_months)
+    rnd.shuffle(shuffled_days)
+    rule = {"freq": "daily", "dtstart": "2026-01-01T00:00:00+00:00"}
+    a = definition(rrule={**rule, "bymonth": months, "byweekday": weekdays})
+    b = definition(rrule={**rule, "bymonth": shuffled_months + months[:1], "byweekday": shuffled_days,
+                          "dtstart": "2026-01-01T01:00:00+01:00"})  # fmt: skip
+    assert a["schedule"]["bymonth"] == b["schedule"]["bymonth"] == sorted(set(months))
+    assert a["schedule"]["byweekday"] == b["schedule"]["byweekday"]
+    assert a["schedule"]["dtstart"] == b["schedule"]["dtstart"]
+    if len(set(months)) == 1:
+        assert definition(rrule={**rule, "bymonth": months[0], "byweekday": weekdays}) == a
