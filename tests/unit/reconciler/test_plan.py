@@ -1,0 +1,167 @@
+"""plan(): pure decisions, exact expectations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reconciler.apply import encode_definition
+from reconciler.errors import Location
+from reconciler.model import DesiredEntry
+from reconciler.plan import MASS_DELETE_FLOOR, FieldChange, Op, canonical, plan
+from reconciler.state import STATIC_OWNER, ActualEntry, ActualState, OwnershipRecord, fingerprint
+from reconciler.convert import manifest_to_entry
+
+HERE = Location(Path("schedules/x.yaml"), 1, 1, "")
+
+
+def desired(name: str, protected: bool = False, **manifest) -> DesiredEntry:
+    manifest = {"name": name, "task": "app.tasks.t", "every": 60, **manifest}
+    definition, ext = manifest_to_entry(manifest)
+    return DesiredEntry(name, definition, ext, protected, HERE)
+
+
+def stored(entry: DesiredEntry, owner: str | None = "default", *, record: bool = True, protected=False,
+           definition: str | None = None, meta: str | None = None) -> ActualEntry:
+    raw = definition if definition is not None else encode_definition(entry.definition)
+    ext = json.dumps(entry.ext, sort_keys=True, separators=(",", ":")) if entry.ext else None
+    record_raw = OwnershipRecord(fingerprint(encode_definition(entry.definition), ext), protected).to_json() if record and owner == "default" else None
+    return ActualEntry(entry.name, raw, ext, meta, 1.0, owner, record_raw)
+
+
+def state(*entries: ActualEntry) -> ActualState:
+    return ActualState("default", {e.name: e for e in entries}, frozenset(e.name for e in entries if e.record_raw))
+
+
+def ops(p) -> list[tuple[str, str]]:
+    return [(c.op.value, c.name) for c in p.changes]
+
+
+def test_create_update_delete_noop():
+    a, b, c = desired("a"), desired("b"), desired("c")
+    b2 = desired("b", every="2m")
+    p = plan({"a": a, "b": b2, "new": desired("new")}, state(stored(a), stored(b), stored(c)))
+    assert ops(p) == [("no-op", "a"), ("update", "b"), ("delete", "c"), ("create", "new")]
+    update = p.changes[1]
+    assert update.fields == (FieldChange("every", "1m", "2m"),)
+    assert update.reschedule is True
+    assert p.errors == ()
+
+
+def test_reformatted_manifest_is_a_noop():
+    written = desired("a", every=60, kwargs={"x": 1, "y": 2})
+    rewritten = desired("a", every="1m", kwargs={"y": 2, "x": 1})
+    assert plan({"a": rewritten}, state(stored(written))).has_changes is False
+
+
+def test_stored_by_celery_redbeat_with_int_crontab_fields_equals_manifest_strings():
+    manifest = {"name": "c", "task": "app.tasks.t", "cron": "0 3 * * *"}
+    definition, ext = manifest_to_entry(manifest)
+    entry = DesiredEntry("c", definition, ext, False, HERE)
+    theirs = dict(definition, schedule=dict(definition["schedule"], minute=0, hour=3))
+    raw = json.dumps(theirs)
+    record = OwnershipRecord(fingerprint(raw, None)).to_json()
+    actual = ActualState("default", {"c": ActualEntry("c", raw, None, None, 1.0, "default", record)}, frozenset({"c"}))
+    assert [c.op for c in plan({"c": entry}, actual).changes] == [Op.NOOP]
+
+
+def test_kwargs_change_does_not_reschedule():
+    a = desired("a", kwargs={"x": 1})
+    p = plan({"a": desired("a", kwargs={"x": 2})}, state(stored(a)))
+    assert p.changes[0].fields == (FieldChange("kwargs.x", 1, 2),)
+    assert p.changes[0].reschedule is False
+
+
+@pytest.mark.parametrize("owner, expected_reason", [
+    (None, "owned by nobody"),
+    ("other-repo", "owned by owner 'other-repo'"),
+    (STATIC_OWNER, "owned by beat_schedule"),
+])
+def test_unowned_entries_are_conflicts(owner, expected_reason):
+    a = desired("a")
+    p = plan({"a": a}, state(stored(a, owner=owner, record=False)))
+    assert [c.op for c in p.changes] == [Op.CONFLICT]
+    assert expected_reason in p.changes[0].reason
+    assert p.errors and p.errors[0].startswith("a: exists in Redis")
+
+
+def test_adopt_takes_over_unowned_entries_only_with_the_flag():
+    a = desired("a")
+    p = plan({"a": desired("a", every="5m")}, state(stored(a, owner=None, record=False)), adopt=True)
+    assert [c.op for c in p.changes] == [Op.ADOPT]
+    assert p.changes[0].fields == (FieldChange("every", "1m", "5m"),)
+    assert p.errors == ()
+
+
+def test_prune_deletes_only_owned_entries():
+    mine, theirs = desired("mine"), desired("theirs")
+    actual = state(stored(mine), stored(theirs, owner="other", record=False), stored(desired("keep")))
+    p = plan({"keep": desired("keep")}, actual)
+    assert ops(p) == [("no-op", "keep"), ("delete", "mine")]
+    assert plan({"keep": desired("keep")}, actual, prune=False).has_changes is False
+
+
+def test_protected_entry_is_not_deleted_when_its_manifest_goes():
+    guarded = desired("guarded", protected=True)
+    p = plan({"other": desired("other")}, state(stored(guarded, protected=True), stored(desired("other"))))
+    assert [c.op for c in p.changes] == [Op.CONFLICT, Op.NOOP]
+    assert "protected" in p.errors[0]
+
+
+def test_unprotecting_is_an_update_of_the_record_only():
+    guarded = desired("g", protected=True)
+    p = plan({"g": desired("g")}, state(stored(guarded, protected=True)))
+    assert p.changes[0].op is Op.UPDATE
+    from reconciler.plan import _MISSING
+
+    assert p.changes[0].fields == (FieldChange("protected", True, _MISSING),)
+    assert p.changes[0].reschedule is False
+
+
+def test_mass_delete_guard():
+    owned = [desired(f"e{i}") for i in range(10)]
+    keep = {e.name: e for e in owned[:4]}
+    p = plan(keep, state(*(stored(e) for e in owned)))
+    assert len(p.of(Op.DELETE)) == 6
+    assert p.errors and "refusing to delete 6 of the 10" in p.errors[0]
+    assert plan(keep, state(*(stored(e) for e in owned)), allow_mass_delete=True).errors == ()
+    assert plan(keep, state(*(stored(e) for e in owned)), max_delete_share=0.7).errors == ()
+
+
+def test_a_few_removals_never_need_the_override():
+    owned = [desired(f"e{i}") for i in range(5)]
+    keep = {e.name: e for e in owned[:2]}
+    p = plan(keep, state(*(stored(e) for e in owned)))
+    assert len(p.of(Op.DELETE)) == MASS_DELETE_FLOOR
+    assert p.errors == ()
+
+
+def test_deleting_every_entry_of_an_owner_needs_the_override():
+    owned = [desired("x"), desired("y")]
+    p = plan({"z": desired("z")}, state(*(stored(e) for e in owned)))
+    assert p.errors and "refusing to delete all 2" in p.errors[0]
+
+
+def test_drift_is_shown_apart_and_restored():
+    a = desired("a")
+    hand_edited = dict(a.definition, task="app.tasks.other")
+    p = plan({"a": a}, state(stored(a, definition=json.dumps(hand_edited))))
+    change = p.changes[0]
+    assert change.op is Op.UPDATE
+    assert change.fields == (FieldChange("task", "app.tasks.other", "app.tasks.t"),)
+    assert change.drift and p.drifted == [change]
+
+
+def test_owned_entry_deleted_behind_our_back_is_recreated_as_drift():
+    a = desired("a")
+    gone = ActualEntry("a", None, None, None, None, "default", OwnershipRecord("x").to_json())
+    p = plan({"a": a}, ActualState("default", {"a": gone}, frozenset({"a"})))
+    assert p.changes[0].op is Op.CREATE
+    assert p.changes[0].drift
+
+
+def test_canonical_passes_through_what_it_cannot_express():
+    odd = {"name": "n", "task": "t", "args": [], "kwargs": {}, "options": {}, "schedule": {"__type__": "solar"}, "enabled": True}
+    assert canonical(odd, None) == (odd, None)
