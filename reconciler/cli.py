@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import argparse
 import enum
+import json
+import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
+
+from redis.exceptions import RedisError
 
 from reconciler import report
 from reconciler.errors import ManifestErrors, RedbeatError
@@ -55,6 +60,9 @@ def error_handler() -> Iterator[None]:
         raise SystemExit(ExitCode.INVALID) from None
     except RedbeatError as exc:
         print(f"redbeat-apply: error: {exc}", file=sys.stderr)
+        raise SystemExit(ExitCode.ERROR) from None
+    except RedisError as exc:
+        print(f"redbeat-apply: error: Redis: {exc}; nothing was written", file=sys.stderr)
         raise SystemExit(ExitCode.ERROR) from None
 
 
@@ -106,8 +114,213 @@ def _run_schema(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+# --- connection and plan options (apply form, plan, apply FILE, export, status) ---------
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Redis")
+    group.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDBEAT_REDIS_URL", "redis://localhost:6379/0"),
+        help="redis://, rediss://, unix://, redis-sentinel://, sentinel://, redis-cluster:// "
+        "(env REDBEAT_REDIS_URL; default redis://localhost:6379/0)",
+    )
+    group.add_argument(
+        "--key-prefix",
+        default=os.environ.get("REDBEAT_KEY_PREFIX", "redbeat:"),
+        help="the scheduler's redbeat_key_prefix (env REDBEAT_KEY_PREFIX; default redbeat:)",
+    )
+    group.add_argument(
+        "--owner",
+        default=os.environ.get("REDBEAT_OWNER", "default"),
+        help="name of this source of truth; only its entries are changed or pruned (env REDBEAT_OWNER; default default)",
+    )
+
+
+def _add_plan_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("plan")
+    group.add_argument("--adopt", action="store_true", help="take over entries that exist but are not owned, keeping their run state")
+    group.add_argument("--no-prune", dest="prune", action="store_false", help="never delete owned entries missing from the manifests")
+    group.add_argument("--allow-mass-delete", action="store_true", help="allow deleting all, or more than --max-delete-share, of the owner's entries")
+    group.add_argument("--max-delete-share", type=_share, default=0.5, metavar="SHARE", help="largest share of owned entries one apply may delete (default 0.5)")
+    group.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes (as terraform plan)")
+    group.add_argument("--output", choices=("text", "markdown", "json"), default="text", help="diff format (default: text; colour on a terminal unless NO_COLOR)")
+    group.add_argument("--no-color", action="store_true", help="never colour the text diff")
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError("must be a share between 0 (exclusive) and 1")
+    return value
+
+
+def _plan_options(args: argparse.Namespace) -> Any:
+    from reconciler.reconcile import PlanOptions
+
+    return PlanOptions(
+        prune=args.prune, adopt=args.adopt, max_delete_share=args.max_delete_share, allow_mass_delete=args.allow_mass_delete
+    )
+
+
+def _target(args: argparse.Namespace) -> Any:
+    from reconciler.reconcile import connect
+
+    return connect(args.redis_url, args.key_prefix, args.owner)
+
+
+def _color(args: argparse.Namespace) -> bool:
+    return not args.no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+def _print_plan(plan: Any, args: argparse.Namespace, extra: dict[str, Any] | None = None) -> None:
+    from reconciler import plan_report
+
+    if args.output == "json":
+        document = plan_report.plan_json(plan)
+        document.update(extra or {})
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(plan_report.render(plan, args.output, color=_color(args)))
+
+
+def _changes_exit(plan: Any, args: argparse.Namespace) -> int:
+    return ExitCode.CHANGES if args.detailed_exitcode and plan.has_changes else ExitCode.OK
+
+
+# --- the apply form: redbeat-apply [flags] PATH... ----------------------------------
+
+
+def _configure_apply_form(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="manifest files or directories (searched recursively)")
+    parser.add_argument("--dry-run", action="store_true", help="plan and print the diff; write nothing")
+    _add_connection(parser)
+    _add_plan_options(parser)
+
+
+def apply_paths(args: argparse.Namespace) -> int:
+    """Load, validate, plan and (unless --dry-run) apply; all or nothing."""
+    from reconciler.reconcile import PlanRefused, load, reconcile
+
+    started = time.perf_counter()
+    desired = load(args.paths)
+    loaded = time.perf_counter() - started
+    target = _target(args)
+    try:
+        outcome = reconcile(desired, target, _plan_options(args), dry_run=args.dry_run)
+    except PlanRefused as refused:
+        _print_plan(refused.plan, args, {"applied": False})
+        print("redbeat-apply: nothing was written.", file=sys.stderr)
+        return ExitCode.ERROR
+    timings = {"load_and_validate": round(loaded, 4), **{k: round(v, 4) for k, v in (outcome.timings or {}).items()}}
+    applied = outcome.result is not None
+    _print_plan(outcome.plan, args, {"applied": applied, "dry_run": args.dry_run, "timings": timings})
+    if args.output == "text":
+        if args.dry_run and outcome.plan.has_changes:
+            print("Dry run: nothing was written.")
+        elif applied:
+            print(f"Applied {outcome.result.changes} change{'s' if outcome.result.changes != 1 else ''} "  # type: ignore[union-attr]
+                  f"to {target.keys.prefix}* for owner {target.owner!r}.")
+    return _changes_exit(outcome.plan, args)
+
+
+def _run_apply_form(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog="redbeat-apply",
+        description="Make the schedules in Redis equal to the YAML manifests (the form CI/CD uses).",
+        epilog="Sub-commands: " + ", ".join(SUBCOMMANDS) + " (redbeat-apply COMMAND --help).",
+    )
+    _configure_apply_form(parser)
+    return apply_paths(parser.parse_args(argv))
+
+
+# --- plan -o FILE / apply FILE ---------------------------------------------------------
+
+
+def _configure_plan(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="manifest files or directories")
+    parser.add_argument("-o", "--out", type=Path, metavar="FILE", help="save the plan here, for 'redbeat-apply apply FILE'")
+    _add_connection(parser)
+    _add_plan_options(parser)
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    from reconciler import plan_file
+    from reconciler.reconcile import load, make_plan
+
+    desired = load(args.paths)
+    target = _target(args)
+    plan = make_plan(desired, target, _plan_options(args))
+    _print_plan(plan, args)
+    if plan.errors:
+        print("redbeat-apply: the plan has errors; no plan file was written.", file=sys.stderr)
+        return ExitCode.ERROR
+    if args.out is not None:
+        plan_file.save(args.out, plan, target)
+        if args.output == "text":
+            print(f"Saved the plan to {args.out}; apply it with: redbeat-apply apply {args.out}")
+    return _changes_exit(plan, args)
+
+
+def _configure_apply_file(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("plan_file", type=Path, metavar="FILE", help="a plan saved by 'redbeat-apply plan -o FILE'")
+    _add_connection(parser)
+
+
+def _run_apply_file(args: argparse.Namespace) -> int:
+    from reconciler import plan_file
+
+    saved = plan_file.load(args.plan_file)
+    target = _target(argparse.Namespace(**{**vars(args), "owner": saved.owner, "key_prefix": saved.key_prefix}))
+    result = plan_file.apply(saved, target)
+    print(f"Applied {result.changes} change{'s' if result.changes != 1 else ''} from {args.plan_file} "
+          f"for owner {saved.owner!r}.")
+    return ExitCode.OK
+
+
+# --- export and status -------------------------------------------------------------------
+
+
+def _configure_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", type=Path, metavar="DIR", help="where to write the manifests (created if missing)")
+    parser.add_argument("--all", action="store_true", help="every entry in Redis, not only the owner's (celery-redbeat ones included)")
+    _add_connection(parser)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from reconciler.export import export_entries
+
+    target = _target(args)
+    written = export_entries(target, args.directory, everything=args.all)
+    for path, count in written.items():
+        print(f"wrote {count} schedule{'s' if count != 1 else ''} to {path}")
+    if not written:
+        print("nothing to export", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _configure_status(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", choices=("text", "json"), default="text")
+    _add_connection(parser)
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    from reconciler.status import render_status, status_rows
+
+    rows = status_rows(_target(args))
+    if args.output == "json":
+        print(json.dumps({"format_version": 1, "entries": rows}, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(render_status(rows))
+    return ExitCode.OK
+
+
 SUBCOMMANDS: dict[str, Command] = {
     "validate": Command("check manifests without touching Redis", _configure_validate, _run_validate),
+    "plan": Command("show (and save with -o) what an apply would change", _configure_plan, _run_plan),
+    "apply": Command("apply a plan saved by 'plan -o FILE', refusing if Redis changed since", _configure_apply_file, _run_apply_file),
+    "export": Command("write the entries in Redis as manifests", _configure_export, _run_export),
+    "status": Command("show every entry in Redis: owner, schedule, next due, last run", _configure_status, _run_status),
     "schema": Command("print the manifest JSON Schema", _configure_schema, _run_schema),
 }
 
@@ -116,7 +329,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="redbeat-apply",
         description="Reconcile Celery beat schedules in Redis with YAML manifests.",
-        epilog="Without a sub-command: redbeat-apply [flags] PATH... applies the manifests.",
+        epilog="Without a sub-command: redbeat-apply [flags] PATH... applies the manifests "
+        "(redbeat-apply --dry-run PATH... to see the diff first).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, command in SUBCOMMANDS.items():
@@ -124,13 +338,6 @@ def _parser() -> argparse.ArgumentParser:
         command.configure(sub)
         sub.set_defaults(run=command.run)
     return parser
-
-
-def _run_apply_form(argv: Sequence[str]) -> int:
-    """``redbeat-apply [flags] PATH...`` (no sub-command). Replaced by the apply command."""
-    del argv
-    print("redbeat-apply: error: apply is not available yet", file=sys.stderr)
-    return ExitCode.ERROR
 
 
 def main(argv: Sequence[str] | None = None) -> int:

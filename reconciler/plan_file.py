@@ -1,0 +1,76 @@
+"""Saved plans (``redbeat-apply plan -o FILE`` / ``redbeat-apply apply FILE``), as Terraform has them.
+
+The file holds the exact writes and, per entry, the fingerprint and
+ownership record the plan read (an entry that did not exist is recorded as
+absent, so an empty Redis is a state too).  ``apply`` sends them in one
+atomic script that refuses, writing nothing, if any entry moved on.  Plan
+files contain the schedules' argument values, secrets included, as they
+must to apply them: keep them with the same care as the manifests.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from reconciler.apply import ApplyResult, StalePlanError, WriteStep, apply_steps, write_step
+from reconciler.errors import RedbeatError
+from reconciler.plan import Plan
+from reconciler.plan_report import plan_json
+
+KIND = "redbeat-apply-plan"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SavedPlan:
+    owner: str
+    key_prefix: str
+    steps: list[WriteStep]
+    summary: dict[str, Any]
+
+
+def save(path: Path, plan: Plan, target: Any) -> None:
+    document = {
+        "kind": KIND,
+        "format_version": FORMAT_VERSION,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "owner": plan.owner,
+        "key_prefix": target.keys.prefix,
+        "plan": plan_json(plan),
+        "steps": [write_step(change).to_json() for change in plan.writes],
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def load(path: Path) -> SavedPlan:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RedbeatError(f"{path}: cannot read the plan file: {exc.strerror}") from None
+    except ValueError as exc:
+        raise RedbeatError(f"{path}: not a plan file (invalid JSON: {exc})") from None
+    if not isinstance(document, dict) or document.get("kind") != KIND:
+        raise RedbeatError(f"{path}: not a plan file written by 'redbeat-apply plan -o'")
+    if document.get("format_version") != FORMAT_VERSION:
+        raise RedbeatError(f"{path}: plan format_version {document.get('format_version')!r} is not {FORMAT_VERSION}")
+    try:
+        steps = [WriteStep.from_json(step) for step in document["steps"]]
+        return SavedPlan(str(document["owner"]), str(document["key_prefix"]), steps, dict(document["plan"]["summary"]))
+    except (KeyError, TypeError) as exc:
+        raise RedbeatError(f"{path}: damaged plan file (missing {exc})") from None
+
+
+def apply(saved: SavedPlan, target: Any) -> ApplyResult:
+    try:
+        return apply_steps(saved.steps, saved.owner, target.client, target.keys)
+    except StalePlanError as stale:
+        raise RedbeatError(
+            f"the saved plan is stale: {stale.name}'s {stale.what} changed in Redis since it was made; "
+            "nothing was written. Run 'redbeat-apply plan -o FILE' again."
+        ) from None
