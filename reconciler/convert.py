@@ -285,6 +285,12 @@ def _rrule_manifest(schedule: Mapping[str, Any], ext: Mapping[str, Any]) -> dict
     return out
 
 
+def _crontab_text(value: Any) -> str:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ",".join(str(item) for item in sorted(value) if not isinstance(item, bool))
+    return str(value)
+
+
 def entry_to_manifest(definition: Mapping[str, Any], ext: Mapping[str, Any] | None) -> dict[str, Any]:
     """The shortest natural manifest schedule whose definition is ``definition``.
 
@@ -303,7 +309,8 @@ def entry_to_manifest(definition: Mapping[str, Any], ext: Mapping[str, Any] | No
         if schedule.get("relative"):
             out["relative"] = True
     elif kind == "crontab":
-        fields = {f: str(schedule.get(f, "*")) for f in cron.CELERY_FIELDS}
+        # celery-redbeat stores the Python value given to crontab(): "0", 0, or [3, 9].
+        fields = {f: _crontab_text(schedule.get(f, "*")) for f in cron.CELERY_FIELDS}
         try:
             text = cron.cron_string(cron.parse_crontab(fields))
         except cron.CronError:

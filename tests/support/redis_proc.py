@@ -33,8 +33,11 @@ def free_port() -> int:
 class RedisProcess:
     """One redis-server bound to 127.0.0.1 on a free port, data in its own temp dir."""
 
-    def __init__(self, *extra_args: str, port: int | None = None, workdir: Path | None = None) -> None:
-        self.extra_args = list(extra_args)
+    def __init__(
+        self, *extra_args: str, port: int | None = None, workdir: Path | None = None, password: str | None = None
+    ) -> None:
+        self.password = password
+        self.extra_args = list(extra_args) + (["--requirepass", password] if password else [])
         self.port = port or free_port()
         self._own_dir = workdir is None
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="redbeat-redis-"))
@@ -74,6 +77,8 @@ class RedisProcess:
 
     def client(self, **kwargs: object) -> redis.Redis:
         kwargs.setdefault("decode_responses", True)
+        if self.password:
+            kwargs.setdefault("password", self.password)
         return redis.Redis(host="127.0.0.1", port=self.port, **kwargs)  # type: ignore[arg-type]
 
     def kill(self) -> None:
@@ -137,3 +142,8 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, message
 
 def env_without_redbeat() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("REDBEAT_")}
+
+
+def dirty_count(client: redis.Redis) -> int:
+    """Redis' own count of changes to the dataset since the last save: scripts included, reads not."""
+    return int(client.info("persistence")["rdb_changes_since_last_save"])
