@@ -50,6 +50,8 @@ def _describe(schedule: Any) -> str:
     every = getattr(schedule, "run_every", None)
     if every is not None:
         return f"every {every.total_seconds():g}s"
+    if type(schedule).__name__ == "rrule":
+        return "rrule"  # its repr lists every by* field; the manifest says it better
     return str(schedule).strip("<>").replace(" (m/h/dM/MY/d)", "")
 
 
