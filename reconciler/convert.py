@@ -32,7 +32,10 @@ RRULE_LISTS = (
     "bysetpos", "bymonth", "bymonthday", "byyearday", "byeaster", "byweekno",
     "byweekday", "byhour", "byminute", "bysecond",
 )  # fmt: skip
-KINDS = ("cron", "crontab", "every", "rrule")
+KINDS = ("cron", "crontab", "every", "rrule", "at")
+CATCH_UP = ("skip", "once", "all")
+#: Extension fields of a schedule, stored in ``ext`` (celery-redbeat never reads it).
+EXT_FIELDS = ("catch_up", "catch_up_limit", "starting_deadline", "jitter", "start_at", "end_at")
 
 
 class FieldError(ValueError):
@@ -223,7 +226,63 @@ def _schedule(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
             except cron.CronError as exc:
                 raise FieldError(("crontab", name), f"{fields.get(name)!r}: {exc}") from None
         return {"__type__": "crontab", **cron.CronSpec(**sets).celery_fields()}, {}
+    if kind == "at":
+        return _one_off(schedule["at"])
     return _rrule(schedule["rrule"])
+
+
+def _one_off(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``at:`` as celery-redbeat can run it too: an rrule whose only occurrence is that instant."""
+    moment = _parse_datetime(("at",), text)
+    if moment.microsecond:
+        raise FieldError(("at",), f"{text!r}: whole seconds only")
+    schedule: dict[str, Any] = {"__type__": "rrule", "freq": 0, "interval": 1, "wkst": None, "count": 1}
+    for key in RRULE_LISTS:
+        schedule[key] = None
+    schedule["dtstart"] = calendar.timegm(moment.utctimetuple())
+    schedule["dtstart_tz"] = _offset_minutes(moment)
+    return schedule, {}
+
+
+def _is_one_off(schedule: Mapping[str, Any]) -> bool:
+    return (
+        schedule.get("count") == 1
+        and schedule.get("freq") == 0
+        and schedule.get("interval", 1) == 1
+        and schedule.get("until") is None
+        and all(schedule.get(key) is None for key in RRULE_LISTS)
+    )
+
+
+def _extensions(schedule: Mapping[str, Any], sched: Mapping[str, Any]) -> dict[str, Any]:
+    """The scheduling extensions of a manifest schedule, validated, as stored in ``ext``."""
+    ext: dict[str, Any] = {}
+    policy = schedule.get("catch_up", "once")
+    if policy not in CATCH_UP:
+        raise FieldError(("catch_up",), f"{policy!r} is not one of {', '.join(CATCH_UP)}")
+    if policy != "once":
+        ext["catch_up"] = policy
+    if "catch_up_limit" in schedule:
+        if policy != "all":
+            raise FieldError(("catch_up_limit",), "catch_up_limit only applies with catch_up: all")
+        ext["catch_up_limit"] = int(schedule["catch_up_limit"])
+    for key in ("starting_deadline", "jitter"):
+        if key in schedule:
+            try:
+                ext[key] = duration.parse_duration(schedule[key])
+            except duration.DurationError as exc:
+                raise FieldError((key,), str(exc)) from None
+    if "jitter" in ext and sched["__type__"] == "interval" and ext["jitter"] >= sched["every"]:
+        raise FieldError(("jitter",), f"jitter {schedule['jitter']!r} must be shorter than the interval ({sched['every']:g}s)")
+    window = {}
+    for key in ("start_at", "end_at"):
+        if key in schedule:
+            moment = _parse_datetime((key,), schedule[key])
+            window[key] = moment
+            ext[key] = moment.isoformat()
+    if len(window) == 2 and window["end_at"] <= window["start_at"]:
+        raise FieldError(("end_at",), f"end_at {schedule['end_at']!r} is not after start_at {schedule['start_at']!r}")
+    return ext
 
 
 def manifest_to_entry(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -235,9 +294,12 @@ def manifest_to_entry(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict
         if key in schedule:
             _json_value(schedule[key], (key,))
     sched, ext = _schedule(schedule)
+    ext.update(_extensions(schedule, sched))
     if "timezone" in schedule:
         if sched["__type__"] == "interval":
             raise FieldError(("timezone",), "timezone has no effect on an 'every' schedule; remove it")
+        if "at" in schedule:
+            raise FieldError(("timezone",), "timezone has no effect on a one-off 'at' (it carries its own offset); remove it")
         check_timezone(schedule["timezone"])
         ext["timezone"] = schedule["timezone"]
     definition = {
@@ -297,7 +359,7 @@ def entry_to_manifest(definition: Mapping[str, Any], ext: Mapping[str, Any] | No
     Raises ValueError for an extension key this version does not know.
     """
     ext = dict(ext or {})
-    unknown = sorted(set(ext) - {"timezone", "rrule_byweekday"})
+    unknown = sorted(set(ext) - {"timezone", "rrule_byweekday", *EXT_FIELDS})
     if unknown:
         raise ValueError(f"unknown extension field(s) {', '.join(unknown)} in entry {definition.get('name')!r}")
     out: dict[str, Any] = {"name": definition["name"], "task": definition["task"]}
@@ -319,6 +381,8 @@ def entry_to_manifest(definition: Mapping[str, Any], ext: Mapping[str, Any] | No
             out["cron"] = text
         else:
             out["crontab"] = {f: v for f, v in fields.items() if v != "*"}
+    elif kind == "rrule" and _is_one_off(schedule) and "rrule_byweekday" not in ext:
+        out["at"] = _iso(schedule["dtstart"], schedule.get("dtstart_tz", 0.0))
     elif kind == "rrule":
         out["rrule"] = _rrule_manifest(schedule, ext)
     else:
@@ -330,4 +394,11 @@ def entry_to_manifest(definition: Mapping[str, Any], ext: Mapping[str, Any] | No
         out["enabled"] = False
     if "timezone" in ext:
         out["timezone"] = ext["timezone"]
+    for key in EXT_FIELDS:
+        if key not in ext:
+            continue
+        value = ext[key]
+        if key in ("starting_deadline", "jitter"):
+            value = duration.format_duration(float(value)) or value
+        out[key] = value
     return out

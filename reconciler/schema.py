@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from reconciler.manifest import Document
 
 SCHEMA_NAME = "redbeat-manifest.schema.json"
-KINDS = ("cron", "crontab", "every", "rrule")
+KINDS = ("cron", "crontab", "every", "rrule", "at")
 
 Predicate = Callable[[Any], bool]
 

@@ -83,6 +83,13 @@ def _compat_errors(schedule: _Schedule, ext: Mapping[str, Any], target: str) -> 
             f"{target} cannot store nth weekdays ({nth}, an extension): there it would run on every such weekday",
             code="compat",
         ))  # fmt: skip
+    for key in ("catch_up", "catch_up_limit", "starting_deadline", "jitter", "start_at", "end_at"):
+        if key in ext:
+            errors.append(schedule.error(
+                (key,),
+                f"{target} ignores {key} (an extension): there the entry runs without it",
+                code="compat",
+            ))  # fmt: skip
     return errors
 
 

@@ -92,8 +92,8 @@ def test_export_keeps_only_non_defaults() -> None:
 
 def test_export_refuses_unknown_extension() -> None:
     got, _ = manifest_to_entry({**BASE, "every": 5})
-    with pytest.raises(ValueError, match="jitter"):
-        entry_to_manifest(got, {"jitter": 3})
+    with pytest.raises(ValueError, match="misfire_grace"):
+        entry_to_manifest(got, {"misfire_grace": 3})
 
 
 # --- property tests: equal schedules written differently give identical definitions
