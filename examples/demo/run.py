@@ -126,13 +126,15 @@ class Demo:
         dashboard = Dashboard(RunLogReader(self.run_log), since=time.time())
         end = time.monotonic() + seconds
         self.console.print(f"Watching the worker for {seconds:g}s (Ctrl-C stops the demo early)")
-        with Live(dashboard.render(), console=self.console, refresh_per_second=4) as live:
-            while time.monotonic() < end:
-                self._check_children()
-                dashboard.poll(self.app)
-                live.update(dashboard.render())
-                time.sleep(0.25)
-        self.console.print()
+        try:
+            with Live(dashboard.render(), console=self.console, refresh_per_second=4) as live:
+                while time.monotonic() < end:
+                    self._check_children()
+                    dashboard.poll(self.app)
+                    live.update(dashboard.render())
+                    time.sleep(0.25)
+        finally:
+            self.console.print()  # Live leaves the cursor at the end of the table
         return dashboard
 
     def _check_children(self) -> None:
@@ -173,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0, help="how long to show tasks running (default 15)")
     args = parser.parse_args(argv)
+    # Ctrl-C and SIGTERM both end in the teardown (a shell may start us with SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     console = Console()
     console.rule("[bold]redbeat demo[/bold]: Redis + Celery worker + celery beat -S redbeat.Scheduler")
