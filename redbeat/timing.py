@@ -32,7 +32,7 @@ from typing import Any
 
 from celery.schedules import crontab
 from celery.schedules import schedule as interval_schedule
-from celery.utils.time import delta_resolution
+from celery.utils.time import remaining
 
 from .schedules import rrule
 
@@ -90,8 +90,11 @@ def first_due(
             raise ValueError(f"interval must be positive, not {every!r} seconds")
         if last_run_at is None:
             return anchor
-        base = delta_resolution(last_run_at, schedule.run_every) if schedule.relative else last_run_at
-        return base + schedule.run_every
+        if schedule.relative:
+            # celery rounds the *end* (last run + interval) down to the interval's
+            # resolution; rounding the start instead differs for e.g. 90 minutes.
+            return last_run_at + remaining(last_run_at, schedule.run_every, now=last_run_at, relative=True)
+        return last_run_at + schedule.run_every
     if isinstance(schedule, (crontab, rrule)):
         if last_run_at is None:
             return next_occurrence(schedule, anchor, tz=tz, inclusive=True)
