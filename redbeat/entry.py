@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from celery.app import app_or_default
 from celery.beat import ScheduleEntry
 
 from . import codec, timing
@@ -18,9 +19,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 def store_for(app: Any) -> EntryStore:
     """The app's EntryStore, rebuilt when the client behind ``app.redbeat_redis`` changes."""
+    app = app_or_default(app)
     client = get_redis(app)
     store = getattr(app, "_redbeat_store", None)
-    if store is None or store.client is not client or store.keys.prefix != app.redbeat_conf.key_prefix:
+    if store is None or store.client is not client or store.keys.prefix != ensure_conf(app).key_prefix:
         store = EntryStore(client, ensure_conf(app).keys)
         app._redbeat_store = store
     return store
@@ -94,6 +96,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):
     ) -> "RedBeatSchedulerEntry":
         if not definition:
             raise KeyError(key)
+        app = app_or_default(app)
         fields = codec.decode_definition(definition)
         if not fields.get("name"):
             fields["name"] = ensure_conf(app).keys.name_of(key)
