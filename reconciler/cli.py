@@ -196,11 +196,55 @@ def _configure_apply_form(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="plan and print the diff; write nothing")
     _add_connection(parser)
     _add_plan_options(parser)
+    _add_watch_options(parser)
+
+
+def _add_watch_options(parser: argparse.ArgumentParser) -> None:
+    from reconciler.health import DEFAULT_LISTEN
+
+    group = parser.add_argument_group("watch mode (a sidecar that keeps Redis equal to the manifests)")
+    group.add_argument("--watch", action="store_true", help="apply now, then on every file change and resync; "
+                       "serve /healthz, /readyz and /metrics; stop on SIGTERM")
+    group.add_argument("--resync-interval", type=_seconds, default=60.0, metavar="DURATION",
+                       help="re-apply this often (+-10%% jitter) to undo changes made in Redis by hand (default 60s)")
+    group.add_argument("--debounce", type=_seconds, default=0.3, metavar="DURATION",
+                       help="group file events over at most this long before re-reading (default 300ms)")
+    group.add_argument("--force-polling", action="store_true", help="poll the files instead of inotify (network file systems)")
+    group.add_argument("--listen", type=_listen, default=DEFAULT_LISTEN, metavar="HOST:PORT",
+                       help=f"address of /healthz, /readyz and /metrics (default {DEFAULT_LISTEN}; 0.0.0.0:9185 for a pod)")
+    group.add_argument("--log-format", choices=("text", "json"), default="text", help="watch-mode log lines (default text)")
+
+
+def _seconds(text: str) -> float:
+    from reconciler.duration import DurationError, parse_duration
+
+    try:
+        return parse_duration(text)
+    except DurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _listen(text: str) -> Any:
+    from reconciler.health import parse_listen
+
+    try:
+        return parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def apply_paths(args: argparse.Namespace) -> int:
-    """Load, validate, plan and (unless --dry-run) apply; all or nothing."""
+    """Load, validate, plan and (unless --dry-run) apply; all or nothing.  --watch hands over to watch.run."""
     from reconciler.reconcile import PlanRefused, load, reconcile
+
+    if args.watch:
+        from reconciler import watch
+
+        return watch.run(watch.Settings(
+            paths=tuple(args.paths), redis_url=args.redis_url, key_prefix=args.key_prefix, owner=args.owner,
+            options=_plan_options(args), listen=args.listen, resync_interval=args.resync_interval,
+            debounce=args.debounce, force_polling=args.force_polling, dry_run=args.dry_run, log_format=args.log_format,
+        ))
 
     started = time.perf_counter()
     desired = load(args.paths)
