@@ -294,8 +294,8 @@ class Applier:
             log(logger, "manifests invalid; nothing applied", logging.ERROR, errors=len(errors), kept=kept)
         self._errors = tuple(errors)
         self.metrics.set_manifests(errors=len(errors), entries=None)
-        self.status.manifests(f"{len(errors)} manifest error{'s' if len(errors) != 1 else ''} "
-                              f"(the last good state is kept); first: {errors[0]}")
+        kept = "the last good state is kept" if self.desired is not None else "nothing applied"
+        self.status.manifests(f"{len(errors)} manifest error{'s' if len(errors) != 1 else ''} ({kept}); first: {errors[0]}")
 
     def apply(self, trigger: Trigger) -> str:
         """One attempt: 'ok', 'refused' or 'error'.  Never raises for Redis or plan trouble."""
