@@ -232,6 +232,9 @@ class EntryStore:
                     if stored_meta is None:
                         pipe.hset(key, "meta", meta)
                     pipe.zadd(self.keys.schedule, {key: score})
+                    bare = self._bare_member(key)
+                    if bare is not None:
+                        pipe.zrem(self.keys.schedule, bare)
                     pipe.publish(self.keys.wake_channel, key)
                     pipe.execute()
                     return meta
@@ -243,12 +246,23 @@ class EntryStore:
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(key, "meta", meta)
             pipe.zadd(self.keys.schedule, {key: score})
+            bare = self._bare_member(key)
+            if bare is not None:
+                pipe.zrem(self.keys.schedule, bare)
             pipe.publish(self.keys.wake_channel, key)
             pipe.execute()
 
+    def _bare_member(self, key: str) -> str | None:
+        """The first releases' bare-name member that stands for ``key`` ("zadd P:schedule 0 name"), if any can."""
+        name = self.keys.name_of(key)
+        if name == key or name.startswith(self.keys.prefix):
+            return None
+        return name
+
     def delete(self, key: str) -> None:
+        bare = self._bare_member(key)
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.zrem(self.keys.schedule, key)
+            pipe.zrem(self.keys.schedule, key, *([bare] if bare else []))
             pipe.delete(key)
             pipe.execute()
 
