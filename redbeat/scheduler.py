@@ -263,7 +263,8 @@ class RedBeatScheduler(Scheduler):
         """What to write for one due member, and the entry to send if it runs now."""
         key = self.app.redbeat_conf.keys.entry_key_of(stored.member)
         if stored.definition is None:
-            logger.error("beat: %s is in the schedule but its hash is gone; removing it from the schedule", key)
+            logger.error("beat: %s is in the schedule but its hash or definition is gone; removing it from the schedule",
+                         key)
             return Settlement(Step.DROP, stored.member, stored.score), None
         try:
             fields = self._decoded(stored.definition)

@@ -55,7 +55,7 @@ return out
 #: op, member, expected score, new score, meta.
 #: op 'c' (claim a run): iff the member still has the score we read, write
 #: meta and the new score; 'r' (rescore) the same without meta; 'x' drop the
-#: member iff its hash is still missing.  Checking the score makes a claim
+#: member iff its hash (or the hash's definition) is still missing.  Checking the score makes a claim
 #: idempotent per slot: whoever moves the score first owns the slot, so two
 #: writers can never dispatch it twice.
 #: Returns {1, applied_1, applied_2, ...} or {0} when the lock is not ours.
@@ -76,7 +76,7 @@ for i = 3, #ARGV, 5 do
   local current = redis.call('ZSCORE', KEYS[1], member)
   local applied = 0
   if op == 'x' then
-    if current and redis.call('EXISTS', key) == 0 then
+    if current and redis.call('HEXISTS', key, 'definition') == 0 then
       redis.call('ZREM', KEYS[1], member)
       applied = 1
     end
