@@ -204,3 +204,20 @@ def test_celery_redbeat_ticks_on_what_we_wrote(celery_redbeat_python, app, redis
     ours = Recording(app=app, lazy=True).schedule
     assert ours["never-run"].total_run_count == 2
     assert ours["cron-every-5"].last_run_at == later
+
+
+def test_switching_from_celery_redbeat_writes_nothing(redis_url, redis_client):
+    """Same beat_schedule as celery-redbeat synced (cr_write.py): our start-up finds nothing to change."""
+    restore(redis_client, GOLDEN)
+    app = make_app(redis_url, now=NOW + timedelta(minutes=5), redbeat_lock_key=None, beat_schedule={
+        "static-cleanup": {"task": "maint.cleanup", "schedule": crontab(minute=0, hour=4),
+                           "options": {"expires": 43200}},
+        "static-every-2m": {"task": "maint.poll", "schedule": 120.0, "args": (1, 2)},
+    })
+    with current(app):
+        redis_client.config_resetstat()
+        Recording(app=app).close()
+    from support.redis_proc import commandstats, write_calls
+
+    assert write_calls(commandstats(redis_client)) == {}
+    assert dump(redis_client, PREFIX) == {k: v for k, v in GOLDEN.items() if k != "_meta"}

@@ -459,3 +459,19 @@ def test_schedule_lists_every_entry_outside_a_tick(unlocked_app, redis_client, c
     assert sorted(listed) == ["next-year", "off", "soon"]
     assert listed["off"].enabled is False and listed["next-year"].task == "t"
     assert P + "broken" in caplog.text
+
+
+def test_crontab_in_the_app_time_zone_across_spring_forward(redis_url, redis_client):
+    app = make_app(redis_url, now=datetime(2026, 3, 28, 12, tzinfo=UTC), redbeat_lock_key=None,
+                   timezone="Europe/Berlin")
+    with current(app):
+        Entry("nightly", "tasks.nightly", crontab(minute="30", hour="2"),
+              last_run_at=datetime(2026, 3, 28, 1, 30, tzinfo=UTC), app=app).save()
+        assert redis_client.zscore(SCHEDULE, P + "nightly") == datetime(2026, 3, 29, 1, 0, tzinfo=UTC).timestamp()
+        scheduler = Recording(app=app, lazy=True)
+        for minute in range(0, 121):  # 00:00Z .. 02:00Z on the day clocks go 02:00 -> 03:00
+            app.now.set(datetime(2026, 3, 29, 0, 0, tzinfo=UTC) + timedelta(minutes=minute))
+            scheduler.tick()
+        assert [s.last_run_at.astimezone(UTC) for s in scheduler.sent] == [datetime(2026, 3, 29, 1, 0, tzinfo=UTC)]
+        assert redis_client.zscore(SCHEDULE, P + "nightly") == datetime(2026, 3, 30, 0, 30, tzinfo=UTC).timestamp()
+        assert json.loads(redis_client.hget(P + "nightly", "meta"))["last_run_at"]["timezone"] == "Europe/Berlin"
