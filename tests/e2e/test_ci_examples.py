@@ -1,0 +1,538 @@
+"""The CI/CD examples run as written: examples/ci/*.yml and the pre-commit hook.
+
+The workflow files are parsed, and the shell of every job that runs
+redbeat-apply is executed with bash, in a checkout-like temp directory,
+against a real redis-server, with the environment the CI system would give
+it (the workflow's ``env:``/``variables:``, the secret, ``$GITHUB_OUTPUT``,
+``$GITHUB_STEP_SUMMARY``, GitLab's predefined variables). Only the steps that
+cannot run here are left out: ``uses:`` actions, and the ``pip install`` of
+the package (it is installed in this venv already; the pinned version is
+checked against pyproject.toml instead). The pre-commit hook runs through
+``pre-commit try-repo`` on a throwaway git repository, installing this
+project into pre-commit's own virtualenv as a user's machine would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CI = ROOT / "examples" / "ci"
+GITHUB = CI / "github-actions.yml"
+GITLAB = CI / "gitlab-ci.yml"
+BIN = Path(sys.executable).parent
+VERSION = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)  # type: ignore[union-attr]
+INSTALL = f'python -m pip install "redbeat-gitops=={VERSION}"'
+REPOSITORY = "acme/schedules"
+
+GOOD = """\
+schedules:
+  - name: heartbeat
+    task: ops.tasks.ping
+    every: 30s
+  - name: nightly-report
+    task: reports.tasks.nightly
+    cron: "30 2 * * mon-fri"
+    kwargs: {format: pdf}
+"""
+
+BAD = """\
+name: broken
+task: ops.tasks.ping
+cron: "61 * * * *"
+"""
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDBEAT_", "GITHUB_", "CI_")) and k != "NO_COLOR"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+@pytest.fixture
+def checkout(tmp_path) -> Path:
+    """What actions/checkout or a GitLab runner leaves: the repository with its schedules/."""
+    repo = tmp_path / "checkout"
+    (repo / "schedules").mkdir(parents=True)
+    (repo / "schedules" / "jobs.yaml").write_text(GOOD)
+    return repo
+
+
+# --- GitHub Actions ------------------------------------------------------------------------
+
+
+def load_github() -> dict[str, Any]:
+    workflow = yaml.safe_load(GITHUB.read_text())
+    # YAML 1.1 reads the key `on` as True.
+    workflow["on"] = workflow.pop(True, workflow.get("on"))
+    return workflow
+
+
+_EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+
+
+def evaluate(text: str, context: dict[str, Any]) -> str:
+    """``${{ a.b.c }}`` lookups, as GitHub does them for env values (a missing secret is "")."""
+
+    def lookup(match: re.Match[str]) -> str:
+        parts = match.group(1).split(".")
+        assert parts[0] in context, f"the test does not model the context of {match.group(0)}"
+        value: Any = context
+        for part in parts:
+            value = value.get(part, "") if isinstance(value, dict) else ""
+        return str(value)
+
+    return _EXPRESSION.sub(lookup, str(text))
+
+
+@dataclass
+class StepRun:
+    name: str
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class GithubJob:
+    steps: list[StepRun] = field(default_factory=list)
+    summary: str = ""
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> StepRun | None:
+        return next((s for s in self.steps if s.returncode != 0), None)
+
+    def step(self, name: str) -> StepRun:
+        return next(s for s in self.steps if s.name == name)
+
+
+def run_github_job(
+    job_name: str, workdir: Path, *, secrets: dict[str, str], event: str, ref: str = "refs/heads/main"
+) -> GithubJob:
+    """Run the job's `run:` steps in order, as the runner would, until one fails."""
+    workflow = load_github()
+    job = workflow["jobs"][job_name]
+    shell = workflow.get("defaults", {}).get("run", {}).get("shell")
+    assert shell == "bash", "the workflow must pin shell: bash (which adds -o pipefail)"
+    context: dict[str, Any] = {
+        "secrets": secrets,
+        "github": {
+            "repository": REPOSITORY,
+            "event_name": event,
+            "ref": ref,
+            "event": {"pull_request": {"number": "7"}},
+        },
+        "steps": {},
+    }
+    runner = workdir.parent / f"runner-{job_name}"
+    runner.mkdir(exist_ok=True)
+    summary = runner / "step_summary.md"
+    summary.touch()
+    result = GithubJob()
+    for index, step in enumerate(job["steps"]):
+        if "uses" in step:
+            continue
+        script = step["run"]
+        assert "${{" not in script, f"step {step.get('name')!r}: expressions belong in env:, not in run:"
+        if script.strip().startswith("python -m pip install"):
+            assert script.strip() == INSTALL, "the workflow installs another version than pyproject.toml's"
+            continue
+        env = base_env()
+        for scope in (workflow.get("env", {}), job.get("env", {}), step.get("env", {})):
+            env.update({k: evaluate(v, context) for k, v in scope.items()})
+        output = runner / f"output-{index}"
+        output.touch()
+        env.update(GITHUB_STEP_SUMMARY=str(summary), GITHUB_OUTPUT=str(output), GITHUB_ACTIONS="true", CI="true")
+        script_file = runner / f"step-{index}.sh"
+        script_file.write_text(script)
+        # GitHub's `shell: bash` is `bash --noprofile --norc -eo pipefail {0}`.
+        proc = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script_file)],
+            cwd=workdir, env=env, capture_output=True, text=True, timeout=120,
+        )
+        result.steps.append(StepRun(step.get("name", f"step {index}"), proc.returncode, proc.stdout, proc.stderr))
+        outputs = dict(line.split("=", 1) for line in output.read_text().splitlines() if "=" in line)
+        if "id" in step:
+            context["steps"][step["id"]] = {"outputs": outputs, "outcome": "success" if proc.returncode == 0 else "failure"}
+            result.outputs[step["id"]] = outputs
+        if proc.returncode != 0:
+            break
+    result.summary = summary.read_text()
+    return result
+
+
+def test_github_workflow_triggers_jobs_and_secrets():
+    workflow = load_github()
+    assert set(workflow["on"]) == {"push", "pull_request"}
+    jobs = workflow["jobs"]
+    assert set(jobs) == {"validate", "plan", "apply"}
+    assert "if" not in jobs["validate"], "validate runs on every push and pull request"
+    assert jobs["plan"]["if"] == "github.event_name == 'pull_request'"
+    assert jobs["plan"]["permissions"]["pull-requests"] == "write"
+    assert jobs["apply"]["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    assert jobs["apply"]["concurrency"]["cancel-in-progress"] is False
+    assert jobs["apply"]["concurrency"]["group"]
+    assert jobs["plan"]["needs"] == jobs["apply"]["needs"] == "validate"
+    # The Redis URL comes from the secret, and only into the steps that need Redis.
+    text = GITHUB.read_text()
+    assert text.count("${{ secrets.REDBEAT_REDIS_URL }}") == 2
+    assert "REDBEAT_REDIS_URL" not in json.dumps(workflow["env"])
+    commands = [s["run"] for job in jobs.values() for s in job["steps"] if "redbeat-apply" in s.get("run", "")]
+    assert any("validate --output github" in c for c in commands)
+    assert any("--dry-run --output markdown" in c for c in commands)
+    comment = next(s for s in jobs["plan"]["steps"] if s.get("uses", "").startswith("actions/github-script"))
+    assert "plan.md" in comment["with"]["script"] and "<!-- redbeat-apply-plan -->" in comment["with"]["script"]
+
+
+def test_github_validate_annotates_errors(checkout):
+    ok = run_github_job("validate", checkout, secrets={}, event="push")
+    assert [s.name for s in ok.steps] == ["Validate manifests"]
+    assert ok.failed is None, ok.steps
+
+    (checkout / "schedules" / "bad.yaml").write_text(BAD)
+    bad = run_github_job("validate", checkout, secrets={}, event="push")
+    assert bad.failed is not None and bad.failed.returncode == 3
+    assert "::error file=schedules/bad.yaml,line=3,col=7" in bad.failed.stdout
+    assert "minute 61 is out of range 0-59" in bad.failed.stdout
+
+
+def test_github_pull_request_posts_the_dry_run(checkout, redis_url, redis_client):
+    job = run_github_job("plan", checkout, secrets={"REDBEAT_REDIS_URL": redis_url}, event="pull_request")
+    assert job.failed is None, job.steps
+    assert [s.name for s in job.steps] == ["Plan (dry run)", "Fail on plan errors"]
+    plan = (checkout / "plan.md").read_text()
+    assert plan.startswith("<!-- redbeat-apply-plan -->\n### redbeat-apply plan for owner `acme/schedules`")
+    assert "**Plan: 2 to create, 0 to update, 0 to delete, 0 unchanged.**" in plan
+    assert "| + | `heartbeat` | create |" in plan and "| + | `nightly-report` | create |" in plan
+    assert job.summary == plan
+    assert job.outputs["plan"] == {"exitcode": "2"}
+    assert redis_client.keys("*") == [], "a dry run writes nothing"
+
+
+def test_readme_pr_comment_example_is_what_the_plan_job_posts(checkout, redis_url, redis_client):
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(r"<!-- example: pr-plan -->\n````markdown\n(.*?)````\n<!-- /example: pr-plan -->", readme, re.S)
+    assert match, "README: the PR plan example block is missing"
+    secrets = {"REDBEAT_REDIS_URL": redis_url}
+    assert run_github_job("apply", checkout, secrets=secrets, event="push").failed is None
+    (checkout / "schedules" / "jobs.yaml").write_text(textwrap.dedent("""\
+        schedules:
+          - name: heartbeat
+            task: ops.tasks.ping
+            every: 1m
+          - name: weekly-digest
+            task: reports.tasks.digest
+            cron: "0 8 * * mon"
+    """))
+    job = run_github_job("plan", checkout, secrets=secrets, event="pull_request")
+    assert job.failed is None and job.outputs["plan"] == {"exitcode": "2"}
+    assert (checkout / "plan.md").read_text() == "<!-- redbeat-apply-plan -->\n" + match.group(1)
+
+
+def test_github_pull_request_with_a_conflict_fails_and_still_reports(checkout, redis_url, redis_client):
+    other = subprocess.run(
+        [str(BIN / "redbeat-apply"), "--redis-url", redis_url, "--owner", "someone-else", str(checkout / "schedules")],
+        capture_output=True, text=True, env=base_env(), timeout=60,
+    )
+    assert other.returncode == 0, other.stderr
+    job = run_github_job("plan", checkout, secrets={"REDBEAT_REDIS_URL": redis_url}, event="pull_request")
+    assert job.outputs["plan"] == {"exitcode": "1"}
+    assert job.failed is not None and job.failed.name == "Fail on plan errors"
+    assert "::error::redbeat-apply plan failed (exit 1)" in job.failed.stdout
+    plan = (checkout / "plan.md").read_text()
+    assert "conflict" in plan and "someone-else" in plan
+    assert "nothing was written" in plan  # stderr, in a code block
+    assert job.summary == plan
+
+
+def test_github_pull_request_from_a_fork_has_no_secret(checkout):
+    job = run_github_job("plan", checkout, secrets={}, event="pull_request")
+    assert job.failed is None, job.steps
+    assert "REDBEAT_REDIS_URL secret is not available" in (checkout / "plan.md").read_text()
+    assert job.outputs["plan"] == {"exitcode": "0"}
+
+
+def test_github_merge_to_main_applies_once(checkout, redis_url, redis_client):
+    secrets = {"REDBEAT_REDIS_URL": redis_url}
+    first = run_github_job("apply", checkout, secrets=secrets, event="push")
+    assert first.failed is None, first.steps
+    assert redis_client.exists("redbeat:heartbeat", "redbeat:nightly-report") == 2
+    assert sorted(redis_client.hkeys(f"redbeat::owner:{REPOSITORY}")) == ["heartbeat", "nightly-report"]
+    assert first.summary.startswith("## Applied schedules\n### redbeat-apply plan for owner `acme/schedules`")
+    assert "2 to create" in first.summary
+
+    second = run_github_job("apply", checkout, secrets=secrets, event="push")
+    assert second.failed is None
+    assert "**No changes. 2 unchanged.**" in second.summary
+
+    (checkout / "schedules" / "jobs.yaml").write_text(GOOD.replace("every: 30s", "every: 1m"))
+    third = run_github_job("apply", checkout, secrets=secrets, event="push")
+    assert "1 to update" in third.summary and "`every`" in third.summary
+
+
+def test_github_apply_fails_the_job_on_a_conflict(checkout, redis_url, redis_client):
+    redis_client.hset("redbeat:heartbeat", "definition", json.dumps(
+        {"name": "heartbeat", "task": "ops.tasks.ping", "schedule": {"__type__": "interval", "every": 10.0, "relative": False},
+         "args": [], "kwargs": {}, "options": {}, "enabled": True}))
+    job = run_github_job("apply", checkout, secrets={"REDBEAT_REDIS_URL": redis_url}, event="push")
+    assert job.failed is not None and job.failed.returncode == 1, "pipefail: the tee must not hide the failure"
+    assert "nothing was written" in job.failed.stderr
+    assert not redis_client.exists("redbeat:nightly-report")
+
+
+# --- GitLab CI -------------------------------------------------------------------------------
+
+
+def load_gitlab() -> dict[str, Any]:
+    return yaml.safe_load(GITLAB.read_text())
+
+
+def expand(value: str, env: dict[str, str]) -> str:
+    return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: env.get(m.group(1), ""), str(value))
+
+
+def run_gitlab_job(job_name: str, workdir: Path, variables: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    pipeline = load_gitlab()
+    job = pipeline[job_name]
+    before = job.get("before_script", pipeline["default"]["before_script"])
+    assert before == [INSTALL], "the pipeline installs another version than pyproject.toml's"
+    env = base_env()
+    env.update(
+        CI="true", GITLAB_CI="true", CI_PROJECT_DIR=str(workdir), CI_PROJECT_PATH=REPOSITORY, CI_PROJECT_ID="42",
+        CI_DEFAULT_BRANCH="main", CI_API_V4_URL="http://127.0.0.1:1/api/v4",
+    )
+    env.update(variables)
+    for name, value in {**pipeline.get("variables", {}), **job.get("variables", {})}.items():
+        env[name] = expand(value, env)
+    # The runner's bash runs the script lines in one shell with `set -eo pipefail`.
+    script = "\n".join(job["script"])
+    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                          cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_gitlab_pipeline_rules():
+    pipeline = load_gitlab()
+    assert pipeline["stages"] == ["validate", "plan", "apply"]
+    assert "rules" not in pipeline["validate"]
+    assert pipeline["plan"]["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
+    assert pipeline["apply"]["rules"] == [
+        {"if": '$CI_PIPELINE_SOURCE == "push" && $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH'}
+    ]
+    assert pipeline["apply"]["resource_group"], "applies must not run concurrently"
+    assert "REDBEAT_REDIS_URL" not in pipeline["variables"], "the URL is a masked CI/CD variable, not in the file"
+
+
+def test_gitlab_validate(checkout):
+    assert run_gitlab_job("validate", checkout, {}).returncode == 0
+    (checkout / "schedules" / "bad.yaml").write_text(BAD)
+    bad = run_gitlab_job("validate", checkout, {})
+    assert bad.returncode == 3
+    assert "schedules/bad.yaml:3:7: cron: '61 * * * *': minute 61 is out of range 0-59" in bad.stderr + bad.stdout
+
+
+class FakeGitLab(BaseHTTPRequestHandler):
+    """The three notes endpoints the plan job calls, recording what it did."""
+
+    notes: list[dict[str, Any]] = []
+    calls: list[tuple[str, str, str]] = []
+
+    def _reply(self, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> dict[str, Any]:
+        return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.calls.append(("GET", self.path, self.headers["PRIVATE-TOKEN"]))
+        self._reply(self.notes)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.calls.append(("POST", self.path, self.headers["PRIVATE-TOKEN"]))
+        note = {"id": len(self.notes) + 100, "body": self._body()["body"]}
+        self.notes.append(note)
+        self._reply(note)
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self.calls.append(("PUT", self.path, self.headers["PRIVATE-TOKEN"]))
+        note_id = int(self.path.rsplit("/", 1)[1])
+        note = next(n for n in self.notes if n["id"] == note_id)
+        note["body"] = self._body()["body"]
+        self._reply(note)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_gitlab():
+    FakeGitLab.notes = [{"id": 1, "body": "LGTM"}]
+    FakeGitLab.calls = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGitLab)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/v4"
+    server.shutdown()
+    server.server_close()
+
+
+def test_gitlab_merge_request_plan_is_one_updated_comment(checkout, redis_url, redis_client, fake_gitlab):
+    variables = {
+        "REDBEAT_REDIS_URL": redis_url, "REDBEAT_GITLAB_TOKEN": "glpat-test", "CI_API_V4_URL": fake_gitlab,
+        "CI_MERGE_REQUEST_IID": "7", "CI_PIPELINE_SOURCE": "merge_request_event",
+    }
+    first = run_gitlab_job("plan", checkout, variables)
+    assert first.returncode == 0, first.stderr
+    notes_path = "/api/v4/projects/42/merge_requests/7/notes"
+    assert [c[:2] for c in FakeGitLab.calls] == [("GET", notes_path + "?per_page=100&sort=desc"), ("POST", notes_path)]
+    assert {c[2] for c in FakeGitLab.calls} == {"glpat-test"}
+    posted = FakeGitLab.notes[-1]["body"]
+    assert posted == (checkout / "plan.md").read_text()
+    assert "### redbeat-apply plan for owner `acme/schedules`" in posted and "2 to create" in posted
+    assert redis_client.keys("*") == []
+
+    (checkout / "schedules" / "jobs.yaml").write_text(GOOD.replace("every: 30s", "every: 1m"))
+    FakeGitLab.calls = []
+    second = run_gitlab_job("plan", checkout, variables)
+    assert second.returncode == 0, second.stderr
+    assert [c[0] for c in FakeGitLab.calls] == ["GET", "PUT"]
+    assert len(FakeGitLab.notes) == 2 and FakeGitLab.notes[0]["body"] == "LGTM"
+    assert FakeGitLab.notes[1]["body"] == (checkout / "plan.md").read_text()
+
+
+def test_gitlab_plan_without_token_or_url(checkout, redis_url):
+    no_url = run_gitlab_job("plan", checkout, {"CI_PIPELINE_SOURCE": "merge_request_event"})
+    assert no_url.returncode == 0, no_url.stderr
+    assert "REDBEAT_REDIS_URL variable is not available" in (checkout / "plan.md").read_text()
+    no_token = run_gitlab_job("plan", checkout, {"REDBEAT_REDIS_URL": redis_url})
+    assert no_token.returncode == 0, no_token.stderr
+    assert "2 to create" in (checkout / "plan.md").read_text() and "2 to create" in no_token.stdout
+
+
+def test_gitlab_apply(checkout, redis_url, redis_client):
+    variables = {"REDBEAT_REDIS_URL": redis_url, "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main"}
+    first = run_gitlab_job("apply", checkout, variables)
+    assert first.returncode == 0, first.stderr
+    assert sorted(redis_client.hkeys(f"redbeat::owner:{REPOSITORY}")) == ["heartbeat", "nightly-report"]
+    assert "2 to create" in (checkout / "apply.md").read_text()
+    second = run_gitlab_job("apply", checkout, variables)
+    assert second.returncode == 0 and "No changes. 2 unchanged." in (checkout / "apply.md").read_text()
+
+    redis_client.delete(f"redbeat::owner:{REPOSITORY}")  # now nobody owns them: a conflict
+    third = run_gitlab_job("apply", checkout, variables)
+    assert third.returncode == 1, "pipefail: the tee must not hide the failure"
+
+
+# --- pre-commit ------------------------------------------------------------------------------
+
+
+HOOK_REPO_FILES = ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml", "redbeat", "reconciler", "schemas")
+
+
+def git(cwd: Path, *args: str) -> None:
+    env = {**base_env(), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    subprocess.run(["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
+                   cwd=cwd, env=env, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def hook_repo(tmp_path) -> Path:
+    """A committed snapshot of this project's working tree (what a `rev:` of it would hold)."""
+    repo = tmp_path / "hook-repo"
+    repo.mkdir()
+    for name in HOOK_REPO_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, repo / name)
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "snapshot")
+    return repo
+
+
+@pytest.mark.slow
+def test_pre_commit_hook_via_try_repo(tmp_path, hook_repo):
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert [h["id"] for h in hooks] == ["redbeat-validate"]
+    assert hooks[0]["language"] == "python"
+
+    project = tmp_path / "project"
+    (project / "schedules").mkdir(parents=True)
+    (project / "schedules" / "good.yaml").write_text(GOOD)
+    (project / ".github" / "workflows").mkdir(parents=True)
+    (project / ".github" / "workflows" / "ci.yml").write_text("on: push\njobs: {}\n")  # YAML, not a manifest
+    git(project, "init", "-q")
+    git(project, "add", ".")
+    git(project, "commit", "-q", "-m", "init")
+    env = {**base_env(), "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "NO_COLOR": "1"}
+
+    def try_repo(*files: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pre_commit", "try-repo", str(hook_repo), "redbeat-validate",
+             "--ref", "HEAD", "--color", "never", "--verbose", "--files", *files],
+            cwd=project, env=env, capture_output=True, text=True, timeout=600,
+        )
+
+    good = try_repo("schedules/good.yaml")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert re.search(r"redbeat-apply validate\.+Passed", good.stdout), good.stdout
+    assert "ok: 2 schedules in 1 file" in good.stdout
+
+    (project / "schedules" / "bad.yaml").write_text(BAD)
+    git(project, "add", "schedules/bad.yaml")
+    bad = try_repo("schedules/bad.yaml")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert re.search(r"redbeat-apply validate\.+Failed", bad.stdout), bad.stdout
+    assert "exit code: 3" in bad.stdout
+    assert "schedules/bad.yaml:3:7: cron: '61 * * * *': minute 61 is out of range 0-59" in bad.stdout
+
+    # A commit touching only the good file still validates the whole directory.
+    whole = try_repo("schedules/good.yaml")
+    assert whole.returncode == 1 and "minute 61 is out of range" in whole.stdout
+
+    # YAML outside schedules/ does not trigger the hook.
+    other = try_repo(".github/workflows/ci.yml")
+    assert other.returncode == 0, other.stdout + other.stderr
+    assert re.search(r"redbeat-apply validate\.+\(no files to check\)Skipped", other.stdout), other.stdout
+
+    # The example .pre-commit-config.yaml, pointed at the snapshot, as `pre-commit run` reads it.
+    config = yaml.safe_load((CI / "pre-commit-config.yaml").read_text())
+    assert [h["id"] for h in config["repos"][0]["hooks"]] == ["redbeat-validate"]
+    shown = re.search(r"^```yml\n(repos:\n.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M)
+    assert shown and yaml.safe_load(shown.group(1)) == config, "README's pre-commit config is the example's"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=hook_repo, capture_output=True, text=True, check=True)
+    config["repos"][0].update(repo=str(hook_repo), rev=head.stdout.strip())
+    (project / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))
+    git(project, "add", ".pre-commit-config.yaml")
+    run = subprocess.run([sys.executable, "-m", "pre_commit", "run", "--all-files", "--color", "never"],
+                         cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 1 and "minute 61 is out of range" in run.stdout, run.stdout + run.stderr
+    (project / "schedules" / "bad.yaml").unlink()
+    git(project, "add", "-A")
+    run = subprocess.run([sys.executable, "-m", "pre_commit", "run", "--all-files", "--color", "never"],
+                         cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
