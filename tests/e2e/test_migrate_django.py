@@ -1,0 +1,341 @@
+"""django-celery-beat -> manifests, against a real Django database.
+
+Each test builds a SQLite database with django-celery-beat's own migrations
+and fills it through the ORM (tests/e2e/django_beat_db.py, in its own
+process), runs ``python -m reconciler.migrate_django`` as a user would,
+validates and applies the output with the installed redbeat-apply, and
+compares what beat will run with what django-celery-beat's own ``ModelEntry``
+would have run from the same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from redbeat.codec import decode_definition, decode_ext
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+BIN = Path(sys.executable).parent
+
+CONVERTIBLE = [
+    {"name": "heartbeat", "task": "ops.tasks.ping", "interval": {"every": 30, "period": "seconds"}},
+    {
+        "name": "ledger-sync", "task": "ledger.tasks.sync", "interval": {"every": 90, "period": "minutes"},
+        "args": '[1, "two", null]', "kwargs": '{"full": true, "depth": {"max": 3}}',
+        "queue": "ledger", "exchange": "ledger-ex", "routing_key": "ledger.sync", "priority": 7,
+        "expire_seconds": 600, "headers": '{"x-team": "finance"}',
+        "description": "Sync the ledger.\nRuns all day.",
+    },
+    {"name": "every-two-days", "task": "ops.tasks.rotate", "interval": {"every": 2, "period": "days"}},
+    {"name": "tick", "task": "ops.tasks.tick", "interval": {"every": 250000, "period": "microseconds"}},
+    {
+        "name": "nightly-report", "task": "reports.tasks.nightly",
+        "crontab": {"minute": "30", "hour": "2", "day_of_week": "mon-fri", "timezone": "Europe/Berlin"},
+        "enabled": False,
+    },
+    {
+        "name": "first-monday", "task": "reports.tasks.monthly",
+        "crontab": {"minute": "0", "hour": "6", "day_of_week": "1", "day_of_month": "1-7", "timezone": "UTC"},
+    },
+    {
+        "name": "quarter-hours", "task": "ops.tasks.poll",
+        "crontab": {"minute": "*/15", "hour": "8-18", "month_of_year": "1,4,7,10", "timezone": "America/New_York"},
+    },
+    {
+        "name": "expires-later", "task": "ops.tasks.campaign", "interval": {"every": 1, "period": "hours"},
+        "expires": "2099-01-01T00:00:00+00:00",
+    },
+    {
+        "name": "already-started", "task": "ops.tasks.started", "interval": {"every": 5, "period": "minutes"},
+        "start_time": "2020-01-01T00:00:00+00:00",
+    },
+]
+
+NOT_CONVERTIBLE = [
+    {"name": "sunrise", "task": "garden.tasks.water", "solar": {"event": "sunrise", "latitude": "52.52", "longitude": "13.40"}},
+    {"name": "launch", "task": "ops.tasks.launch", "clocked": "2030-01-01T09:00:00+00:00", "one_off": True},
+    {"name": "just-once", "task": "ops.tasks.once", "interval": {"every": 1, "period": "hours"}, "one_off": True},
+    {
+        "name": "not-yet", "task": "ops.tasks.later", "interval": {"every": 1, "period": "hours"},
+        "start_time": "2099-06-01T00:00:00+00:00",
+    },
+    {"name": "broken-kwargs", "task": "ops.tasks.broken", "interval": {"every": 1, "period": "hours"}, "kwargs": "{nope"},
+    {"name": "args-not-a-list", "task": "ops.tasks.broken", "interval": {"every": 1, "period": "hours"}, "args": '{"a": 1}'},
+]
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("REDBEAT_", "DJANGO_")) and k != "NO_COLOR"}
+
+
+def make_db(path: Path, tasks: list[dict[str, Any]]) -> Path:
+    result = subprocess.run(
+        [sys.executable, str(HERE / "django_beat_db.py"), str(path), json.dumps(tasks)],
+        capture_output=True, text=True, env=clean_env(), timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(len(tasks))
+    return path
+
+
+def oracle(db: Path) -> dict[str, Any]:
+    """What django-celery-beat's ModelEntry makes of each row."""
+    result = subprocess.run([sys.executable, str(HERE / "django_beat_db.py"), str(db), "--dump"],
+                            capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def export(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "reconciler.migrate_django", *args],
+                          capture_output=True, text=True, env={**clean_env(), **(env or {})}, cwd=cwd, timeout=120)
+
+
+def redbeat_apply(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "redbeat-apply"), *args], capture_output=True, text=True, env=clean_env(), timeout=120)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def full_db(tmp_path_factory) -> Path:
+    return make_db(tmp_path_factory.mktemp("django") / "db.sqlite3", CONVERTIBLE + NOT_CONVERTIBLE)
+
+
+def test_export_writes_valid_manifests_and_reports_the_rest(full_db, tmp_path):
+    before = sha256(full_db)
+    out = tmp_path / "schedules"
+    result = export("--database-url", f"sqlite:///{full_db}", str(out))
+    assert result.returncode == 2, result.stdout + result.stderr  # partial: some not converted
+    assert sha256(full_db) == before, "the export must not write to the database"
+
+    manifest = out / "django-celery-beat.yaml"
+    assert sorted(p.name for p in out.iterdir()) == ["django-celery-beat.yaml"]
+    schedules = {s["name"]: s for s in yaml.safe_load(manifest.read_text())["schedules"]}
+    assert schedules == {
+        "heartbeat": {"name": "heartbeat", "task": "ops.tasks.ping", "every": "30s"},
+        "ledger-sync": {
+            "name": "ledger-sync", "task": "ledger.tasks.sync", "every": "1h30m",
+            "args": [1, "two", None], "kwargs": {"full": True, "depth": {"max": 3}},
+            "options": {"queue": "ledger", "exchange": "ledger-ex", "routing_key": "ledger.sync", "priority": 7,
+                        "headers": {"x-team": "finance"}, "expires": 600},
+        },
+        "every-two-days": {"name": "every-two-days", "task": "ops.tasks.rotate", "every": "2d"},
+        "tick": {"name": "tick", "task": "ops.tasks.tick", "every": "250ms"},
+        "nightly-report": {"name": "nightly-report", "task": "reports.tasks.nightly", "cron": "30 2 * * 1-5",
+                           "timezone": "Europe/Berlin", "enabled": False},
+        # Both days restricted: Celery means "both", cron would mean "either", so a crontab mapping.
+        "first-monday": {"name": "first-monday", "task": "reports.tasks.monthly", "timezone": "UTC",
+                         "crontab": {"minute": "0", "hour": "6", "day_of_week": "1", "day_of_month": "1-7",
+                                     "month_of_year": "*"}},
+        "quarter-hours": {"name": "quarter-hours", "task": "ops.tasks.poll", "cron": "*/15 8-18 * */3 *",  # canonical: 1,4,7,10 == */3
+                          "timezone": "America/New_York"},
+        "expires-later": {"name": "expires-later", "task": "ops.tasks.campaign", "every": "1h",
+                          "options": {"expires": "2099-01-01T00:00:00+00:00"}},
+        "already-started": {"name": "already-started", "task": "ops.tasks.started", "every": "5m"},
+    }
+    text = manifest.read_text()
+    assert "  # Sync the ledger.\n  # Runs all day.\n  - name: ledger-sync\n" in text
+    assert "# NOTE: expires 2099-01-01T00:00:00+00:00: passed on as each message's expiry" in text
+
+    # Every task not converted is named with its reason, on stdout and at the end of the file.
+    reasons = {
+        "sunrise": "solar schedule (sunrise at 52.52",
+        "launch": "clocked schedule (once at 2030-01-01T09:00:00+00:00)",
+        "just-once": "one_off task",
+        "not-yet": "start_time 2099-06-01T00:00:00+00:00 is in the future",
+        "broken-kwargs": "kwargs is not valid JSON",
+        "args-not-a-list": "args must be a JSON list",
+    }
+    report = result.stdout
+    assert report.startswith(f"wrote 9 schedules to {manifest}\n")
+    assert "NOT CONVERTED (6):" in report
+    tail = text[text.index("# NOT CONVERTED (still only in django-celery-beat):"):]
+    for name, reason in reasons.items():
+        line = next(line for line in report.splitlines() if line.startswith(f"  {name} ("))
+        assert reason in line, line
+        assert f"# - {name} (" in tail and reason in tail
+    assert "note: already-started: start_time 2020-01-01T00:00:00+00:00 is in the past: left out" in report
+    assert text.startswith("# Exported from django-celery-beat (sqlite:///") and "9 of 15 periodic tasks converted" in text
+
+    validate = redbeat_apply("validate", str(out))
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    assert validate.stdout == "ok: 9 schedules in 1 file\n"
+
+
+def test_applied_entries_run_what_django_celery_beat_ran(full_db, tmp_path, redis_url, redis_client):
+    out = tmp_path / "schedules"
+    assert export("--database-url", f"sqlite:///{full_db}", str(out)).returncode == 2
+    applied = redbeat_apply("--redis-url", redis_url, str(out))
+    assert applied.returncode == 0, applied.stderr
+    expected = oracle(full_db)
+    converted = {s["name"] for s in CONVERTIBLE}
+    assert converted <= set(expected)
+    for name in converted:
+        want = expected[name]
+        definition = decode_definition(redis_client.hget(f"redbeat:{name}", "definition"))
+        ext = decode_ext(redis_client.hget(f"redbeat:{name}", "ext"))
+        schedule = definition["schedule"]
+        if "every" in want["schedule"]:
+            assert schedule.run_every.total_seconds() == want["schedule"]["every"], name
+        else:
+            fields = ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")
+            assert {f: sorted(getattr(schedule, f)) for f in fields} == {f: want["schedule"][f] for f in fields}, name
+            assert ext.get("timezone") == want["schedule"]["timezone"], name
+        assert definition["task"] == want["task"]
+        assert list(definition["args"] or []) == want["args"], name
+        assert definition["kwargs"] == want["kwargs"], name
+        assert definition["enabled"] == want["enabled"], name
+        options = dict(want["options"])
+        headers = {k: v for k, v in options.pop("headers").items() if k != "periodic_task_name"}
+        if headers:
+            options["headers"] = headers
+        assert definition["options"] == options, name
+
+
+def test_everything_converted_exits_0_and_omit_timezone_keeps_celery_redbeat_compat(tmp_path):
+    db = make_db(tmp_path / "db.sqlite3", [
+        {"name": "report", "task": "reports.tasks.daily", "crontab": {"minute": "0", "hour": "7", "timezone": "UTC"}},
+        {"name": "ping", "task": "ops.tasks.ping", "interval": {"every": 10, "period": "seconds"}},
+    ])
+    out = tmp_path / "out"
+    result = export("--database-url", f"sqlite:///{db}", "--omit-timezone", "UTC", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == f"wrote 2 schedules to {out / 'django-celery-beat.yaml'}\n"
+    schedules = yaml.safe_load((out / "django-celery-beat.yaml").read_text())["schedules"]
+    assert schedules == [
+        {"name": "ping", "task": "ops.tasks.ping", "every": "10s"},
+        {"name": "report", "task": "reports.tasks.daily", "cron": "0 7 * * *"},
+    ]
+    compat = redbeat_apply("validate", "--compat", "celery-redbeat", str(out))
+    assert compat.returncode == 0, compat.stdout + compat.stderr
+
+    # An existing file is not overwritten without --force; nothing else changes.
+    again = export("--database-url", f"sqlite:///{db}", str(out))
+    assert again.returncode == 1 and "exists; use --force" in again.stderr
+    assert yaml.safe_load((out / "django-celery-beat.yaml").read_text())["schedules"] == schedules
+    forced = export("--database-url", f"sqlite:///{db}", "--force", "--output", "json", str(out))
+    assert forced.returncode == 0, forced.stderr
+    report = json.loads(forced.stdout)
+    assert [c["name"] for c in report["converted"]] == ["ping", "report"] and report["not_converted"] == []
+    assert "timezone" in (out / "django-celery-beat.yaml").read_text()
+
+
+def test_a_django_settings_module_works_too(tmp_path):
+    db = make_db(tmp_path / "db.sqlite3", [{"name": "ping", "task": "ops.tasks.ping", "interval": {"every": 1, "period": "minutes"}}])
+    (tmp_path / "mysite_settings.py").write_text(
+        "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': %r}}\n"
+        "INSTALLED_APPS = ['django_celery_beat']\nUSE_TZ = True\nSECRET_KEY = 'x'\n" % str(db)
+    )
+    out = tmp_path / "out"
+    result = export(str(out), env={"DJANGO_SETTINGS_MODULE": "mysite_settings", "PYTHONPATH": str(tmp_path)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert yaml.safe_load((out / "django-celery-beat.yaml").read_text())["schedules"] == [
+        {"name": "ping", "task": "ops.tasks.ping", "every": "1m"}
+    ]
+    assert "(settings mysite_settings)" in (out / "django-celery-beat.yaml").read_text()
+
+
+def test_errors_write_nothing(tmp_path):
+    out = tmp_path / "out"
+    missing = export("--database-url", f"sqlite:///{tmp_path / 'nope.sqlite3'}", str(out))
+    assert missing.returncode == 1 and "no such SQLite database" in missing.stderr
+
+    import sqlite3
+
+    empty = tmp_path / "empty.sqlite3"
+    sqlite3.connect(empty).close()
+    no_tables = export("--database-url", f"sqlite:///{empty}", str(out))
+    assert no_tables.returncode == 1
+    assert "cannot read django_celery_beat's tables" in no_tables.stderr and "migrations" in no_tables.stderr
+
+    nothing = export(str(out))
+    assert nothing.returncode == 1 and "--database-url" in nothing.stderr
+    scheme = export("--database-url", "oracle://u:secret@h/db", str(out))
+    assert scheme.returncode == 1 and "unsupported database URL scheme" in scheme.stderr
+    assert "secret" not in scheme.stderr
+    assert not out.exists()
+
+
+def test_database_urls():
+    from reconciler.migrate_django import database_settings, redact_url
+
+    pg = database_settings("postgresql://app:p%40ss@db.example.com:6543/beat?sslmode=require")
+    assert pg == {
+        "ENGINE": "django.db.backends.postgresql", "NAME": "beat", "USER": "app", "PASSWORD": "p@ss",
+        "HOST": "db.example.com", "PORT": "6543",
+        "OPTIONS": {"sslmode": "require", "options": "-c default_transaction_read_only=on"},
+    }
+    assert database_settings("mysql://u@localhost/beat")["ENGINE"] == "django.db.backends.mysql"
+    assert redact_url("postgresql://app:hunter2@db/beat") == "postgresql://app:***@db/beat"
+    assert redact_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_interval_and_crontab_conversion_units():
+    from reconciler.migrate_django import crontab_schedule, interval_every
+
+    assert interval_every(1, "days") == "1d"
+    assert interval_every(36, "hours") == "1d12h"
+    assert interval_every(1500, "microseconds") == 0.0015  # below a millisecond's precision: seconds
+    with pytest.raises(ValueError, match="greater than 0"):
+        interval_every(0, "seconds")
+    with pytest.raises(ValueError, match="unknown interval period"):
+        interval_every(1, "weeks")
+    # Spellings Celery accepts and the cron parser does not are read with Celery's parser.
+    assert crontab_schedule({"minute": "0", "hour": "9", "day_of_week": "monday-friday",
+                             "day_of_month": "*", "month_of_year": "*"}) == {"cron": "0 9 * * 1-5"}
+    with pytest.raises(ValueError, match="is not valid"):
+        crontab_schedule({"minute": "61", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"})
+
+
+def test_switching_from_celery_redbeat_export_then_adopt(tmp_path, redis_url, redis_client):
+    """The README's commands: entries saved by code (as with celery-redbeat) -> export --all -> --adopt."""
+    from datetime import timedelta
+
+    from celery import Celery
+    from celery.schedules import crontab, schedule
+
+    from redbeat import RedBeatSchedulerEntry
+
+    app = Celery("switch", set_as_current=False)
+    app.conf.update(redbeat_redis_url=redis_url, timezone="UTC")
+    last = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
+    RedBeatSchedulerEntry("ping", "ops.tasks.ping", schedule(timedelta(seconds=30)), app=app, last_run_at=last).save()
+    RedBeatSchedulerEntry("report", "reports.tasks.daily", crontab(minute=0, hour=7), kwargs={"fmt": "pdf"},
+                          app=app, last_run_at=last).save()
+    meta = {name: redis_client.hget(f"redbeat:{name}", "meta") for name in ("ping", "report")}
+    try:
+        app.redbeat_redis.close()  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+
+    out = tmp_path / "exported"
+    exported = redbeat_apply("export", "--all", "--redis-url", redis_url, str(out))
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout == f"wrote 2 schedules to {out / 'unmanaged.yaml'}\n"
+
+    plain = redbeat_apply("--dry-run", "--redis-url", redis_url, str(out))
+    assert plain.returncode == 1 and "pass --adopt to take it over" in plain.stdout + plain.stderr
+    dry = redbeat_apply("--dry-run", "--adopt", "--redis-url", redis_url, "--output", "json", str(out))
+    assert dry.returncode == 0, dry.stderr
+    plan = json.loads(dry.stdout)
+    assert [(c["op"], c["name"], c["fields"]) for c in plan["changes"]] == [("adopt", "ping", []), ("adopt", "report", [])]
+    adopted = redbeat_apply("--adopt", "--redis-url", redis_url, str(out))
+    assert adopted.returncode == 0, adopted.stderr
+    assert {name: redis_client.hget(f"redbeat:{name}", "meta") for name in meta} == meta, "run state is kept"
+    again = redbeat_apply("--redis-url", redis_url, str(out))
+    assert again.returncode == 0 and again.stdout == "No changes. 2 unchanged.\n"
