@@ -30,9 +30,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 DAY = 86400.0
-#: Entries 0..RESERVED-1 are made due by the tick scenario; WARM is made due to warm a scheduler up.
-RESERVED = 1000
-WARM = RESERVED
+#: The tick scenario makes entries 0..K-1 due, and the last entry (n - 1) to warm a scheduler up;
+#: the restart scenario re-saves the others (``skip``..n-2), whose run state is still the seeded one.
 NAME = "bench-{:06d}"
 TASK = "bench.noop"
 BASE_KEY = "bench:base"  # when the db was seeded (epoch seconds) and how many entries
@@ -288,12 +287,12 @@ def timed_tick(sched, stats: Stats, sched_db: int, broker_db: int) -> dict:  # t
     }
 
 
-def warm_scheduler(app, sched, client) -> None:  # type: ignore[no-untyped-def]
+def warm_scheduler(app, sched, client, n: int) -> None:  # type: ignore[no-untyped-def]
     """Connections, scripts, producer and the publish path warm: an idle tick, then a tick sending one entry."""
     client.ping()
     sched.tick()
     _ = sched.producer
-    make_due(app, [WARM])
+    make_due(app, [n - 1])
     sched.tick()
 
 
@@ -314,7 +313,7 @@ def run_tick(spec: dict) -> dict:
         base, seeded = ensure_seeded(app, client, n)
         out["seeding_seconds"] += seeded
         sched = scheduler(app)
-        warm_scheduler(app, sched, client)
+        warm_scheduler(app, sched, client, n)
         bclient.delete("celery")
         make_due(app, range(k))
         tick = timed_tick(sched, stats, db, broker_db)
@@ -345,7 +344,7 @@ def run_idle(spec: dict) -> dict:
     out: dict = {"seeding_seconds": seeded}
     if spec.get("restart"):
         started = time.perf_counter()
-        resave(app, client, n, base)
+        resave(app, client, n, base, spec.get("skip", 0))
         out["resave_seconds"] = time.perf_counter() - started
         app = make_app(url, db, "memory", broker_db)  # a new process would have a new app and connection
         get_redis(app).ping()
@@ -366,13 +365,13 @@ def run_idle(spec: dict) -> dict:
     return out
 
 
-def resave(app, client, n: int, base: float) -> None:  # type: ignore[no-untyped-def]
-    """What start-up does with beat_schedule entries, for entries RESERVED+1..n-1 (the untouched steady ones).
+def resave(app, client, n: int, base: float, skip: int) -> None:  # type: ignore[no-untyped-def]
+    """What start-up does with beat_schedule entries, for entries skip..n-2 (whose run state is the seeded one).
 
     celery-redbeat: update_from_dict = from_key (keep last_run_at) + Entry.save(), batched here.
     ours: its update_from_dict (two round trips; writes only what changed).
     """
-    indexes = range(RESERVED + 1, n)
+    indexes = range(skip, n - 1)
     if IMPL == "celery-redbeat":
         with batched(app):
             for i in indexes:
