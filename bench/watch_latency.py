@@ -1,0 +1,208 @@
+"""Watch-mode latency: from a manifest write to the change in Redis, and to beat dispatching under it.
+
+    /work/venv/bin/python bench/watch_latency.py [--writes 30] [--beat-writes 10] [--entries 50]
+
+Starts a redis-server of its own (free loopback port, temp dir) and the
+installed ``redbeat-apply --watch`` with its defaults (debounce 300 ms,
+inotify), then:
+
+* **file -> Redis**: ``--writes`` times, replaces ``jobs.yaml`` (write a temp
+  file, ``os.replace``, as editors and the kubelet do) with one entry's
+  interval changed, and times until the apply's PUBLISH on ``<prefix>:wake``
+  (sent inside the apply's script, so the change is committed) arrives, then
+  checks the new definition is in Redis.  Writes are 0.4-0.6 s apart, so
+  each is its own event.
+* **file -> beat dispatch** (``--beat-writes``, 0 to skip): with
+  ``celery beat -S redbeat.Scheduler`` running, an ``every: 1s`` entry is
+  disabled, then enabled again by a file write; timed until beat's task
+  message is in the broker queue (Redis list ``celery``).
+
+Prints p50/p90/p99/max per figure, with the command and the machine.
+``BENCH_BEAT_LOGLEVEL=DEBUG`` keeps beat's log and prints its tail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+from tests.support.redis_proc import RedisProcess, free_port  # noqa: E402
+
+BIN = Path(sys.executable).parent / "redbeat-apply"
+
+BEAT_APP = """\
+import os
+from celery import Celery
+
+app = Celery("latency")
+app.conf.update(broker_url=os.environ["BENCH_REDIS_URL"], redbeat_redis_url=os.environ["BENCH_REDIS_URL"],
+                broker_connection_retry_on_startup=True, timezone="UTC", task_ignore_result=True)
+"""
+
+
+def manifest(entries: int, every: float, probe_enabled: bool | None = None) -> str:
+    lines = ["schedules:", f"  - {{name: target, task: bench.target, every: {every}}}"]
+    lines += [f"  - {{name: filler-{i:03d}, task: bench.filler, every: {i + 60}}}" for i in range(entries - 1)]
+    if probe_enabled is not None:
+        lines.append(f"  - {{name: probe, task: bench.probe, every: 1, enabled: {str(probe_enabled).lower()}}}")
+    return "\n".join(lines) + "\n"
+
+
+def replace(path: Path, text: str) -> None:
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(name: str, values: list[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return (f"{name:<28} n={len(ms):<3} p50={percentile(ms, .5):7.1f} ms  p90={percentile(ms, .9):7.1f} ms  "
+            f"p99={percentile(ms, .99):7.1f} ms  max={max(ms):7.1f} ms  mean={statistics.fmean(ms):7.1f} ms")
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    import urllib.request
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redbeat-apply --watch exited:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    wait_for(ready, 20, "/readyz")
+
+
+def file_to_redis(client: redis.Redis, path: Path, writes: int, entries: int) -> list[float]:
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("redbeat::wake")
+    latencies = []
+    for i in range(writes):
+        every = 1000 + i
+        time.sleep(random.uniform(0.4, 0.6))
+        while pubsub.get_message(timeout=0):  # drop anything stale
+            pass
+        started = time.perf_counter()
+        replace(path, manifest(entries, every))
+        message = pubsub.get_message(timeout=10)
+        elapsed = time.perf_counter() - started
+        if message is None:
+            raise RuntimeError(f"write {i}: no apply within 10 s")
+        definition = json.loads(client.hget("redbeat:target", "definition") or "{}")
+        if definition.get("schedule", {}).get("every") != float(every):
+            raise RuntimeError(f"write {i}: Redis has {definition!r}, expected every={every}")
+        latencies.append(elapsed)
+    pubsub.close()
+    return latencies
+
+
+def file_to_dispatch(server: RedisProcess, client: redis.Redis, path: Path, workdir: Path, writes: int,
+                     entries: int) -> list[float]:
+    (workdir / "latency_app.py").write_text(BEAT_APP)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("REDBEAT_", "CELERY_"))},
+           "BENCH_REDIS_URL": server.url, "PYTHONPATH": str(workdir)}
+    beat_log = (workdir / "beat.log").open("wb")
+    beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "latency_app", "beat", "-S", "redbeat.Scheduler",
+                             "--max-interval", "30", "--loglevel", os.environ.get("BENCH_BEAT_LOGLEVEL", "WARNING")], cwd=workdir, env=env,
+                            stdout=beat_log, stderr=subprocess.STDOUT, start_new_session=True)
+    latencies = []
+    try:
+        replace(path, manifest(entries, 5000, probe_enabled=True))
+        wait_for(lambda: client.llen("celery") > 0, 30, "beat's first dispatch of the probe")
+        for i in range(writes):
+            replace(path, manifest(entries, 5000, probe_enabled=False))
+            wait_for(lambda: '"enabled": false' in (client.hget("redbeat:probe", "definition") or ""), 10, "disable")
+            time.sleep(random.uniform(1.2, 1.5))  # the probe is overdue when enabled again
+            client.delete("celery")
+            started = time.perf_counter()
+            replace(path, manifest(entries, 5000, probe_enabled=True))
+            if client.blpop(["celery"], timeout=15) is None:
+                raise RuntimeError(f"beat write {i}: no dispatch within 15 s; beat log:\n"
+                                   f"{(workdir / 'beat.log').read_text()[-2000:]}")
+            latencies.append(time.perf_counter() - started)
+    finally:
+        os.killpg(beat.pid, signal.SIGTERM)
+        try:
+            beat.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(beat.pid, signal.SIGKILL)
+            beat.wait()
+        beat_log.close()
+        if os.environ.get("BENCH_BEAT_LOGLEVEL"):
+            print((workdir / "beat.log").read_text()[-6000:])
+    return latencies
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--writes", type=int, default=30)
+    parser.add_argument("--beat-writes", type=int, default=10)
+    parser.add_argument("--entries", type=int, default=50, help="schedules in the manifest (default 50)")
+    args = parser.parse_args(argv)
+    if shutil.which("redis-server") is None:
+        print("redis-server is not installed (apt-get install redis-server)", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="redbeat-watch-bench-") as tmp, RedisProcess() as server:
+        workdir = Path(tmp)
+        schedules = workdir / "schedules"
+        schedules.mkdir()
+        path = schedules / "jobs.yaml"
+        replace(path, manifest(args.entries, 999))
+        port = free_port()
+        log = workdir / "watch.log"
+        with log.open("wb") as out:
+            watcher = subprocess.Popen([str(BIN), "--watch", str(schedules), "--redis-url", server.url,
+                                        "--listen", f"127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT)
+        client = server.client()
+        try:
+            wait_ready(port, watcher, log)
+            to_redis = file_to_redis(client, path, args.writes, args.entries)
+            to_beat = file_to_dispatch(server, client, path, workdir, args.beat_writes, args.entries) \
+                if args.beat_writes else []
+        finally:
+            watcher.send_signal(signal.SIGTERM)
+            watcher.wait(timeout=10)
+            client.close()
+    print("$ " + " ".join([Path(sys.executable).as_posix(), "bench/watch_latency.py", *(argv or sys.argv[1:])]))
+    print(f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+          f"{args.entries} schedules, redbeat-apply --watch defaults (debounce 300ms, inotify)")
+    print(summary("file write -> Redis", to_redis))
+    if to_beat:
+        print(summary("file write -> beat dispatch", to_beat))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
