@@ -124,11 +124,18 @@ class RedBeatSchedulerEntry(ScheduleEntry):
     def _now(self) -> datetime:
         return self.app.now()
 
+    @property
+    def policy(self) -> timing.Policy:
+        return timing.Policy.from_ext(self.ext, self.name)
+
     def next_due_after(self, last_run_at: datetime | None) -> datetime | None:
         now = self._now()
+        decision = timing.decide(self.schedule, last_run_at, now=now, anchor=now, tz=self.tz, policy=self.policy)
+        if not decision.due:
+            return decision.next_due
         first = timing.first_due(self.schedule, last_run_at, anchor=now, tz=self.tz)
         if isinstance(first, timing.Decision):
-            return first.next_due if not first.due else now
+            return now
         return first
 
     @property
@@ -155,7 +162,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):
         if not self.enabled:
             return False, 5.0  # celery-redbeat's answer: look again in 5 seconds
         now = self._now()
-        decision = timing.decide(self.schedule, self.last_run_at, now=now, anchor=now, tz=self.tz)
+        decision = timing.decide(self.schedule, self.last_run_at, now=now, anchor=now, tz=self.tz, policy=self.policy)
         if decision.next_due is None:
             return decision.due, None
         return decision.due, max((decision.next_due - now).total_seconds(), 0.0)

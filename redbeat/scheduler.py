@@ -274,12 +274,14 @@ class RedBeatScheduler(Scheduler):
             if not fields["enabled"]:
                 # Out of the due index until saved enabled again (celery-redbeat re-read it every tick).
                 return Settlement(Step.RESCORE, stored.member, stored.score, -1.0), None
+            name = fields.get("name") or self.app.redbeat_conf.keys.name_of(stored.member)
             decision = timing.decide(
                 fields["schedule"],
                 run_state["last_run_at"],
                 now=now,
                 anchor=anchor_of(float(stored.score)),
                 tz=tz,
+                policy=timing.Policy.from_ext(ext, name),
             )
         except Exception as exc:  # one bad entry must never stop the others
             logger.error("beat: Skipping %s: %s (looking again in %ss)", key, exc, int(CORRUPT_RETRY_SECONDS))
@@ -290,7 +292,7 @@ class RedBeatScheduler(Scheduler):
         total = run_state["total_run_count"] + 1
         entry = RedBeatSchedulerEntry(
             app=self.app,
-            name=fields.get("name") or self.app.redbeat_conf.keys.name_of(stored.member),
+            name=name,
             task=fields["task"],
             schedule=fields["schedule"],
             args=fields["args"],

@@ -14,6 +14,22 @@ The rule, shared by the tick, ``Entry.due_at`` and ``redbeat-apply``:
 * ``last_run_at`` records the slot, not the wall-clock moment of sending, so
   an interval entry keeps its phase and never drifts by the dispatch lag.
 
+An entry's :class:`Policy` (its ``ext`` extensions) refines this:
+
+* ``catch_up: once`` (the default) is the coalescing above; ``skip`` runs a
+  missed slot only if it is at most ``starting_deadline`` (default 60 s) late,
+  else nothing until the next slot; ``all`` runs every missed slot, oldest
+  first, one per tick, at most ``catch_up_limit`` (default 10) of the newest.
+* ``starting_deadline``: a slot later than this when beat gets to it is
+  skipped, never run (with any policy).  Skipping writes no run state: the
+  entry is only re-filed under its next slot.
+* ``start_at`` / ``end_at``: no slot before ``start_at`` runs (the entry is
+  dormant, filed under its first slot after it); after the last slot at or
+  before ``end_at`` the entry is finished (score -1), kept in Redis.
+* ``jitter``: each slot runs ``offset(entry, slot)`` later, a fraction of
+  ``jitter`` fixed by a hash of the entry name and the slot, so every beat
+  computes the same time and a failover never re-rolls it.
+
 Crontab fields are matched on the wall clock of the entry's time zone.  A
 wall time that does not exist (clocks spring forward) runs at the instant
 the gap ends (02:30 in a 02:00-03:00 gap runs at 03:00, once, even when
@@ -24,6 +40,7 @@ back) runs once, at its first occurrence.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,15 +59,73 @@ _CRON_SEARCH_DAYS = 366 * 30
 _NEVER_RUN = datetime(MINYEAR, 1, 2, tzinfo=UTC)
 
 
+#: ``catch_up: skip`` without a ``starting_deadline``: how late a slot may still run.
+SKIP_GRACE_SECONDS = 60.0
+DEFAULT_CATCH_UP_LIMIT = 10
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     due: bool
     slot: datetime | None  # the slot to dispatch now, when due
-    next_due: datetime | None  # None: the schedule has no further slot
+    next_due: datetime | None  # when to look again (jitter included); None: no further slot
 
     @property
     def next_score(self) -> float:
         return -1.0 if self.next_due is None else self.next_due.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """An entry's scheduling extensions (its ``ext``); the default is celery-redbeat's behaviour."""
+
+    name: str = ""
+    catch_up: str = "once"
+    catch_up_limit: int = DEFAULT_CATCH_UP_LIMIT
+    starting_deadline: float | None = None
+    jitter: float = 0.0
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+
+    @classmethod
+    def from_ext(cls, ext: dict[str, Any] | None, name: str = "") -> "Policy":
+        if not ext:
+            return DEFAULT_POLICY  # the name only matters for jitter, an extension
+
+        def instant(key: str) -> datetime | None:
+            value = ext.get(key)
+            return datetime.fromisoformat(value) if value else None
+
+        deadline = ext.get("starting_deadline")
+        return cls(
+            name=name,
+            catch_up=str(ext.get("catch_up", "once")),
+            catch_up_limit=int(ext.get("catch_up_limit", DEFAULT_CATCH_UP_LIMIT)),
+            starting_deadline=float(deadline) if deadline is not None else None,
+            jitter=float(ext.get("jitter", 0.0)),
+            start_at=instant("start_at"),
+            end_at=instant("end_at"),
+        )
+
+    @property
+    def deadline(self) -> float | None:
+        if self.starting_deadline is not None:
+            return self.starting_deadline
+        return SKIP_GRACE_SECONDS if self.catch_up == "skip" else None
+
+    def offset(self, slot: datetime) -> timedelta:
+        """The jitter of ``slot``: the same for every beat, every time."""
+        if self.jitter <= 0:
+            return timedelta(0)
+        digest = hashlib.sha256(f"{self.name}\0{slot.timestamp():.6f}".encode()).digest()
+        fraction = int.from_bytes(digest[:8], "big") / 2**64
+        return timedelta(seconds=fraction * self.jitter)
+
+    def runs_at(self, slot: datetime) -> datetime:
+        return slot + self.offset(slot)
+
+
+DEFAULT_POLICY = Policy()
 
 
 def decide(
@@ -60,24 +135,91 @@ def decide(
     now: datetime,
     anchor: datetime | None,
     tz: tzinfo | None = None,
+    policy: Policy = DEFAULT_POLICY,
 ) -> Decision:
-    """Whether the entry is due at ``now``; if so the slot it runs for; and when it is due next."""
+    """Whether the entry is due at ``now``; if so the slot it runs for; and when to look at it next."""
     first = first_due(schedule, last_run_at, anchor=anchor or now, tz=tz)
     if isinstance(first, Decision):
         return first
-    if first is None:
+    if first is not None and policy.start_at is not None and first < policy.start_at:
+        first = _first_slot_from(schedule, first, policy.start_at, tz)
+    if first is None or (policy.end_at is not None and first > policy.end_at):
         return Decision(False, None, None)
-    if first > now:
-        return Decision(False, None, first)
+    if policy.runs_at(first) > now:
+        return Decision(False, None, policy.runs_at(first))
+    newest = _newest_slot(schedule, first, now, tz, policy)
+    slot = newest
+    if policy.catch_up == "all":
+        slot = _oldest_to_run(schedule, first, newest, tz, policy.catch_up_limit)
+    deadline = policy.deadline
+    if deadline is not None:
+        if (now - newest).total_seconds() > deadline:
+            # Even the newest missed slot is too late: run nothing, look again at the next slot.
+            return _after(schedule, newest, tz, policy, due=False)
+        while (now - slot).total_seconds() > deadline:
+            later = _next_slot(schedule, slot, tz)
+            if later is None or later > newest:
+                break
+            slot = later
+    return _after(schedule, slot, tz, policy, due=True)
+
+
+def _after(schedule: Any, slot: datetime, tz: tzinfo | None, policy: Policy, *, due: bool) -> Decision:
+    following = _next_slot(schedule, slot, tz)
+    if following is not None and policy.end_at is not None and following > policy.end_at:
+        following = None
+    wake = None if following is None else policy.runs_at(following)
+    return Decision(due, slot if due else None, wake)
+
+
+def _next_slot(schedule: Any, slot: datetime, tz: tzinfo | None) -> datetime | None:
+    if isinstance(schedule, interval_schedule):
+        return slot + schedule.run_every
+    return next_occurrence(schedule, slot, tz=tz)
+
+
+def _first_slot_from(schedule: Any, first: datetime, start: datetime, tz: tzinfo | None) -> datetime | None:
+    """The first slot at or after ``start`` on the grid (or calendar) that ``first`` belongs to."""
     if isinstance(schedule, interval_schedule):
         every = schedule.run_every.total_seconds()
-        missed = math.floor((now - first).total_seconds() / every)
-        slot = first + timedelta(seconds=missed * every)
-        return Decision(True, slot, slot + timedelta(seconds=every))
-    slot = previous_occurrence(schedule, now, tz=tz)
-    if slot is None or slot < first:
-        slot = first
-    return Decision(True, slot, next_occurrence(schedule, slot, tz=tz))
+        steps = math.ceil((start - first).total_seconds() / every)
+        return first + timedelta(seconds=steps * every)
+    return next_occurrence(schedule, start, tz=tz, inclusive=True)
+
+
+def _newest_slot(schedule: Any, first: datetime, now: datetime, tz: tzinfo | None, policy: Policy) -> datetime:
+    """The newest slot whose run time has come (not after ``end_at``); at least ``first``."""
+    limit = now if policy.end_at is None else min(now, policy.end_at)
+    if isinstance(schedule, interval_schedule):
+        every = schedule.run_every.total_seconds()
+        newest = first + timedelta(seconds=max(0, math.floor((limit - first).total_seconds() / every)) * every)
+        if newest > first and policy.runs_at(newest) > now:
+            newest -= schedule.run_every
+        return newest
+    newest = previous_occurrence(schedule, limit, tz=tz)
+    if newest is None or newest < first:
+        return first
+    if newest > first and policy.runs_at(newest) > now:
+        earlier = previous_occurrence(schedule, newest, tz=tz, inclusive=False)
+        newest = first if earlier is None or earlier < first else earlier
+    return newest
+
+
+def _oldest_to_run(schedule: Any, first: datetime, newest: datetime, tz: tzinfo | None, limit: int) -> datetime:
+    """``catch_up: all``: the oldest missed slot, but no more than ``limit`` slots back from the newest."""
+    if isinstance(schedule, interval_schedule):
+        every = schedule.run_every.total_seconds()
+        missed = math.floor((newest - first).total_seconds() / every) + 1
+        if missed <= limit:
+            return first
+        return newest - timedelta(seconds=(limit - 1) * every)
+    slot = newest
+    for _ in range(max(0, limit - 1)):
+        earlier = previous_occurrence(schedule, slot, tz=tz, inclusive=False)
+        if earlier is None or earlier < first:
+            return slot if earlier is None else first
+        slot = earlier
+    return slot
 
 
 def first_due(

@@ -1,0 +1,196 @@
+"""Scheduling extensions in the due-time rules: time zones across DST, catch-up, deadlines, windows, one-offs, jitter.
+
+``simulate`` plays beat: it looks at the entry at each tick and, when it is
+due, records the run for its slot as the tick does (last_run_at = slot).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from celery.schedules import crontab
+from celery.schedules import schedule as every
+
+from redbeat.schedules import rrule
+from redbeat.timing import DEFAULT_POLICY, Policy, decide
+
+UTC = timezone.utc
+BERLIN = ZoneInfo("Europe/Berlin")
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def simulate(schedule, *, start, end, step, policy=DEFAULT_POLICY, tz=None, last_run_at=None, anchor=None,
+             ticks=None):
+    """Runs (slot, sent at) from ticks every ``step`` between start and end (or at the given ``ticks``)."""
+    runs = []
+    moments = ticks if ticks is not None else _range(start, end, step)
+    for now in moments:
+        decision = decide(schedule, last_run_at, now=now, anchor=anchor or start, tz=tz, policy=policy)
+        while decision.due:
+            runs.append((decision.slot, now))
+            last_run_at = decision.slot
+            decision = decide(schedule, last_run_at, now=now, anchor=anchor or start, tz=tz, policy=policy)
+    return runs
+
+
+def _range(start, end, step):
+    now = start
+    while now <= end:
+        yield now
+        now += step
+
+
+# -- per-entry time zones across the real 2026 transitions -------------------------------------------
+
+@pytest.mark.parametrize("zone, spring_day", [(BERLIN, 29), (NEW_YORK, 8)])
+def test_daily_0230_runs_once_at_0300_on_spring_forward_night(zone, spring_day):
+    day = datetime(2026, 3, spring_day, tzinfo=zone)
+    runs = simulate(crontab(minute="30", hour="2"), start=day - timedelta(hours=12), end=day + timedelta(hours=12),
+                    step=timedelta(minutes=1), tz=zone)
+    assert [slot.astimezone(zone).strftime("%m-%d %H:%M %Z") for slot, _ in runs] == [
+        f"03-{spring_day:02d} 03:00 {'CEST' if zone is BERLIN else 'EDT'}"
+    ]
+
+
+@pytest.mark.parametrize("zone, autumn, month", [(BERLIN, 25, 10), (NEW_YORK, 1, 11)])
+def test_daily_0130_and_0230_run_once_on_fall_back_night(zone, autumn, month):
+    day = datetime(2026, month, autumn, tzinfo=zone)
+    for hour in (1, 2):
+        runs = simulate(crontab(minute="30", hour=str(hour)), start=day - timedelta(hours=6),
+                        end=day + timedelta(hours=18), step=timedelta(minutes=1), tz=zone)
+        assert len(runs) == 1, runs
+        assert runs[0][0].astimezone(zone).strftime("%H:%M") == f"0{hour}:30"
+
+
+def test_same_crontab_in_two_zones_runs_at_different_instants():
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    berlin = simulate(crontab(minute="0", hour="9"), start=start, end=start + timedelta(days=1), step=timedelta(minutes=5), tz=BERLIN)
+    new_york = simulate(crontab(minute="0", hour="9"), start=start, end=start + timedelta(days=1), step=timedelta(minutes=5), tz=NEW_YORK)
+    assert [s.astimezone(UTC).hour for s, _ in berlin] == [7]
+    assert [s.astimezone(UTC).hour for s, _ in new_york] == [13]
+
+
+def test_rrule_in_a_zone_keeps_local_wall_time_across_dst():
+    rule = rrule("DAILY", dtstart=datetime(2026, 3, 27, 9, 0, tzinfo=timezone(timedelta(hours=1))), byhour=[9], byminute=[0], bysecond=[0])
+    runs = simulate(rule, start=datetime(2026, 3, 27, tzinfo=UTC), end=datetime(2026, 3, 31, tzinfo=UTC),
+                    step=timedelta(minutes=10), tz=BERLIN)
+    assert [s.astimezone(BERLIN).strftime("%d %H:%M") for s, _ in runs] == ["27 09:00", "28 09:00", "29 09:00", "30 09:00"]
+
+
+# -- catch-up after downtime ----------------------------------------------------------------------------
+
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+MINUTELY = every(timedelta(minutes=1))
+DOWN = [T0 + timedelta(seconds=1), T0 + timedelta(minutes=30, seconds=1), T0 + timedelta(minutes=31, seconds=1)]
+
+
+def test_catch_up_once_runs_the_newest_missed_slot_once():
+    runs = simulate(MINUTELY, start=T0, end=None, step=None, last_run_at=T0 - timedelta(minutes=1), ticks=DOWN)
+    assert [(s - T0).total_seconds() / 60 for s, _ in runs] == [0, 30, 31]
+
+
+def test_catch_up_skip_runs_no_slot_missed_by_more_than_the_grace():
+    policy = Policy(catch_up="skip")
+    runs = simulate(MINUTELY, start=T0, end=None, step=None, last_run_at=T0 - timedelta(minutes=1), ticks=DOWN,
+                    policy=policy)
+    # 12:00 ran on time; 12:01..12:30 missed while down; at 12:30:01 the 12:30 slot is 1 s late: it runs.
+    assert [(s - T0).total_seconds() / 60 for s, _ in runs] == [0, 30, 31]
+    late = [T0 + timedelta(seconds=1), T0 + timedelta(minutes=30, seconds=50), T0 + timedelta(minutes=31, seconds=1)]
+    runs = simulate(MINUTELY, start=T0, end=None, step=None, last_run_at=T0 - timedelta(minutes=1), ticks=late,
+                    policy=Policy(catch_up="skip", starting_deadline=30))
+    assert [(s - T0).total_seconds() / 60 for s, _ in runs] == [0, 31]
+
+
+def test_catch_up_all_runs_each_missed_slot_oldest_first_up_to_the_limit():
+    runs = simulate(MINUTELY, start=T0, end=None, step=None, last_run_at=T0 - timedelta(minutes=1),
+                    ticks=[T0 + timedelta(minutes=4, seconds=1)], policy=Policy(catch_up="all"))
+    assert [(s - T0).total_seconds() / 60 for s, _ in runs] == [0, 1, 2, 3, 4]
+    capped = simulate(MINUTELY, start=T0, end=None, step=None, last_run_at=T0 - timedelta(minutes=1),
+                      ticks=[T0 + timedelta(days=7)], policy=Policy(catch_up="all", catch_up_limit=3))
+    assert [(s - T0).total_seconds() / 60 for s, _ in capped] == [7 * 1440 - 2, 7 * 1440 - 1, 7 * 1440]
+
+
+def test_catch_up_all_with_a_crontab_caps_too():
+    runs = simulate(crontab(minute="0"), start=T0, end=None, step=None, last_run_at=T0 - timedelta(hours=1),
+                    ticks=[T0 + timedelta(days=2, minutes=5)], policy=Policy(catch_up="all", catch_up_limit=4))
+    assert [(s - T0) / timedelta(hours=1) for s, _ in runs] == [45, 46, 47, 48]
+
+
+@pytest.mark.parametrize("late, runs_it", [(timedelta(seconds=30), True), (timedelta(seconds=30, microseconds=1), False)])
+def test_starting_deadline_boundary(late, runs_it):
+    policy = Policy(starting_deadline=30)
+    decision = decide(MINUTELY, T0 - timedelta(minutes=1), now=T0 + late, anchor=None, policy=policy)
+    assert decision.due is runs_it
+    assert decision.next_due == T0 + timedelta(minutes=1)
+
+
+# -- windows ---------------------------------------------------------------------------------------------
+
+def test_start_at_keeps_an_entry_dormant_until_its_first_slot_after_it():
+    start_at = T0 + timedelta(minutes=2, seconds=30)
+    policy = Policy(start_at=start_at)
+    decision = decide(MINUTELY, None, now=T0, anchor=T0, policy=policy)
+    assert (decision.due, decision.next_due) == (False, T0 + timedelta(minutes=3))
+    cron = decide(crontab(minute="*/5"), None, now=T0, anchor=T0, policy=policy)
+    assert cron.next_due == T0 + timedelta(minutes=5)
+
+
+def test_end_at_exactly_on_a_slot_runs_that_slot_then_finishes():
+    policy = Policy(end_at=T0 + timedelta(minutes=3))
+    runs = simulate(MINUTELY, start=T0, end=T0 + timedelta(minutes=10), step=timedelta(seconds=20),
+                    last_run_at=T0 - timedelta(minutes=1), policy=policy)
+    assert [(s - T0).total_seconds() / 60 for s, _ in runs] == [0, 1, 2, 3]
+    after = decide(MINUTELY, T0 + timedelta(minutes=3), now=T0 + timedelta(minutes=10), anchor=None, policy=policy)
+    assert (after.due, after.next_due, after.next_score) == (False, None, -1.0)
+
+
+# -- one-off runs -----------------------------------------------------------------------------------------
+
+def test_one_off_runs_once_then_is_finished():
+    at = rrule(0, dtstart=T0 + timedelta(hours=1), count=1)
+    assert decide(at, None, now=T0, anchor=T0).next_due == T0 + timedelta(hours=1)
+    runs = simulate(at, start=T0, end=T0 + timedelta(days=3), step=timedelta(minutes=7))
+    assert [slot for slot, _ in runs] == [T0 + timedelta(hours=1)]
+    assert decide(at, T0 + timedelta(hours=1), now=T0 + timedelta(days=30), anchor=None).next_score == -1.0
+
+
+def test_one_off_in_the_past_never_runs_for_a_new_entry():
+    at = rrule(0, dtstart=T0 - timedelta(hours=1), count=1)
+    assert decide(at, None, now=T0, anchor=T0) == decide(at, None, now=T0, anchor=T0)
+    assert decide(at, None, now=T0, anchor=T0).next_score == -1.0
+
+
+# -- jitter -----------------------------------------------------------------------------------------------
+
+def test_jitter_is_deterministic_per_entry_and_slot_and_within_the_window():
+    a, again, other = Policy(name="a", jitter=30), Policy(name="a", jitter=30), Policy(name="b", jitter=30)
+    slots = [T0 + timedelta(minutes=i) for i in range(200)]
+    offsets = [a.offset(s).total_seconds() for s in slots]
+    assert offsets == [again.offset(s).total_seconds() for s in slots]
+    assert all(0 <= o < 30 for o in offsets)
+    assert len({round(o, 3) for o in offsets}) > 150  # spread, not one value
+    assert offsets != [other.offset(s).total_seconds() for s in slots]
+
+
+def test_jittered_slot_runs_at_its_offset_not_before():
+    policy = Policy(name="spread", jitter=40)
+    slot = T0 + timedelta(minutes=1)
+    runs_at = policy.runs_at(slot)
+    assert slot <= runs_at < slot + timedelta(seconds=40)
+    before = decide(MINUTELY, T0, now=runs_at - timedelta(microseconds=1), anchor=None, policy=policy)
+    assert (before.due, before.next_due) == (False, runs_at)
+    at = decide(MINUTELY, T0, now=runs_at, anchor=None, policy=policy)
+    assert (at.due, at.slot) == (True, slot)
+    assert at.next_due == policy.runs_at(slot + timedelta(minutes=1))
+
+
+def test_policy_from_ext():
+    ext = {"catch_up": "all", "catch_up_limit": 3, "starting_deadline": 90.0, "jitter": 5.0,
+           "start_at": "2026-12-01T00:00:00+01:00", "end_at": "2026-12-31T00:00:00+01:00", "timezone": "UTC"}
+    assert Policy.from_ext(ext, "n") == Policy(
+        name="n", catch_up="all", catch_up_limit=3, starting_deadline=90.0, jitter=5.0,
+        start_at=datetime(2026, 11, 30, 23, tzinfo=UTC), end_at=datetime(2026, 12, 30, 23, tzinfo=UTC),
+    )
+    assert Policy.from_ext(None, "n") is DEFAULT_POLICY
