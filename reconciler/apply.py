@@ -27,7 +27,7 @@ from reconciler.state import OwnershipRecord, fingerprint
 
 ARGS_PER_CHANGE = 10
 
-#: KEYS: schedule zset, owner index hash, owners set.
+#: KEYS: schedule zset, owner index hash, owners set, beat's statics set.
 #: ARGV: prefix, owner, wake channel, then ARGS_PER_CHANGE per change:
 #:   op, name, expected fingerprint, expected record ('' = none), definition,
 #:   ext ('' = none), record, reschedule ('1'/'0'), score if it has run, score if never run.
@@ -89,6 +89,10 @@ for i = 4, #ARGV, n do
     end
     if redis.call('HGET', KEYS[2], name) ~= record then
       redis.call('HSET', KEYS[2], name, record)
+      written = written + 1
+    end
+    -- An adopted beat_schedule entry is ours now: beat must not prune it at its next start.
+    if op == 'adopt' and redis.call('SREM', KEYS[4], name) == 1 then
       written = written + 1
     end
   end
@@ -200,7 +204,7 @@ def apply_steps(
     for step in steps:
         args += step.arguments(now)
     script = client.register_script(APPLY_SCRIPT)
-    reply = script(keys=[keys.schedule, keys.owner_index(owner), keys.owners], args=args)
+    reply = script(keys=[keys.schedule, keys.owner_index(owner), keys.owners, keys.statics], args=args)
     if int(reply[0]) != 1:
         raise StalePlanError(_text(reply[1]), _text(reply[2]))
     return ApplyResult(len(steps), int(reply[1]))

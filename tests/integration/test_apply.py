@@ -122,6 +122,16 @@ def test_adopt_keeps_run_state(target, redis_client):
     assert "legacy" in redis_client.hkeys("redbeat::owner:default")
 
 
+def test_adopting_a_beat_schedule_entry_takes_it_out_of_beats_statics(target, redis_client):
+    redis_client.hset("redbeat:static", "definition", json.dumps(entry("static").definition))
+    redis_client.sadd("redbeat::statics", "static", "other")
+    with pytest.raises(PlanRefused, match="owned by beat_schedule"):
+        reconcile(entries(entry("static")), target, clock=clock)
+    reconcile(entries(entry("static")), target, PlanOptions(adopt=True), clock=clock)
+    assert redis_client.smembers("redbeat::statics") == {"other"}
+    assert "static" in redis_client.hkeys("redbeat::owner:default")
+
+
 def test_stale_plan_is_refused_whole(target, redis_client):
     reconcile(entries(entry("a"), entry("b")), target, clock=clock)
     desired = entries(entry("a", every=5), entry("b", every=6), entry("c"))
