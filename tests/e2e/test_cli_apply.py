@@ -186,10 +186,28 @@ def test_status_lists_every_entry(schedules, redis_url, redis_client):
     assert "heartbeat" in table.stdout and "every 30s" in table.stdout and "cron 30 2 * * 1-5 (Europe/Berlin)" in table.stdout
     rows = json.loads(run("status", "--redis-url", redis_url, "--output", "json").stdout)["entries"]
     assert rows[0] == {
-        "name": "heartbeat", "owner": "default", "schedule": "every 30s", "enabled": True,
+        "name": "heartbeat", "owner": "default", "schedule": "every 30s", "enabled": True, "state": "active",
         "next_due": rows[0]["next_due"], "last_run_at": "2026-01-02T03:04:05+00:00", "total_run_count": 7, "problem": None,
     }
     assert rows[0]["next_due"] is not None
+
+
+def test_status_shows_extensions_and_states(tmp_path, redis_url, redis_client):
+    write(tmp_path, "x.yaml", """\
+        defaults: {task: app.tasks.job}
+        schedules:
+          - {name: spread, every: 1m, jitter: 20s, catch_up: skip}
+          - {name: later, every: 1m, start_at: "2099-01-01T00:00:00Z"}
+          - {name: paused, every: 1m, enabled: false}
+          - {name: once, at: "2020-01-01T00:00:00Z"}
+    """)
+    assert run("--redis-url", redis_url, str(tmp_path)).returncode == 0
+    redis_client.zadd("redbeat::schedule", {"redbeat:once": -1})  # what beat files a past one-off under
+    rows = {r["name"]: r for r in json.loads(run("status", "--redis-url", redis_url, "--output", "json").stdout)["entries"]}
+    assert rows["spread"]["schedule"] == "every 1m, catch up skip, jitter 20s"
+    assert {name: row["state"] for name, row in rows.items()} == {
+        "spread": "active", "later": "dormant", "paused": "suspended", "once": "finished"}
+    assert rows["once"]["schedule"] == "once at 2020-01-01T00:00:00+00:00"
 
 
 def test_passwords_in_urls_are_never_printed(tmp_path, schedules):
