@@ -55,14 +55,27 @@ def _describe(schedule: Any) -> str:
     return str(schedule).strip("<>").replace(" (m/h/dM/MY/d)", "")
 
 
-class Dashboard:
-    """Keeps the last ``rows`` runs and renders them with the schedule; call :meth:`poll` then :meth:`render`."""
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A line across the runs table: something the demo did at ``at`` (epoch seconds)."""
 
-    def __init__(self, reader: RunLogReader, *, since: float, rows: int = 12) -> None:
+    at: float
+    label: str
+
+
+class Dashboard:
+    """Keeps the last ``rows`` runs and renders them with the schedule; call :meth:`poll` then :meth:`render`.
+
+    :meth:`mark` draws a line across the runs table; the first mark splits the
+    gaps of :meth:`summary` and :meth:`gaps` into before and after it.
+    """
+
+    def __init__(self, reader: RunLogReader, *, since: float, rows: int = 14) -> None:
         self.reader = reader
         self.since = since
-        self.recent: deque[tuple[Run, float | None]] = deque(maxlen=rows)
+        self.recent: deque[tuple[int, Run, float | None] | Marker] = deque(maxlen=rows)
         self.all_runs: list[Run] = []
+        self.mark_at: float | None = None
         self._last_at: dict[str, float] = {}
         self.schedule: list[ScheduledEntry] = []
 
@@ -71,10 +84,23 @@ class Dashboard:
             key = _run_key(run)
             previous = self._last_at.get(key)
             self._last_at[key] = run.at
-            self.recent.append((run, None if previous is None else run.at - previous))
             self.all_runs.append(run)
+            self.recent.append((len(self.all_runs), run, None if previous is None else run.at - previous))
+        self._in_time_order()
         if app is not None:
             self.schedule = read_schedule(app)
+
+    def mark(self, label: str, at: float | None = None) -> None:
+        marker = Marker(time.time() if at is None else at, label)
+        if self.mark_at is None:
+            self.mark_at = marker.at
+        self.recent.append(marker)
+        self._in_time_order()
+
+    def _in_time_order(self) -> None:
+        """A run recorded before a mark but read after it still goes above the mark's line."""
+        items = sorted(self.recent, key=lambda item: item.at if isinstance(item, Marker) else item[1].at)
+        self.recent = deque(items, maxlen=self.recent.maxlen)
 
     def render(self) -> Group:
         return Group(self._runs_table(), self._schedule_table())
@@ -87,8 +113,16 @@ class Dashboard:
         table.add_column("task", style="bold cyan")
         table.add_column("arguments")
         table.add_column("since last", justify="right", style="green")
-        first = len(self.all_runs) - len(self.recent) + 1
-        for number, (run, gap) in enumerate(self.recent, start=first):
+        for item in self.recent:
+            if isinstance(item, Marker):
+                if table.row_count:
+                    table.add_section()
+                table.add_row(
+                    "", f"[bold yellow]{item.label}[/bold yellow]", f"[yellow]{item.at - self.since:5.1f}s[/yellow]",
+                    "", "", "", end_section=True,
+                )
+                continue
+            number, run, gap = item
             table.add_row(
                 str(number),
                 datetime.fromtimestamp(run.at).strftime("%H:%M:%S.%f")[:-3],
@@ -97,7 +131,7 @@ class Dashboard:
                 _arguments(run),
                 "first run" if gap is None else f"{gap:.2f}s",
             )
-        if not self.recent:
+        if not self.all_runs:
             table.add_row("", "[dim]waiting for the first run...[/dim]", "", "", "", "")
         return table
 
@@ -119,20 +153,53 @@ class Dashboard:
             table.add_row(entry.name, entry.task.removeprefix("demo.tasks."), entry.schedule, str(entry.runs), due)
         return table
 
+    def runs_by_task(self) -> dict[str, list[Run]]:
+        """All runs, grouped by task and arguments (``"demo.tasks.heartbeat "``), in the order first seen."""
+        groups: dict[str, list[Run]] = {}
+        for run in self.all_runs:
+            groups.setdefault(_run_key(run), []).append(run)
+        return groups
+
+    def gaps(self, runs: list[Run]) -> tuple[list[float], list[float]]:
+        """The gaps between consecutive ``runs`` before the first mark and after it.
+
+        A gap counts on one side only when both of its runs are on that side, so
+        the gap across the mark belongs to neither.
+        """
+        pairs = list(zip(runs, runs[1:]))
+        if self.mark_at is None:
+            return [b.at - a.at for a, b in pairs], []
+        before = [b.at - a.at for a, b in pairs if b.at < self.mark_at]
+        after = [b.at - a.at for a, b in pairs if a.at >= self.mark_at]
+        return before, after
+
     def summary(self) -> Table:
+        split = self.mark_at is not None
         table = Table(title="Runs per task", title_justify="left")
         table.add_column("task", style="bold cyan")
         table.add_column("arguments")
         table.add_column("runs", justify="right")
-        table.add_column("mean gap", justify="right", style="green")
-        groups: dict[str, list[Run]] = {}
-        for run in self.all_runs:
-            groups.setdefault(_run_key(run), []).append(run)
-        for runs in groups.values():
-            gaps = [b.at - a.at for a, b in zip(runs, runs[1:])]
-            mean = f"{sum(gaps) / len(gaps):.2f}s" if gaps else "-"
-            table.add_row(runs[0].task.removeprefix("demo.tasks."), _arguments(runs[0]), str(len(runs)), mean)
+        if split:
+            table.title = "Runs per task, and the mean time between runs before and after the edit"
+            table.add_column("after edit", justify="right")
+            table.add_column("gap before", justify="right", style="green")
+            table.add_column("gap after", justify="right", style="green")
+        else:
+            table.add_column("mean gap", justify="right", style="green")
+        for runs in self.runs_by_task().values():
+            before, after = self.gaps(runs)
+            row = [runs[0].task.removeprefix("demo.tasks."), _arguments(runs[0]), str(len(runs))]
+            if split:
+                assert self.mark_at is not None
+                row += [str(sum(run.at >= self.mark_at for run in runs)), _mean(before), _mean(after)]
+            else:
+                row.append(_mean(before))
+            table.add_row(*row)
         return table
+
+
+def _mean(gaps: list[float]) -> str:
+    return f"{sum(gaps) / len(gaps):.2f}s" if gaps else "-"
 
 
 def _run_key(run: Run) -> str:
