@@ -62,6 +62,9 @@ class RedBeatConfig:
             lock_key = self.key_prefix + lock_key
         self.lock_key: str | None = lock_key or None
         self.lock_timeout = self.either_or("redbeat_lock_timeout", None)
+        from .metrics import parse_listen
+
+        self.metrics_listen: str | None = parse_listen(self.either_or("redbeat_metrics_listen", None))
         check = self.either_or("redbeat_key_expiry_check", "error")
         if check not in KEY_EXPIRY_CHECKS:
             logger.warning(

@@ -11,6 +11,7 @@ sends (at most one slot per entry), but nothing is ever sent twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import datetime, timezone
@@ -26,6 +27,7 @@ from .client import get_redis
 from .config import DEFAULT_LOCK_TIMEOUT, ensure_conf
 from .entry import RedBeatSchedulerEntry, anchor_of, entry_timezone, store_for
 from .lock import BeatLock
+from .metrics import BeatMetrics
 from .store import EntryStore, Settlement, Step
 
 logger = logging.getLogger("celery.beat")
@@ -54,6 +56,8 @@ class RedBeatScheduler(Scheduler):
         self._definitions: dict[str, dict[str, Any]] = {}
         self._pubsub: Any = None
         self._standby_logged = False
+        self.metrics = BeatMetrics()
+        self._metrics_server: Any = None
         super().__init__(app, **kwargs)
 
     # -- plumbing -----------------------------------------------------------------
@@ -188,12 +192,14 @@ class RedBeatScheduler(Scheduler):
                         self.lock_key, holder, humanize_seconds(self._standby_interval()))
             self._standby_logged = True
         self.is_leader = won
+        self.metrics.leader.set(1 if won else 0)
         return won
 
     def _demote(self, reason: str) -> None:
         if self.is_leader:
             logger.warning("beat: Lost the lock %s (%s); standing by", self.lock_key, reason)
         self.is_leader = False
+        self.metrics.leader.set(0)
         self._standby_logged = False
 
     def _standby_interval(self) -> float:
@@ -206,11 +212,15 @@ class RedBeatScheduler(Scheduler):
             return self._wait(self._standby_interval())
         if self._statics_pending:
             self._sync_statics()
+        started = time.perf_counter()
         try:
             interval = self._run_due()
         except RedisError as exc:
+            self.metrics.errors.labels(kind="redis").inc()
             logger.error("beat: Redis error during tick, retrying: %s", exc)
             return self._wait(min(1.0, self.renew_interval))
+        self.metrics.tick.observe(time.perf_counter() - started)
+        self.metrics.last_tick.set(time.time())
         return self._wait(interval)
 
     def _run_due(self) -> float:
@@ -218,13 +228,16 @@ class RedBeatScheduler(Scheduler):
         lock = self.lock if self.lock_key else None
         now = self.app.now()
         now_ts = now.timestamp()
+        fetched = time.perf_counter()
         batch = store.fetch_due(
             now_ts,
             limit=DUE_BATCH_LIMIT,
             lock_key=self.lock_key or None,
             token=lock.token if lock else "",
             lease_ms=lock.lease_ms if lock else 0,
+            heartbeat=self._heartbeat(now_ts),
         )
+        self.metrics.renew.observe(time.perf_counter() - fetched)
         if batch is None:
             self._demote("another instance holds it")
             return 0.0
@@ -239,16 +252,37 @@ class RedBeatScheduler(Scheduler):
         if applied is None:
             self._demote("lost while ticking")
             return 0.0
+        self.metrics.entries_due.set(len(batch.entries))
         next_scores = [batch.next_score] if batch.next_score is not None else []
         for step, entry, ok in zip(steps, to_send, applied):
             if ok and step.new_score >= 0:
                 next_scores.append(step.new_score)
             if ok and entry is not None:
                 self.apply_entry(entry, producer=self.producer)
+                self.metrics.dispatches.inc()
+                if entry.last_run_at is not None:
+                    self.metrics.lag.observe(max(0.0, time.time() - entry.last_run_at.timestamp()))
         if len(batch.entries) >= DUE_BATCH_LIMIT:
             return 0.0
         wake_at = min(next_scores) if next_scores else time.time() + self.max_interval
         return max(0.0, min(wake_at - self.app.now().timestamp(), self.max_interval, self.renew_interval))
+
+    def _heartbeat(self, now_ts: float) -> str:
+        holder = self.lock.token if self.lock is not None and self.lock_key else None
+        return json.dumps({"holder": holder or _process_name(), "tick_at": round(now_ts, 3)})
+
+    def apply_entry(self, entry: Any, producer: Any = None) -> None:
+        """Celery's own send path (signals, routing, task protocol); a failed send is counted and logged."""
+        try:
+            result = self.apply_async(entry, producer=producer, advance=False)
+        except Exception as exc:  # the run is claimed: log it as lost, never retry (never twice)
+            self.metrics.errors.labels(kind="send").inc()
+            logger.error("beat: Sending due task %s (%s) failed; this run is lost: %s", entry.name, entry.task, exc,
+                         exc_info=True)
+            return
+        logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
+        if result is not None and hasattr(result, "id"):
+            logger.debug("%s sent. id->%s", entry.task, result.id)
 
     def _decoded(self, definition: str) -> dict[str, Any]:
         cached = self._definitions.get(definition)
@@ -284,6 +318,7 @@ class RedBeatScheduler(Scheduler):
                 policy=timing.Policy.from_ext(ext, name),
             )
         except Exception as exc:  # one bad entry must never stop the others
+            self.metrics.errors.labels(kind="entry").inc()
             logger.error("beat: Skipping %s: %s (looking again in %ss)", key, exc, int(CORRUPT_RETRY_SECONDS))
             return Settlement(Step.RESCORE, stored.member, stored.score, now.timestamp() + CORRUPT_RETRY_SECONDS), None
         if not decision.due:
@@ -377,7 +412,19 @@ class RedBeatScheduler(Scheduler):
     def reserve(self, entry: RedBeatSchedulerEntry) -> RedBeatSchedulerEntry:
         return next(entry)
 
+    def start_metrics(self) -> None:
+        """Serve /metrics when ``redbeat_metrics_listen`` is set (called once beat starts)."""
+        listen = self.app.redbeat_conf.metrics_listen
+        if listen and self._metrics_server is None:
+            self._metrics_server = self.metrics.serve(listen)
+
     def close(self) -> None:
+        if self._metrics_server is not None:
+            server, thread = self._metrics_server
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+            self._metrics_server = None
         self._close_subscription()
         if self.lock is not None and self.lock_key:
             try:
@@ -402,3 +449,10 @@ class RedBeatScheduler(Scheduler):
         else:
             lines.append("       . lock -> disabled (redbeat_lock_key=None): run only one beat")
         return "\n".join(lines)
+
+
+def _process_name() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -38,6 +38,7 @@ def acquire_distributed_beat_lock(sender: Any = None, **kwargs: Any) -> None:
     if not isinstance(scheduler, RedBeatScheduler):
         return
     scheduler.wait_for_changes = True
+    scheduler.start_metrics()
     try:
         scheduler._try_lead()
     except Exception:

@@ -19,18 +19,20 @@ from redis.exceptions import WatchError
 
 from .keys import KeySpace
 
-#: KEYS: schedule zset [, lock]   ARGV: now, limit, prefix [, token, lease_ms]
+#: KEYS: schedule zset, heartbeat [, lock]   ARGV: now, limit, prefix, heartbeat [, token, lease_ms]
 #: Returns {1, next_score|nil, member, score, definition, meta, ext, ...},
 #: or {0} when a lock is named and this token does not hold it (nothing read,
-#: nothing renewed).  A member that is a bare name (the first releases'
+#: nothing renewed, no heartbeat).  The leader's heartbeat (who, when) is
+#: written on every tick, so a beat that hangs is visible from outside.  A member that is a bare name (the first releases'
 #: "zadd PREFIX::schedule 0 name") is read at prefix .. name.
 FETCH_DUE_SCRIPT = """
-if KEYS[2] then
-  if redis.call('GET', KEYS[2]) ~= ARGV[4] then
+if KEYS[3] then
+  if redis.call('GET', KEYS[3]) ~= ARGV[5] then
     return {0}
   end
-  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  redis.call('PEXPIRE', KEYS[3], ARGV[6])
 end
+redis.call('SET', KEYS[2], ARGV[4])
 local prefix = ARGV[3]
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], 0, ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
 local following = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
@@ -144,11 +146,18 @@ class EntryStore:
     # -- the tick ---------------------------------------------------------------
 
     def fetch_due(
-        self, now: float, *, limit: int, lock_key: str | None = None, token: str = "", lease_ms: int = 0
+        self,
+        now: float,
+        *,
+        limit: int,
+        lock_key: str | None = None,
+        token: str = "",
+        lease_ms: int = 0,
+        heartbeat: str = "",
     ) -> DueBatch | None:
         """Every member due at ``now`` (at most ``limit``) with its hash fields; None if the lock is not ours."""
-        keys = [self.keys.schedule] + ([lock_key] if lock_key else [])
-        args: list[Any] = [_fmt_score(now), limit, self.keys.prefix]
+        keys = [self.keys.schedule, self.keys.heartbeat] + ([lock_key] if lock_key else [])
+        args: list[Any] = [_fmt_score(now), limit, self.keys.prefix, heartbeat]
         if lock_key:
             args += [token, lease_ms]
         reply = self._fetch(keys=keys, args=args)

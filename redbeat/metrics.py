@@ -1,0 +1,58 @@
+"""Opt-in Prometheus metrics of a beat: ``redbeat_metrics_listen = "127.0.0.1:9186"``.
+
+Names are stable; every one starts with ``redbeat_beat_``.  Served from a
+registry of its own, so nothing else in the process leaks into it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+logger = logging.getLogger("celery.beat")
+
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class BeatMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.leader = Gauge("redbeat_beat_leader", "1 while this beat holds the lock and dispatches, else 0", registry=r)
+        self.dispatches = Counter("redbeat_beat_dispatches", "Runs claimed and handed to Celery to send", registry=r)
+        self.lag = Histogram(
+            "redbeat_beat_dispatch_lag_seconds", "From a slot's due time to handing its run to Celery",
+            buckets=LAG_BUCKETS, registry=r,
+        )
+        self.errors = Counter("redbeat_beat_errors", "Errors by kind: redis, entry (corrupt), send", ["kind"], registry=r)
+        self.entries_due = Gauge("redbeat_beat_entries_due", "Entries the last tick found due (read)", registry=r)
+        self.renew = Histogram(
+            "redbeat_beat_lock_renew_seconds", "Round trip that renews the lease and reads due entries",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.tick = Histogram("redbeat_beat_tick_seconds", "Duration of a leader tick", buckets=LATENCY_BUCKETS, registry=r)
+        self.last_tick = Gauge("redbeat_beat_last_tick_timestamp_seconds", "When the last tick ended (Unix time)", registry=r)
+        for kind in ("redis", "entry", "send"):
+            self.errors.labels(kind=kind)
+
+    def serve(self, listen: str) -> Any:
+        host, _, port = listen.rpartition(":")
+        server = start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.registry)
+        logger.info("beat: Prometheus metrics on http://%s/metrics", listen)
+        return server
+
+
+def parse_listen(value: Any) -> str | None:
+    """``"host:port"`` or a bare port (loopback), validated; None when metrics are off."""
+    if value in (None, "", False):
+        return None
+    text = str(value)
+    if text.isdigit():
+        text = f"127.0.0.1:{text}"
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"redbeat_metrics_listen={value!r}: use 'host:port' or a port number")
+    return text
