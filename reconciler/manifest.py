@@ -10,9 +10,15 @@ fails at once). Each :class:`Document` keeps its root node, so an error found
 later by the schema or the semantic checks can be pointed at the exact key or
 value (:meth:`Document.error`).
 
-Limits: a manifest file may be at most :data:`MAX_FILE_BYTES` (5 MiB), and a
+Limits: a manifest file may be at most :data:`MAX_FILE_BYTES` (5 MiB) and
+hold at most :data:`MAX_FILE_NODES` YAML nodes (counted before they are built:
+composing costs about 300 bytes and 5 µs a node, so a 5 MiB ``[1,1,1,...]``
+would otherwise take 800 MB and 15 s); collections may nest at
+most :data:`MAX_DEPTH` levels (deeper would exhaust Python's recursion limit); a
 document may expand to at most :data:`MAX_EXPANDED_NODES` nodes through
-anchors and aliases.
+anchors and aliases.  A FIFO given as a path (``/dev/stdin``, ``<(cmd)``) is
+read, but one that yields nothing for :data:`PIPE_TIMEOUT` seconds is an error,
+not a hang.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from reconciler.model import DesiredEntry
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_EXPANDED_NODES = 1_000_000
+MAX_FILE_NODES = 200_000  # about 10,000 schedules; split bigger sets into several files
+MAX_DEPTH = 64
+PIPE_TIMEOUT = 10.0
 SUFFIXES = (".yaml", ".yml")
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -162,28 +171,84 @@ def _short_tag(tag: str) -> str:
     return "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
 
 
-def _measure(root: yaml.Node) -> int:
-    """Nodes that converting ``root`` would create, aliases expanded; without expanding."""
-    sizes: dict[int, int] = {}
-    active: set[int] = set()
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
-    def size(node: yaml.Node) -> int:
+
+def _too_deep(node: yaml.Node) -> _NodeError:
+    return _NodeError(node, f"collections nest deeper than {MAX_DEPTH} levels, the limit for a manifest")
+
+
+def _check_depth(root: yaml.Node) -> None:
+    """Reject collections nested deeper than MAX_DEPTH, iteratively, for a document without aliases (a tree)."""
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _too_deep(node)
+        stack.extend((child, depth + 1) for child in _children(node) if not isinstance(child, yaml.ScalarNode))
+
+
+def _measure(root: yaml.Node) -> int:
+    """Nodes that converting ``root`` would create, aliases expanded; without expanding.
+
+    Iterative (a deep document must not exhaust the Python stack), each node
+    visited once however often it is aliased; also rejects a recursive alias
+    and collections nested deeper than MAX_DEPTH, at the first node past it.
+    """
+    sizes: dict[int, int] = {}
+    heights: dict[int, int] = {}  # collection levels; a scalar is 0
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
         ident = id(node)
+        if done:
+            active.discard(ident)
+            children = _children(node)
+            sizes[ident] = 1 + sum(sizes[id(child)] for child in children)
+            heights[ident] = 1 + max((heights[id(child)] for child in children), default=0)
+            continue
         if ident in sizes:
-            return sizes[ident]
+            continue
         if ident in active:
             raise _NodeError(node, "recursive alias: an anchor is used inside itself")
+        if isinstance(node, yaml.ScalarNode):
+            sizes[ident], heights[ident] = 1, 0
+            continue
         active.add(ident)
-        total = 1
-        if isinstance(node, yaml.SequenceNode):
-            total += sum(size(child) for child in node.value)
-        elif isinstance(node, yaml.MappingNode):
-            total += sum(size(k) + size(v) for k, v in node.value)
-        active.discard(ident)
-        sizes[ident] = total
-        return total
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    if heights[id(root)] > MAX_DEPTH:
+        node = root
+        for _ in range(MAX_DEPTH):  # down the deepest branch to the first collection past the limit
+            node = max(_children(node), key=lambda child: heights[id(child)])
+        raise _too_deep(node)
+    return sizes[id(root)]
 
-    return size(root)
+
+def _count_nodes(text: str, limit: int) -> None:
+    """Raise _NodeError at the first YAML node past ``limit`` nodes, parsing events only (no nodes built).
+
+    Skipped when a cheap count of the characters that can start a node shows
+    the text cannot hold that many.
+    """
+    if 2 * sum(text.count(c) for c in ",[{:-?\n") + 2 <= limit:
+        return
+    count = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.CollectionStartEvent)):
+            count += 1
+            if count > limit:
+                raise _NodeError(
+                    yaml.ScalarNode(_TAG + "str", "", event.start_mark, event.end_mark),
+                    f"file has more than {limit} YAML nodes, the limit for a manifest; "
+                    "split it into several files",
+                )
 
 
 def _convert(node: yaml.Node) -> Any:
@@ -244,11 +309,14 @@ def _read_text(path: Path) -> str:
     """The file's text, or a ManifestError saying plainly why not."""
     where = Location(path, None, None, "")
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ManifestError(where, f"file is {size} bytes; manifests are limited to {MAX_FILE_BYTES} bytes (5 MiB)", code="file")
-        with path.open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+        st = path.stat()
+        if statmode.S_ISFIFO(st.st_mode):
+            data = _read_pipe(path, where)
+        else:
+            if st.st_size > MAX_FILE_BYTES:
+                raise ManifestError(where, f"file is {st.st_size} bytes; manifests are limited to {MAX_FILE_BYTES} bytes (5 MiB)", code="file")
+            with path.open("rb") as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ManifestError(where, f"cannot read file: {exc.strerror or exc}", code="file") from None
     if len(data) > MAX_FILE_BYTES:
@@ -274,17 +342,46 @@ def _read_text(path: Path) -> str:
     return text
 
 
+def _read_pipe(path: Path, where: Location) -> bytes:
+    """A FIFO's bytes up to end of file; an error if it stays silent (no writer) for PIPE_TIMEOUT seconds."""
+    import select
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a blocking open would wait for a writer forever
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        while size <= MAX_FILE_BYTES:
+            if not poller.poll(PIPE_TIMEOUT * 1000):
+                raise ManifestError(where, f"pipe (FIFO) gave no data for {PIPE_TIMEOUT:g} s; nothing writes to it?", code="file")
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
 def parse_file(path: Path) -> ManifestFile:
     """Read and compose one file; raises ManifestError (one per file: parsing stops there)."""
     text = _read_text(path)
     lines = text.splitlines()
     documents: list[Document] = []
     try:
+        _count_nodes(text, MAX_FILE_NODES)
         for index, node in enumerate(yaml.compose_all(text, Loader=_Loader)):
             if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "null"):
                 continue
             document = Document(path, index, node, None, lines)
-            if "&" in text and _measure(node) > MAX_EXPANDED_NODES:
+            if "&" not in text:
+                _check_depth(node)
+            elif _measure(node) > MAX_EXPANDED_NODES:
                 raise _NodeError(
                     node,
                     f"anchors and aliases expand this document past {MAX_EXPANDED_NODES} nodes "
@@ -296,6 +393,8 @@ def parse_file(path: Path) -> ManifestFile:
         raise _yaml_error_location(path, exc, lines) from None
     except yaml.YAMLError as exc:  # reader errors (control characters) carry no mark
         raise ManifestError(Location(path, None, None, ""), f"invalid YAML: {exc}", code="yaml") from None
+    except RecursionError:  # the pure-Python loader (no libyaml) composes recursively
+        raise ManifestError(Location(path, None, None, ""), "invalid YAML: nested too deeply", code="yaml") from None
     except _NodeError as exc:
         where, end_col = _node_location(path, exc.node, "")
         line = where.line
