@@ -348,6 +348,9 @@ class RedBeatScheduler(Scheduler):
 
         Only when beat's service loop runs us (``wait_for_changes``); called
         directly, ``tick()`` returns the interval as any Celery scheduler does.
+        The wait is a ``select`` on the subscription's socket, outside
+        redis-py, so the SystemExit that beat's SIGTERM handler raises
+        interrupts it cleanly instead of surfacing from inside a socket read.
         """
         if not self.wait_for_changes or interval <= 0:
             return interval
@@ -355,14 +358,16 @@ class RedBeatScheduler(Scheduler):
         try:
             pubsub = self._subscription()
             while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return 0.0
-                message = pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining)
+                message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.0)
                 if message is not None and message.get("type") == "message":
                     logger.debug("beat: Woken by a change to %s", message.get("data"))
                     return 0.0
-        except RedisError as exc:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return 0.0
+                if message is None:
+                    _wait_readable(pubsub, remaining)
+        except (RedisError, OSError, ValueError) as exc:
             logger.debug("beat: change notifications unavailable (%s); sleeping instead", exc)
             self._close_subscription()
             return max(0.0, deadline - time.monotonic())
@@ -437,17 +442,25 @@ class RedBeatScheduler(Scheduler):
 
     @property
     def info(self) -> str:
+        """Beat's banner lines.  Celery builds the banner from a lazy instance, so the lock's holder is read live."""
         conf = self.app.redbeat_conf
         lines = [f"       . redis -> {maybe_sanitize_url(conf.redis_url)}"]
         if self.lock_key:
-            role = "leader" if self.is_leader else "standby"
-            token = self.lock.token if self.lock else "?"
+            try:
+                holder = self._beat_lock().holder()
+            except RedisError as exc:
+                holder = f"unknown ({exc})"
+            state = f"held by {holder}" if holder else "free: this instance takes it"
+            if self.lock is not None and holder:
+                state += " (this instance: leader)" if holder == self.lock.token else " (this instance: standby)"
             lines.append(
-                f"       . lock -> `{self.lock_key}` {humanize_seconds(self.lock_timeout)} ({self.lock_timeout}s); "
-                f"this instance ({token}) is {role}"
+                f"       . lock -> `{self.lock_key}` lease {humanize_seconds(self.lock_timeout)}, "
+                f"renewed every {humanize_seconds(self.renew_interval)}; {state}"
             )
         else:
             lines.append("       . lock -> disabled (redbeat_lock_key=None): run only one beat")
+        if conf.metrics_listen:
+            lines.append(f"       . metrics -> http://{conf.metrics_listen}/metrics")
         return "\n".join(lines)
 
 
@@ -456,3 +469,17 @@ def _process_name() -> str:
     import socket
 
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _wait_readable(pubsub: Any, timeout: float) -> None:
+    """Block until the subscription's socket has data or ``timeout`` passes."""
+    import select
+
+    connection = getattr(pubsub, "connection", None)
+    sock = getattr(connection, "_sock", None)
+    if sock is None:
+        time.sleep(min(timeout, 0.05))
+        return
+    if getattr(sock, "pending", None) and sock.pending():
+        return  # TLS already holds decrypted bytes
+    select.select([sock], [], [], timeout)
