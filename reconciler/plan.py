@@ -146,7 +146,8 @@ def _reschedules(old: Mapping[str, Any] | None, new: Mapping[str, Any], old_ext:
     return (
         old.get("schedule") != new.get("schedule")
         or old.get("enabled") != new.get("enabled")
-        or (old_ext or {}).get("timezone") != (new_ext or {}).get("timezone")
+        # every extension (time zone, window, jitter, catch-up) moves the next due time
+        or (old_ext or {}) != (new_ext or {})
     )
 
 

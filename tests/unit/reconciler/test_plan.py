@@ -165,3 +165,20 @@ def test_owned_entry_deleted_behind_our_back_is_recreated_as_drift():
 def test_canonical_passes_through_what_it_cannot_express():
     odd = {"name": "n", "task": "t", "args": [], "kwargs": {}, "options": {}, "schedule": {"__type__": "solar"}, "enabled": True}
     assert canonical(odd, None) == (odd, None)
+
+
+@pytest.mark.parametrize("change", [{"jitter": "20s"}, {"start_at": "2027-01-01T00:00:00+00:00"}, {"catch_up": "skip"}])
+def test_extension_changes_show_in_the_diff_and_reschedule(change):
+    before = desired("a", jitter="10s")
+    p = plan({"a": desired("a", **{"jitter": "10s", **change})}, state(stored(before)))
+    update = p.changes[0]
+    assert update.op is Op.UPDATE and update.reschedule is True
+    key, value = next(iter(change.items()))
+    old = "10s" if key == "jitter" else _missing()
+    assert update.fields == (FieldChange(key, old, value),)
+
+
+def _missing():
+    from reconciler.plan import _MISSING
+
+    return _MISSING
