@@ -27,11 +27,12 @@ schedules:
 MANIFEST_NAMES = ("nightly", "ping")
 
 
-def redbeat_apply(url: str, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-    """The installed ``redbeat-apply`` (next to this python), with ``--redis-url url``."""
+def redbeat_apply(url: str, *args: str, command: str | None = None,
+                  check: bool = False) -> subprocess.CompletedProcess[str]:
+    """The installed ``redbeat-apply [command]`` (next to this python), with ``--redis-url url``."""
     executable = Path(sys.executable).with_name("redbeat-apply")
     result = subprocess.run(
-        [str(executable), "--redis-url", url, "--no-color", *args],
+        [str(executable), *([command] if command else []), "--redis-url", url, *args],
         capture_output=True, text=True, timeout=60, env=env_without_redbeat(),
     )
     if check and result.returncode != 0:
