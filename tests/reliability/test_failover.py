@@ -1,0 +1,195 @@
+"""Scenarios 1 (leader churn) and the pause test of issue 5: real beats, a real worker, the worker's record.
+
+Every run carries the slot its beat claimed (relapp stamps ``entry.last_run_at``
+into the message headers), so the record says exactly which slot each run
+was for, which beat sent it and when.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import statistics
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from conftest import (
+    Outage, audit_slots, is_stopped, leader_pid, make_rig, proc_of, save_interval_entries, scaled,
+    stored_counts, wait_drained,
+)
+from support.redis_proc import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.reliability]
+
+LOCK_TIMEOUT = 3.0
+RENEW = LOCK_TIMEOUT / 3
+TAKEOVER_BOUND = LOCK_TIMEOUT + RENEW
+
+
+def first_send_after(rig, t: float, *, exclude: set[int]) -> dict | None:
+    later = [r for r in rig.runs() if float(r["sent_at"]) > t and r["beat_pid"] not in exclude]
+    return min(later, key=lambda r: float(r["sent_at"])) if later else None
+
+
+def report(name: str, figures: dict) -> None:
+    """Print the figures (pytest -s shows them) and keep them for RELIABILITY.md."""
+    line = json.dumps({"scenario": name, **figures}, sort_keys=True)
+    print(f"\nRELIABILITY {line}")
+    out = __import__("os").environ.get("REDBEAT_RELIABILITY_REPORT")
+    if out:
+        with open(out, "a") as fh:
+            fh.write(line + "\n")
+
+
+@pytest.mark.timeout(600)
+def test_leader_churn_never_twice_misses_within_the_rule(aof_redis, tmp_path, writer):
+    """SIGKILL the leader of three beats every few seconds; audit every slot from the worker's record."""
+    churn = scaled(120, 40)
+    n_entries = int(scaled(20, 10))
+    rig = make_rig(aof_redis.url, tmp_path, LOCK_TIMEOUT)
+    client = aof_redis.client()
+    rng = random.Random(5)
+    try:
+        rig.worker()
+        beats = [rig.beat(f"beat-{i}") for i in range(3)]
+        wait_until(lambda: leader_pid(client) is not None, timeout=30, message="a leader")
+        t0 = datetime.now(timezone.utc)
+        every = {f"churn-{i:02d}": (1.0 if i % 2 == 0 else 2.0) for i in range(n_entries)}
+        save_interval_entries(writer, every, t0)
+        wait_until(lambda: first_send_after(rig, 0, exclude=set()), timeout=15, message="the first run")
+
+        outages: list[Outage] = []
+        killed: set[int] = set()
+        spawned = 3
+        deadline = time.time() + churn
+        while time.time() < deadline:
+            time.sleep(rng.uniform(1.5, 3.5))  # the leader leads (and dispatches) for a while
+            pid = leader_pid(client)
+            victim = proc_of(beats, pid)
+            assert victim is not None and victim.alive(), f"lock held by {pid}, not a running beat of ours"
+            killed_at = time.time()
+            rig.kill(victim)
+            killed.add(pid)
+            beats = [b for b in beats if b is not victim] + [rig.beat(f"beat-{spawned}")]
+            spawned += 1
+            first = wait_until(lambda: first_send_after(rig, killed_at, exclude=killed), timeout=30,
+                               message="the next leader's first send")
+            outages.append(Outage(killed_at, float(first["sent_at"])))
+        until = time.time()
+        for beat in beats:
+            rig.stop(beat)
+        runs = wait_drained(client, rig)
+        stored = stored_counts(client, every)
+    finally:
+        rig.stop_all()
+
+    takeovers = [o.end - o.start for o in outages]
+    audit = audit_slots([r for r in runs if r["name"] in every], every, t0=t0.timestamp(), until=until,
+                        outages=outages, stored=stored)
+    figures = {
+        "seconds": round(churn), "entries": n_entries, "kills": len(outages), **audit.as_dict(),
+        "takeover_min": round(min(takeovers), 2), "takeover_median": round(statistics.median(takeovers), 2),
+        "takeover_max": round(max(takeovers), 2), "takeover_bound": TAKEOVER_BOUND,
+    }
+    report("leader-churn", figures)
+    assert audit.duplicates == 0, figures
+    assert audit.count_repeats == 0, figures
+    assert audit.off_grid == 0 and audit.not_newest == 0, figures
+    assert audit.unexplained_misses == [], (audit.unexplained_misses[:20], figures)
+    assert len(outages) >= churn / 8, figures
+    assert max(takeovers) <= TAKEOVER_BOUND, figures
+    assert {r["beat_pid"] for r in runs} - killed - {b.pid for b in beats} == set(), "a run from an unknown beat"
+
+
+@pytest.mark.timeout(300)
+def test_paused_leader_sends_nothing_after_it_wakes_and_stands_by(aof_redis, tmp_path, writer):
+    """SIGSTOP the leader past the lock timeout, SIGCONT it: it demotes itself, sends nothing, competes again."""
+    rig = make_rig(aof_redis.url, tmp_path, LOCK_TIMEOUT)
+    client = aof_redis.client()
+    try:
+        rig.worker()
+        beats = [rig.beat("beat-a"), rig.beat("beat-b")]
+        wait_until(lambda: leader_pid(client) is not None, timeout=30, message="a leader")
+        t0 = datetime.now(timezone.utc)
+        every = {f"pause-{i}": 1.0 for i in range(4)}
+        save_interval_entries(writer, every, t0)
+        wait_until(lambda: len(rig.runs()) >= 8, timeout=20, message="runs before the pause")
+
+        paused = proc_of(beats, leader_pid(client))
+        other = next(b for b in beats if b is not paused)
+        stopped_at = time.time()
+        rig.signal(paused, signal.SIGSTOP)
+        wait_until(lambda: is_stopped(paused.pid), timeout=5, message="the leader to stop")
+        first = wait_until(lambda: first_send_after(rig, stopped_at, exclude={paused.pid}), timeout=30,
+                           message="the standby's takeover")
+        takeover = float(first["sent_at"]) - stopped_at
+        time.sleep(max(0.0, stopped_at + 2 * LOCK_TIMEOUT - time.time()))  # well past the lease
+        woke_at = time.time()
+        rig.signal(paused, signal.SIGCONT)
+        rig.wait_for(paused, "Lost the lock", timeout=10)
+        time.sleep(3 * RENEW + 1)  # a few of its ticks as a standby
+        assert paused.alive() and other.alive()
+        after_wake = paused.output().split("Lost the lock", 1)[1]
+        assert "Standing by" in after_wake, after_wake[-2000:]
+        assert leader_pid(client) == other.pid
+
+        # It competes again: kill the new leader, the woken one takes over and dispatches.
+        killed_at = time.time()
+        rig.kill(other)
+        again = wait_until(lambda: first_send_after(rig, killed_at, exclude={other.pid}), timeout=30,
+                           message="the woken beat to lead again")
+        assert again["beat_pid"] == paused.pid
+        time.sleep(2)
+        until = time.time()
+        paused_log = paused.output()  # before it is stopped: shutdown has a test of its own
+        rig.stop(paused)
+        runs = wait_drained(client, rig)
+        stored = stored_counts(client, every)
+    finally:
+        rig.stop_all()
+
+    from_deposed = [r for r in runs if r["beat_pid"] == paused.pid
+                    and (stopped_at <= float(r["sent_at"]) < killed_at or woke_at <= float(r["at"]) < killed_at)]
+    outages = [Outage(stopped_at, stopped_at + takeover), Outage(killed_at, float(again["sent_at"]))]
+    audit = audit_slots(runs, every, t0=t0.timestamp(), until=until, outages=outages, stored=stored)
+    figures = {"takeover_after_pause": round(takeover, 2), "sent_by_deposed_after_wake": len(from_deposed),
+               "takeover_after_kill": round(float(again["sent_at"]) - killed_at, 2), **audit.as_dict()}
+    report("pause", figures)
+    assert from_deposed == [], from_deposed
+    assert paused_log.count("Lost the lock") == 1
+    assert "Traceback" not in paused_log and "CRITICAL" not in paused_log, paused_log[-3000:]
+    assert audit.duplicates == 0 and audit.count_repeats == 0, figures
+    assert audit.unexplained_misses == [], (audit.unexplained_misses, figures)
+    assert takeover <= TAKEOVER_BOUND, figures
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("role", ["leader", "standby"])
+def test_sigterm_stops_beat_cleanly(aof_redis, tmp_path, role):
+    """A routine SIGTERM (a rolling deploy) while beat sleeps between ticks: exit 0, no traceback.
+
+    Beat sleeps in ``_wait`` on its change subscription; Celery's SIGTERM
+    handler closes the scheduler (and that subscription) from inside the
+    interrupted read, then raises SystemExit.
+    """
+    rig = make_rig(aof_redis.url, tmp_path, LOCK_TIMEOUT)
+    client = aof_redis.client()
+    try:
+        beats = [rig.beat("beat-a"), rig.beat("beat-b")]
+        wait_until(lambda: leader_pid(client) is not None, timeout=30, message="a leader")
+        leader = proc_of(beats, leader_pid(client))
+        target = leader if role == "leader" else next(b for b in beats if b is not leader)
+        rig.wait_for(target, "leads" if role == "leader" else "Standing by", timeout=20)
+        time.sleep(1.5)  # asleep between ticks
+        rig.signal(target, signal.SIGTERM)
+        code = target.popen.wait(timeout=15)
+        log = target.output()
+    finally:
+        rig.stop_all()
+    assert "Traceback" not in log and "CRITICAL" not in log, log[-3000:]
+    assert code == 0, log[-3000:]
+    if role == "leader":
+        assert "Released lock" in log
