@@ -28,7 +28,9 @@ from .config import DEFAULT_LOCK_TIMEOUT, ensure_conf
 from .entry import RedBeatSchedulerEntry, anchor_of, entry_timezone, store_for
 from .lock import BeatLock
 from .metrics import BeatMetrics
+from .statics import statics_changes
 from .store import EntryStore, Settlement, Step
+from .wakeup import ChangeListener
 
 logger = logging.getLogger("celery.beat")
 
@@ -54,7 +56,7 @@ class RedBeatScheduler(Scheduler):
         self.wait_for_changes = False
         self._statics_pending = False
         self._definitions: dict[str, dict[str, Any]] = {}
-        self._pubsub: Any = None
+        self._changes = ChangeListener(lambda: self.client, ensure_conf(app).keys.wake_channel)
         self._standby_logged = False
         self.metrics = BeatMetrics()
         self._metrics_server: Any = None
@@ -124,11 +126,9 @@ class RedBeatScheduler(Scheduler):
         """Store entries given as ``beat_schedule`` items: only changed ones are written, run state kept.
 
         Two round trips whatever the size: one read of every stored static,
-        one MULTI with the changes.  An unchanged entry costs no write.  An
-        entry whose definition changed keeps ``meta`` and is re-scored from
-        its ``last_run_at`` (a run missed while beat was down is caught up,
-        celery-redbeat PR #233).  ``record``: the names to keep in the
-        statics set; names recorded there but gone from it are deleted.
+        one MULTI with the changes (see :mod:`redbeat.statics` for the rule).
+        ``record``: the names to keep in the statics set; names recorded
+        there but gone from it are deleted.
         """
         store = self.store
         entries = {}
@@ -138,35 +138,15 @@ class RedBeatScheduler(Scheduler):
             except Exception as exc:
                 logger.error("beat: Couldn't add entry %r to redis schedule: %r. Contents: %r", name, exc, item)
         recorded, stored = store.read_statics(entries)
-        removed = set()
-        if record is not None:
-            removed = {name for name in recorded if name not in record}
-        writes = {}
-        for name, entry in entries.items():
-            definition_json = entry._definition_json()
-            ext_json = codec.encode_ext(entry.ext)
-            stored_definition, stored_meta, stored_ext, stored_score = stored[name]
-            if stored_definition == definition_json and stored_ext == ext_json and stored_score is not None:
-                continue
-            try:
-                last_run_at = codec.decode_meta(stored_meta)["last_run_at"] if stored_meta else entry.last_run_at
-            except codec.CorruptEntryError:
-                last_run_at, stored_meta = entry.last_run_at, None
-            entry.last_run_at = last_run_at
-            score = entry.score if entry.enabled else -1
-            meta = None if stored_meta else codec.encode_meta(last_run_at)
-            writes[name] = (definition_json, ext_json, meta, score)
-        for name in removed:
+        changes = statics_changes(entries, stored, recorded, record)
+        for name in changes.removed:
             logger.info("beat: Removing old static schedule entry %r.", name)
-        store.write_statics(
-            writes=writes,
-            removed=removed,
-            names=list(record or ()),
-            record_names=record is not None and bool(set(record) - recorded),
-        )
-        if writes or removed:
+        if not changes.empty:
+            store.write_statics(writes=changes.writes, removed=changes.removed, names=list(record or ()),
+                                record_names=changes.record_names)
+        if changes.writes or changes.removed:
             logger.info("beat: Synced beat_schedule: %d written, %d removed, %d unchanged",
-                        len(writes), len(removed), len(entries) - len(writes))
+                        len(changes.writes), len(changes.removed), len(entries) - len(changes.writes))
 
     # -- leadership -----------------------------------------------------------------
 
@@ -348,46 +328,11 @@ class RedBeatScheduler(Scheduler):
 
         Only when beat's service loop runs us (``wait_for_changes``); called
         directly, ``tick()`` returns the interval as any Celery scheduler does.
-        The wait is a ``select`` on the subscription's socket, outside
-        redis-py, so the SystemExit that beat's SIGTERM handler raises
-        interrupts it cleanly instead of surfacing from inside a socket read.
         """
         if not self.wait_for_changes or interval <= 0:
             return interval
-        deadline = time.monotonic() + interval
-        try:
-            pubsub = self._subscription()
-            while True:
-                message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.0)
-                if message is not None and message.get("type") == "message":
-                    logger.debug("beat: Woken by a change to %s", message.get("data"))
-                    return 0.0
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return 0.0
-                if message is None:
-                    _wait_readable(pubsub, remaining)
-        except (RedisError, OSError, ValueError) as exc:
-            logger.debug("beat: change notifications unavailable (%s); sleeping instead", exc)
-            self._close_subscription()
-            return max(0.0, deadline - time.monotonic())
-
-    def _subscription(self) -> Any:
-        if self._pubsub is None:
-            from .client import unwrap
-
-            pubsub = unwrap(self.client).pubsub()
-            pubsub.subscribe(self.app.redbeat_conf.keys.wake_channel)
-            self._pubsub = pubsub
-        return self._pubsub
-
-    def _close_subscription(self) -> None:
-        if self._pubsub is not None:
-            try:
-                self._pubsub.close()
-            except Exception:  # closing a broken connection may itself fail
-                logger.debug("beat: closing the change subscription failed", exc_info=True)
-            self._pubsub = None
+        self._changes.wait(interval)
+        return 0.0
 
     # -- inspection and shutdown ----------------------------------------------------
 
@@ -430,7 +375,7 @@ class RedBeatScheduler(Scheduler):
             server.server_close()
             thread.join(5)
             self._metrics_server = None
-        self._close_subscription()
+        self._changes.close()
         if self.lock is not None and self.lock_key:
             try:
                 if self.lock.release():
@@ -470,16 +415,3 @@ def _process_name() -> str:
 
     return f"{socket.gethostname()}:{os.getpid()}"
 
-
-def _wait_readable(pubsub: Any, timeout: float) -> None:
-    """Block until the subscription's socket has data or ``timeout`` passes."""
-    import select
-
-    connection = getattr(pubsub, "connection", None)
-    sock = getattr(connection, "_sock", None)
-    if sock is None:
-        time.sleep(min(timeout, 0.05))
-        return
-    if getattr(sock, "pending", None) and sock.pending():
-        return  # TLS already holds decrypted bytes
-    select.select([sock], [], [], timeout)

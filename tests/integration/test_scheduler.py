@@ -395,7 +395,7 @@ def test_a_save_from_another_client_wakes_a_sleeping_beat(redis_url, redis_clien
         scheduler = Recording(app=app)
         scheduler.wait_for_changes = True
         add(redis_client, "later", 30, score=NOW.timestamp() + 30, last_run_at=NOW)
-        scheduler._subscription()  # as after beat's first tick
+        scheduler._changes._subscription()  # as after beat's first tick
         writer = second_app(redis_url)
 
         def save_soon():
