@@ -470,6 +470,9 @@ def discover(paths: Sequence[Path]) -> tuple[list[Path], list[ManifestError]]:
                 walk(child, ancestors | {ident})
             elif _is_manifest_name(name) and statmode.S_ISREG(st.st_mode):
                 add(child, st)
+            elif _is_manifest_name(name):  # a FIFO, socket or device named *.yaml: never silently skipped
+                errors.append(ManifestError(Location(child, None, None, ""), "not a regular file (a FIFO, socket or device); "
+                                            "a manifest in a directory must be a file", code="file"))
 
     for path in paths:
         st = stat(path)
