@@ -9,9 +9,8 @@ from datetime import datetime, timezone
 import pytest
 
 from applyrun import run_apply, write_manifest
-from conftest import audit_slots, leader_pid, make_rig, save_interval_entries, stored_counts, wait_drained
+from rel_support import audit_slots, report, leader_pid, make_rig, save_interval_entries, stored_counts, wait_drained
 from support.redis_proc import wait_until
-from test_failover import report
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 

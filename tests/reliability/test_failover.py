@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import (
-    Outage, audit_slots, is_stopped, leader_pid, make_rig, proc_of, save_interval_entries, scaled,
+from rel_support import (
+    Outage, audit_slots, report, is_stopped, leader_pid, make_rig, proc_of, save_interval_entries, scaled,
     stored_counts, wait_drained,
 )
 from support.redis_proc import wait_until
@@ -32,16 +32,6 @@ TAKEOVER_BOUND = LOCK_TIMEOUT + RENEW
 def first_send_after(rig, t: float, *, exclude: set[int]) -> dict | None:
     later = [r for r in rig.runs() if float(r["sent_at"]) > t and r["beat_pid"] not in exclude]
     return min(later, key=lambda r: float(r["sent_at"])) if later else None
-
-
-def report(name: str, figures: dict) -> None:
-    """Print the figures (pytest -s shows them) and keep them for RELIABILITY.md."""
-    line = json.dumps({"scenario": name, **figures}, sort_keys=True)
-    print(f"\nRELIABILITY {line}")
-    out = __import__("os").environ.get("REDBEAT_RELIABILITY_REPORT")
-    if out:
-        with open(out, "a") as fh:
-            fh.write(line + "\n")
 
 
 @pytest.mark.timeout(600)

@@ -94,7 +94,7 @@ class CeleryRig:
         self.wait_for(proc, " ready.", timeout=30)
         return proc
 
-    def beat(self, name: str = "beat", max_interval: float = 1) -> Proc:
+    def beat(self, name: str = "beat", max_interval: int = 1) -> Proc:
         return self._spawn(name, "beat", "-S", "redbeat.Scheduler", "--max-interval", str(max_interval),
                            "--loglevel", "INFO")
 

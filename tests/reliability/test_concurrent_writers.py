@@ -1,0 +1,96 @@
+"""Scenario 3: beat at full speed + repeated redbeat-apply + a user's process saving and deleting entries.
+
+Afterwards, from the worker's record and Redis: no lost ``meta`` (every
+entry's total_run_count equals its recorded runs, numbered 1..N without a
+gap or a repeat), nothing dispatched twice, and no deleted entry back.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from applyrun import run_apply, write_manifest
+from rel_support import duplicate_slots, by_name, leader_pid, make_rig, report, scaled, wait_drained
+from support.redis_proc import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.reliability]
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.mark.timeout(400)
+def test_no_lost_meta_no_resurrected_deletions(aof_redis, tmp_path):
+    seconds = scaled(60, 15)
+    n = int(scaled(30, 10))
+    managed = [f"applied-{i:02d}" for i in range(n)]
+    pruned = managed[:2]  # removed from the manifests half-way: never to come back
+    manifest = tmp_path / "m" / "jobs.yaml"
+    deletions = tmp_path / "deleted.jsonl"
+    rig = make_rig(aof_redis.url, tmp_path, 3.0)
+    client = aof_redis.client()
+    applies: list[tuple[int, str]] = []
+    try:
+        rig.worker()
+        beat = rig.beat("beat")
+        wait_until(lambda: leader_pid(client) is not None, timeout=30, message="a leader")
+        write_manifest(manifest, [{"name": nm, "every": "200ms", "kwargs": {"gen": 0}} for nm in managed])
+        assert run_apply(aof_redis.url, manifest).returncode == 0
+        writer = subprocess.Popen(
+            [sys.executable, str(HERE / "manual_writer.py"), aof_redis.url, str(seconds), str(deletions),
+             ",".join(managed[2:])], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + seconds
+        gen = 0
+        pruned_at = None
+        while time.time() < deadline:
+            gen += 1
+            keep = managed if gen < 4 else managed[2:]
+            write_manifest(manifest, [{"name": nm, "every": "200ms", "kwargs": {"gen": gen}} for nm in keep])
+            result = run_apply(aof_redis.url, manifest)
+            applies.append((result.returncode, result.stdout + result.stderr))
+            if gen >= 4 and pruned_at is None and result.returncode == 0:
+                pruned_at = time.time()
+        writer_out, _ = writer.communicate(timeout=60)
+        assert writer.returncode == 0, writer_out
+        time.sleep(1)
+        rig.stop(beat)
+        runs = wait_drained(client, rig)
+        keys = {k for k in client.keys("redbeat:*") if not k.startswith("redbeat::")}
+        members = set(client.zrange("redbeat::schedule", 0, -1))
+        metas = {k.removeprefix("redbeat:"): client.hget(k, "meta") for k in keys}
+    finally:
+        rig.stop_all()
+
+    lines = [json.loads(line) for line in deletions.read_text().splitlines()]
+    totals = lines[-1]
+    deleted = {d["name"]: d["deleted_at"] for d in lines[:-1]}
+    assert pruned_at is not None, applies[-3:]
+    deleted.update({name: pruned_at for name in pruned})
+    grouped = by_name(runs)
+    lost_meta, gaps = [], []
+    for name, meta in metas.items():
+        total = int(json.loads(meta).get("total_run_count") or 0) if meta else 0
+        counts = sorted(int(r["count"]) for r in grouped.get(name, []))
+        if total != len(counts):
+            lost_meta.append((name, total, len(counts)))
+        if counts != list(range(1, len(counts) + 1)):
+            gaps.append((name, counts))
+    resurrected = sorted({f"redbeat:{n}" for n in deleted} & (keys | members))
+    late = [r for r in runs if r["name"] in deleted and float(r["slot"]) >= deleted[r["name"]]]
+    stale = [out for code, out in applies if code == 1]
+    bad_applies = [out for code, out in applies if code not in (0, 1) or (code == 1 and "since the plan" not in out)]
+    figures = {"seconds": round(seconds), "applied_entries": n, "applies": len(applies), "stale_plan_refusals": len(stale),
+               "manual_saves": totals["saves"], "manual_deletes": totals["deletes"], "runs": len(runs),
+               "entries_checked": len(metas), "lost_meta": len(lost_meta), "count_gaps": len(gaps),
+               "duplicates": len(duplicate_slots(runs)), "resurrected": len(resurrected), "runs_after_delete": len(late)}
+    report("concurrent-writers", figures)
+    assert lost_meta == [], (lost_meta[:10], figures)
+    assert gaps == [], (gaps[:3], figures)
+    assert figures["duplicates"] == 0, figures
+    assert resurrected == [] and late == [], (resurrected, late[:5], figures)
+    assert bad_applies == [], bad_applies[:2]
+    assert len(runs) >= seconds * n * 5 * 0.5, figures  # beat really ran at full speed meanwhile
