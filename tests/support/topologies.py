@@ -254,14 +254,9 @@ class SentinelSet(_Group):
         return int(port)
 
     def master(self) -> RedisProcess:
-        """The data server that is master right now (asked of the server, not of a Sentinel)."""
-        for process in self.data:
-            try:
-                if process.client().info("replication")["role"] == "master":
-                    return process
-            except redis.ConnectionError:
-                continue
-        raise AssertionError("no data server is master")
+        """The data server the first Sentinel names as master (a replaced master may still think it is one)."""
+        port = self.master_port()
+        return next(p for p in self.data if p.port == port)
 
     def start_failover(self) -> int:
         """``SENTINEL FAILOVER`` (asked of the first Sentinel); returns the old master's port."""
