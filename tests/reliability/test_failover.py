@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 import pytest
 
 from rel_support import (
-    Outage, audit_slots, report, is_stopped, leader_pid, make_rig, proc_of, save_interval_entries, scaled,
+    Outage, audit_slots, duplicate_slots, report, is_stopped, leader_pid, make_rig, proc_of, save_interval_entries, scaled,
     stored_counts, wait_drained,
 )
 from support.redis_proc import wait_until
@@ -183,3 +183,50 @@ def test_sigterm_stops_beat_cleanly(aof_redis, tmp_path, role):
     assert code == 0, log[-3000:]
     if role == "leader":
         assert "Released lock" in log
+
+
+@pytest.mark.timeout(120)
+def test_leader_paused_between_claim_and_send_sends_nothing_after_it_wakes(aof_redis, tmp_path, writer):
+    """Known bug (RELIABILITY.md, "Open findings"): fails today.
+
+    The worst instant to pause: the leader has claimed its runs (settle
+    returned) and not yet sent them.  relapp stops it right there; a standby
+    takes over and runs those entries' next slots; SIGCONT.  The woken beat
+    must not send the runs it claimed a lease ago: its lease is gone, so
+    sending now would be a deposed leader dispatching (no slot twice, but
+    the "sends nothing after it loses the lock" promise broken, and a run
+    arriving a lease late).
+    """
+    stall = tmp_path / "stall-now"
+    rig = make_rig(aof_redis.url, tmp_path, LOCK_TIMEOUT, REL_STALL_FILE=str(stall))
+    client = aof_redis.client()
+    try:
+        rig.worker()
+        beats = [rig.beat("beat-a"), rig.beat("beat-b")]
+        wait_until(lambda: leader_pid(client) is not None, timeout=30, message="a leader")
+        t0 = datetime.now(timezone.utc)
+        every = {f"stall-{i}": 1.0 for i in range(3)}
+        save_interval_entries(writer, every, t0)
+        wait_until(lambda: len(rig.runs()) >= 6, timeout=20, message="runs before the stall")
+        leader = proc_of(beats, leader_pid(client))
+        stall.touch()
+        rig.wait_for(leader, "relapp: stalled after claiming", timeout=10)
+        wait_until(lambda: is_stopped(leader.pid), timeout=5, message="the leader to stop itself")
+        stopped_at = time.time()
+        wait_until(lambda: first_send_after(rig, stopped_at, exclude={leader.pid}), timeout=30,
+                   message="the standby's takeover")
+        time.sleep(max(0.0, stopped_at + 2 * LOCK_TIMEOUT - time.time()))
+        woke_at = time.time()
+        rig.signal(leader, signal.SIGCONT)
+        rig.wait_for(leader, "relapp: resumed after the stall", timeout=10)
+        time.sleep(3)
+        for beat in beats:
+            rig.stop(beat)
+        runs = wait_drained(client, rig)
+    finally:
+        rig.stop_all()
+    after_wake = [r for r in runs if r["beat_pid"] == leader.pid and float(r["sent_at"]) >= woke_at]
+    assert duplicate_slots(runs) == {}
+    assert after_wake == [], (
+        f"the deposed leader sent {len(after_wake)} runs after it woke, claimed "
+        f"{[round(woke_at - float(r['slot']), 1) for r in after_wake]} s before: {after_wake}")
