@@ -479,9 +479,9 @@ def discover(paths: Sequence[Path]) -> tuple[list[Path], list[ManifestError]]:
         if st is None:
             continue
         if statmode.S_ISDIR(st.st_mode):
-            before = len(found)
+            before, errors_before = len(found), len(errors)
             walk(path, frozenset({(st.st_dev, st.st_ino)}))
-            if len(found) == before:
+            if len(found) == before and len(errors) == errors_before:  # else those errors say why
                 errors.append(ManifestError(Location(path, None, None, ""), "no manifests (*.yaml, *.yml) in this directory", code="file"))
         else:
             add(path, st)
