@@ -30,7 +30,8 @@ ARGS_PER_CHANGE = 10
 #: KEYS: schedule zset, owner index hash, owners set, beat's statics set.
 #: ARGV: prefix, owner, wake channel, then ARGS_PER_CHANGE per change:
 #:   op, name, expected fingerprint, expected record ('' = none), definition,
-#:   ext ('' = none), record, reschedule ('1'/'0'), score if it has run, score if never run.
+#:   ext ('' = none), record, reschedule ('1' rescore, '2' also drop unreadable meta, '0' keep),
+#:   score if it has run, score if never run.
 #: Phase 1 checks every change and returns {0, name, what} at the first
 #: mismatch, having written nothing.  Phase 2 writes only bytes that differ,
 #: so re-applying the same plan changes nothing.  Returns {1, commands written}.
@@ -79,7 +80,11 @@ for i = 4, #ARGV, n do
       redis.call('HSET', key, 'ext', ext)
       written = written + 1
     end
-    if reschedule == '1' or not redis.call('ZSCORE', KEYS[1], key) then
+    if reschedule == '2' then
+      redis.call('HDEL', key, 'meta')
+      written = written + 1
+    end
+    if reschedule ~= '0' or not redis.call('ZSCORE', KEYS[1], key) then
       local score = score_never
       if redis.call('HEXISTS', key, 'meta') == 1 then
         score = score_run
@@ -160,13 +165,15 @@ class WriteStep:
     score_if_run_offset: float = 0.0  # seconds after apply time
     score_if_never_offset: float = 0.0
     disabled: bool = False
+    reset_meta: bool = False  # unreadable run state: drop it, the entry runs as new
 
     def arguments(self, now: float) -> list[Any]:
         run = -1.0 if self.disabled else now + self.score_if_run_offset
         never = -1.0 if self.disabled else now + self.score_if_never_offset
         return [
             self.op, self.name, self.expected_fingerprint, self.expected_record, self.definition, self.ext,
-            self.record, "1" if self.reschedule else "0", repr(run), repr(never),
+            self.record, ("2" if self.reset_meta else "1") if self.reschedule or self.reset_meta else "0",
+            repr(run), repr(never),
         ]
 
     def to_json(self) -> dict[str, Any]:
@@ -190,6 +197,7 @@ def write_step(change: Change) -> WriteStep:
     return WriteStep(
         change.op.value, change.name, expected_fp, expected_record, definition, ext, record,
         change.reschedule, run_offset, never_offset, not desired.definition.get("enabled", True),
+        any(d.path == "(run state)" for d in change.drift),
     )
 
 

@@ -227,12 +227,16 @@ def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, ad
     drift: tuple[FieldChange, ...] = ()
     if record is not None and record.digest != have.fingerprint:
         drift = (FieldChange("(entry)", "as applied", "changed in Redis since the last apply"),)
+    if not have.meta_readable:
+        # Beat skips an entry whose run state it cannot read; the owner resets it (the entry runs as new).
+        drift += (FieldChange("(run state)", "unreadable", "reset: beat skips the entry until then"),)
     old_view = view(old_definition, old_ext, record.protected if record else False)
     fields = field_changes(old_view, new_view)
     if not fields and not drift:
         return Change(Op.NOOP, want.name, want, have)
     if not fields and drift:
         # Changed by hand to something canonically equal: rewrite so the stored bytes match again.
-        return Change(Op.UPDATE, want.name, want, have, (), False, drift)
-    return Change(Op.UPDATE, want.name, want, have, fields,
-                  _reschedules(old_definition, want.definition, old_ext, want.ext), drift)
+        return Change(Op.UPDATE, want.name, want, have, (), True, drift)
+    # A drifted entry may have been corrupt, and beat files a corrupt entry a minute out: re-file it now.
+    reschedule = bool(drift) or _reschedules(old_definition, want.definition, old_ext, want.ext)
+    return Change(Op.UPDATE, want.name, want, have, fields, reschedule, drift)

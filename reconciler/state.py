@@ -71,6 +71,19 @@ class ActualEntry:
         return fingerprint(self.definition, self.ext)
 
     @property
+    def meta_readable(self) -> bool:
+        """False when ``meta`` exists but beat cannot decode it (and so skips the entry)."""
+        if not self.meta:
+            return True
+        from redbeat.codec import CorruptEntryError, decode_meta
+
+        try:
+            decode_meta(self.meta)
+        except CorruptEntryError:
+            return False
+        return True
+
+    @property
     def record(self) -> OwnershipRecord | None:
         return OwnershipRecord.from_json(self.record_raw) if self.record_raw is not None else None
 

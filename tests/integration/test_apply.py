@@ -132,6 +132,17 @@ def test_adopting_a_beat_schedule_entry_takes_it_out_of_beats_statics(target, re
     assert "static" in redis_client.hkeys("redbeat::owner:default")
 
 
+def test_owned_entry_with_unreadable_run_state_is_reset(target, redis_client):
+    reconcile(entries(entry("a")), target, clock=clock)
+    redis_client.hset("redbeat:a", "meta", '{"last_run_at": "yesterday", "total_run_count": "x"}')
+    redis_client.zadd("redbeat::schedule", {"redbeat:a": NOW + 3600})
+    outcome = reconcile(entries(entry("a")), target, clock=clock)
+    assert [(c.op, [d.path for d in c.drift]) for c in outcome.plan.changes] == [(Op.UPDATE, ["(run state)"])]
+    assert redis_client.hget("redbeat:a", "meta") is None
+    assert redis_client.zscore("redbeat::schedule", "redbeat:a") == NOW + 60  # never run: one interval on
+    assert not make_plan(entries(entry("a")), target, PlanOptions()).has_changes
+
+
 def test_stale_plan_is_refused_whole(target, redis_client):
     reconcile(entries(entry("a"), entry("b")), target, clock=clock)
     desired = entries(entry("a", every=5), entry("b", every=6), entry("c"))
