@@ -26,8 +26,10 @@ def eviction_risk(client: Any) -> str | None:
     """A sentence describing the risk, or None when keys without TTL are safe (or it cannot be told)."""
     try:
         config = client.config_get("maxmemory*")
-    except ResponseError:
-        return None  # CONFIG is often disabled on managed Redis; nothing to check then
+    except ResponseError as exc:
+        # CONFIG is often disabled on managed Redis, or not granted to an ACL user: nothing to check then.
+        logger.debug("redbeat: key expiry check skipped: CONFIG GET refused (%s)", exc)
+        return None
     policy = str(config.get("maxmemory-policy", "noeviction"))
     maxmemory = int(config.get("maxmemory", 0) or 0)
     if policy.startswith("allkeys-"):
