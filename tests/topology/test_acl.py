@@ -20,7 +20,7 @@ DEPLOY_PASSWORD = "d3pl@y:/%?#&"
 #: The smallest rights redbeat-apply needs (apply, prune, status, export): the README's ACL line.
 APPLY_RULES = (
     "~redbeat:*", "&redbeat::wake", "-@all",
-    "+evalsha", "+script|load",
+    "+evalsha", "+evalsha_ro", "+script|load",
     "+hgetall", "+hmget", "+hget", "+hexists", "+hlen", "+smembers", "+sismember", "+zscore", "+zrange",
     "+hset", "+hdel", "+del", "+zadd", "+zrem", "+sadd", "+publish",
 )
@@ -36,7 +36,7 @@ def users(acl_redis: ACLRedis) -> None:
     admin = acl_redis.admin()
     admin.flushall()
     admin.script_flush()  # so redbeat-apply must load its script (SCRIPT LOAD is in the ACL line)
-    acl_redis.add_user("beat", BEAT_PASSWORD, "~redbeat:*", "&*", "+@all")
+    acl_redis.add_user("beat", BEAT_PASSWORD, "~redbeat:*", "&redbeat::wake", "+@all")  # the README line
     acl_redis.add_user("deployer", DEPLOY_PASSWORD, *APPLY_RULES)
 
 
@@ -87,7 +87,7 @@ def test_redbeat_apply_with_the_minimal_acl_applies_prunes_and_reads(acl_redis, 
 
 
 def test_redbeat_apply_as_a_read_only_user_fails_clearly_and_writes_nothing(acl_redis, manifests):
-    acl_redis.add_user("reader", DEPLOY_PASSWORD, "~redbeat:*", "-@all", "+@read", "+evalsha", "+script|load")
+    acl_redis.add_user("reader", DEPLOY_PASSWORD, "~redbeat:*", "-@all", "+@read", "+evalsha", "+evalsha_ro", "+script|load")
     result = redbeat_apply(acl_redis.url("reader", DEPLOY_PASSWORD), str(manifests))
     assert result.returncode == 1
     assert result.stderr.startswith("redbeat-apply: error: Redis at redis://reader:***@127.0.0.1:")
