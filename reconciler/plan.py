@@ -9,6 +9,7 @@ written by celery-redbeat with ``minute=0`` equals a manifest's ``"0"``.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,6 +202,8 @@ def plan(
 
 
 def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, adopt: bool) -> Change:
+    if have is not None and have.owner == owner and _unchanged(want, have):
+        return Change(Op.NOOP, want.name, want, have)
     new_view = view(want.definition, want.ext, want.protected)
     if have is None or (not have.exists and have.owner == owner):
         drift = () if have is None else (FieldChange("(entry)", "applied", "deleted from Redis"),)
@@ -240,3 +243,13 @@ def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, ad
     # A drifted entry may have been corrupt, and beat files a corrupt entry a minute out: re-file it now.
     reschedule = bool(drift) or _reschedules(old_definition, want.definition, old_ext, want.ext)
     return Change(Op.UPDATE, want.name, want, have, fields, reschedule, drift)
+
+
+def _unchanged(want: DesiredEntry, have: ActualEntry) -> bool:
+    """The fast path of a no-op: stored bytes and ownership record are exactly what an apply would write."""
+    record = have.record
+    if record is None or record.protected != want.protected or not have.meta_readable:
+        return False
+    definition = json.dumps(want.definition)
+    ext = json.dumps(want.ext, sort_keys=True, separators=(",", ":")) if want.ext else None
+    return have.definition == definition and have.ext == ext and record.digest == have.fingerprint
