@@ -21,9 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import NoScriptError, ResponseError
-
 from redbeat.keys import KeySpace
+from redbeat.store import read_only_script
 
 ABSENT = "absent"
 STATIC_OWNER = "beat_schedule"
@@ -141,27 +140,9 @@ READ_BATCH = 20_000
 Raw = tuple[str | None, str | None, str | None, float | None]
 
 
-def _read_only_script(client: Any, source: str) -> Any:
-    """Run ``source`` with EVALSHA_RO (Redis 7: the server itself refuses a write), else plain EVALSHA."""
-    script = client.register_script(source)
-
-    def call(keys: list[str], args: list[Any]) -> Any:
-        try:
-            return client.evalsha_ro(script.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            client.script_load(source)
-            return client.evalsha_ro(script.sha, len(keys), *keys, *args)
-        except ResponseError as exc:
-            if "unknown command" not in str(exc).lower():
-                raise
-            return script(keys=keys, args=args)  # Redis 6
-
-    return call
-
-
 def read_entries(client: Any, keys: KeySpace, names: list[str]) -> list[Raw]:
     """(definition, ext, meta, score) per name, a few round trips however many names."""
-    script = _read_only_script(client, READ_ENTRIES_SCRIPT)
+    script = read_only_script(client, READ_ENTRIES_SCRIPT)
     out: list[Raw] = []
     for start in range(0, len(names), READ_BATCH):
         batch = names[start:start + READ_BATCH]

@@ -28,7 +28,7 @@ from .config import DEFAULT_LOCK_TIMEOUT, ensure_conf
 from .entry import RedBeatSchedulerEntry, anchor_of, entry_timezone, store_for
 from .lock import BeatLock
 from .metrics import BeatMetrics
-from .statics import statics_changes
+from .statics import fast_definition, statics_changes, statics_digest
 from .store import EntryStore, Settlement, Step
 from .wakeup import ChangeListener
 
@@ -131,6 +131,9 @@ class RedBeatScheduler(Scheduler):
         there but gone from it are deleted.
         """
         store = self.store
+        if record is not None and self._statics_unchanged(dict_, record):
+            logger.debug("beat: beat_schedule unchanged (%d entries)", len(dict_))
+            return
         entries = {}
         for name, item in dict_.items():
             try:
@@ -147,6 +150,20 @@ class RedBeatScheduler(Scheduler):
         if changes.writes or changes.removed:
             logger.info("beat: Synced beat_schedule: %d written, %d removed, %d unchanged",
                         len(changes.writes), len(changes.removed), len(entries) - len(changes.writes))
+
+    def _statics_unchanged(self, dict_: dict[str, Any], record: dict[str, Any]) -> bool:
+        """One read-only round trip: every static is stored exactly as configured and recorded as a static."""
+        expected = {}
+        for name, item in dict_.items():
+            fast = fast_definition(name, item)
+            if fast is None:
+                return False
+            expected[name] = fast
+        if not expected or not set(record) <= set(dict_):
+            return False
+        # Names beyond ``record`` (Celery's own default entries) are never recorded as statics.
+        digest, size, present = self.store.statics_digest(sorted(expected))
+        return digest == statics_digest(expected) and size == present == len(record)
 
     # -- leadership -----------------------------------------------------------------
 

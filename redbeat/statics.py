@@ -12,6 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import hashlib
+import numbers
+from datetime import timedelta
+
+from celery.schedules import schedule as interval_schedule
+
 from . import codec
 
 #: (definition, meta, ext, score) as stored for a static's hash fields and score.
@@ -57,3 +63,37 @@ def statics_changes(
         meta = None if stored_meta else codec.encode_meta(last_run_at)
         writes[name] = (definition_json, ext_json, meta, score)
     return StaticsChanges(writes, removed, keep is not None and bool(keep - recorded))
+
+
+def fast_definition(name: str, item: Any) -> tuple[str, str | None] | None:
+    """(definition, ext) JSON of a ``beat_schedule`` item without building an Entry; None when unsure.
+
+    Must equal ``Entry(**item)._definition_json()`` byte for byte (a test
+    holds it to that); anything unusual returns None and takes the slow path.
+    """
+    if not isinstance(item, dict) or set(item) - {"task", "schedule", "args", "kwargs", "options", "relative", "enabled"}:
+        return None
+    sched = item.get("schedule")
+    if isinstance(sched, numbers.Number) and not isinstance(sched, bool):
+        sched = timedelta(seconds=sched)
+    if isinstance(sched, timedelta):
+        sched = interval_schedule(sched, bool(item.get("relative", False)))
+    try:
+        definition = codec.encode_definition(
+            name=name,
+            task=item.get("task"),
+            args=item.get("args"),
+            kwargs=item.get("kwargs") or {},
+            options=item.get("options") or {},
+            schedule=sched,
+            enabled=item.get("enabled", True),
+        )
+    except TypeError:
+        return None
+    return definition, None
+
+
+def statics_digest(definitions: Mapping[str, tuple[str, str | None]]) -> str:
+    """What :data:`redbeat.store.STATICS_DIGEST_SCRIPT` computes from Redis when every entry is stored as given."""
+    parts = [f"{definitions[name][0]}\n{definitions[name][1] or ''}\n1\n" for name in sorted(definitions)]
+    return hashlib.sha1("".join(parts).encode()).hexdigest()

@@ -45,3 +45,27 @@ def test_removed_and_new_names():
     assert changes.removed == frozenset({"gone"})
     assert changes.record_names is True
     assert changes.writes["fresh"][2] == encode_meta(T)
+
+
+def test_fast_definition_equals_the_entrys_own_json():
+    from celery.schedules import crontab
+
+    from redbeat.statics import fast_definition
+    from redbeat.schedules import rrule
+
+    app = Celery(set_as_current=False)
+    items = {
+        "number": {"task": "t.a", "schedule": 30},
+        "float": {"task": "t.a", "schedule": 0.5, "args": (1, 2), "kwargs": {"k": "v"}, "options": {"queue": "q"}},
+        "delta": {"task": "t.a", "schedule": timedelta(minutes=5), "relative": True},
+        "interval": {"task": "t.a", "schedule": schedule(timedelta(seconds=7))},
+        "cron": {"task": "t.b", "schedule": crontab(minute="*/5", hour=[1, 2])},
+        "rrule": {"task": "t.c", "schedule": rrule("DAILY", dtstart=T, byhour=[3])},
+        "disabled": {"task": "t.d", "schedule": 10, "enabled": False},
+        "empty-args": {"task": "t.e", "schedule": 10, "args": []},
+    }
+    for name, item in items.items():
+        entry = RedBeatSchedulerEntry(**dict(item, name=name, app=app))
+        assert fast_definition(name, item) == (entry._definition_json(), None), name
+    assert fast_definition("odd", {"task": "t", "schedule": 5, "ext": {"jitter": 1}}) is None
+
