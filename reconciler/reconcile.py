@@ -15,7 +15,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from redbeat.client import build_client, is_cluster
+from redbeat.client import build_client, cluster_hash_tag, is_cluster
 from redbeat.keys import DEFAULT_PREFIX, KeySpace
 
 from reconciler.apply import ApplyResult, StalePlanError, apply_plan
@@ -80,7 +80,7 @@ def connect(redis_url: str, key_prefix: str = DEFAULT_PREFIX, owner: str = "defa
     except (ValueError, RedisError) as exc:
         raise StoreError(f"cannot use Redis URL {redact_url(redis_url)}: {exc}") from None
     keys = KeySpace(key_prefix)
-    if is_cluster(client) and not re.search(r"\{[^}]+\}", key_prefix):
+    if is_cluster(client) and cluster_hash_tag(key_prefix) is None:
         raise RedbeatError(
             f"Redis Cluster needs a hash tag in the key prefix so that one apply touches one slot: "
             f"use --key-prefix '{{{key_prefix.rstrip(':')}}}:' (and the same redbeat_key_prefix in beat)"

@@ -247,8 +247,8 @@ class EntryStore:
                     bare = self._bare_member(key)
                     if bare is not None:
                         pipe.zrem(self.keys.schedule, bare)
-                    pipe.publish(self.keys.wake_channel, key)
                     pipe.execute()
+                    self.client.publish(self.keys.wake_channel, key)
                     return meta
                 except WatchError:
                     continue
@@ -261,8 +261,8 @@ class EntryStore:
             bare = self._bare_member(key)
             if bare is not None:
                 pipe.zrem(self.keys.schedule, bare)
-            pipe.publish(self.keys.wake_channel, key)
             pipe.execute()
+        self.client.publish(self.keys.wake_channel, key)
 
     def _bare_member(self, key: str) -> str | None:
         """The first releases' bare-name member that stands for ``key`` ("zadd P:schedule 0 name"), if any can."""

@@ -30,23 +30,29 @@ class ChangeListener:
         When notifications are unavailable this just sleeps.
         """
         deadline = time.monotonic() + seconds
-        try:
-            pubsub = self._subscription()
-            while True:
-                message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.0)
-                if message is not None and message.get("type") == "message":
-                    logger.debug("beat: Woken by a change to %s", message.get("data"))
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                if message is None:
-                    _wait_readable(pubsub, remaining)
-        except (RedisError, OSError, ValueError) as exc:
-            logger.debug("beat: change notifications unavailable (%s); sleeping instead", exc)
-            self.close()
-            time.sleep(max(0.0, deadline - time.monotonic()))
-            return False
+        for attempt in (1, 2):
+            try:
+                return self._wait_until(deadline)
+            except (RedisError, OSError, ValueError) as exc:
+                # A dropped subscription (idle timeout, failover) is opened again once at once.
+                self.close()
+                if attempt == 2:
+                    logger.debug("beat: change notifications unavailable (%s); sleeping instead", exc)
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        return False
+
+    def _wait_until(self, deadline: float) -> bool:
+        pubsub = self._subscription()
+        while True:
+            message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.0)
+            if message is not None and message.get("type") == "message":
+                logger.debug("beat: Woken by a change to %s", message.get("data"))
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if message is None:
+                _wait_readable(pubsub, remaining)
 
     def _subscription(self) -> Any:
         if self._pubsub is None:

@@ -56,9 +56,6 @@ def test_beat_on_a_cluster_with_a_hash_tagged_prefix(redis_cluster, form):
     assert client.zscore("{redbeat}::schedule", "{redbeat}:static") == app.now.value.timestamp() + 10
 
 
-@pytest.mark.xfail(strict=True, raises=RedisClusterException,
-                   reason="EntryStore.save() sends PUBLISH inside its MULTI pipeline, which redis-py's "
-                          "ClusterPipeline refuses; publishing after execute() fixes it")
 def test_entry_save_on_a_cluster_with_a_hash_tagged_prefix(redis_cluster):
     with beat_app(redis_cluster.url, now=pinned_now(), redbeat_key_prefix=TAGGED) as app:
         Entry("dynamic", "tasks.dynamic", schedule(10), app=app).save()

@@ -125,8 +125,6 @@ def test_beat_recovers_connections_the_server_dropped(fresh_redis, caplog, drop)
     assert "error" not in caplog.text.lower()
 
 
-@pytest.mark.xfail(strict=True, reason="ChangeListener.wait sleeps out the whole interval when its pub/sub "
-                   "connection was closed, instead of subscribing again at once")
 def test_the_wake_subscription_survives_a_dropped_connection(fresh_redis):
     """A beat sleeping on change notifications is still woken by a save after its pub/sub connection was killed.
 
