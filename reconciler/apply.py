@@ -25,22 +25,41 @@ from reconciler.errors import RedbeatError
 from reconciler.plan import Change, Op, Plan
 from reconciler.state import OwnershipRecord, fingerprint
 
-ARGS_PER_CHANGE = 10
-
 #: KEYS: schedule zset, owner index hash, owners set, beat's statics set.
-#: ARGV: prefix, owner, wake channel, then ARGS_PER_CHANGE per change:
-#:   op, name, expected fingerprint, expected record ('' = none), definition,
-#:   ext ('' = none), record, reschedule ('1' rescore, '2' also drop unreadable meta, '0' keep),
-#:   score if it has run, score if never run.
-#: Phase 1 checks every change and returns {0, name, what} at the first
-#: mismatch, having written nothing.  Phase 2 writes only bytes that differ,
-#: so re-applying the same plan changes nothing.  Returns {1, commands written}.
+#: ARGV: prefix, owner, wake channel, then one JSON array of steps (one
+#: argument, not ten per change: redis-py packs each argument in Python),
+#: each [op, name, expected fingerprint, expected record ('' = none),
+#: definition, ext ('' = none), record, reschedule ('1' rescore, '2' also drop
+#: unreadable meta, '0' keep), score if it has run, score if never run].
+#: Phase 1 checks every change, and that the user may run every write it
+#: needs (Redis 7 ACLs), and returns {0, name, what} at the first mismatch,
+#: having written nothing.  Phase 2 writes only bytes that differ, so
+#: re-applying the same plan changes nothing.  Returns {1, commands written}.
 APPLY_SCRIPT = """
 local prefix, owner, channel = ARGV[1], ARGV[2], ARGV[3]
-local n = 10
-for i = 4, #ARGV, n do
-  local name, expected_fp, expected_record = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+local steps = cjson.decode(ARGV[4])
+local function allowed(...)
+  if not redis.acl_check_cmd then
+    return true
+  end
+  return redis.acl_check_cmd(...)
+end
+if not (allowed('PUBLISH', channel, 'm') and allowed('SADD', KEYS[3], 'o')) then
+  return {0, '', 'permission'}
+end
+for _, step in ipairs(steps) do
+  local op, name, expected_fp, expected_record = step[1], step[2], step[3], step[4]
   local key = prefix .. name
+  local ok
+  if op == 'delete' then
+    ok = allowed('DEL', key) and allowed('ZREM', KEYS[1], key) and allowed('HDEL', KEYS[2], name)
+  else
+    ok = allowed('HSET', key, 'f', 'v') and allowed('HDEL', key, 'f') and allowed('ZADD', KEYS[1], '0', key)
+      and allowed('HSET', KEYS[2], name, 'v') and (op ~= 'adopt' or allowed('SREM', KEYS[4], name))
+  end
+  if not ok then
+    return {0, name, 'permission'}
+  end
   local fields = redis.call('HMGET', key, 'definition', 'ext')
   local fp = 'absent'
   if fields[1] then
@@ -55,10 +74,10 @@ for i = 4, #ARGV, n do
   end
 end
 local written = 0
-for i = 4, #ARGV, n do
-  local op, name = ARGV[i], ARGV[i + 1]
-  local definition, ext, record = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
-  local reschedule, score_run, score_never = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
+for _, step in ipairs(steps) do
+  local op, name = step[1], step[2]
+  local definition, ext, record = step[5], step[6], step[7]
+  local reschedule, score_run, score_never = step[8], step[9], step[10]
   local key = prefix .. name
   if op == 'delete' then
     redis.call('DEL', key)
@@ -110,6 +129,10 @@ if written > 0 then
 end
 return {1, written}
 """
+
+
+class ApplyPermissionError(RedbeatError):
+    """The Redis user may not run a write the apply needs; checked before any write, so nothing was written."""
 
 
 class StalePlanError(RedbeatError):
@@ -167,7 +190,7 @@ class WriteStep:
     disabled: bool = False
     reset_meta: bool = False  # unreadable run state: drop it, the entry runs as new
 
-    def arguments(self, now: float) -> list[Any]:
+    def arguments(self, now: float) -> list[str]:
         run = -1.0 if self.disabled else now + self.score_if_run_offset
         never = -1.0 if self.disabled else now + self.score_if_never_offset
         return [
@@ -208,13 +231,18 @@ def apply_steps(
     if not steps:
         return ApplyResult(0, 0)
     now = clock()
-    args: list[Any] = [keys.prefix, owner, keys.wake_channel]
-    for step in steps:
-        args += step.arguments(now)
+    payload = json.dumps([step.arguments(now) for step in steps], separators=(",", ":"))
     script = client.register_script(APPLY_SCRIPT)
-    reply = script(keys=[keys.schedule, keys.owner_index(owner), keys.owners, keys.statics], args=args)
+    reply = script(keys=[keys.schedule, keys.owner_index(owner), keys.owners, keys.statics],
+                   args=[keys.prefix, owner, keys.wake_channel, payload])
     if int(reply[0]) != 1:
-        raise StalePlanError(_text(reply[1]), _text(reply[2]))
+        name, what = _text(reply[1]), _text(reply[2])
+        if what == "permission":
+            raise ApplyPermissionError(
+                f"the Redis user may not run every write needed for {name or 'the schedule'} (ACL); "
+                "see 'Redis topologies' in the README for the ACL line redbeat-apply needs"
+            )
+        raise StalePlanError(name, what)
     return ApplyResult(len(steps), int(reply[1]))
 
 

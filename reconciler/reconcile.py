@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from redbeat.client import build_client, cluster_hash_tag, is_cluster
 from redbeat.keys import DEFAULT_PREFIX, KeySpace
 
-from reconciler.apply import ApplyResult, StalePlanError, apply_plan
+from reconciler.apply import ApplyPermissionError, ApplyResult, StalePlanError, apply_plan
 from reconciler.errors import RedbeatError
 from reconciler.model import DesiredEntry
 from reconciler.plan import Plan, plan
@@ -139,6 +139,8 @@ def reconcile(
             result = apply_plan(current, target.client, target.keys, clock=clock)
         except StalePlanError:
             continue
+        except ApplyPermissionError as exc:
+            raise StoreError(f"{_redis(target, 'applying')}: {exc}; nothing was written") from None
         except RedisError as exc:
             raise StoreError(f"{_redis(target, 'applying')}: {exc}; the apply is atomic, so nothing was written") from None
         timings["apply"] = time.perf_counter() - started
