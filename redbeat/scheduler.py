@@ -226,6 +226,7 @@ class RedBeatScheduler(Scheduler):
         now = self.app.now()
         now_ts = now.timestamp()
         fetched = time.perf_counter()
+        lease_from = time.monotonic()  # the lease runs from (no earlier than) here
         batch = store.fetch_due(
             now_ts,
             limit=DUE_BATCH_LIMIT,
@@ -255,6 +256,14 @@ class RedBeatScheduler(Scheduler):
             if ok and step.new_score >= 0:
                 next_scores.append(step.new_score)
             if ok and entry is not None:
+                if lock is not None and time.monotonic() - lease_from >= self.lock_timeout:
+                    # Paused or slow past our lease: another beat may lead now.  The claimed run is
+                    # lost (the rule allows it), never sent late beside the new leader's work.
+                    self.metrics.errors.labels(kind="send").inc()
+                    logger.warning("beat: Lease expired before sending %s (%s); this run is lost",
+                                   entry.name, entry.task)
+                    self._demote("lease expired between claim and send")
+                    continue
                 self.apply_entry(entry, producer=self.producer)
                 self.metrics.dispatches.inc()
                 if entry.last_run_at is not None:

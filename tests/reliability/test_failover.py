@@ -186,14 +186,8 @@ def test_sigterm_stops_beat_cleanly(aof_redis, tmp_path, role):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(strict=True, reason=(
-    "a leader paused after settle() and before apply_entry() sends its claimed runs when it wakes, a lease "
-    "later; fix: redbeat/scheduler.py _run_due checks, before each send, that the lease renewed by fetch_due "
-    "(monotonic time taken before that call) has not run out, else drops the claimed runs and demotes"))
 def test_leader_paused_between_claim_and_send_sends_nothing_after_it_wakes(aof_redis, tmp_path, writer):
-    """Known bug (RELIABILITY.md, "Open findings"): xfail until fixed.
-
-    The worst instant to pause: the leader has claimed its runs (settle
+    """The worst instant to pause: the leader has claimed its runs (settle
     returned) and not yet sent them.  relapp stops it right there; a standby
     takes over and runs those entries' next slots; SIGCONT.  The woken beat
     must not send the runs it claimed a lease ago: its lease is gone, so
