@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 logger = logging.getLogger("celery.beat")
 
@@ -18,7 +17,10 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 
 class BeatMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: Any = None) -> None:
+        # Imported here: prometheus_client costs a beat that does not serve metrics ~2 MiB of memory.
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.leader = Gauge("redbeat_beat_leader", "1 while this beat holds the lock and dispatches, else 0", registry=r)
@@ -39,10 +41,34 @@ class BeatMetrics:
             self.errors.labels(kind=kind)
 
     def serve(self, listen: str) -> Any:
+        from prometheus_client import start_http_server
+
         host, _, port = listen.rpartition(":")
         server = start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.registry)
         logger.info("beat: Prometheus metrics on http://%s/metrics", listen)
         return server
+
+
+class _Nothing:
+    """Stands for any metric when metrics are off: every call is accepted and does nothing."""
+
+    def labels(self, **_: Any) -> "_Nothing":
+        return self
+
+    def inc(self, *_: Any) -> None:
+        pass
+
+    set = observe = inc
+
+
+class NullMetrics:
+    """BeatMetrics' interface when ``redbeat_metrics_listen`` is unset."""
+
+    def __getattr__(self, name: str) -> _Nothing:
+        return _Nothing()
+
+    def serve(self, listen: str) -> None:
+        raise RuntimeError("metrics are off")
 
 
 def parse_listen(value: Any) -> str | None:

@@ -27,7 +27,7 @@ from .client import get_redis
 from .config import DEFAULT_LOCK_TIMEOUT, ensure_conf
 from .entry import RedBeatSchedulerEntry, anchor_of, entry_timezone, store_for
 from .lock import BeatLock
-from .metrics import BeatMetrics
+from .metrics import BeatMetrics, NullMetrics
 from .statics import fast_definition, statics_changes, statics_digest
 from .store import EntryStore, Settlement, Step
 from .wakeup import ChangeListener
@@ -58,7 +58,7 @@ class RedBeatScheduler(Scheduler):
         self._definitions: dict[str, dict[str, Any]] = {}
         self._changes = ChangeListener(lambda: self.client, ensure_conf(app).keys.wake_channel)
         self._standby_logged = False
-        self.metrics = BeatMetrics()
+        self.metrics: Any = BeatMetrics() if conf.metrics_listen else NullMetrics()
         self._metrics_server: Any = None
         super().__init__(app, **kwargs)
 

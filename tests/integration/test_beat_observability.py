@@ -54,7 +54,7 @@ def test_metrics_and_heartbeat_of_a_leader(redis_url, redis_client):
 
 
 def test_standby_reports_not_leader_and_writes_no_heartbeat(redis_url, redis_client):
-    app = make_app(redis_url, now=NOW, result_expires=None)
+    app = make_app(redis_url, now=NOW, result_expires=None, redbeat_metrics_listen=free_port())
     redis_client.set("redbeat::lock", "someone-else:1:abc", px=60_000)
     with current(app):
         standby = Recording(app=app)
@@ -65,7 +65,7 @@ def test_standby_reports_not_leader_and_writes_no_heartbeat(redis_url, redis_cli
 
 
 def test_corrupt_entry_counts_as_an_entry_error(redis_url, redis_client):
-    app = make_app(redis_url, now=NOW, redbeat_lock_key=None, result_expires=None)
+    app = make_app(redis_url, now=NOW, redbeat_lock_key=None, result_expires=None, redbeat_metrics_listen=free_port())
     redis_client.hset("redbeat:bad", "definition", "{not json")
     redis_client.zadd("redbeat::schedule", {"redbeat:bad": 1})
     with current(app):
@@ -83,3 +83,13 @@ def test_metrics_listen_setting(value, expected):
 def test_metrics_listen_rejects_nonsense():
     with pytest.raises(ValueError, match="redbeat_metrics_listen"):
         parse_listen("localhost")
+
+
+def test_without_the_setting_no_metrics_are_kept(redis_url):
+    from redbeat.metrics import NullMetrics
+
+    app = make_app(redis_url, now=NOW, redbeat_lock_key=None, result_expires=None)
+    scheduler = Recording(app=app)
+    assert isinstance(scheduler.metrics, NullMetrics)
+    scheduler.tick()  # every metric call is accepted
+    scheduler.close()
