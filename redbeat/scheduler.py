@@ -216,6 +216,11 @@ class RedBeatScheduler(Scheduler):
             self.metrics.errors.labels(kind="redis").inc()
             logger.error("beat: Redis error during tick, retrying: %s", exc)
             return self._wait(min(1.0, self.renew_interval))
+        except UnicodeDecodeError as exc:
+            # redis-py decodes whole replies: one entry holding bytes that are not UTF-8 fails the read.
+            self.metrics.errors.labels(kind="entry").inc()
+            logger.error("beat: an entry due now holds bytes that are not UTF-8 (%s); fix or delete it", exc)
+            return self._wait(min(5.0, self.renew_interval))
         self.metrics.tick.observe(time.perf_counter() - started)
         self.metrics.last_tick.set(time.time())
         return self._wait(interval)

@@ -10,6 +10,8 @@ trip.
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -20,11 +22,14 @@ from redis.exceptions import NoScriptError, ResponseError, WatchError
 from .keys import KeySpace
 
 #: KEYS: schedule zset, heartbeat [, lock]   ARGV: now, limit, prefix, heartbeat [, token, lease_ms]
-#: Returns {1, next_score|nil, member, score, definition, meta, ext, ...},
-#: or {0} when a lock is named and this token does not hold it (nothing read,
-#: nothing renewed, no heartbeat).  The leader's heartbeat (who, when) is
-#: written on every tick, so a beat that hangs is visible from outside.  A member that is a bare name (the first releases'
-#: "zadd PREFIX::schedule 0 name") is read at prefix .. name.
+#: Returns {1, next_score|nil, JSON [member, score, definition, meta, ext, ...]}
+#: (absent fields are false), or {0} when a lock is named and this token does
+#: not hold it (nothing read, nothing renewed, no heartbeat).  The entries come
+#: back as one JSON string: parsing thousands of bulk replies in redis-py cost
+#: more than the tick's own work.  The leader's heartbeat (who, when) is
+#: written on every tick, so a beat that hangs is visible from outside.
+#: A member that is a bare name (the first releases' "zadd PREFIX::schedule
+#: 0 name") is read at prefix .. name.
 FETCH_DUE_SCRIPT = """
 if KEYS[3] then
   if redis.call('GET', KEYS[3]) ~= ARGV[5] then
@@ -36,7 +41,7 @@ redis.call('SET', KEYS[2], ARGV[4])
 local prefix = ARGV[3]
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], 0, ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
 local following = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-local out = {1, following[2] or false}
+local items = {}
 for i = 1, #due, 2 do
   local member = due[i]
   local key = member
@@ -44,22 +49,25 @@ for i = 1, #due, 2 do
     key = prefix .. member
   end
   local fields = redis.call('HMGET', key, 'definition', 'meta', 'ext')
-  out[#out + 1] = member
-  out[#out + 1] = due[i + 1]
-  out[#out + 1] = fields[1]
-  out[#out + 1] = fields[2]
-  out[#out + 1] = fields[3]
+  items[#items + 1] = member
+  items[#items + 1] = due[i + 1]
+  items[#items + 1] = fields[1]
+  items[#items + 1] = fields[2]
+  items[#items + 1] = fields[3]
 end
-return out
+if #items == 0 then
+  return {1, following[2] or false, '[]'}
+end
+return {1, following[2] or false, cjson.encode(items)}
 """
 
-#: KEYS: schedule zset [, lock]   ARGV: prefix, token|'', then 5 per step:
-#: op, member, expected score, new score, meta.
+#: KEYS: schedule zset [, lock]   ARGV: prefix, token|'', JSON of the steps,
+#: each [op, member, expected score, new score, meta].
 #: op 'c' (claim a run): iff the member still has the score we read, write
 #: meta and the new score; 'r' (rescore) the same without meta; 'x' drop the
-#: member iff its hash (or the hash's definition) is still missing.  Checking the score makes a claim
-#: idempotent per slot: whoever moves the score first owns the slot, so two
-#: writers can never dispatch it twice.
+#: member iff its hash (or the hash's definition) is still missing.  Checking
+#: the score makes a claim idempotent per slot: whoever moves the score first
+#: owns the slot, so two writers can never dispatch it twice.
 #: Returns {1, applied_1, applied_2, ...} or {0} when the lock is not ours.
 SETTLE_SCRIPT = """
 if KEYS[2] then
@@ -69,8 +77,8 @@ if KEYS[2] then
 end
 local prefix = ARGV[1]
 local out = {1}
-for i = 3, #ARGV, 5 do
-  local op, member, expected, score, meta = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+for _, step in ipairs(cjson.decode(ARGV[3])) do
+  local op, member, expected, score, meta = step[1], step[2], step[3], step[4], step[5]
   local key = member
   if string.sub(member, 1, #prefix) ~= prefix then
     key = prefix .. member
@@ -167,9 +175,9 @@ class EntryStore:
         if not reply or int(reply[0]) != 1:
             return None
         next_score = float(reply[1]) if reply[1] is not None else None
-        fields = reply[2:]
+        fields = [value if value is not False else None for value in json.loads(_s(reply[2]))]
         entries = [
-            StoredEntry(_s(fields[i]), _s(fields[i + 1]), _s(fields[i + 2]), _s(fields[i + 3]), _s(fields[i + 4]))
+            StoredEntry(fields[i], fields[i + 1], fields[i + 2], fields[i + 3], fields[i + 4])
             for i in range(0, len(fields), 5)
         ]
         return DueBatch(entries, next_score)
@@ -181,10 +189,11 @@ class EntryStore:
         if not steps:
             return []
         keys = [self.keys.schedule] + ([lock_key] if lock_key else [])
-        args: list[Any] = [self.keys.prefix, token]
-        for step in steps:
-            args += [step.step.value, step.member, step.expected_score, _fmt_score(step.new_score), step.meta]
-        reply = self._settle(keys=keys, args=args)
+        payload = json.dumps(
+            [[step.step.value, step.member, step.expected_score, _fmt_score(step.new_score), step.meta] for step in steps],
+            separators=(",", ":"),
+        )
+        reply = self._settle(keys=keys, args=[self.keys.prefix, token, payload])
         if not reply or int(reply[0]) != 1:
             return None
         return [bool(int(flag)) for flag in reply[1:]]
