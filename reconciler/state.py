@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redbeat.keys import KeySpace
-from redbeat.store import read_only_script
+from redbeat.store import EntryStore
 
 ABSENT = "absent"
 STATIC_OWNER = "beat_schedule"
@@ -119,43 +119,12 @@ def _s(value: Any) -> Any:
     return value.decode() if isinstance(value, bytes) else value
 
 
-#: KEYS: schedule zset.  ARGV: prefix, JSON list of entry names.  Returns one
-#: JSON list of 4 values per name: definition, ext, meta, score (false when
-#: absent).  One script and one JSON value instead of a pipeline of 2 commands
-#: per entry: redis-py's per-command and per-element cost dominated reading
-#: 100k entries.  Read-only.
-READ_ENTRIES_SCRIPT = """
-local out = {}
-for _, name in ipairs(cjson.decode(ARGV[2])) do
-  local key = ARGV[1] .. name
-  local fields = redis.call('HMGET', key, 'definition', 'ext', 'meta')
-  out[#out + 1] = fields[1]
-  out[#out + 1] = fields[2]
-  out[#out + 1] = fields[3]
-  out[#out + 1] = redis.call('ZSCORE', KEYS[1], key)
-end
-if #out == 0 then
-  return '[]'
-end
-return cjson.encode(out)
-"""
-READ_BATCH = 20_000
-
 Raw = tuple[str | None, str | None, str | None, float | None]
 
 
 def read_entries(client: Any, keys: KeySpace, names: list[str]) -> list[Raw]:
     """(definition, ext, meta, score) per name, a few round trips however many names."""
-    script = read_only_script(client, READ_ENTRIES_SCRIPT)
-    out: list[Raw] = []
-    for start in range(0, len(names), READ_BATCH):
-        batch = names[start:start + READ_BATCH]
-        reply = json.loads(_s(script([keys.schedule], [keys.prefix, json.dumps(batch)])))
-        values = [value if value is not False else None for value in reply]
-        for i in range(0, len(values), 4):
-            score = values[i + 3]
-            out.append((values[i], values[i + 1], values[i + 2], None if score is None else float(score)))
-    return out
+    return [(d, e, m, s) for d, m, e, s in EntryStore(client, keys).read_entries(names)]
 
 
 def read_state(client: Any, keys: KeySpace, owner: str, names: Iterable[str]) -> ActualState:

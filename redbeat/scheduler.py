@@ -125,8 +125,9 @@ class RedBeatScheduler(Scheduler):
     def update_from_dict(self, dict_: dict[str, Any], record: dict[str, Any] | None = None) -> None:
         """Store entries given as ``beat_schedule`` items: only changed ones are written, run state kept.
 
-        Two round trips whatever the size: one read of every stored static,
-        one MULTI with the changes (see :mod:`redbeat.statics` for the rule).
+        A few round trips whatever the size: one digest when nothing changed;
+        else one read of every stored static and one atomic script with the
+        changes (see :mod:`redbeat.statics` for the rule).
         ``record``: the names to keep in the statics set; names recorded
         there but gone from it are deleted.
         """

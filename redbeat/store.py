@@ -150,7 +150,7 @@ class EntryStore:
         self.keys = keys
         self._fetch = client.register_script(FETCH_DUE_SCRIPT)
         self._settle = client.register_script(SETTLE_SCRIPT)
-        self._read_statics = read_only_script(client, READ_STATICS_SCRIPT)
+        self._read_entries = read_only_script(client, READ_ENTRIES_SCRIPT)
         self._write_statics = client.register_script(WRITE_STATICS_SCRIPT)
         self._statics_digest = read_only_script(client, STATICS_DIGEST_SCRIPT)
 
@@ -299,20 +299,25 @@ class EntryStore:
 
     # -- beat_schedule (statics) ------------------------------------------------
 
+    def read_entries(self, names: Sequence[str]) -> list[tuple[str | None, str | None, str | None, float | None]]:
+        """(definition, meta, ext, score) per entry name, one read-only script per 20k names."""
+        out: list[tuple[str | None, str | None, str | None, float | None]] = []
+        for start in range(0, len(names), READ_BATCH):
+            batch = list(names[start:start + READ_BATCH])
+            reply = json.loads(_s(self._read_entries([self.keys.schedule], [self.keys.prefix, json.dumps(batch)])))
+            values = [value if value is not False else None for value in reply]
+            for i in range(0, len(values), 4):
+                score = values[i + 3]
+                out.append((values[i], values[i + 1], values[i + 2], None if score is None else float(score)))
+        return out
+
     def read_statics(
         self, names: Iterable[str]
     ) -> tuple[set[str], dict[str, tuple[str | None, str | None, str | None, float | None]]]:
-        """The recorded static names and, per name, its stored (definition, meta, ext, score): one read-only script."""
+        """The recorded static names and, per name, its stored (definition, meta, ext, score)."""
         names = list(names)
-        reply = self._read_statics([self.keys.schedule, self.keys.statics], [self.keys.prefix, *names])
-        recorded = {_s(m) for m in reply[0]}
-        fields = reply[1]
-        stored = {}
-        for i, name in enumerate(names):
-            score = fields[4 * i + 3]
-            stored[name] = (_s(fields[4 * i]), _s(fields[4 * i + 1]), _s(fields[4 * i + 2]),
-                            None if score is None else float(score))
-        return recorded, stored
+        recorded = {_s(m) for m in self.client.smembers(self.keys.statics)}
+        return recorded, dict(zip(names, self.read_entries(names)))
 
     def statics_digest(self, names: list[str]) -> tuple[str, int, int]:
         """(digest of the named entries as stored, size of the statics set, how many of ``names`` are in it)."""
@@ -340,20 +345,28 @@ class EntryStore:
         self._write_statics(keys=[self.keys.schedule, self.keys.statics], args=args)
 
 
-#: KEYS: schedule zset, statics set.  ARGV: prefix, then entry names.
-#: Returns {statics members, {definition, meta, ext, score per name}}.  Read-only.
-READ_STATICS_SCRIPT = """
-local fields = {}
-for i = 2, #ARGV do
-  local key = ARGV[1] .. ARGV[i]
-  local values = redis.call('HMGET', key, 'definition', 'meta', 'ext')
-  fields[#fields + 1] = values[1]
-  fields[#fields + 1] = values[2]
-  fields[#fields + 1] = values[3]
-  fields[#fields + 1] = redis.call('ZSCORE', KEYS[1], key)
+#: KEYS: schedule zset.  ARGV: prefix, JSON list of entry names.  Returns one
+#: JSON list of 4 values per name: definition, meta, ext, score (false when
+#: absent).  One script and one JSON value instead of a pipeline of two
+#: commands per entry: redis-py's per-command and per-element cost dominated
+#: reading thousands of entries.  Read-only.
+READ_ENTRIES_SCRIPT = """
+local out = {}
+for _, name in ipairs(cjson.decode(ARGV[2])) do
+  local key = ARGV[1] .. name
+  local fields = redis.call('HMGET', key, 'definition', 'meta', 'ext')
+  out[#out + 1] = fields[1]
+  out[#out + 1] = fields[2]
+  out[#out + 1] = fields[3]
+  out[#out + 1] = redis.call('ZSCORE', KEYS[1], key)
 end
-return {redis.call('SMEMBERS', KEYS[2]), fields}
+if #out == 0 then
+  return '[]'
+end
+return cjson.encode(out)
 """
+#: Names per read script call, so one call never blocks Redis for long.
+READ_BATCH = 20_000
 
 #: KEYS: schedule zset, statics set.  ARGV: prefix, then the entry names (sorted).
 #: Returns {sha1 of "definition\next\nin-schedule\n" per name, size of the
