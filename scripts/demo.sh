@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's demo command: install what the demo needs, then run it.
 #
-#   bash scripts/demo.sh               # about 15 s of tasks running
+#   bash scripts/demo.sh               # ~30 s: tasks running, an edit applied, the new timing
 #   bash scripts/demo.sh --seconds 30  # arguments go to examples/demo/run.py
 #
 # Installs redis-server (apt) if missing, creates/reuses .venv and installs the
