@@ -17,6 +17,7 @@ from __future__ import annotations
 import calendar
 import functools
 import math
+import re
 import zoneinfo
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -285,11 +286,26 @@ def _extensions(schedule: Mapping[str, Any], sched: Mapping[str, Any]) -> dict[s
     return ext
 
 
+#: django-celery-beat's limit; a name is a Redis key and shows in every diff and log line.
+MAX_NAME_LENGTH = 200
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _check_name(name: str) -> None:
+    """Names reach terminals and CI logs: no control characters (escape sequences, forged lines), bounded length."""
+    if len(name) > MAX_NAME_LENGTH:
+        raise FieldError(("name",), f"name is {len(name)} characters long; at most {MAX_NAME_LENGTH}")
+    bad = _CONTROL.search(name)
+    if bad:
+        raise FieldError(("name",), f"name {name[:60]!r} contains the control character {bad.group()!r}")
+
+
 def manifest_to_entry(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(definition, ext) of one defaults-merged manifest schedule; raises FieldError.
 
     ``ext`` is None when the schedule uses no extension; its keys are sorted.
     """
+    _check_name(schedule["name"])
     for key in ("args", "kwargs", "options"):
         if key in schedule:
             _json_value(schedule[key], (key,))

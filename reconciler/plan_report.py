@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from reconciler.plan import _MISSING, Change, Op, Plan
-from reconciler.redaction import MASK, is_secret_path
+from reconciler.redaction import MASK, is_secret_path, redact
 
 FORMAT_VERSION = 1
 #: GitHub refuses comments longer than this.
@@ -22,15 +22,16 @@ _COLOR = {Op.CREATE: "32", Op.UPDATE: "33", Op.ADOPT: "36", Op.DELETE: "31", Op.
 def _value(path: str, value: Any) -> str:
     if value is _MISSING:
         return "(none)"
-    if is_secret_path(path):
-        return MASK
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return json.dumps(_json_value(path, value), sort_keys=True, ensure_ascii=False)
 
 
 def _json_value(path: str, value: Any) -> Any:
+    """The value as shown: masked whole when its path is a secret, else with any secret keys inside masked."""
     if value is _MISSING:
         return None
-    return MASK if is_secret_path(path) else value
+    if is_secret_path(path):
+        return MASK
+    return redact(value) if path.split(".")[0] in ("kwargs", "options", "args") else value
 
 
 def field_lines(change: Change) -> list[str]:
@@ -62,6 +63,11 @@ def summary(plan: Plan) -> str:
     return "Plan: " + ", ".join(parts) + "."
 
 
+def _printable(name: str) -> str:
+    """A name as is, or JSON-quoted when it holds control characters (never raw escapes on a terminal)."""
+    return json.dumps(name) if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in name) else name
+
+
 def render_text(plan: Plan, *, color: bool = False) -> str:
     def paint(op: Op, text: str) -> str:
         return f"\033[{_COLOR[op]}m{text}\033[0m" if color and op in _COLOR else text
@@ -70,7 +76,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     for change in plan.changes:
         if change.op is Op.NOOP:
             continue
-        head = f"{_SYMBOL[change.op]} {change.op.value:<8} {change.name}"
+        head = f"{_SYMBOL[change.op]} {change.op.value:<8} {_printable(change.name)}"
         lines.append(paint(change.op, head))
         if change.op is Op.CONFLICT:
             lines.append(f"      {change.reason}")

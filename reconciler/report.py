@@ -24,20 +24,40 @@ _RULES = {
 }
 
 
+#: A report quotes at most this much of a field path, a message or a source line: a hostile manifest
+#: with a megabyte-long key must not produce megabytes of CI log.
+CLIP = 200
+#: Characters of the source line shown before the offending column when the line is long.
+FRAME_LEAD = 40
+
+
+def clip(text: str, limit: int = CLIP) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def headline(error: ManifestError) -> str:
-    """``file:line:col: field: message`` (the first line of every text report)."""
-    return str(error)
+    """``file:line:col: field: message`` (the first line of every text report), long parts shortened."""
+    where = error.where
+    position = str(where.file) + "".join(f":{n}" for n in (where.line, where.column) if n is not None)
+    field = f": {clip(where.field)}" if where.field else ""
+    return f"{position}{field}: {clip(error.message, 2 * CLIP)}"
 
 
 def code_frame(error: ManifestError) -> list[str]:
-    """The offending line with ``^^^`` under the value, when the line is known."""
+    """The offending line with ``^^^`` under the value, when the line is known (a window of a long line)."""
     line, column, source = error.where.line, error.where.column, error.source_line
     if line is None or column is None or source is None:
         return []
     source = source.rstrip("\r\n")
     start = min(column - 1, len(source))
     end = error.end_column - 1 if error.end_column else len(source.rstrip())
-    width = max(1, min(end, len(source)) - start)
+    end = max(start + 1, min(end, len(source)))
+    left = 0
+    if len(source) > CLIP:
+        left = max(0, start - FRAME_LEAD)
+        source = ("…" if left else "") + source[left:left + CLIP] + ("…" if left + CLIP < len(source) else "")
+        start, end = start - left + (1 if left else 0), min(end - left + (1 if left else 0), len(source))
+    width = max(1, end - start)
     gutter = len(str(line))
     pad = "".join("\t" if ch == "\t" else " " for ch in source[:start])
     return [f" {line} | {source}", f" {' ' * gutter} | {pad}{'^' * width}"]

@@ -320,8 +320,8 @@ def _fifo_in_directory(root: Path) -> list[str]:
 CASES = [C("fs-fifo-in-directory", _fifo_in_directory, "d/pipe.yaml", None, "not a regular file") if c.id == "fs-fifo-in-directory" else c
          for c in CASES]
 
-#: Names the schema accepts today but should not (see RELIABILITY.md, "Findings"): control characters
-#: reach the terminal raw in the text diff, and django-celery-beat's own limit is 200 characters.
+#: Names that are refused: control characters would reach the terminal raw in the text diff, and
+#: django-celery-beat's own limit is 200 characters.
 NAME_GAPS: list[Case] = [
     C("name-newline", one("a.yaml", 'name: "line1\\n+ create   forged"\ntask: app.t\nevery: 30s\n'), "a.yaml", 1),
     C("name-ansi-escape", one("a.yaml", 'name: "x\\e[2J\\e[31mred"\ntask: app.t\nevery: 30s\n'), "a.yaml", 1),
@@ -499,11 +499,6 @@ LONG_LINE_CASES = ["hostile-4MB-value-of-unknown-field", "hostile-3MB-explicit-k
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "report.render_text quotes the whole offending line, a caret line as wide as the value, and an "
-    "unknown key verbatim in the field path and the message (12 MB of stderr for a 3 MB key); fix: "
-    "code_frame shows at most ~160 characters around the column, and keys/values in messages are "
-    "shortened like schema._short does"))
 @pytest.mark.parametrize("case_id", LONG_LINE_CASES)
 def test_error_report_stays_small_for_huge_lines(case_id: str, batch: Batch) -> None:
     result = batch.results[case_id]
@@ -512,10 +507,7 @@ def test_error_report_stays_small_for_huge_lines(case_id: str, batch: Batch) -> 
 
 @pytest.mark.parametrize(
     "case",
-    [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=(
-        "the schema accepts names with control characters (printed raw: terminal escapes and forged "
-        "lines in the text diff) and of any length; fix: name pattern ^(?!:)[^\\x00-\\x1f\\x7f-\\x9f]+$ "
-        "and maxLength 200 (django-celery-beat's limit) in schemas/redbeat-manifest.schema.json"))) for c in NAME_GAPS],
+    NAME_GAPS,
     ids=[c.id for c in NAME_GAPS],
 )
 def test_names_with_control_characters_or_unbounded_length_are_rejected(case: Case, tmp_path, redis_url, redis_client) -> None:

@@ -238,9 +238,6 @@ def test_secrets_masked_in_every_output(tmp_path, acl_redis) -> None:
     assert "SECRET-pw-1-v2" in plan_path.read_text()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plan_report masks by field path only: kwargs.servers is a list, printed whole with the api_key inside; "
-    "fix: plan_report._value/_json_value return redaction.redact(value) when the path is not secret"))
 def test_secrets_inside_lists_are_masked(tmp_path, redis_url) -> None:
     path = tmp_path / "m.yaml"
     path.write_text("name: a\ntask: app.t\nevery: 30s\nkwargs:\n  servers: [{host: h1, api_key: SECRET-in-list}]\n")
