@@ -399,8 +399,27 @@ class Bench:
         n = fmt_size(r["load_and_validate"]["n"])
         self.rows.append(Row("apply: load + validate", f"{n} schedules", {"median": None}, one(r["load_and_validate"]["seconds"]),
                              details="1000 schedules per file; the same for every apply below", baseline=True))
-        for key, name, target in (("first", "apply: first (create all)", "≤ 3× baseline"),
-                                  ("noop", "apply: no-op", "0 writes"),
+        # The issue-6 target is on the apply step of the first apply (reconciler.apply.apply_plan, the writes)
+        # against one raw pipeline writing the same keys; plan (read state + diff) and the whole run are
+        # reported beside it.
+        p = r["first"]
+        first = "apply: first (create all)"
+        base_name = "baseline: one pipeline writing the same keys"
+        _, label = versus_baseline(one(p["baseline"]), one(p["apply"]))
+        row = Row(f"{first}, apply step", f"{n} schedules", one(p["baseline"]), one(p["apply"]), ratio=label,
+                  baseline=True, target="" if self.quick else "≤ 3× baseline",
+                  details=f"reconciler.apply.apply_plan only; {p['changes']} changes; "
+                          f"write commands {sum(p['writes'].values())}; {base_name}")
+        if not self.quick:
+            row.met = p["apply"] <= 3 * p["baseline"]
+        self.rows.append(row)
+        self.rows.append(Row(f"{first}, plan", f"{n} schedules", {"median": None}, one(p["plan"]), baseline=True,
+                             details="read state (one read-only script) + diff against the manifests"))
+        _, label = versus_baseline(one(p["baseline"]), one(p["plan"] + p["apply"]))
+        self.rows.append(Row(f"{first}, whole run", f"{n} schedules", one(p["baseline"]), one(p["plan"] + p["apply"]),
+                             ratio=label, baseline=True,
+                             details=f"plan {fmt_seconds(p['plan'])} + apply {fmt_seconds(p['apply'])}; {base_name}"))
+        for key, name, target in (("noop", "apply: no-op", "0 writes"),
                                   ("change", "apply: 1% changed", "")):
             p = r[key]
             ours = one(p["plan"] + p["apply"])
@@ -412,11 +431,7 @@ class Bench:
                        + f"; baseline: {base_name}")
             row = Row(name, f"{n} schedules", one(p["baseline"]), ours, ratio=label, details=details, baseline=True,
                       target=target)
-            if key == "first" and self.quick:
-                row.target = ""
-            elif key == "first":
-                row.met = p["plan"] + p["apply"] <= 3 * p["baseline"]
-            elif key == "noop":
+            if key == "noop":
                 row.met = writes == 0 and p.get("dirty", 0) == 0
             self.rows.append(row)
 
