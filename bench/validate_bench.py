@@ -1,6 +1,6 @@
 """Time load + validate of 10,000 schedules in 100 files against plain YAML parsing.
 
-    /work/venv/bin/python bench/validate_bench.py [--files 100] [--per-file 100] [--repeat 3]
+    python bench/validate_bench.py [--files 100] [--per-file 100] [--repeat 3]
 
 Generates the manifests in a temporary directory, then times, in the same
 run, (a) the baseline: ``yaml.load`` with the C safe loader of every file, and

@@ -22,6 +22,8 @@ _COLOR = {Op.CREATE: "32", Op.UPDATE: "33", Op.ADOPT: "36", Op.DELETE: "31", Op.
 def _value(path: str, value: Any) -> str:
     if value is _MISSING:
         return "(none)"
+    if is_secret_path(path):
+        return MASK
     return json.dumps(_json_value(path, value), sort_keys=True, ensure_ascii=False)
 
 
