@@ -128,8 +128,9 @@ class RedBeatSchedulerEntry(ScheduleEntry):
     def policy(self) -> timing.Policy:
         return timing.Policy.from_ext(self.ext, self.name)
 
-    def next_due_after(self, last_run_at: datetime | None) -> datetime | None:
-        now = self._now()
+    def next_due_after(self, last_run_at: datetime | None, now: datetime | None = None) -> datetime | None:
+        """When the entry is due after a run at ``last_run_at`` (None: never ran), seen at ``now`` (default: the app's)."""
+        now = now or self._now()
         decision = timing.decide(self.schedule, last_run_at, now=now, anchor=now, tz=self.tz, policy=self.policy)
         if not decision.due:
             return decision.next_due

@@ -132,7 +132,12 @@ class RedBeatScheduler(Scheduler):
         there but gone from it are deleted.
         """
         store = self.store
-        if record is not None and self._statics_unchanged(dict_, record):
+        definitions = {}
+        for name, item in dict_.items():
+            fast = fast_definition(name, item)
+            if fast is not None:
+                definitions[name] = fast
+        if record is not None and self._statics_unchanged(dict_, record, definitions):
             logger.debug("beat: beat_schedule unchanged (%d entries)", len(dict_))
             return
         entries = {}
@@ -142,7 +147,7 @@ class RedBeatScheduler(Scheduler):
             except Exception as exc:
                 logger.error("beat: Couldn't add entry %r to redis schedule: %r. Contents: %r", name, exc, item)
         recorded, stored = store.read_statics(entries)
-        changes = statics_changes(entries, stored, recorded, record)
+        changes = statics_changes(entries, stored, recorded, record, definitions=definitions, now=self.app.now())
         for name in changes.removed:
             logger.info("beat: Removing old static schedule entry %r.", name)
         if not changes.empty:
@@ -152,19 +157,15 @@ class RedBeatScheduler(Scheduler):
             logger.info("beat: Synced beat_schedule: %d written, %d removed, %d unchanged",
                         len(changes.writes), len(changes.removed), len(entries) - len(changes.writes))
 
-    def _statics_unchanged(self, dict_: dict[str, Any], record: dict[str, Any]) -> bool:
+    def _statics_unchanged(
+        self, dict_: dict[str, Any], record: dict[str, Any], definitions: dict[str, tuple[str, str | None]]
+    ) -> bool:
         """One read-only round trip: every static is stored exactly as configured and recorded as a static."""
-        expected = {}
-        for name, item in dict_.items():
-            fast = fast_definition(name, item)
-            if fast is None:
-                return False
-            expected[name] = fast
-        if not expected or not set(record) <= set(dict_):
+        if not dict_ or len(definitions) != len(dict_) or not set(record) <= set(dict_):
             return False
         # Names beyond ``record`` (Celery's own default entries) are never recorded as statics.
-        digest, size, present = self.store.statics_digest(sorted(expected))
-        return digest == statics_digest(expected) and size == present == len(record)
+        digest, size, present = self.store.statics_digest(sorted(definitions))
+        return digest == statics_digest(definitions) and size == present == len(record)
 
     # -- leadership -----------------------------------------------------------------
 

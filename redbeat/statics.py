@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import hashlib
+import json
 import numbers
-from datetime import timedelta
-
-from celery.schedules import schedule as interval_schedule
+from datetime import datetime, timedelta
 
 from . import codec
 
@@ -40,17 +39,22 @@ def statics_changes(
     stored: Mapping[str, Stored],
     recorded: set[str],
     record: Iterable[str] | None,
+    *,
+    definitions: Mapping[str, tuple[str, str | None]] | None = None,
+    now: datetime | None = None,
 ) -> StaticsChanges:
     """``entries``: name -> entry built from beat_schedule; ``record``: names to keep in the statics set.
 
+    ``definitions``: the (definition, ext) JSON of entries already encoded
+    (by :func:`fast_definition`); ``now``: one instant to score them all at.
     Mutates each written entry's ``last_run_at`` to the run state that stays stored.
     """
     keep = None if record is None else set(record)
     removed = frozenset(name for name in recorded if keep is not None and name not in keep)
+    known = definitions or {}
     writes = {}
     for name, entry in entries.items():
-        definition_json = entry._definition_json()
-        ext_json = codec.encode_ext(entry.ext)
+        definition_json, ext_json = known.get(name) or (entry._definition_json(), codec.encode_ext(entry.ext))
         stored_definition, stored_meta, stored_ext, stored_score = stored[name]
         if stored_definition == definition_json and stored_ext == ext_json and stored_score is not None:
             continue
@@ -59,7 +63,8 @@ def statics_changes(
         except codec.CorruptEntryError:
             last_run_at, stored_meta = entry.last_run_at, None
         entry.last_run_at = last_run_at
-        score = entry.score if entry.enabled else -1
+        due = entry.next_due_after(last_run_at, now) if entry.enabled else None
+        score = -1 if due is None else due.timestamp()
         meta = None if stored_meta else codec.encode_meta(last_run_at)
         writes[name] = (definition_json, ext_json, meta, score)
     return StaticsChanges(writes, removed, keep is not None and bool(keep - recorded))
@@ -75,20 +80,27 @@ def fast_definition(name: str, item: Any) -> tuple[str, str | None] | None:
         return None
     sched = item.get("schedule")
     if isinstance(sched, numbers.Number) and not isinstance(sched, bool):
-        sched = timedelta(seconds=sched)
+        sched = timedelta(seconds=float(sched))  # type: ignore[arg-type]
     if isinstance(sched, timedelta):
-        sched = interval_schedule(sched, bool(item.get("relative", False)))
+        tagged: Any = {"__type__": "interval", "every": sched.total_seconds(), "relative": bool(item.get("relative", False))}
+    else:
+        try:
+            tagged = codec.encode_tagged(sched)
+        except TypeError:
+            return None
+    args = item.get("args")
     try:
-        definition = codec.encode_definition(
-            name=name,
-            task=item.get("task"),
-            args=item.get("args"),
-            kwargs=item.get("kwargs") or {},
-            options=item.get("options") or {},
-            schedule=sched,
-            enabled=item.get("enabled", True),
-        )
-    except TypeError:
+        # The C encoder with no fallback hook: a value it cannot encode (a datetime in kwargs) takes the slow path.
+        definition = json.dumps({
+            "name": name,
+            "task": item.get("task"),
+            "args": list(args) if isinstance(args, tuple) else args,
+            "kwargs": item.get("kwargs") or {},
+            "options": item.get("options") or {},
+            "schedule": tagged,
+            "enabled": item.get("enabled", True),
+        })
+    except (TypeError, ValueError):
         return None
     return definition, None
 

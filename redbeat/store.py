@@ -336,13 +336,13 @@ class EntryStore:
         removed = list(removed)
         if not writes and not removed and not record_names:
             return
-        args: list[Any] = [self.keys.prefix, len(writes), len(removed)]
-        for name, (definition, ext, meta, score) in writes.items():
-            args += [name, definition, "" if ext is None else ext, "" if meta is None else meta, _fmt_score(score)]
-        args += removed
-        if record_names:
-            args += list(names)
-        self._write_statics(keys=[self.keys.schedule, self.keys.statics], args=args)
+        payload = json.dumps({
+            "w": [[name, definition, ext or "", meta or "", _fmt_score(score)]
+                  for name, (definition, ext, meta, score) in writes.items()],
+            "r": removed,
+            "n": list(names) if record_names else [],
+        }, separators=(",", ":"))
+        self._write_statics(keys=[self.keys.schedule, self.keys.statics], args=[self.keys.prefix, payload])
 
 
 #: KEYS: schedule zset.  ARGV: prefix, JSON list of entry names.  Returns one
@@ -397,15 +397,16 @@ parts[#parts + 1] = ''
 return {redis.sha1hex(table.concat(parts, '\\n')), redis.call('SCARD', KEYS[2]), present}
 """
 
-#: KEYS: schedule zset, statics set.  ARGV: prefix, #writes, #removals, then
-#: 5 per write (name, definition, ext|'', meta-if-absent|'', score), the
-#: removed names, and the names to record in the statics set.  Atomic, like
-#: the MULTI it replaces, in one command instead of four per entry.
+#: KEYS: schedule zset, statics set.  ARGV: prefix, then one JSON object
+#: {"w": [[name, definition, ext|'', meta-if-absent|'', score], ...],
+#:  "r": [removed names], "n": [names to record in the statics set]}.
+#: Atomic, like the MULTI it replaces, in one command (and one argument:
+#: redis-py packs every argument in Python) instead of four per entry.
 WRITE_STATICS_SCRIPT = """
-local prefix, writes, removals = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local i = 4
-for _ = 1, writes do
-  local name, definition, ext, meta, score = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+local prefix = ARGV[1]
+local changes = cjson.decode(ARGV[2])
+for _, write in ipairs(changes['w']) do
+  local name, definition, ext, meta, score = write[1], write[2], write[3], write[4], write[5]
   local key = prefix .. name
   if ext == '' then
     redis.call('HDEL', key, 'ext')
@@ -417,20 +418,17 @@ for _ = 1, writes do
     redis.call('HSETNX', key, 'meta', meta)
   end
   redis.call('ZADD', KEYS[1], score, key)
-  i = i + 5
 end
-for _ = 1, removals do
-  local key = prefix .. ARGV[i]
+for _, name in ipairs(changes['r']) do
+  local key = prefix .. name
   redis.call('ZREM', KEYS[1], key)
   redis.call('DEL', key)
-  redis.call('SREM', KEYS[2], ARGV[i])
-  i = i + 1
+  redis.call('SREM', KEYS[2], name)
 end
-while i <= #ARGV do
+local names = changes['n']
+for first = 1, #names, 1000 do
   -- unpack() is bounded by Lua's stack: add the names in chunks
-  local last = math.min(i + 999, #ARGV)
-  redis.call('SADD', KEYS[2], unpack(ARGV, i, last))
-  i = last + 1
+  redis.call('SADD', KEYS[2], unpack(names, first, math.min(first + 999, #names)))
 end
 return 1
 """
