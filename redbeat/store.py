@@ -387,7 +387,11 @@ for first = 2, #ARGV, 4000 do
   local members = redis.call('SMISMEMBER', KEYS[2], unpack(ARGV, first, last))
   for j = 1, #keys do
     local values = redis.call('HMGET', keys[j], 'definition', 'ext')
-    parts[#parts + 1] = values[1] or ''
+    if not values[1] then
+      -- a static is missing (a first start, an eviction): the digest cannot match, stop reading
+      return {'', redis.call('SCARD', KEYS[2]), 0}
+    end
+    parts[#parts + 1] = values[1]
     parts[#parts + 1] = values[2] or ''
     parts[#parts + 1] = scores[j] and '1' or '0'
     present = present + members[j]
