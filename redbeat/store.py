@@ -252,10 +252,7 @@ class EntryStore:
                         pipe.hset(key, "ext", ext)
                     if stored_meta is None:
                         pipe.hset(key, "meta", meta)
-                    pipe.zadd(self.keys.schedule, {key: score})
-                    bare = self._bare_member(key)
-                    if bare is not None:
-                        pipe.zrem(self.keys.schedule, bare)
+                    self._file(pipe, key, score)
                     pipe.execute()
                     self.client.publish(self.keys.wake_channel, key)
                     return meta
@@ -266,12 +263,16 @@ class EntryStore:
     def write_run_state(self, key: str, *, meta: str, score: float) -> None:
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(key, "meta", meta)
-            pipe.zadd(self.keys.schedule, {key: score})
-            bare = self._bare_member(key)
-            if bare is not None:
-                pipe.zrem(self.keys.schedule, bare)
+            self._file(pipe, key, score)
             pipe.execute()
         self.client.publish(self.keys.wake_channel, key)
+
+    def _file(self, pipe: Any, key: str, score: float) -> None:
+        """Queue the entry under ``score``, replacing a first-releases bare-name member of it."""
+        pipe.zadd(self.keys.schedule, {key: score})
+        bare = self._bare_member(key)
+        if bare is not None:
+            pipe.zrem(self.keys.schedule, bare)
 
     def _bare_member(self, key: str) -> str | None:
         """The first releases' bare-name member that stands for ``key`` ("zadd P:schedule 0 name"), if any can."""
