@@ -130,14 +130,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):
 
     def next_due_after(self, last_run_at: datetime | None, now: datetime | None = None) -> datetime | None:
         """When the entry is due after a run at ``last_run_at`` (None: never ran), seen at ``now`` (default: the app's)."""
-        now = now or self._now()
-        decision = timing.decide(self.schedule, last_run_at, now=now, anchor=now, tz=self.tz, policy=self.policy)
-        if not decision.due:
-            return decision.next_due
-        first = timing.first_due(self.schedule, last_run_at, anchor=now, tz=self.tz)
-        if isinstance(first, timing.Decision):
-            return now
-        return first
+        return timing.next_due(self.schedule, last_run_at, now=now or self._now(), tz=self.tz, policy=self.policy)
 
     @property
     def due_at(self) -> datetime | None:

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from celery.beat import Scheduler
+from celery.schedules import maybe_schedule
 from celery.utils.time import humanize_seconds
 from kombu.utils.url import maybe_sanitize_url
 from redis.exceptions import RedisError
@@ -28,7 +29,7 @@ from .config import DEFAULT_LOCK_TIMEOUT, ensure_conf
 from .entry import RedBeatSchedulerEntry, anchor_of, entry_timezone, store_for
 from .lock import BeatLock
 from .metrics import BeatMetrics, NullMetrics
-from .statics import fast_definition, statics_changes, statics_digest
+from .statics import FastStatic, fast_definition, statics_changes, statics_digest
 from .store import EntryStore, Settlement, Step
 from .wakeup import ChangeListener
 
@@ -140,14 +141,20 @@ class RedBeatScheduler(Scheduler):
         if record is not None and self._statics_unchanged(dict_, record, definitions):
             logger.debug("beat: beat_schedule unchanged (%d entries)", len(dict_))
             return
-        entries = {}
+        now = self.app.now()
+        entries: dict[str, Any] = {}
         for name, item in dict_.items():
             try:
-                entries[name] = self._maybe_entry(name, item)
+                if name in definitions:
+                    # A plain item: skip building a celery ScheduleEntry (most of a large first start).
+                    schedule = maybe_schedule(item["schedule"], bool(item.get("relative", False)), app=self.app)
+                    entries[name] = FastStatic(name, item, definitions[name][0], schedule, now)
+                else:
+                    entries[name] = self._maybe_entry(name, item)
             except Exception as exc:
                 logger.error("beat: Couldn't add entry %r to redis schedule: %r. Contents: %r", name, exc, item)
         recorded, stored = store.read_statics(entries)
-        changes = statics_changes(entries, stored, recorded, record, definitions=definitions, now=self.app.now())
+        changes = statics_changes(entries, stored, recorded, record, definitions=definitions, now=now)
         for name in changes.removed:
             logger.info("beat: Removing old static schedule entry %r.", name)
         if not changes.empty:

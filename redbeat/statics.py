@@ -17,7 +17,7 @@ import json
 import numbers
 from datetime import datetime, timedelta
 
-from . import codec
+from . import codec, timing
 
 #: (definition, meta, ext, score) as stored for a static's hash fields and score.
 Stored = tuple[str | None, str | None, str | None, float | None]
@@ -109,3 +109,29 @@ def statics_digest(definitions: Mapping[str, tuple[str, str | None]]) -> str:
     """What :data:`redbeat.store.STATICS_DIGEST_SCRIPT` computes from Redis when every entry is stored as given."""
     parts = [f"{definitions[name][0]}\n{definitions[name][1] or ''}\n1\n" for name in sorted(definitions)]
     return hashlib.sha1("".join(parts).encode()).hexdigest()
+
+
+class FastStatic:
+    """A ``beat_schedule`` item with what a sync needs, without building a celery ScheduleEntry.
+
+    Built only for items :func:`fast_definition` encodes (plain dicts, no
+    extensions); duck-types the parts of RedBeatSchedulerEntry that
+    :func:`statics_changes` uses.
+    """
+
+    ext = None
+    ext_json = None
+
+    def __init__(self, name: str, item: dict[str, Any], definition: str, schedule: Any, now: datetime) -> None:
+        self.name = name
+        self.definition = definition
+        self.schedule = schedule
+        self.enabled = bool(item.get("enabled", True))
+        self.last_run_at: datetime | None = now  # celery's default for a new entry
+
+    def _definition_json(self) -> str:
+        return self.definition
+
+    def next_due_after(self, last_run_at: datetime | None, now: datetime | None = None) -> datetime | None:
+        assert now is not None
+        return timing.next_due(self.schedule, last_run_at, now=now)

@@ -164,6 +164,23 @@ def decide(
     return _after(schedule, slot, tz, policy, due=True)
 
 
+def next_due(
+    schedule: Any, last_run_at: datetime | None, *, now: datetime, tz: tzinfo | None = None,
+    policy: Policy = DEFAULT_POLICY,
+) -> datetime | None:
+    """When an entry that last ran at ``last_run_at`` (None: never) is due, seen at ``now``; None: never again.
+
+    Overdue entries answer with their first missed slot (a time in the past).
+    """
+    decision = decide(schedule, last_run_at, now=now, anchor=now, tz=tz, policy=policy)
+    if not decision.due:
+        return decision.next_due
+    first = first_due(schedule, last_run_at, anchor=now, tz=tz)
+    if isinstance(first, Decision):
+        return now
+    return first
+
+
 def _after(schedule: Any, slot: datetime, tz: tzinfo | None, policy: Policy, *, due: bool) -> Decision:
     following = _next_slot(schedule, slot, tz)
     if following is not None and policy.end_at is not None and following > policy.end_at:
