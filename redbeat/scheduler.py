@@ -133,12 +133,14 @@ class RedBeatScheduler(Scheduler):
         there but gone from it are deleted.
         """
         store = self.store
+        # Redis hashes what is stored while we encode what is configured (see _statics_unchanged).
+        pending = store.start_statics_digest(sorted(dict_)) if record is not None and dict_ else None
         definitions = {}
         for name, item in dict_.items():
             fast = fast_definition(name, item)
             if fast is not None:
                 definitions[name] = fast
-        if record is not None and self._statics_unchanged(dict_, record, definitions):
+        if pending is not None and self._statics_unchanged(dict_, record or {}, definitions, pending()):
             logger.debug("beat: beat_schedule unchanged (%d entries)", len(dict_))
             return
         now = self.app.now()
@@ -165,13 +167,17 @@ class RedBeatScheduler(Scheduler):
                         len(changes.writes), len(changes.removed), len(entries) - len(changes.writes))
 
     def _statics_unchanged(
-        self, dict_: dict[str, Any], record: dict[str, Any], definitions: dict[str, tuple[str, str | None]]
+        self,
+        dict_: dict[str, Any],
+        record: dict[str, Any],
+        definitions: dict[str, tuple[str, str | None]],
+        stored: tuple[str, int, int],
     ) -> bool:
-        """One read-only round trip: every static is stored exactly as configured and recorded as a static."""
-        if not dict_ or len(definitions) != len(dict_) or not set(record) <= set(dict_):
+        """Every static is stored exactly as configured, and recorded as a static (one read-only script)."""
+        if len(definitions) != len(dict_) or not set(record) <= set(dict_):
             return False
+        digest, size, present = stored
         # Names beyond ``record`` (Celery's own default entries) are never recorded as statics.
-        digest, size, present = self.store.statics_digest(sorted(definitions))
         return digest == statics_digest(definitions) and size == present == len(record)
 
     # -- leadership -----------------------------------------------------------------

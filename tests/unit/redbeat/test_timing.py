@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from celery.schedules import crontab, schedule
-from hypothesis import HealthCheck, given, settings
+from hypothesis import assume, HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from redbeat import timing
@@ -21,8 +21,13 @@ WINDOW_DAYS = 366 * 8 + 2
 
 def cron_of(minutes, hours, doms, months, dows) -> crontab:
     join = lambda values: ",".join(str(v) for v in sorted(values))  # noqa: E731
-    return crontab(minute=join(minutes), hour=join(hours), day_of_month=join(doms),
-                   month_of_year=join(months), day_of_week=join(dows))
+    try:
+        return crontab(minute=join(minutes), hour=join(hours), day_of_month=join(doms),
+                       month_of_year=join(months), day_of_week=join(dows))
+    except ValueError:
+        # celery refuses a day that no chosen month has (30 February): not a schedule to compare
+        assume(False)
+        raise
 
 
 def _day_matches(day: date, doms, months, dows) -> bool:
