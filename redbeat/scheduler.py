@@ -266,7 +266,16 @@ class RedBeatScheduler(Scheduler):
             if step is not None:
                 steps.append(step)
                 to_send.append(entry)
-        applied = store.settle(steps, lock_key=self.lock_key or None, token=lock.token if lock else "")
+        try:
+            applied = store.settle(steps, lock_key=self.lock_key or None, token=lock.token if lock else "")
+        except RedisError:
+            # The script may have run before the connection broke (Redis killed after writing its AOF):
+            # then these runs are claimed and will not be sent.  Never sent twice; say which may be lost.
+            for step, entry in zip(steps, to_send):
+                if entry is not None:
+                    logger.warning("beat: Redis failed while recording the run of %s (%s); "
+                                   "if Redis recorded it, this run may be lost", entry.name, entry.task)
+            raise
         if applied is None:
             self._demote("lost while ticking")
             return 0.0

@@ -61,9 +61,12 @@ def test_beat_rides_out_redis_restarts(aof_redis, tmp_path, writer):
     audit = audit_slots(runs, every, t0=t0.timestamp(), until=until, outages=outages, stored=stored)
     # A send that failed after its claim is the one loss the rule allows, and beat says so for each.
     lost_logged = sum(log.count("this run is lost") for log in logs.values())
+    # Redis killed right after the claim script wrote its AOF but before the reply reached beat: the claim
+    # stands, the run is not sent, and beat can only say it *may* be lost.
+    maybe_lost = sum(log.count("this run may be lost") for log in logs.values())
     recovery = [round(o.end - o.start - down, 2) for o in outages]
     figures = {"restarts": restarts, "down_seconds": down, "resume_after_restart": recovery, **audit.as_dict(),
-               "lost_sends_logged": lost_logged}
+               "lost_sends_logged": lost_logged, "maybe_lost_logged": maybe_lost}
     report("redis-restart-beat", figures)
     assert all(alive.values()), (alive, {k: v[-3000:] for k, v in logs.items()})
     for name, log in logs.items():
@@ -72,7 +75,7 @@ def test_beat_rides_out_redis_restarts(aof_redis, tmp_path, writer):
     assert audit.duplicates == 0 and audit.count_repeats == 0, figures
     assert audit.unexplained_misses == [], (audit.unexplained_misses, figures)
     assert audit.off_grid == 0 and audit.not_newest == 0, figures
-    assert audit.lost_claims == lost_logged, figures
+    assert lost_logged <= audit.lost_claims <= lost_logged + maybe_lost, figures
 
 
 def aof_redis_restarted(killed_at: float, down: float) -> float:
