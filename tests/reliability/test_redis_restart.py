@@ -75,7 +75,15 @@ def test_beat_rides_out_redis_restarts(aof_redis, tmp_path, writer):
     assert audit.duplicates == 0 and audit.count_repeats == 0, figures
     assert audit.unexplained_misses == [], (audit.unexplained_misses, figures)
     assert audit.off_grid == 0 and audit.not_newest == 0, figures
-    assert lost_logged <= audit.lost_claims <= lost_logged + maybe_lost, figures
+    # Beyond beat: the worker shares the killed Redis as its broker, and a message it had already taken
+    # (prefetched, unacknowledged) when Redis died is only restored after kombu's visibility timeout (an
+    # hour).  Such runs were sent and are lost to the worker, not to beat: at most its prefetch per restart.
+    in_flight = PREFETCH * restarts
+    assert lost_logged <= audit.lost_claims <= lost_logged + maybe_lost + in_flight, figures
+
+
+#: relapp's worker_prefetch_multiplier x concurrency 1.
+PREFETCH = 16
 
 
 def aof_redis_restarted(killed_at: float, down: float) -> float:
