@@ -312,8 +312,8 @@ class RedBeatScheduler(Scheduler):
             result = self.apply_async(entry, producer=producer, advance=False)
         except Exception as exc:  # the run is claimed: log it as lost, never retry (never twice)
             self.metrics.errors.labels(kind="send").inc()
-            logger.error("beat: Sending due task %s (%s) failed; this run is lost: %s", entry.name, entry.task, exc,
-                         exc_info=True)
+            logger.error("beat: Sending due task %s (%s) failed; unless the broker got it, this run is lost: %s",
+                         entry.name, entry.task, exc, exc_info=True)
             return
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
         if result is not None and hasattr(result, "id"):

@@ -79,7 +79,9 @@ def test_beat_rides_out_redis_restarts(aof_redis, tmp_path, writer):
     # (prefetched, unacknowledged) when Redis died is only restored after kombu's visibility timeout (an
     # hour).  Such runs were sent and are lost to the worker, not to beat: at most its prefetch per restart.
     in_flight = PREFETCH * restarts
-    assert lost_logged <= audit.lost_claims <= lost_logged + maybe_lost + in_flight, figures
+    # A publish that raised may still have reached the broker (the reply was what got lost), so beat's
+    # "lost" lines bound the losses from above only.
+    assert audit.lost_claims <= lost_logged + maybe_lost + in_flight, figures
 
 
 #: relapp's worker_prefetch_multiplier x concurrency 1.
