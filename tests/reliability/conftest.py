@@ -10,13 +10,8 @@ from support.redis_proc import RedisProcess
 
 @pytest.fixture
 def aof_redis(tmp_path):
-    """A redis-server of the test's own with AOF on, so it can be killed -9 and restarted with its data.
-
-    ``appendfsync always``: it is the broker too, and with ``everysec`` a kill
-    drops the last second of acknowledged messages, a loss no scheduler can
-    see or account for.
-    """
-    server = RedisProcess("--appendonly", "yes", "--appendfsync", "always", workdir=tmp_path / "redis")
+    """A redis-server of the test's own with AOF on, so it can be killed -9 and restarted with its data."""
+    server = RedisProcess("--appendonly", "yes", "--appendfsync", "everysec", workdir=tmp_path / "redis")
     server.dir.mkdir(parents=True, exist_ok=True)
     server.start()
     yield server
@@ -32,5 +27,6 @@ def writer(aof_redis):
     client = getattr(app, "redbeat_redis", None)
     if client is not None:
         client.close()
+
 
 
