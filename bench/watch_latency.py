@@ -1,6 +1,6 @@
 """Watch-mode latency: from a manifest write to the change in Redis, and to beat dispatching under it.
 
-    /work/venv/bin/python bench/watch_latency.py [--writes 30] [--beat-writes 10] [--entries 50]
+    .venv/bin/python bench/watch_latency.py [--writes 30] [--beat-writes 10] [--entries 50]
 
 Starts a redis-server of its own (free loopback port, temp dir) and the
 installed ``redbeat-apply --watch`` with its defaults (debounce 300 ms,

@@ -4,7 +4,7 @@
 
 Self-contained on purpose: it imports only the standard library, celery,
 redis and whichever ``redbeat`` the interpreter has.  ``python -m bench``
-runs it with /work/venv's python for ours, and with the celery-redbeat 2.4.2
+runs it with its own interpreter for ours, and with the celery-redbeat 2.4.2
 venv's python (cwd outside the repo, no PYTHONPATH) for theirs; both
 packages import as ``redbeat``, and the result says which one ran.
 
@@ -431,12 +431,20 @@ def run_startup(spec: dict) -> dict:
 SCENARIOS = {"tick": run_tick, "idle": run_idle, "startup": run_startup}
 
 
+def _portable(path: Path) -> str:
+    """``path`` relative to the repository (both packages live under it when run from a clone), else as is.
+
+    Results are committed: they must not carry the directory of the machine they were measured on."""
+    root = Path(__file__).resolve().parents[1]
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def main() -> int:
     spec = json.loads(sys.argv[1])
     import celery
     import redbeat
 
-    where = str(Path(redbeat.__file__).resolve().parent)
+    where = _portable(Path(redbeat.__file__).resolve().parent)
     expected = spec.get("impl")
     if expected and expected != IMPL:
         print(f"worker: expected {expected} but imported {IMPL} from {where}", file=sys.stderr)
