@@ -27,7 +27,7 @@ from reconciler.errors import ManifestErrors, RedbeatError
 
 
 class ExitCode(enum.IntEnum):
-    """Exit codes of every command (DESIGN §6), defined here only."""
+    """Exit codes of every command (docs/design.md §6.7), defined here only."""
 
     OK = 0  # success, valid, or no changes
     ERROR = 1  # any other error (usage, Redis, conflict ...)

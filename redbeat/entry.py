@@ -41,7 +41,7 @@ def entry_timezone(ext: dict[str, Any] | None) -> ZoneInfo | None:
 
 
 class RedBeatSchedulerEntry(ScheduleEntry):
-    """A schedule entry stored at ``<prefix><name>`` (see DESIGN §2 for the JSON)."""
+    """A schedule entry stored at ``<prefix><name>`` (see docs/design.md §2.4 for the JSON)."""
 
     _meta = None
 

@@ -170,7 +170,7 @@ def test_read_reports_every_broken_entry_and_keeps_going(celery_redbeat_python, 
 
 @pytest.mark.compat
 def test_celery_redbeat_tick_dies_on_one_corrupt_entry(celery_redbeat_python, redis_client, redis_url):
-    """The behaviour DESIGN §3 improves on: one bad due entry stops celery-redbeat's whole tick."""
+    """The behaviour docs/design.md §3.7 improves on: one bad due entry stops celery-redbeat's whole tick."""
     restore(redis_client, GOLDEN)
     redis_client.hset(PREFIX + "bad-json", "definition", "{not json")
     redis_client.zadd(SCHEDULE_KEY, {PREFIX + "bad-json": NOW_TS - 60})

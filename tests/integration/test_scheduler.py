@@ -272,7 +272,7 @@ def test_flat_crontab_entry_is_scheduled(unlocked_app, redis_client):
     scheduler = Recording(app=unlocked_app)
     unlocked_app.now.set(NOW + timedelta(minutes=3))
     scheduler.tick()
-    # score 0 means "due now" (DESIGN §4): it runs once, for the newest slot (12:00), then on its slots
+    # score 0 means "due now" (docs/design.md §4): it runs once, for the newest slot (12:00), then on its slots
     assert [(s.name, s.last_run_at) for s in scheduler.sent] == [("legacy-cron", NOW)]
     assert redis_client.zscore(SCHEDULE, "legacy-cron") == (NOW + timedelta(minutes=10)).timestamp()
     unlocked_app.now.set(NOW + timedelta(minutes=9, seconds=59))

@@ -135,7 +135,7 @@ def test_apply_over_an_owned_corrupt_entry_makes_it_run_at_the_next_tick(aof_red
     wrong-types: the definition is restored byte for byte, but its schedule
     part was intact, so the plan does not reschedule, and the score beat
     pushed 60 s ahead when it skipped the entry stays: the repaired entry
-    misses up to 60 s of slots (DESIGN §3: a change takes effect on the next tick).
+    misses up to 60 s of slots (docs/design.md §3.5: a change takes effect on the next tick).
     meta-wrong-types: apply compares only definition + ext, so it reports
     "No changes" and beat keeps skipping the entry for ever.
     """

@@ -442,7 +442,7 @@ def test_read_only_user_gets_a_clear_error_and_nothing_partial(rules, tmp_path, 
 
 @pytest.mark.parametrize("missing", ["del", "zadd", "hdel", "publish"])
 def test_user_missing_one_write_permission_leaves_nothing_partial(missing, tmp_path, acl_redis) -> None:
-    """A user allowed some writes but not all: the apply must still be all or nothing (DESIGN §6).
+    """A user allowed some writes but not all: the apply must still be all or nothing (docs/design.md §6.5).
 
     Found while writing this suite: the apply script used to fail half-way (Redis scripts do not roll
     back) and the CLI said "nothing was written"; apply now checks the user's rights before any write.

@@ -1,4 +1,4 @@
-"""Settings, import paths and the injected-client hooks celery-redbeat users rely on (DESIGN §2)."""
+"""Settings, import paths and the injected-client hooks celery-redbeat users rely on (docs/design.md §2)."""
 
 from __future__ import annotations
 
