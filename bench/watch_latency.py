@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             watcher.send_signal(signal.SIGTERM)
             watcher.wait(timeout=10)
             client.close()
-    print("$ " + " ".join([Path(sys.executable).as_posix(), "bench/watch_latency.py", *(argv or sys.argv[1:])]))
+    # The command, not the interpreter's path: the output is pasted into documents read on other machines.
+    print("$ " + " ".join(["python", "bench/watch_latency.py", *(argv or sys.argv[1:])]))
     print(f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
           f"{args.entries} schedules, redbeat-apply --watch defaults (debounce 300ms, inotify)")
     print(summary("file write -> Redis", to_redis))

@@ -1,0 +1,83 @@
+"""The benchmark commands the documentation shows, run at small sizes: they work and record no machine path.
+
+``python -m bench``, ``bench/validate_bench.py`` and ``bench/watch_latency.py``
+each start their own redis-server (and, for the bench, celery-redbeat 2.4.2's
+virtualenv and real ``celery beat`` processes) and stop them. Each runs here in
+its own process group, killed by its pid if it overruns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.redis_proc import env_without_redbeat
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_script(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` from the clone's root, with this interpreter; its whole process group dies on a timeout."""
+    proc = subprocess.Popen(
+        [sys.executable, *args], cwd=ROOT, env=env_without_redbeat(), start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def _machine_paths() -> tuple[str, ...]:
+    """Paths of this machine a committed result or a pasted output must not contain."""
+    return (str(ROOT), str(Path(sys.executable).parent))
+
+
+@pytest.mark.slow
+@pytest.mark.compat
+def test_bench_runs_both_implementations_and_records_the_command(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    result = run_script("-m", "bench", "--quick", "--only", "idle,startup", "--rounds", "1", "--strict",
+                        "--output", str(output))
+    document = json.loads(output.read_text())
+    missed = [row for row in document["rows"] if row["met"] is False]
+    # --strict: exit 1 exactly when a target is missed (a quick run on a busy machine may miss one).
+    assert result.returncode == (1 if missed else 0), result.stdout + result.stderr[-3000:]
+    assert document["failures"] == []
+    assert document["command"] == "python -m bench --quick --only idle --only startup"
+    scenarios = {row["scenario"] for row in document["rows"]}
+    assert {"idle tick", "start-up, first start", "start-up, restart, unchanged"} <= scenarios
+    assert all(row["ours"] and row["celery_redbeat_or_baseline"] for row in document["rows"])
+    paths = {name: impl["redbeat_path"] for name, impl in document["machine"]["implementations"].items()}
+    assert paths == {"ours": "redbeat", "celery-redbeat": paths["celery-redbeat"]}
+    assert paths["celery-redbeat"].startswith(".cache/") and paths["celery-redbeat"].endswith("/redbeat")
+    text = output.read_text()
+    assert not [path for path in _machine_paths() if path in text]
+
+
+@pytest.mark.slow
+def test_validate_bench() -> None:
+    result = run_script("bench/validate_bench.py", "--files", "10", "--per-file", "10", "--repeat", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "schedules: 100 in 10 files" in result.stdout
+    assert "load_desired (load + validate):" in result.stdout and "ratio: " in result.stdout
+
+
+@pytest.mark.slow
+def test_watch_latency() -> None:
+    result = run_script("bench/watch_latency.py", "--writes", "3", "--beat-writes", "1", "--entries", "5")
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    # The command as a reader would type it, not this interpreter's path.
+    assert lines[0] == "$ python bench/watch_latency.py --writes 3 --beat-writes 1 --entries 5"
+    assert any(line.startswith("file write -> Redis") and "n=3 " in line for line in lines), result.stdout
+    assert any(line.startswith("file write -> beat dispatch") and "n=1 " in line for line in lines), result.stdout
+    assert not [path for path in _machine_paths() if path in result.stdout]
