@@ -1,4 +1,4 @@
-"""celery-redbeat's import path for the JSON codec (``redbeat.decoder``)."""
+"""celery-redbeat's import path for the JSON codec and its time helpers (``redbeat.decoder``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from .codec import (  # noqa: F401
     RedBeatJSONEncoder,
     decode_tagged,
     encode_tagged,
+    from_timestamp,
+    get_utcoffset_minutes,
     to_timestamp,
 )
 
-__all__ = ["RedBeatJSONDecoder", "RedBeatJSONEncoder", "to_timestamp"]
+__all__ = ["RedBeatJSONDecoder", "RedBeatJSONEncoder", "from_timestamp", "get_utcoffset_minutes", "to_timestamp"]

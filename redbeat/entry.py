@@ -17,6 +17,13 @@ from .store import EntryStore
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def as_utc(moment: datetime | None) -> datetime | None:
+    """``moment`` made aware: a naive datetime is UTC, as celery-redbeat stores and reads it."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=timezone.utc)
+
+
 def store_for(app: Any) -> EntryStore:
     """The app's EntryStore, rebuilt when the client behind ``app.redbeat_redis`` changes."""
     app = app_or_default(app)
@@ -44,6 +51,21 @@ class RedBeatSchedulerEntry(ScheduleEntry):
     """A schedule entry stored at ``<prefix><name>`` (see DESIGN §2 for the JSON)."""
 
     _meta = None
+    _last_run_at: datetime | None = None
+
+    @property  # type: ignore[override]
+    def last_run_at(self) -> datetime | None:
+        """When the entry last ran; naive datetimes given to the API are taken as UTC."""
+        return self._last_run_at
+
+    @last_run_at.setter
+    def last_run_at(self, value: datetime | None) -> None:
+        self._last_run_at = as_utc(value)
+
+    def __iter__(self) -> Any:
+        """celery copies an entry as ``cls(**dict(entry))``: name the stored field as the argument."""
+        for field, value in vars(self).items():
+            yield ("last_run_at" if field == "_last_run_at" else field), value
 
     def __init__(
         self,

@@ -117,17 +117,17 @@ class rrule(BaseSchedule):  # noqa: N801 - celery-redbeat's public name
 
     def to_json(self) -> dict[str, Any]:
         """celery-redbeat's JSON form, keys in its order; dtstart/until as UTC seconds + offset minutes."""
-        from .codec import _utcoffset_minutes, to_timestamp
+        from .codec import get_utcoffset_minutes, to_timestamp
 
         out: dict[str, Any] = {"__type__": "rrule", "freq": self.freq}
         for name in _RULE_FIELDS:
             out[name] = getattr(self, name)
         if self.dtstart:
             out["dtstart"] = to_timestamp(self.dtstart)
-            out["dtstart_tz"] = _utcoffset_minutes(self.dtstart)
+            out["dtstart_tz"] = get_utcoffset_minutes(self.dtstart)
         if self.until:
             out["until"] = to_timestamp(self.until)
-            out["until_tz"] = _utcoffset_minutes(self.until)
+            out["until_tz"] = get_utcoffset_minutes(self.until)
         return out
 
     def __eq__(self, other: object) -> bool:
