@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from celery.app import app_or_default
 from celery.beat import ScheduleEntry
-from celery.schedules import schedule as interval_schedule
 
 from . import codec, timing
 from .client import get_redis
@@ -42,13 +40,6 @@ def anchor_of(score: float | None) -> datetime | None:
     if score is None or score < 0:
         return None
     return datetime.fromtimestamp(score, tz=timezone.utc) if score > 0 else _EPOCH
-
-
-def whole_second_schedule(schedule: Any) -> bool:
-    """Whether every slot of ``schedule`` can keep a whole-second score (all but sub-second intervals)."""
-    if isinstance(schedule, interval_schedule):
-        return float(schedule.run_every.total_seconds()).is_integer()
-    return True
 
 
 def entry_timezone(ext: dict[str, Any] | None) -> ZoneInfo | None:
@@ -175,19 +166,9 @@ class RedBeatSchedulerEntry(ScheduleEntry):
 
     @property
     def score(self) -> float:
-        """UTC epoch seconds of ``due_at``; -1 when never due again.
-
-        Whole seconds (rounded down, as celery-redbeat's ``to_timestamp``) unless the schedule is a
-        sub-second interval: celery-redbeat's tick fetches ``0..int(now)``, so entries due within one
-        second must share that second's score for it to load them together.  Rounding down is never
-        late: a tick that fetches the entry early finds it not yet due and re-scores it exactly.
-        """
+        """UTC epoch seconds of ``due_at`` with the fraction kept (sub-second scores); -1 when never due again."""
         due = self.due_at
-        if due is None:
-            return -1
-        if whole_second_schedule(self.schedule):
-            return float(math.floor(due.timestamp()))
-        return due.timestamp()
+        return -1 if due is None else due.timestamp()
 
     @property
     def rank(self) -> int | None:
