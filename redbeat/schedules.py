@@ -15,6 +15,9 @@ from celery.schedules import BaseSchedule, schedstate
 from dateutil.rrule import DAILY, HOURLY, MINUTELY, MONTHLY, SECONDLY, WEEKLY, YEARLY, weekday
 from dateutil.rrule import rrule as dateutil_rrule
 
+#: celery-redbeat's name here for celery's BaseSchedule (code imports it from this module).
+schedule = BaseSchedule
+
 FREQ_MAP = {
     "YEARLY": YEARLY,
     "MONTHLY": MONTHLY,
