@@ -84,12 +84,12 @@ def test_naive_is_utc_everywhere(app: Celery, moment: datetime, sched: schedule)
     assert RedBeatSchedulerEntry.from_key(naive.key, app=app).total_run_count == advanced.total_run_count
 
 
-@pytest.mark.parametrize("sched", [schedule(timedelta(seconds=60)), crontab(minute="*/5")], ids=["every", "cron"])
 def utcnow_naive() -> datetime:
     """What ``datetime.utcnow()`` returns (deprecated in Python 3.12)."""
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+@pytest.mark.parametrize("sched", [schedule(timedelta(seconds=60)), crontab(minute="*/5")], ids=["every", "cron"])
 @pytest.mark.parametrize("last_run_at", [datetime.min, datetime(1960, 1, 1), utcnow_naive()], ids=["min", "1960", "now"])
 def test_celery_redbeat_calls_with_naive_datetimes(app: Celery, sched: schedule, last_run_at: datetime) -> None:
     """The calls that raised "can't compare offset-naive and offset-aware datetimes" (or OverflowError)."""
