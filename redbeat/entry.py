@@ -53,7 +53,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):
     _meta = None
     _last_run_at: datetime | None = None
 
-    @property  # type: ignore[override]
+    @property
     def last_run_at(self) -> datetime | None:
         """When the entry last ran; naive datetimes given to the API are taken as UTC."""
         return self._last_run_at

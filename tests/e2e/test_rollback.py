@@ -15,9 +15,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from celery.schedules import schedule
+from support.celery_redbeat_venv import celery_redbeat_python
 
 from redbeat import RedBeatSchedulerEntry
-from support.celery_redbeat_venv import celery_redbeat_python
 
 pytestmark = [pytest.mark.slow, pytest.mark.compat]
 
@@ -53,7 +53,8 @@ def runs_by_name(runs: list[dict]) -> dict[str, list[float]]:
 def check_once_per_slot(times: dict[str, list[float]], first_slots: dict[str, float]) -> None:
     for name, runs in times.items():
         slots = [slot_of(at, first_slots[name]) for at in runs]
-        assert len(slots) == len(set(slots)), f"{name}: a slot ran twice: {[round(t - first_slots[name], 3) for t in runs]}"
+        offsets = [round(at - first_slots[name], 3) for at in runs]
+        assert len(slots) == len(set(slots)), f"{name}: a slot ran twice: {offsets}"
 
 
 def check_on_time(times: dict[str, list[float]], first_slots: dict[str, float], since: float, until: float) -> None:

@@ -90,7 +90,9 @@ def utcnow_naive() -> datetime:
 
 
 @pytest.mark.parametrize("sched", [schedule(timedelta(seconds=60)), crontab(minute="*/5")], ids=["every", "cron"])
-@pytest.mark.parametrize("last_run_at", [datetime.min, datetime(1960, 1, 1), utcnow_naive()], ids=["min", "1960", "now"])
+@pytest.mark.parametrize(
+    "last_run_at", [datetime.min, datetime(1960, 1, 1), utcnow_naive()], ids=["min", "1960", "now"]
+)
 def test_celery_redbeat_calls_with_naive_datetimes(app: Celery, sched: schedule, last_run_at: datetime) -> None:
     """The calls that raised "can't compare offset-naive and offset-aware datetimes" (or OverflowError)."""
     entry = RedBeatSchedulerEntry("c", "t", sched, app=app, last_run_at=last_run_at)
