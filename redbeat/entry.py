@@ -79,9 +79,16 @@ class RedBeatSchedulerEntry(ScheduleEntry):
         ext: dict[str, Any] | None = None,
         **clsargs: Any,
     ) -> None:
+        defaulted = clsargs.get("last_run_at") is None
         super().__init__(
             name=str(name), task=task, schedule=schedule, args=args, kwargs=kwargs, options=options, **clsargs
         )
+        if defaulted and self.last_run_at is not None:
+            # A new entry starts on a whole second (celery takes "now" to the microsecond): its slots and
+            # scores are then whole seconds, and entries saved within one second share a score, which
+            # celery-redbeat's tick (it fetches scores up to the current whole second) needs to load them
+            # together after a rollback or in a mixed fleet.  An explicit last_run_at is kept as given.
+            self.last_run_at = self.last_run_at.replace(microsecond=0)
         self.enabled = enabled
         self.ext = dict(ext or {})
         ensure_conf(self.app)

@@ -182,20 +182,6 @@ def next_due(
     return first
 
 
-def interval_step(schedule: Any, moment: datetime) -> datetime:
-    """The interval slot after ``moment``: on the next whole second when the interval is whole seconds.
-
-    celery-redbeat's tick fetches scores up to the current whole second (plus one more): entries due
-    within one second must share that second for it to load them together after a rollback or in a
-    mixed fleet.  A run at a fraction of a second (an entry saved at "now") moves its next slot up to
-    the second, once; from then on every slot is whole.  Sub-second intervals keep their fractions.
-    """
-    following: datetime = moment + schedule.run_every
-    if following.microsecond and float(schedule.run_every.total_seconds()).is_integer():
-        following = following.replace(microsecond=0) + timedelta(seconds=1)
-    return following
-
-
 def _after(schedule: Any, slot: datetime, tz: tzinfo | None, policy: Policy, *, due: bool) -> Decision:
     following = _next_slot(schedule, slot, tz)
     if following is not None and policy.end_at is not None and following > policy.end_at:
@@ -206,7 +192,7 @@ def _after(schedule: Any, slot: datetime, tz: tzinfo | None, policy: Policy, *, 
 
 def _next_slot(schedule: Any, slot: datetime, tz: tzinfo | None) -> datetime | None:
     if isinstance(schedule, interval_schedule):
-        return interval_step(schedule, slot)
+        return slot + schedule.run_every
     return next_occurrence(schedule, slot, tz=tz)
 
 
@@ -287,7 +273,7 @@ def _first_due(
             # celery rounds the *end* (last run + interval) down to the interval's
             # resolution; rounding the start instead differs for e.g. 90 minutes.
             return last_run_at + remaining(last_run_at, schedule.run_every, now=last_run_at, relative=True)
-        return interval_step(schedule, last_run_at)
+        return last_run_at + schedule.run_every
     if isinstance(schedule, (crontab, rrule)):
         if last_run_at is None:
             return next_occurrence(schedule, anchor, tz=tz, inclusive=True)

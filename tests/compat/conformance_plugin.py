@@ -36,9 +36,7 @@ EXPECTED_DIFFERENCES: dict[str, str] = {
     _T + "test_RedBeatScheduler_tick::test_lock_acquisition_failed_during_startup":
         "row 'No lock at start means standby, not crash' (their #285)",
     _T + "RedBeatStartupAcquiresLock::test_connection_error": "row 'Redis down at start means standby, not crash'",
-    "tests/test_entry.py::test_RedBeatEntry::test_score": "row 'Whole-second interval slots': rounded up, not down",
-    _T + "test_RedBeatScheduler_tick::test_due_next_never_run": "row 'Whole-second interval slots': sleeps to it",
-    _T + "test_RedBeatScheduler_tick::test_due_next_just_ran": "row 'Whole-second interval slots': sleeps to it",
+    "tests/test_entry.py::test_RedBeatEntry::test_score": "row 'Sub-second scores': a fraction in last_run_at is kept",
     "tests/test_json.py::RedBeatJSONDecoderTestCase::test_rrule":
         "row 'rrule equality compares the rule' (theirs compares only nowfun)",
 }

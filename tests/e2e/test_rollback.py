@@ -1,8 +1,8 @@
 """Rolling back to celery-redbeat 2.4.2, and a mixed fleet, with real processes on one redis-server.
 
-Entries are saved a few milliseconds apart, so their last runs share one second with different
-fractions: the case in which celery-redbeat's tick (it fetches scores up to the current whole second,
-plus one more) loads only the first of them.  Our beat runs them, is stopped, and celery-redbeat's beat
+Entries are saved a few milliseconds apart within one second: with scores to the microsecond,
+celery-redbeat's tick (it fetches scores up to the current whole second, plus one more) would load only
+the first of them.  Our beat runs them, is stopped, and celery-redbeat's beat
 (its own venv, ``-S redbeat.RedBeatScheduler``) takes over on the same Redis with a real worker.
 Every slot from then on must run once, within one second of its time, none skipped, none twice.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from celery.schedules import schedule
@@ -27,14 +27,18 @@ ON_TIME = 1.0  # a run executes at most this long after its slot
 
 
 def save_sharing_a_second(app) -> dict[str, float]:
-    """Save every entry with last_run_at = now (a fraction of the same second); return each one's first slot."""
+    """Save every entry as code does (no last_run_at, a few ms apart); return each one's first slot.
+
+    An entry saved without last_run_at starts on the whole second (docs/switching.md "Sub-second
+    scores"), so entries saved within one second share their slots and scores.
+    """
     first_slots = {}
     for name in NAMES:
-        now = datetime.now(timezone.utc)
-        RedBeatSchedulerEntry(name, "e2e.record", schedule(timedelta(seconds=EVERY)), args=[name], app=app,
-                              last_run_at=now).save()
-        # The first slot is moved up to the whole second (docs/switching.md "Whole-second interval slots").
-        first_slots[name] = float(math.ceil(now.timestamp() + EVERY))
+        entry = RedBeatSchedulerEntry(name, "e2e.record", schedule(timedelta(seconds=EVERY)), args=[name], app=app)
+        entry.save()
+        stored = RedBeatSchedulerEntry.from_key(entry.key, app=app).last_run_at
+        assert stored is not None and stored.microsecond == 0, stored
+        first_slots[name] = stored.timestamp() + EVERY
     return first_slots
 
 

@@ -101,3 +101,16 @@ def test_celery_redbeat_calls_with_naive_datetimes(app: Celery, sched: schedule,
     entry.save().reschedule()
     entry.reschedule(utcnow_naive())
     assert entry.next(last_run_at=utcnow_naive()).last_run_at.tzinfo is UTC
+
+
+def test_a_new_entry_starts_on_a_whole_second_and_an_explicit_last_run_keeps_its_fraction(app: Celery) -> None:
+    """Entries saved within one second share their score (celery-redbeat's tick fetches up to the whole second)."""
+    every = schedule(timedelta(seconds=60))
+    first = RedBeatSchedulerEntry("w1", "t", every, app=app).save()
+    second = RedBeatSchedulerEntry("w2", "t", every, app=app).save()
+    assert first.last_run_at is not None and first.last_run_at.microsecond == 0
+    if first.last_run_at == second.last_run_at:
+        assert first.score == second.score == first.last_run_at.timestamp() + 60
+    explicit = datetime(2026, 1, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+    kept = RedBeatSchedulerEntry("w3", "t", every, app=app, last_run_at=explicit)
+    assert kept.last_run_at == explicit and kept.score == explicit.timestamp() + 60
