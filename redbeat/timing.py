@@ -250,9 +250,11 @@ def first_due(
     """
     if last_run_at is not None and last_run_at.tzinfo is None:
         last_run_at = last_run_at.replace(tzinfo=UTC)  # naive = UTC, as celery-redbeat reads it
-    if last_run_at is not None and last_run_at < _EPOCH and not isinstance(schedule, (crontab, rrule)):
-        return _EPOCH if isinstance(schedule, interval_schedule) else _generic_decision(schedule, last_run_at)
     if last_run_at is not None and last_run_at < _EPOCH:
+        if isinstance(schedule, interval_schedule):
+            return _EPOCH
+        if not isinstance(schedule, (crontab, rrule)):
+            return _generic_decision(schedule, last_run_at)
         last_run_at = _EPOCH - timedelta(microseconds=1)  # the epoch itself may be a slot
     try:
         return _first_due(schedule, last_run_at, anchor=anchor, tz=tz)
