@@ -48,7 +48,7 @@ def entry_timezone(ext: dict[str, Any] | None) -> ZoneInfo | None:
 
 
 class RedBeatSchedulerEntry(ScheduleEntry):
-    """A schedule entry stored at ``<prefix><name>`` (see DESIGN §2 for the JSON)."""
+    """A schedule entry stored at ``<prefix><name>`` (its JSON: :mod:`redbeat.codec`)."""
 
     _meta = None
     _last_run_at: datetime | None = None

@@ -2,7 +2,7 @@
 
 Run with the PROJECT venv python (it drives the celery-redbeat venv through subprocesses):
 
-    /work/venv/bin/python tests/compat/make_golden.py [--check]
+    .venv/bin/python tests/compat/make_golden.py [--check]
 
 Starts a throwaway redis-server, writes the representative entries with celery-redbeat's own API
 (cr_write.py, app.now() pinned to NOW), dumps them (tests/support/redis_dump.py) into golden.json,
