@@ -13,6 +13,7 @@ for a saved plan, refuses).  An empty plan sends nothing at all.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -230,7 +231,9 @@ def apply_steps(
     """Write the steps atomically; raise StalePlanError (nothing written) if Redis moved on."""
     if not steps:
         return ApplyResult(0, 0)
-    now = clock()
+    # Whole seconds: a never-run interval entry's slots are anchored at its score, and celery-redbeat's tick
+    # fetches scores up to the current whole second, so entries due in one second must share it.
+    now = float(math.floor(clock()))
     payload = json.dumps([step.arguments(now) for step in steps], separators=(",", ":"))
     script = client.register_script(APPLY_SCRIPT)
     reply = script(keys=[keys.schedule, keys.owner_index(owner), keys.owners, keys.statics],

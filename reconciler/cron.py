@@ -159,7 +159,8 @@ def canonical_field(field: str, values: frozenset[int]) -> str:
         text = "*"
     else:
         text = ""
-        if len(ordered) > 1 and ordered[0] == low:
+        # */n only for a repeating pattern (3+ values): {sat, sun} is "0,6" and {jan, jul} "1,7", not "*/6".
+        if len(ordered) > 2 and ordered[0] == low:
             step = ordered[1] - ordered[0]
             if step > 1 and ordered == list(range(low, high + 1, step)):
                 text = f"*/{step}"

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from . import decoder, schedulers, schedules  # noqa: F401 - celery-redbeat's submodules, reachable as attributes
 from .checks import RedBeatKeyExpiryError
 from .schedulers import RedBeatScheduler, RedBeatSchedulerEntry
 

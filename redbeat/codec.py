@@ -43,12 +43,14 @@ def to_timestamp(dt: datetime) -> int:
     return calendar.timegm(dt.utctimetuple())
 
 
-def _utcoffset_minutes(dt: datetime) -> float:
+def get_utcoffset_minutes(dt: datetime) -> float:
+    """``dt``'s offset from UTC in minutes; 0 for a naive datetime (taken as UTC)."""
     offset = dt.utcoffset()
     return offset.total_seconds() / 60 if offset else 0
 
 
-def _from_timestamp(seconds: float, tz_minutes: float = 0) -> datetime:
+def from_timestamp(seconds: float, tz_minutes: float = 0) -> datetime:
+    """An aware datetime for UTC epoch ``seconds``, in the fixed offset ``tz_minutes`` (UTC when 0)."""
     tz = timezone(timedelta(minutes=tz_minutes)) if tz_minutes else timezone.utc
     return datetime.fromtimestamp(seconds, tz=tz)
 
@@ -130,7 +132,7 @@ def decode_tagged(d: dict[str, Any]) -> Any:
             for key, tz_key in (("dtstart", "dtstart_tz"), ("until", "until_tz")):
                 tz_minutes = fields.pop(tz_key, 0)
                 if fields.get(key) is not None:
-                    fields[key] = _from_timestamp(fields[key], tz_minutes)
+                    fields[key] = from_timestamp(fields[key], tz_minutes)
             return rrule(**fields)
     except CorruptEntryError:
         raise

@@ -17,6 +17,13 @@ from .store import EntryStore
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def as_utc(moment: datetime | None) -> datetime | None:
+    """``moment`` made aware: a naive datetime is UTC, as celery-redbeat stores and reads it."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=timezone.utc)
+
+
 def store_for(app: Any) -> EntryStore:
     """The app's EntryStore, rebuilt when the client behind ``app.redbeat_redis`` changes."""
     app = app_or_default(app)
@@ -44,6 +51,21 @@ class RedBeatSchedulerEntry(ScheduleEntry):
     """A schedule entry stored at ``<prefix><name>`` (see docs/design.md §2.4 for the JSON)."""
 
     _meta = None
+    _last_run_at: datetime | None = None
+
+    @property
+    def last_run_at(self) -> datetime | None:
+        """When the entry last ran; naive datetimes given to the API are taken as UTC."""
+        return self._last_run_at
+
+    @last_run_at.setter
+    def last_run_at(self, value: datetime | None) -> None:
+        self._last_run_at = as_utc(value)
+
+    def __iter__(self) -> Any:
+        """celery copies an entry as ``cls(**dict(entry))``: name the stored field as the argument."""
+        for field, value in vars(self).items():
+            yield ("last_run_at" if field == "_last_run_at" else field), value
 
     def __init__(
         self,
@@ -57,9 +79,16 @@ class RedBeatSchedulerEntry(ScheduleEntry):
         ext: dict[str, Any] | None = None,
         **clsargs: Any,
     ) -> None:
+        defaulted = clsargs.get("last_run_at") is None
         super().__init__(
             name=str(name), task=task, schedule=schedule, args=args, kwargs=kwargs, options=options, **clsargs
         )
+        if defaulted and self.last_run_at is not None:
+            # A new entry starts on a whole second (celery takes "now" to the microsecond): its slots and
+            # scores are then whole seconds, and entries saved within one second share a score, which
+            # celery-redbeat's tick (it fetches scores up to the current whole second) needs to load them
+            # together after a rollback or in a mixed fleet.  An explicit last_run_at is kept as given.
+            self.last_run_at = self.last_run_at.replace(microsecond=0)
         self.enabled = enabled
         self.ext = dict(ext or {})
         ensure_conf(self.app)
@@ -115,7 +144,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):
 
     @property
     def key(self) -> str:
-        return self.generate_key(self.app, self.name)
+        return self.generate_key(app=self.app, name=self.name)
 
     @property
     def tz(self) -> ZoneInfo | None:
@@ -144,7 +173,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):
 
     @property
     def score(self) -> float:
-        """UTC epoch seconds of ``due_at`` with the fraction kept; -1 when never due again."""
+        """UTC epoch seconds of ``due_at`` with the fraction kept (sub-second scores); -1 when never due again."""
         due = self.due_at
         return -1 if due is None else due.timestamp()
 

@@ -15,6 +15,9 @@ from celery.schedules import BaseSchedule, schedstate
 from dateutil.rrule import DAILY, HOURLY, MINUTELY, MONTHLY, SECONDLY, WEEKLY, YEARLY, weekday
 from dateutil.rrule import rrule as dateutil_rrule
 
+#: celery-redbeat's name here for celery's BaseSchedule (code imports it from this module).
+schedule = BaseSchedule
+
 FREQ_MAP = {
     "YEARLY": YEARLY,
     "MONTHLY": MONTHLY,
@@ -117,17 +120,17 @@ class rrule(BaseSchedule):  # noqa: N801 - celery-redbeat's public name
 
     def to_json(self) -> dict[str, Any]:
         """celery-redbeat's JSON form, keys in its order; dtstart/until as UTC seconds + offset minutes."""
-        from .codec import _utcoffset_minutes, to_timestamp
+        from .codec import get_utcoffset_minutes, to_timestamp
 
         out: dict[str, Any] = {"__type__": "rrule", "freq": self.freq}
         for name in _RULE_FIELDS:
             out[name] = getattr(self, name)
         if self.dtstart:
             out["dtstart"] = to_timestamp(self.dtstart)
-            out["dtstart_tz"] = _utcoffset_minutes(self.dtstart)
+            out["dtstart_tz"] = get_utcoffset_minutes(self.dtstart)
         if self.until:
             out["until"] = to_timestamp(self.until)
-            out["until_tz"] = _utcoffset_minutes(self.until)
+            out["until_tz"] = get_utcoffset_minutes(self.until)
         return out
 
     def __eq__(self, other: object) -> bool:

@@ -57,6 +57,7 @@ UTC = timezone.utc
 # Long enough for "Feb 29 that is a Monday" (28 years) and then some.
 _CRON_SEARCH_DAYS = 366 * 30
 _NEVER_RUN = datetime(MINYEAR, 1, 2, tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 #: ``catch_up: skip`` without a ``starting_deadline``: how late a slot may still run.
@@ -242,7 +243,28 @@ def _oldest_to_run(schedule: Any, first: datetime, newest: datetime, tz: tzinfo 
 def first_due(
     schedule: Any, last_run_at: datetime | None, *, anchor: datetime, tz: tzinfo | None = None
 ) -> datetime | None | Decision:
-    """The first slot not yet run: may lie in the past (overdue); None when there is none."""
+    """The first slot not yet run: may lie in the past (overdue); None when there is none.
+
+    A ``last_run_at`` before 1970 (down to ``datetime.min``) means "due now" (the epoch, a score the tick
+    fetches); a slot past ``datetime.max`` means none.
+    """
+    if last_run_at is not None and last_run_at.tzinfo is None:
+        last_run_at = last_run_at.replace(tzinfo=UTC)  # naive = UTC, as celery-redbeat reads it
+    if last_run_at is not None and last_run_at < _EPOCH:
+        if isinstance(schedule, interval_schedule):
+            return _EPOCH
+        if not isinstance(schedule, (crontab, rrule)):
+            return _generic_decision(schedule, last_run_at)
+        last_run_at = _EPOCH - timedelta(microseconds=1)  # the epoch itself may be a slot
+    try:
+        return _first_due(schedule, last_run_at, anchor=anchor, tz=tz)
+    except OverflowError:
+        return None
+
+
+def _first_due(
+    schedule: Any, last_run_at: datetime | None, *, anchor: datetime, tz: tzinfo | None = None
+) -> datetime | None | Decision:
     if isinstance(schedule, interval_schedule):
         every = schedule.run_every.total_seconds()
         if not every > 0:

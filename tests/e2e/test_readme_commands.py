@@ -377,6 +377,13 @@ def _celery_redbeat_deployment(workspace: Path, redis_url: str) -> None:
     app.redbeat_redis.close()
 
 
+def _ready_to_roll_back(workspace: Path, redis_url: str) -> None:
+    """docs/switching.md "Rolling back": the examples without reports.yaml, whose per-schedule time zone is
+    an extension celery-redbeat cannot run (the --compat check exists to find such files)."""
+    _examples(workspace, redis_url)
+    (workspace / "schedules" / "reports.yaml").unlink()
+
+
 def _jobs_heartbeat_edited(workspace: Path, redis_url: str) -> None:
     """README "Applying schedules": jobs.yaml applied with heartbeat every 30 s and nightly-report; then
     the heartbeat changed to every 1m and a cleanup added."""
@@ -408,6 +415,7 @@ def _jobs_heartbeat_edited(workspace: Path, redis_url: str) -> None:
 #: The state a README section's commands start from, when it is not _examples (by heading).
 SECTION_STATES: dict[str, Callable[[Path, str], None]] = {
     "From celery-redbeat": _celery_redbeat_deployment,
+    "Rolling back to celery-redbeat": _ready_to_roll_back,
 }
 #: For each command shown with its output: how to prepare the state the README describes.
 SHOWN_STATES: dict[str, Callable[[Path, str], None]] = {

@@ -266,3 +266,10 @@ def _swallow(fn):
         fn()
     except Exception:
         pass
+
+
+def test_scores_are_whole_seconds_so_entries_applied_in_one_second_share_one(target, redis_client):
+    """celery-redbeat's tick fetches scores up to the whole second: a fraction would split a batch after a rollback."""
+    reconcile(entries(entry("a"), entry("b")), target, clock=lambda: NOW + 0.75)
+    scores = {redis_client.zscore("redbeat::schedule", f"redbeat:{name}") for name in "ab"}
+    assert scores == {NOW + 60}

@@ -31,7 +31,7 @@ LOCK_FILE = CACHE_DIR / "celery-redbeat-venv.lock"
 
 # What "working" means: both import, and the installed distribution is the pinned release.
 _CHECK = (
-    "import importlib.metadata as m, redbeat, celery, sys; "
+    "import importlib.metadata as m, redbeat, celery, packaging, sys; "
     "v = m.version('celery-redbeat'); "
     "sys.exit(0 if v == sys.argv[1] and m.version('celery') == sys.argv[2] else 3)"
 )
@@ -79,7 +79,8 @@ def _create(venv: Path, celery_version: str) -> None:
         [
             str(_python_of(venv)), "-m", "pip", "install", "--disable-pip-version-check",
             "--no-input", "--quiet",
-            f"celery-redbeat=={CELERY_REDBEAT_VERSION}", f"celery=={celery_version}", "tzdata",
+            # packaging: kombu's redis transport imports it (the rollback e2e runs its beat on a redis broker).
+            f"celery-redbeat=={CELERY_REDBEAT_VERSION}", f"celery=={celery_version}", "tzdata", "packaging",
         ],
     ]
     for cmd in steps:

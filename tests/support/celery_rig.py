@@ -74,11 +74,11 @@ class CeleryRig:
         env.update(self.extra_env)
         return env
 
-    def _spawn(self, name: str, *args: str) -> Proc:
+    def _spawn(self, name: str, *args: str, python: Path | None = None) -> Proc:
         log = self.workdir / f"{name}.log"
         with log.open("wb") as out:
             popen = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", self.app, *args],
+                [str(python or sys.executable), "-m", "celery", "-A", self.app, *args],
                 cwd=self.workdir, env=self._env(), stdin=subprocess.DEVNULL,
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
@@ -94,9 +94,11 @@ class CeleryRig:
         self.wait_for(proc, " ready.", timeout=30)
         return proc
 
-    def beat(self, name: str = "beat", max_interval: int = 1) -> Proc:
-        return self._spawn(name, "beat", "-S", "redbeat.Scheduler", "--max-interval", str(max_interval),
-                           "--loglevel", "INFO")
+    def beat(self, name: str = "beat", max_interval: int = 1, *, python: Path | None = None) -> Proc:
+        """Our beat; with ``python`` (the celery-redbeat venv's), celery-redbeat's own (its scheduler path)."""
+        scheduler = "redbeat.RedBeatScheduler" if python else "redbeat.Scheduler"
+        return self._spawn(name, "beat", "-S", scheduler, "--max-interval", str(max_interval),
+                           "--loglevel", "INFO", python=python)
 
     def wait_for(self, proc: Proc, text: str, timeout: float) -> None:
         self.wait_for_any(proc, (text,), timeout)

@@ -35,7 +35,11 @@ from reconciler.cron import (
         ("day_of_week", "sun-sat", "*"),
         ("day_of_month", "*/2", "*/2"),
         ("day_of_month", "1-31", "*"),
-        ("month_of_year", "jan,jul", "*/6"),
+        # Two values are a list, not a step: "*/6" would hide what the user wrote in repr, Flower and status.
+        ("month_of_year", "jan,jul", "1,7"),
+        ("day_of_week", "sat,sun", "0,6"),
+        ("minute", "*/30", "0,30"),
+        ("minute", "*/20", "*/20"),
         ("month_of_year", "dec", "12"),
         ("hour", 3, "3"),
     ],

@@ -1,0 +1,70 @@
+"""Copied as ``conftest.py`` next to celery-redbeat 2.4.2's extracted tests: the reviewed expected differences.
+
+Each entry is a test of theirs that checks a behaviour we change on purpose; it is marked
+``xfail(strict=True)`` (so it must keep failing) with a one-line reason naming the row of the
+"Differences from celery-redbeat" table in docs/switching.md.  Everything else must pass.
+Runs with the project venv only (its ``redbeat`` is ours); never imported by our own suite.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+_T = "tests/test_scheduler.py::"
+EXPECTED_DIFFERENCES: dict[str, str] = {
+    # row "Lease (lock timeout) default"
+    _T + "test_RedBeatScheduler_tick::test_lock_timeout": "row 'Lease default': 10 s, not 5 x max_interval",
+    _T + "RedBeatLockTimeoutDefaultValues::test_no_values": "row 'Lease default': 10 s, not 5 x max_interval",
+    _T + "RedBeatLockTimeoutCustomMaxInterval::test_no_lock_timeout": "row 'Lease default': 10 s, not 5 x max_interval",
+    # row "Sleep between ticks"
+    _T + "test_RedBeatScheduler_tick::test_empty": "row 'Sleep capped at a third of the lease'",
+    _T + "test_RedBeatScheduler_tick::test_due_later_task_never_run": "row 'Sleep capped at a third of the lease'",
+    # row "due_at"
+    "tests/test_entry.py::test_RedBeatEntry::test_due_at": "row 'due_at exact': last_run_at + interval, not earlier",
+    "tests/test_entry.py::test_RedBeatEntry::test_due_at_overdue": "row 'Overdue due_at is the missed slot'",
+    "tests/test_entry.py::test_RedBeatEntry::test_due_at_never_run": "row 'Pre-1970 last run': due_at is the epoch",
+    # row "scheduler.schedule"
+    _T + "test_RedBeatScheduler_schedule::test_schedule_includes_current_and_next":
+        "row 'scheduler.schedule lists every entry'",
+    # row "Tick internals"
+    _T + "test_RedBeatScheduler_tick::test_due_now": "row 'Tick internals': one batched claim, no _maybe_due_kwargs",
+    _T + "TestRedBeatSchedulerUpdateFromDict::test_update_from_dict":
+        "row 'Static entries sync in bulk': no per-entry save()",
+    _T + "TestRedBeatSchedulerUpdateFromDict::test_update_from_dict_fetch_redis_entry":
+        "row 'Static entries sync in bulk': no per-entry from_key()",
+    # row "Redis down / lock lost"
+    _T + "test_RedBeatScheduler_tick::test_lock_acquisition_failed_during_startup":
+        "row 'No lock at start means standby, not crash' (their #285)",
+    _T + "RedBeatStartupAcquiresLock::test_connection_error": "row 'Redis down at start means standby, not crash'",
+    "tests/test_entry.py::test_RedBeatEntry::test_score": "row 'Sub-second scores': a fraction in last_run_at is kept",
+    "tests/test_json.py::RedBeatJSONDecoderTestCase::test_rrule":
+        "row 'rrule equality compares the rule' (theirs compares only nowfun)",
+}
+
+# Not choices: differences still to fix (config warnings, Celery-3 style Sentinel/Cluster settings read
+# through mocks).  They stay listed, and strict, so fixing one turns this list red until it is removed.
+KNOWN_GAPS: dict[str, str] = {
+    "tests/test_config.py::test_RedBeatConfig::test_either_or": "row 'Known gaps': no Celery-3 warning for BROKER_URL",
+    "tests/test_config.py::test_BrokerFallbackDeprecation::test_warns_when_inheriting_broker_settings":
+        "row 'Known gaps': no DeprecationWarning for broker fallback",
+    _T + "InheritedBrokerOptionsRedBeatCase::test_inherited_options_not_forwarded_to_redis":
+        "row 'Known gaps': inherited broker options",
+    _T + "InheritedClusterOptionsRedBeatCase::test_no_skip_log_when_options_are_forwarded":
+        "row 'Known gaps': cluster client mocked as redis.cluster.RedisCluster",
+    _T + "InheritedClusterOptionsRedBeatCase::test_startup_nodes_preserved_options_forwarded":
+        "row 'Known gaps': cluster client mocked as redis.cluster.RedisCluster",
+    _T + "ClusterUrlRedBeatCase::test_cluster_scheduler_from_url":
+        "row 'Known gaps': cluster client mocked as redis.cluster.RedisCluster",
+    _T + "SentinelRedBeatCase::test_sentinel_scheduler": "row 'Known gaps': Celery-3 BROKER_URL for Sentinel",
+    _T + "SentinelRedBeatCase::test_sentinel_scheduler_with_retry_period":
+        "row 'Known gaps': Celery-3 BROKER_URL for Sentinel",
+    _T + "SentinelRedBeatCase::test_sentinel_scheduler_with_username":
+        "row 'Known gaps': Celery-3 BROKER_URL for Sentinel",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        reason = EXPECTED_DIFFERENCES.get(item.nodeid) or KNOWN_GAPS.get(item.nodeid)
+        if reason is not None:
+            item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
