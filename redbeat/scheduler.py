@@ -19,6 +19,7 @@ from typing import Any
 
 from celery.beat import Scheduler
 from celery.schedules import maybe_schedule
+from celery.signals import before_task_publish
 from celery.utils.time import humanize_seconds
 from kombu.utils.url import maybe_sanitize_url
 from redis.exceptions import RedisError
@@ -59,6 +60,8 @@ class RedBeatScheduler(Scheduler):
         self._definitions: dict[str, dict[str, Any]] = {}
         self._unreadable: dict[str | bytes, str] = {}  # member -> why it was set aside (logged once per reason)
         self._wake_at: list[float] = []  # this tick's extra wake-up times (see _score_until_due)
+        self._publishing = False
+        before_task_publish.connect(self._publish_started)  # weak: goes with this scheduler
         self._changes = ChangeListener(lambda: self.client, ensure_conf(app).keys.wake_channel)
         self._standby_logged = False
         self.metrics: Any = BeatMetrics() if conf.metrics_listen else NullMetrics()
@@ -311,22 +314,30 @@ class RedBeatScheduler(Scheduler):
     def apply_entry(self, entry: Any, producer: Any = None) -> bool:
         """Celery's own send path (signals, routing, task protocol); a failed send is counted and logged.
 
-        Returns whether the broker took it (celery returns None; the tick reads only ``False``).
+        Returns False only when the send failed before the message was handed to the broker (the run
+        certainly never left beat), else True; celery returns None, and the tick reads only ``False``.
         """
+        self._publishing = False  # set by _publish_started, on celery's before_task_publish signal
         try:
             result = self.apply_async(entry, producer=producer, advance=False)
         except Exception as exc:  # the run is claimed: log it as lost, never retry (never twice)
             self.metrics.errors.labels(kind="send").inc()
             logger.error("beat: Sending due task %s (%s) failed; unless the broker got it, this run is lost: %s",
                          entry.name, entry.task, exc, exc_info=True)
-            return False
+            # A failure while publishing may follow delivery (the reply was lost): only one before it is sure.
+            return self._publishing
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
         if result is not None and hasattr(result, "id"):
             logger.debug("%s sent. id->%s", entry.task, result.id)
         return True
 
+    def _publish_started(self, **_: Any) -> None:
+        self._publishing = True
+
     def _uncount(self, step: Settlement, entry: RedBeatSchedulerEntry) -> None:
-        """A claimed run that was not sent is not a run: put its ``total_run_count`` back (the slot stays used).
+        """A claimed run that certainly never left beat is not a run: put its ``total_run_count`` back.
+
+        The slot stays used (``last_run_at``): never sent twice.
 
         Best effort, one round trip, only after a failure; the claim's meta must still be in Redis.
         """
