@@ -411,7 +411,8 @@ class EntryStore:
         for start in range(0, len(names), READ_BATCH):
             batch = list(names[start:start + READ_BATCH])
             reply = json.loads(_s(self._read_entries([self.keys.schedule], [self.keys.prefix, json.dumps(batch)])))
-            values = [value if value is not False else None for value in reply]
+            # A field that is not UTF-8 (a list: its hex bytes) reads as unreadable, like an absent one.
+            values = [None if value is False or isinstance(value, list) else value for value in reply]
             for i in range(0, len(values), 4):
                 score = values[i + 3]
                 out.append((values[i], values[i + 1], values[i + 2], None if score is None else float(score)))
@@ -490,17 +491,18 @@ class EntryStore:
 
 #: KEYS: schedule zset.  ARGV: prefix, JSON list of entry names.  Returns one
 #: JSON list of 4 values per name: definition, meta, ext, score (false when
-#: absent).  One script and one JSON value instead of a pipeline of two
+#: absent; a field that is not UTF-8 as {hex}).  One script and one JSON value instead of a pipeline of two
 #: commands per entry: redis-py's per-command and per-element cost dominated
 #: reading thousands of entries.  Read-only.
 READ_ENTRIES_SCRIPT = """
+LUA_TEXT_FUNCTIONS
 local out = {}
 for _, name in ipairs(cjson.decode(ARGV[2])) do
   local key = ARGV[1] .. name
   local fields = redis.call('HMGET', key, 'definition', 'meta', 'ext')
-  out[#out + 1] = fields[1]
-  out[#out + 1] = fields[2]
-  out[#out + 1] = fields[3]
+  out[#out + 1] = as_text(fields[1])
+  out[#out + 1] = as_text(fields[2])
+  out[#out + 1] = as_text(fields[3])
   out[#out + 1] = redis.call('ZSCORE', KEYS[1], key)
 end
 if #out == 0 then
@@ -508,6 +510,7 @@ if #out == 0 then
 end
 return cjson.encode(out)
 """
+READ_ENTRIES_SCRIPT = READ_ENTRIES_SCRIPT.replace("LUA_TEXT_FUNCTIONS", LUA_TEXT_FUNCTIONS)
 #: Names per read script call, so one call never blocks Redis for long.
 READ_BATCH = 20_000
 

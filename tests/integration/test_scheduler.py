@@ -652,3 +652,28 @@ def test_a_send_that_fails_after_publishing_began_stays_counted(app, redis_clien
     scheduler = ReplyLost(app=app)
     scheduler.tick()
     assert json.loads(redis_client.hget(P + "maybe-sent", "meta"))["total_run_count"] == 8
+
+
+@given(value=st.binary(max_size=24) | st.text(max_size=12).map(str.encode))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_fetch_script_flags_exactly_the_values_python_cannot_decode(redis_url, redis_client, value):
+    """The Lua UTF-8 check agrees with Python's strict decoder on any bytes (overlongs, surrogates, truncation)."""
+    import redis
+
+    from redbeat.keys import KeySpace
+    from redbeat.store import EntryStore
+
+    raw = redis.Redis.from_url(redis_url)
+    raw.delete(SCHEDULE, P + "v")
+    raw.hset(P + "v", mapping={"definition": b"{}", "ext": value})
+    raw.zadd(SCHEDULE, {P + "v": 1})
+    store = EntryStore(redis_client, KeySpace())
+    batch = store.fetch_due(2.0, limit=10)
+    try:
+        text: str | None = value.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    (stored,) = batch.entries
+    assert (stored.ext, stored.not_utf8) == ((text, ()) if text is not None else (None, ("ext",)))
+    # status, apply and the statics sync read entries with another script: the same per-field rule
+    assert store.read_entries(["v"]) == [("{}", None, text, 1.0)]
