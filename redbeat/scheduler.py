@@ -390,7 +390,8 @@ class RedBeatScheduler(Scheduler):
             return self._set_aside(stored, now, f"{type(exc).__name__}: {exc}"), None
         self._readable(stored.member)
         if not decision.due:
-            return Settlement(Step.RESCORE, stored.member, stored.score, self._score_until_due(decision, run_state)), None
+            score = self._score_until_due(decision, run_state)
+            return Settlement(Step.RESCORE, stored.member, stored.score, score), None
         slot = decision.slot.astimezone(now.tzinfo) if decision.slot and now.tzinfo else decision.slot
         total = run_state["total_run_count"] + 1
         entry = RedBeatSchedulerEntry(
