@@ -13,11 +13,15 @@ The rule, shared by the tick, ``Entry.due_at`` and ``redbeat-apply``:
   after that (celery's and celery-redbeat's "catch up once").
 * ``last_run_at`` records the slot, not the wall-clock moment of sending, so
   an interval entry keeps its phase and never drifts by the dispatch lag.
-* **Spacing**: a run is never less than half the entry's period after its
-  previous run.  A catch-up run more than half a period late (measured from
-  the slot's run time, jitter included) would crowd the next slot, so it is
-  merged into it: nothing runs now and the next slot runs on time.  For a
-  crontab or rrule the period is the gap from the slot to the next one.
+* **Spacing**: a catch-up run never crowds the next slot.  A run of an entry
+  that has run before, more than half a period late (measured from the
+  slot's run time, jitter included), would be less than half a period before
+  the next slot, so it is merged into it: nothing runs now and the next slot
+  runs on time.  For a crontab or rrule the period is the gap from the slot
+  to the next one.  The slot merged into runs however late beat gets to it
+  (a slot is never merged away twice, so an overloaded beat never starves
+  an entry); only a second outage ending more than half a period after that
+  slot can then bring two runs closer.
   ``catch_up: all`` asks for every missed slot and is exempt.
 * **The score is a floor**: an entry that has run never runs a slot whose run
   time lies before the score it is filed under (``floor``).  Beat files an
@@ -152,19 +156,25 @@ def decide(
     tz: tzinfo | None = None,
     policy: Policy = DEFAULT_POLICY,
     floor: datetime | None = None,
+    spacing: bool = True,
 ) -> Decision:
     """Whether the entry is due at ``now``; if so the slot it runs for; and when to look at it next.
 
     ``floor``: the score the entry is filed under; an entry that has run runs no slot whose run time
-    is before it (see the module docstring).
+    is before it (see the module docstring).  ``spacing=False``: no merging (when is it due, not what
+    the tick does about it).
     """
     first = first_due(schedule, last_run_at, anchor=anchor or now, tz=tz)
     if isinstance(first, Decision):
         return first
     if first is not None and policy.start_at is not None and first < policy.start_at:
         first = _first_slot_from(schedule, first, policy.start_at, tz)
+    may_merge = spacing and policy.catch_up != "all" and last_run_at is not None
+    filed_past_a_missed_slot = False
     if first is not None and floor is not None and last_run_at is not None:
+        unrun = first
         first = _first_running_from(schedule, first, floor, tz, policy)
+        filed_past_a_missed_slot = first != unrun
     if first is None or (policy.end_at is not None and first > policy.end_at):
         return Decision(False, None, None)
     if policy.runs_at(first) > now:
@@ -183,7 +193,9 @@ def decide(
             if later is None or later > newest:
                 break
             slot = later
-    if policy.catch_up != "all":
+    # The slot a merge (or a writer) filed the entry under runs however late beat gets to it: a slot is
+    # never merged away twice, so an overloaded beat cannot starve an entry.
+    if may_merge and not (filed_past_a_missed_slot and slot == first):
         merged = _merge_into_next(schedule, slot, now, tz, policy)
         if merged is not None:
             return merged
@@ -198,7 +210,7 @@ def next_due(
 
     Overdue entries answer with their first missed slot (a time in the past).
     """
-    decision = decide(schedule, last_run_at, now=now, anchor=now, tz=tz, policy=policy)
+    decision = decide(schedule, last_run_at, now=now, anchor=now, tz=tz, policy=policy, spacing=False)
     if not decision.due:
         return decision.next_due
     first = first_due(schedule, last_run_at, anchor=now, tz=tz)
