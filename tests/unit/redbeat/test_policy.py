@@ -243,7 +243,8 @@ def test_a_catch_up_never_runs_less_than_half_a_period_before_the_next_run(kind,
     """
     schedule = SPACED[kind]
     start = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
-    period = _period(schedule, start) if isinstance(schedule, every) else 23 * 3600.0 if kind == "cron-9-and-10" else 300
+    # the longest gap between two slots: outages are spaced and sized by it
+    period = {"every-1s": 1.0, "every-7s": 7.0, "cron-9-and-10": 23 * 3600.0, "cron-every-5-min": 300.0}[kind]
     spans, at = [], start
     for led, length in outages:
         at += timedelta(seconds=led * period)
