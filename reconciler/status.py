@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 from datetime import datetime, timezone
 from typing import Any
@@ -46,6 +47,18 @@ def entry_state(enabled: bool | None, score: float | None, start_at: str | None,
     return "active"
 
 
+def _set_aside_by_beat(target: Any) -> dict[str, str]:
+    """Entry key -> why beat set it aside (it records that in ``<prefix>:unreadable`` and skips the entry)."""
+    out = {}
+    for member, raw in target.client.hgetall(target.keys.unreadable).items():
+        try:
+            reason = json.loads(raw)["reason"]
+        except (ValueError, TypeError, KeyError):
+            reason = "unreadable"
+        out[member.decode(errors="replace") if isinstance(member, bytes) else member] = f"beat skips it: {reason}"
+    return out
+
+
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(timezone.utc).isoformat(timespec="seconds")
 
@@ -53,6 +66,7 @@ def _iso(moment: datetime | None) -> str | None:
 def status_rows(target: Any, *, now: datetime | None = None) -> list[dict[str, Any]]:
     now = now or datetime.now(timezone.utc)
     rows = []
+    set_aside = _set_aside_by_beat(target)
     for name, entry in sorted(read_all(target.client, target.keys).items()):
         definition = entry.decoded_definition()
         problem = None
@@ -76,6 +90,9 @@ def status_rows(target: Any, *, now: datetime | None = None) -> list[dict[str, A
         else:
             next_due = _iso(datetime.fromtimestamp(entry.score, timezone.utc))
         ext = entry.decoded_ext() or {}
+        beat_reason = set_aside.get(target.keys.entry(name))
+        if beat_reason:
+            problem = beat_reason if problem is None else f"{beat_reason}; {problem}"
         rows.append(
             {
                 "name": name,

@@ -59,6 +59,11 @@ class KeySpace:
         """The leader's last tick (JSON), so a hung beat is visible from outside."""
         return self.prefix + ":heartbeat"
 
+    @property
+    def unreadable(self) -> str:
+        """Hash of member -> why beat set the entry aside (JSON {"reason", "since"}); cleared once it reads fine."""
+        return self.prefix + ":unreadable"
+
     def owner_index(self, owner: str) -> str:
         """Hash of entry name -> ownership record, one per reconciler owner."""
         return f"{self.prefix}:owner:{owner}"

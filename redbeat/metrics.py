@@ -30,6 +30,11 @@ class BeatMetrics:
             buckets=LAG_BUCKETS, registry=r,
         )
         self.errors = Counter("redbeat_beat_errors", "Errors by kind: redis, entry (corrupt), send", ["kind"], registry=r)
+        self.unreadable = Gauge(
+            "redbeat_beat_entries_unreadable",
+            "Entries this beat set aside because it cannot read or schedule them (see the log and status)",
+            registry=r,
+        )
         self.entries_due = Gauge("redbeat_beat_entries_due", "Entries the last tick found due (read)", registry=r)
         self.renew = Histogram(
             "redbeat_beat_lock_renew_seconds", "Round trip that renews the lease and reads due entries",

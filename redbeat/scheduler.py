@@ -19,6 +19,7 @@ from typing import Any
 
 from celery.beat import Scheduler
 from celery.schedules import maybe_schedule
+from celery.signals import before_task_publish
 from celery.utils.time import humanize_seconds
 from kombu.utils.url import maybe_sanitize_url
 from redis.exceptions import RedisError
@@ -30,7 +31,7 @@ from .entry import RedBeatSchedulerEntry, anchor_of, entry_timezone, store_for
 from .lock import BeatLock
 from .metrics import BeatMetrics, NullMetrics
 from .statics import FastStatic, fast_definition, statics_changes, statics_digest
-from .store import EntryStore, Settlement, Step
+from .store import EntryStore, Settlement, Step, StoredEntry
 from .wakeup import ChangeListener
 
 logger = logging.getLogger("celery.beat")
@@ -57,6 +58,10 @@ class RedBeatScheduler(Scheduler):
         self.wait_for_changes = False
         self._statics_pending = False
         self._definitions: dict[str, dict[str, Any]] = {}
+        self._unreadable: dict[str | bytes, str] = {}  # member -> why it was set aside (logged once per reason)
+        self._wake_at: list[float] = []  # this tick's extra wake-up times (see _score_until_due)
+        self._publishing = False
+        before_task_publish.connect(self._publish_started)  # weak: goes with this scheduler
         self._changes = ChangeListener(lambda: self.client, ensure_conf(app).keys.wake_channel)
         self._standby_logged = False
         self.metrics: Any = BeatMetrics() if conf.metrics_listen else NullMetrics()
@@ -231,11 +236,6 @@ class RedBeatScheduler(Scheduler):
             self.metrics.errors.labels(kind="redis").inc()
             logger.error("beat: Redis error during tick, retrying: %s", exc)
             return self._wait(min(1.0, self.renew_interval))
-        except UnicodeDecodeError as exc:
-            # redis-py decodes whole replies: one entry holding bytes that are not UTF-8 fails the read.
-            self.metrics.errors.labels(kind="entry").inc()
-            logger.error("beat: an entry due now holds bytes that are not UTF-8 (%s); fix or delete it", exc)
-            return self._wait(min(5.0, self.renew_interval))
         self.metrics.tick.observe(time.perf_counter() - started)
         self.metrics.last_tick.set(time.time())
         return self._wait(interval)
@@ -261,6 +261,7 @@ class RedBeatScheduler(Scheduler):
             return 0.0
         steps: list[Settlement] = []
         to_send: list[RedBeatSchedulerEntry | None] = []
+        self._wake_at = []
         for stored in batch.entries:
             step, entry = self._settle_one(stored, now)
             if step is not None:
@@ -281,8 +282,9 @@ class RedBeatScheduler(Scheduler):
             return 0.0
         self.metrics.entries_due.set(len(batch.entries))
         next_scores = [batch.next_score] if batch.next_score is not None else []
+        next_scores += self._wake_at  # never-run entries waiting out their jitter, filed under the slot
         for step, entry, ok in zip(steps, to_send, applied):
-            if ok and step.new_score >= 0:
+            if ok and step.new_score >= 0 and (step.step is Step.CLAIM or step.new_score > now_ts):
                 next_scores.append(step.new_score)
             if ok and entry is not None:
                 if lock is not None and time.monotonic() - lease_from >= self.lock_timeout:
@@ -291,9 +293,12 @@ class RedBeatScheduler(Scheduler):
                     self.metrics.errors.labels(kind="send").inc()
                     logger.warning("beat: Lease expired before sending %s (%s); this run is lost",
                                    entry.name, entry.task)
+                    self._uncount(step, entry)
                     self._demote("lease expired between claim and send")
                     continue
-                self.apply_entry(entry, producer=self.producer)
+                if self.apply_entry(entry, producer=self.producer) is False:  # an override may return None
+                    self._uncount(step, entry)
+                    continue
                 self.metrics.dispatches.inc()
                 if entry.last_run_at is not None:
                     self.metrics.lag.observe(max(0.0, time.time() - entry.last_run_at.timestamp()))
@@ -306,18 +311,42 @@ class RedBeatScheduler(Scheduler):
         holder = self.lock.token if self.lock is not None and self.lock_key else None
         return json.dumps({"holder": holder or _process_name(), "tick_at": round(now_ts, 3)})
 
-    def apply_entry(self, entry: Any, producer: Any = None) -> None:
-        """Celery's own send path (signals, routing, task protocol); a failed send is counted and logged."""
+    def apply_entry(self, entry: Any, producer: Any = None) -> bool:
+        """Celery's own send path (signals, routing, task protocol); a failed send is counted and logged.
+
+        Returns False only when the send failed before the message was handed to the broker (the run
+        certainly never left beat), else True; celery returns None, and the tick reads only ``False``.
+        """
+        self._publishing = False  # set by _publish_started, on celery's before_task_publish signal
         try:
             result = self.apply_async(entry, producer=producer, advance=False)
         except Exception as exc:  # the run is claimed: log it as lost, never retry (never twice)
             self.metrics.errors.labels(kind="send").inc()
             logger.error("beat: Sending due task %s (%s) failed; unless the broker got it, this run is lost: %s",
                          entry.name, entry.task, exc, exc_info=True)
-            return
+            # A failure while publishing may follow delivery (the reply was lost): only one before it is sure.
+            return self._publishing
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
         if result is not None and hasattr(result, "id"):
             logger.debug("%s sent. id->%s", entry.task, result.id)
+        return True
+
+    def _publish_started(self, **_: Any) -> None:
+        self._publishing = True
+
+    def _uncount(self, step: Settlement, entry: RedBeatSchedulerEntry) -> None:
+        """A claimed run that certainly never left beat is not a run: put its ``total_run_count`` back.
+
+        The slot stays used (``last_run_at``): never sent twice.
+
+        Best effort, one round trip, only after a failure; the claim's meta must still be in Redis.
+        """
+        restored = codec.encode_meta(entry.last_run_at, max(0, int(entry.total_run_count) - 1))
+        try:
+            self.store.uncount(step.member if isinstance(step.member, str) else "", claimed_meta=step.meta,
+                               meta=restored)
+        except RedisError as exc:
+            logger.warning("beat: Could not take back the run count of %s after a failed send: %s", entry.name, exc)
 
     def _decoded(self, definition: str) -> dict[str, Any]:
         cached = self._definitions.get(definition)
@@ -330,6 +359,9 @@ class RedBeatScheduler(Scheduler):
 
     def _settle_one(self, stored: Any, now: datetime) -> tuple[Settlement | None, RedBeatSchedulerEntry | None]:
         """What to write for one due member, and the entry to send if it runs now."""
+        if isinstance(stored.member, bytes) or stored.not_utf8:
+            where = ", ".join(stored.not_utf8) or "its name"
+            return self._set_aside(stored, now, f"{where} holds bytes that are not UTF-8"), None
         key = self.app.redbeat_conf.keys.entry_key_of(stored.member)
         if stored.definition is None:
             logger.error("beat: %s is in the schedule but its hash or definition is gone; removing it from the schedule",
@@ -344,20 +376,22 @@ class RedBeatScheduler(Scheduler):
                 # Out of the due index until saved enabled again (celery-redbeat re-read it every tick).
                 return Settlement(Step.RESCORE, stored.member, stored.score, -1.0), None
             name = fields.get("name") or self.app.redbeat_conf.keys.name_of(stored.member)
+            filed_at = anchor_of(float(stored.score))
             decision = timing.decide(
                 fields["schedule"],
                 run_state["last_run_at"],
                 now=now,
-                anchor=anchor_of(float(stored.score)),
+                anchor=filed_at,
                 tz=tz,
                 policy=timing.Policy.from_ext(ext, name),
+                floor=filed_at if run_state["last_run_at"] is not None else None,
             )
         except Exception as exc:  # one bad entry must never stop the others
-            self.metrics.errors.labels(kind="entry").inc()
-            logger.error("beat: Skipping %s: %s (looking again in %ss)", key, exc, int(CORRUPT_RETRY_SECONDS))
-            return Settlement(Step.RESCORE, stored.member, stored.score, now.timestamp() + CORRUPT_RETRY_SECONDS), None
+            return self._set_aside(stored, now, f"{type(exc).__name__}: {exc}"), None
+        self._readable(stored.member)
         if not decision.due:
-            return Settlement(Step.RESCORE, stored.member, stored.score, decision.next_score), None
+            score = self._score_until_due(decision, run_state)
+            return Settlement(Step.RESCORE, stored.member, stored.score, score), None
         slot = decision.slot.astimezone(now.tzinfo) if decision.slot and now.tzinfo else decision.slot
         total = run_state["total_run_count"] + 1
         entry = RedBeatSchedulerEntry(
@@ -375,6 +409,42 @@ class RedBeatScheduler(Scheduler):
         )
         meta = codec.encode_meta(slot, total)
         return Settlement(Step.CLAIM, stored.member, stored.score, decision.next_score, meta), entry
+
+    def _score_until_due(self, decision: timing.Decision, run_state: dict[str, Any]) -> float:
+        """The score to file an entry that is not due yet under.
+
+        An entry that has run: its next run time.  A never-run entry's score is its anchor, so it is
+        filed under the slot itself, jitter excluded (filed under the jittered time, the anchor, and
+        so the slot, would move on at every look and it would never run); beat wakes at the run time.
+        """
+        if run_state["last_run_at"] is not None or decision.next_slot is None or decision.next_due is None:
+            return decision.next_score
+        self._wake_at.append(decision.next_due.timestamp())
+        return decision.next_slot.timestamp()
+
+    def _set_aside(self, stored: StoredEntry, now: datetime, reason: str) -> Settlement:
+        """An entry beat cannot read or schedule: logged once, counted, recorded for ``status``, looked at later.
+
+        It is filed ``CORRUPT_RETRY_SECONDS`` ahead, out of the due window, so every other entry runs on
+        time; once it reads fine again it runs as usual and its record is cleared.
+        """
+        self.metrics.errors.labels(kind="entry").inc()
+        member = stored.member
+        keys = self.app.redbeat_conf.keys
+        label = keys.entry_key_of(member) if isinstance(member, str) else f"{member!r} (a name that is not UTF-8)"
+        if self._unreadable.get(member) != reason:
+            logger.error("beat: Skipping %s: %s; the other entries run. Fix or delete it "
+                         "(looked at again every %ss, logged again only if the problem changes)",
+                         label, reason, int(CORRUPT_RETRY_SECONDS))
+            self._unreadable[member] = reason
+        self.metrics.unreadable.set(len(self._unreadable))
+        record = json.dumps({"reason": reason, "seen_at": round(now.timestamp(), 3)})
+        return Settlement(Step.SET_ASIDE, member, stored.score, now.timestamp() + CORRUPT_RETRY_SECONDS, record)
+
+    def _readable(self, member: str) -> None:
+        if self._unreadable.pop(member, None) is not None:
+            logger.info("beat: %s reads fine again; scheduling it as usual", member)
+            self.metrics.unreadable.set(len(self._unreadable))
 
     # -- waiting --------------------------------------------------------------------
 

@@ -22,6 +22,61 @@ from redis.exceptions import NoScriptError, ResponseError, WatchError
 
 from .keys import KeySpace
 
+#: Lua helpers shared by the tick's scripts.  ``as_text``: a value whose bytes
+#: are UTF-8 as is (false stays false), any other as {hex of its bytes};
+#: ``from_text`` undoes it for a member sent back.  Only a value with a byte
+#: >= 0x80 is walked byte by byte (string.find is C): ASCII costs one call.
+LUA_TEXT_FUNCTIONS = r"""
+local function is_utf8(s)
+  if not string.find(s, '[\128-\255]') then
+    return true
+  end
+  local i, n = 1, #s
+  while i <= n do
+    local c = string.byte(s, i)
+    local size, low, high = 1, 0x80, 0xBF
+    if c < 0x80 then
+      size = 1
+    elseif c >= 0xC2 and c <= 0xDF then
+      size = 2
+    elseif c >= 0xE0 and c <= 0xEF then
+      size = 3
+      if c == 0xE0 then low = 0xA0 elseif c == 0xED then high = 0x9F end
+    elseif c >= 0xF0 and c <= 0xF4 then
+      size = 4
+      if c == 0xF0 then low = 0x90 elseif c == 0xF4 then high = 0x8F end
+    else
+      return false
+    end
+    if i + size - 1 > n then
+      return false
+    end
+    for j = i + 1, i + size - 1 do
+      local d = string.byte(s, j)
+      if j == i + 1 then
+        if d < low or d > high then return false end
+      elseif d < 0x80 or d > 0xBF then
+        return false
+      end
+    end
+    i = i + size
+  end
+  return true
+end
+local function as_text(value)
+  if not value or is_utf8(value) then
+    return value
+  end
+  return {(string.gsub(value, '.', function(c) return string.format('%02x', string.byte(c)) end))}
+end
+local function from_text(value)
+  if type(value) == 'table' then
+    return (string.gsub(value[1], '..', function(h) return string.char(tonumber(h, 16)) end))
+  end
+  return value
+end
+"""
+
 #: KEYS: schedule zset, heartbeat [, lock]   ARGV: now, limit, prefix, heartbeat [, token, lease_ms]
 #: Returns {1, next_score|nil, JSON [member, score, definition, meta, ext, ...]}
 #: (absent fields are false), or {0} when a lock is named and this token does
@@ -31,7 +86,12 @@ from .keys import KeySpace
 #: written on every tick, so a beat that hangs is visible from outside.
 #: A member that is a bare name (the first releases' "zadd PREFIX::schedule
 #: 0 name") is read at prefix .. name.
+#: A member or field whose bytes are not UTF-8 (any client can write one)
+#: comes back as a one-element list holding its bytes in hex: the reply stays
+#: UTF-8 so it always decodes, and only that entry is set aside, never the tick.
 FETCH_DUE_SCRIPT = """
+LUA_TEXT_FUNCTIONS
+
 if KEYS[3] then
   if redis.call('GET', KEYS[3]) ~= ARGV[5] then
     return {0}
@@ -50,36 +110,44 @@ for i = 1, #due, 2 do
     key = prefix .. member
   end
   local fields = redis.call('HMGET', key, 'definition', 'meta', 'ext')
-  items[#items + 1] = member
+  items[#items + 1] = as_text(member)
   items[#items + 1] = due[i + 1]
-  items[#items + 1] = fields[1]
-  items[#items + 1] = fields[2]
-  items[#items + 1] = fields[3]
+  items[#items + 1] = as_text(fields[1])
+  items[#items + 1] = as_text(fields[2])
+  items[#items + 1] = as_text(fields[3])
 end
 if #items == 0 then
   return {1, following[2] or false, '[]'}
 end
 return {1, following[2] or false, cjson.encode(items)}
 """
+FETCH_DUE_SCRIPT = FETCH_DUE_SCRIPT.replace("LUA_TEXT_FUNCTIONS", LUA_TEXT_FUNCTIONS)
 
 #: KEYS: schedule zset [, lock]   ARGV: prefix, token|'', JSON of the steps,
-#: each [op, member, expected score, new score, meta].
+#: each [op, member, expected score, new score, meta], unreadable-entries hash.
 #: op 'c' (claim a run): iff the member still has the score we read, write
 #: meta and the new score; 'r' (rescore) the same without meta; 'x' drop the
-#: member iff its hash (or the hash's definition) is still missing.  Checking
+#: member iff its hash (or the hash's definition) is still missing; 'q'
+#: (set aside an entry beat cannot read) rescore it and record why in the
+#: unreadable-entries hash (the 5th item), which 'c' and 'r' clear, so
+#: ``redbeat-apply status`` can show it.  Checking
 #: the score makes a claim idempotent per slot: whoever moves the score first
-#: owns the slot, so two writers can never dispatch it twice.
+#: owns the slot, so two writers can never dispatch it twice.  A member that is
+#: not UTF-8 is sent as {hex of its bytes}.
 #: Returns {1, applied_1, applied_2, ...} or {0} when the lock is not ours.
 SETTLE_SCRIPT = """
+LUA_TEXT_FUNCTIONS
 if KEYS[2] then
   if redis.call('GET', KEYS[2]) ~= ARGV[2] then
     return {0}
   end
 end
 local prefix = ARGV[1]
+local unreadable = ARGV[4]
+local any_unreadable = redis.call('EXISTS', unreadable) == 1
 local out = {1}
 for _, step in ipairs(cjson.decode(ARGV[3])) do
-  local op, member, expected, score, meta = step[1], step[2], step[3], step[4], step[5]
+  local op, member, expected, score, meta = step[1], from_text(step[2]), step[3], step[4], step[5]
   local key = member
   if string.sub(member, 1, #prefix) ~= prefix then
     key = prefix .. member
@@ -102,22 +170,44 @@ for _, step in ipairs(cjson.decode(ARGV[3])) do
       redis.call('ZADD', KEYS[1], score, member)
       applied = 1
     end
+    if op == 'q' then
+      redis.call('HSET', unreadable, member, meta)
+      any_unreadable = true
+    elseif applied == 1 and any_unreadable then
+      redis.call('HDEL', unreadable, member)
+    end
   end
   out[#out + 1] = applied
 end
 return out
 """
+SETTLE_SCRIPT = SETTLE_SCRIPT.replace("LUA_TEXT_FUNCTIONS", LUA_TEXT_FUNCTIONS)
+
+#: KEYS: the entry hash.  ARGV: the meta a claim wrote, the meta to put back.
+#: A claimed run whose send failed is not a run: put ``total_run_count`` back,
+#: iff nothing wrote ``meta`` since (``last_run_at`` keeps the slot: never twice).
+UNCOUNT_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'meta') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'meta', ARGV[2])
+  return 1
+end
+return 0
+"""
 
 
 @dataclass(frozen=True, slots=True)
 class StoredEntry:
-    """One due sorted-set member with the raw hash fields read with it (None when absent)."""
+    """One due sorted-set member with the raw hash fields read with it (None when absent).
 
-    member: str
+    ``member`` is bytes when it is not UTF-8; a field that is not is None here and named in ``not_utf8``.
+    """
+
+    member: str | bytes
     score: str
     definition: str | None
     meta: str | None
     ext: str | None
+    not_utf8: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +220,13 @@ class Step(Enum):
     CLAIM = "c"
     RESCORE = "r"
     DROP = "x"
+    SET_ASIDE = "q"  # an entry beat cannot read: rescore it, record why (meta holds the reason)
 
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
     step: Step
-    member: str
+    member: str | bytes
     expected_score: str
     new_score: float = -1.0
     meta: str = ""
@@ -151,6 +242,7 @@ class EntryStore:
         self.keys = keys
         self._fetch = client.register_script(FETCH_DUE_SCRIPT)
         self._settle = client.register_script(SETTLE_SCRIPT)
+        self._uncount = client.register_script(UNCOUNT_SCRIPT)
         self._read_entries = read_only_script(client, READ_ENTRIES_SCRIPT)
         self._write_statics = client.register_script(WRITE_STATICS_SCRIPT)
         self._statics_digest = read_only_script(client, STATICS_DIGEST_SCRIPT)
@@ -178,11 +270,7 @@ class EntryStore:
             return None
         next_score = float(reply[1]) if reply[1] is not None else None
         fields = [value if value is not False else None for value in json.loads(_s(reply[2]))]
-        entries = [
-            StoredEntry(fields[i], fields[i + 1], fields[i + 2], fields[i + 3], fields[i + 4])
-            for i in range(0, len(fields), 5)
-        ]
-        return DueBatch(entries, next_score)
+        return DueBatch([_stored_entry(fields[i:i + 5]) for i in range(0, len(fields), 5)], next_score)
 
     def settle(
         self, steps: Sequence[Settlement], *, lock_key: str | None = None, token: str = ""
@@ -192,13 +280,28 @@ class EntryStore:
             return []
         keys = [self.keys.schedule] + ([lock_key] if lock_key else [])
         payload = json.dumps(
-            [[step.step.value, step.member, step.expected_score, _fmt_score(step.new_score), step.meta] for step in steps],
+            [[step.step.value, _member_arg(step.member), step.expected_score, _fmt_score(step.new_score), step.meta]
+             for step in steps],
             separators=(",", ":"),
         )
-        reply = self._settle(keys=keys, args=[self.keys.prefix, token, payload])
+        reply = self._settle(keys=keys, args=[self.keys.prefix, token, payload, self.keys.unreadable])
         if not reply or int(reply[0]) != 1:
             return None
         return [bool(int(flag)) for flag in reply[1:]]
+
+    def uncount(self, member: str, *, claimed_meta: str, meta: str) -> bool:
+        """Put back ``meta`` for a claimed run that was never sent, iff the claim's meta is still there."""
+        return bool(self._uncount(keys=[self.keys.entry_key_of(member)], args=[claimed_meta, meta]))
+
+    def unreadable(self) -> dict[str, dict[str, Any]]:
+        """The entries beat set aside as unreadable: member -> {"reason", "since"} (as beat recorded them)."""
+        out: dict[str, dict[str, Any]] = {}
+        for member, raw in self.client.hgetall(self.keys.unreadable).items():
+            try:
+                out[_s(member)] = json.loads(_s(raw))
+            except (ValueError, UnicodeDecodeError):
+                out[_s(member)] = {"reason": "unreadable record", "since": None}
+        return out
 
     # -- single entries (Entry API, statics) --------------------------------------
 
@@ -308,7 +411,8 @@ class EntryStore:
         for start in range(0, len(names), READ_BATCH):
             batch = list(names[start:start + READ_BATCH])
             reply = json.loads(_s(self._read_entries([self.keys.schedule], [self.keys.prefix, json.dumps(batch)])))
-            values = [value if value is not False else None for value in reply]
+            # A field that is not UTF-8 (a list: its hex bytes) reads as unreadable, like an absent one.
+            values = [None if value is False or isinstance(value, list) else value for value in reply]
             for i in range(0, len(values), 4):
                 score = values[i + 3]
                 out.append((values[i], values[i + 1], values[i + 2], None if score is None else float(score)))
@@ -387,17 +491,18 @@ class EntryStore:
 
 #: KEYS: schedule zset.  ARGV: prefix, JSON list of entry names.  Returns one
 #: JSON list of 4 values per name: definition, meta, ext, score (false when
-#: absent).  One script and one JSON value instead of a pipeline of two
+#: absent; a field that is not UTF-8 as {hex}).  One script and one JSON value instead of a pipeline of two
 #: commands per entry: redis-py's per-command and per-element cost dominated
 #: reading thousands of entries.  Read-only.
 READ_ENTRIES_SCRIPT = """
+LUA_TEXT_FUNCTIONS
 local out = {}
 for _, name in ipairs(cjson.decode(ARGV[2])) do
   local key = ARGV[1] .. name
   local fields = redis.call('HMGET', key, 'definition', 'meta', 'ext')
-  out[#out + 1] = fields[1]
-  out[#out + 1] = fields[2]
-  out[#out + 1] = fields[3]
+  out[#out + 1] = as_text(fields[1])
+  out[#out + 1] = as_text(fields[2])
+  out[#out + 1] = as_text(fields[3])
   out[#out + 1] = redis.call('ZSCORE', KEYS[1], key)
 end
 if #out == 0 then
@@ -405,6 +510,7 @@ if #out == 0 then
 end
 return cjson.encode(out)
 """
+READ_ENTRIES_SCRIPT = READ_ENTRIES_SCRIPT.replace("LUA_TEXT_FUNCTIONS", LUA_TEXT_FUNCTIONS)
 #: Names per read script call, so one call never blocks Redis for long.
 READ_BATCH = 20_000
 
@@ -494,6 +600,22 @@ def read_only_script(client: Any, source: str) -> Any:
             return script(keys=keys, args=args)  # Redis 6
 
     return call
+
+
+def _stored_entry(values: list[Any]) -> StoredEntry:
+    """A due entry from the fetch script's five values; a value that is a list was not UTF-8 (its hex bytes)."""
+    member, score, definition, meta, ext = values
+    names = ("definition", "meta", "ext")
+    bad = tuple(name for name, value in zip(names, (definition, meta, ext)) if isinstance(value, list))
+    if isinstance(member, list):
+        member = bytes.fromhex(member[0])
+    texts = [None if isinstance(value, list) else value for value in (definition, meta, ext)]
+    return StoredEntry(member, score, texts[0], texts[1], texts[2], bad)
+
+
+def _member_arg(member: str | bytes) -> Any:
+    """A member as the settle script takes it: text as is, bytes that are not UTF-8 as [hex]."""
+    return [member.hex()] if isinstance(member, bytes) else member
 
 
 def _s(value: Any) -> Any:

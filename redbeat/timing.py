@@ -13,6 +13,22 @@ The rule, shared by the tick, ``Entry.due_at`` and ``redbeat-apply``:
   after that (celery's and celery-redbeat's "catch up once").
 * ``last_run_at`` records the slot, not the wall-clock moment of sending, so
   an interval entry keeps its phase and never drifts by the dispatch lag.
+* **Spacing**: a catch-up run never crowds the next slot.  A run of an entry
+  that has run before, more than half a period late (measured from the
+  slot's run time, jitter included), would be less than half a period before
+  the next slot, so it is merged into it: nothing runs now and the next slot
+  runs on time.  For a crontab or rrule the period is the gap from the slot
+  to the next one.  The slot merged into runs however late beat gets to it
+  (a slot is never merged away twice, so an overloaded beat never starves
+  an entry); only a second outage ending more than half a period after that
+  slot can then bring two runs closer.
+  ``catch_up: all`` asks for every missed slot and is exempt.
+* **The score is a floor**: an entry that has run never runs a slot whose run
+  time lies before the score it is filed under (``floor``).  Beat files an
+  entry under its next slot's run time, so this changes nothing for beat's
+  own writes; a writer that files an entry under "now" (enabling it again, a
+  changed schedule) starts it afresh from its next slot instead of catching
+  up the slots it spent disabled.
 
 An entry's :class:`Policy` (its ``ext`` extensions) refines this:
 
@@ -43,7 +59,7 @@ import bisect
 import hashlib
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import MINYEAR, date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
@@ -70,6 +86,9 @@ class Decision:
     due: bool
     slot: datetime | None  # the slot to dispatch now, when due
     next_due: datetime | None  # when to look again (jitter included); None: no further slot
+    # The slot ``next_due`` runs (jitter excluded): a never-run entry is filed under it, since its
+    # score is its anchor and filing it under the jittered time would move the anchor each tick.
+    next_slot: datetime | None = field(default=None, compare=False)
 
     @property
     def next_score(self) -> float:
@@ -137,17 +156,30 @@ def decide(
     anchor: datetime | None,
     tz: tzinfo | None = None,
     policy: Policy = DEFAULT_POLICY,
+    floor: datetime | None = None,
+    spacing: bool = True,
 ) -> Decision:
-    """Whether the entry is due at ``now``; if so the slot it runs for; and when to look at it next."""
+    """Whether the entry is due at ``now``; if so the slot it runs for; and when to look at it next.
+
+    ``floor``: the score the entry is filed under; an entry that has run runs no slot whose run time
+    is before it (see the module docstring).  ``spacing=False``: no merging (when is it due, not what
+    the tick does about it).
+    """
     first = first_due(schedule, last_run_at, anchor=anchor or now, tz=tz)
     if isinstance(first, Decision):
         return first
     if first is not None and policy.start_at is not None and first < policy.start_at:
         first = _first_slot_from(schedule, first, policy.start_at, tz)
+    may_merge = spacing and policy.catch_up != "all" and last_run_at is not None
+    filed_past_a_missed_slot = False
+    if first is not None and floor is not None and last_run_at is not None:
+        unrun = first
+        first = _first_running_from(schedule, first, floor, tz, policy)
+        filed_past_a_missed_slot = first != unrun
     if first is None or (policy.end_at is not None and first > policy.end_at):
         return Decision(False, None, None)
     if policy.runs_at(first) > now:
-        return Decision(False, None, policy.runs_at(first))
+        return Decision(False, None, policy.runs_at(first), first)
     newest = _newest_slot(schedule, first, now, tz, policy)
     slot = newest
     if policy.catch_up == "all":
@@ -162,6 +194,12 @@ def decide(
             if later is None or later > newest:
                 break
             slot = later
+    # The slot a merge (or a writer) filed the entry under runs however late beat gets to it: a slot is
+    # never merged away twice, so an overloaded beat cannot starve an entry.
+    if may_merge and not (filed_past_a_missed_slot and slot == first):
+        merged = _merge_into_next(schedule, slot, now, tz, policy)
+        if merged is not None:
+            return merged
     return _after(schedule, slot, tz, policy, due=True)
 
 
@@ -173,7 +211,7 @@ def next_due(
 
     Overdue entries answer with their first missed slot (a time in the past).
     """
-    decision = decide(schedule, last_run_at, now=now, anchor=now, tz=tz, policy=policy)
+    decision = decide(schedule, last_run_at, now=now, anchor=now, tz=tz, policy=policy, spacing=False)
     if not decision.due:
         return decision.next_due
     first = first_due(schedule, last_run_at, anchor=now, tz=tz)
@@ -183,11 +221,57 @@ def next_due(
 
 
 def _after(schedule: Any, slot: datetime, tz: tzinfo | None, policy: Policy, *, due: bool) -> Decision:
+    following = _following(schedule, slot, tz, policy)
+    wake = None if following is None else policy.runs_at(following)
+    return Decision(due, slot if due else None, wake, following)
+
+
+def _following(schedule: Any, slot: datetime, tz: tzinfo | None, policy: Policy) -> datetime | None:
+    """The slot after ``slot`` that may still run (not after ``end_at``); None when there is none."""
     following = _next_slot(schedule, slot, tz)
     if following is not None and policy.end_at is not None and following > policy.end_at:
-        following = None
-    wake = None if following is None else policy.runs_at(following)
-    return Decision(due, slot if due else None, wake)
+        return None
+    return following
+
+
+def _merge_into_next(
+    schedule: Any, slot: datetime, now: datetime, tz: tzinfo | None, policy: Policy
+) -> Decision | None:
+    """The spacing rule: a run of ``slot`` now, more than half a period late, merges into the next slot.
+
+    Run now, it would be less than half a period before the next slot's run.  Returns the decision
+    that waits for the next slot, or None when ``slot`` runs now (on time enough, or no next slot).
+    """
+    following = _following(schedule, slot, tz, policy)
+    if following is None:
+        return None
+    period = (following - slot).total_seconds()
+    late = (now - policy.runs_at(slot)).total_seconds()
+    if late * 2 <= period:
+        return None
+    return Decision(False, None, policy.runs_at(following), following)
+
+
+#: A score read back from Redis may differ from the instant it was written from by float rounding.
+_FLOOR_TOLERANCE = timedelta(milliseconds=1)
+#: Slots stepped over at most to find the first one running at or after a floor (jitter >> period).
+_FLOOR_STEPS = 10_000
+
+
+def _first_running_from(
+    schedule: Any, first: datetime, floor: datetime, tz: tzinfo | None, policy: Policy
+) -> datetime | None:
+    """The first slot, ``first`` or later, whose run time (jitter included) is not before ``floor``."""
+    target = floor - _FLOOR_TOLERANCE
+    if policy.runs_at(first) >= target:
+        return first
+    start = target - timedelta(seconds=policy.jitter)
+    slot: datetime | None = first if start <= first else _first_slot_from(schedule, first, start, tz)
+    for _ in range(_FLOOR_STEPS):
+        if slot is None or policy.runs_at(slot) >= target:
+            return slot
+        slot = _next_slot(schedule, slot, tz)
+    return slot
 
 
 def _next_slot(schedule: Any, slot: datetime, tz: tzinfo | None) -> datetime | None:

@@ -18,6 +18,7 @@ from dateutil.rrule import FR, MO
 
 from redbeat import RedBeatSchedulerEntry as Entry
 from redbeat.schedules import rrule
+from redbeat.timing import next_occurrence, previous_occurrence
 from support.beat import current, make_app, recording_scheduler_class
 from support.celery_redbeat_venv import ROOT, run_compat_script
 from support.redis_dump import dump, restore
@@ -96,8 +97,16 @@ def test_we_send_what_celery_redbeat_sends(celery_redbeat_python, app, redis_cli
     app.now.set(when)
     scheduler = Recording(app=app, lazy=True)
     scheduler.tick()
-    assert sorted(scheduler.sent_names) == theirs
-    assert len(theirs) >= 3
+    ours = sorted(scheduler.sent_names)
+    assert set(ours) <= set(theirs) and len(ours) >= 3
+    # One difference, on purpose: celery-redbeat runs a catch-up however close the next slot is; we merge
+    # one that would run less than half a period before the next slot into that slot (README "Guarantees").
+    for name in set(theirs) - set(ours):
+        entry = Entry.from_key(PREFIX + name, app=app)
+        before = previous_occurrence(entry.schedule, when, tz=entry.tz)
+        after = next_occurrence(entry.schedule, when, tz=entry.tz)
+        assert before is not None and after is not None, name
+        assert (after - when) * 2 < after - before, (name, before, when, after)
 
 
 def test_no_crontab_or_rrule_is_sent_early_or_late(app, redis_client):

@@ -10,9 +10,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from celery.schedules import crontab, schedule
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from redbeat import RedBeatScheduler
 from redbeat import RedBeatSchedulerEntry as Entry
+from redbeat.metrics import BeatMetrics
 from support.beat import counting_client, current, definition, make_app, meta, recording_scheduler_class
 from support.redis_proc import commandstats, write_calls
 
@@ -475,3 +478,202 @@ def test_crontab_in_the_app_time_zone_across_spring_forward(redis_url, redis_cli
         assert [s.last_run_at.astimezone(UTC) for s in scheduler.sent] == [datetime(2026, 3, 29, 1, 0, tzinfo=UTC)]
         assert redis_client.zscore(SCHEDULE, P + "nightly") == datetime(2026, 3, 30, 0, 30, tzinfo=UTC).timestamp()
         assert json.loads(redis_client.hget(P + "nightly", "meta"))["last_run_at"]["timezone"] == "Europe/Berlin"
+
+
+# -- issue 19: poison entries, jitter on new entries, re-enabling, spacing, failed sends -------------------------
+
+POISON = {
+    "definition-not-utf8": {"definition": b'{"name": "x\xff\xfe", "task": "t"}'},
+    "meta-not-utf8": {"definition": definition("meta-not-utf8", "tasks.m", 60).encode(), "meta": b"\xc3\x28"},
+    "ext-not-utf8": {"definition": definition("ext-not-utf8", "tasks.e", 60).encode(), "ext": b"\xed\xa0\x80"},
+    "schedule-cannot-be-built": {"definition": definition("schedule-cannot-be-built", "tasks.c", minute="99").encode()},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(POISON))
+def test_a_poison_entry_is_set_aside_logged_once_recorded_and_the_others_run(app, redis_url, redis_client, caplog,
+                                                                             kind):
+    """One entry beat cannot read (bytes that are not UTF-8, a schedule that cannot be built) stops nothing else."""
+    import redis
+
+    raw = redis.Redis.from_url(redis_url)  # writes bytes as they are, as any client can
+    raw.hset(P + kind, mapping=POISON[kind])
+    raw.zadd(SCHEDULE, {P + kind: NOW.timestamp() - 2})
+    add(redis_client, "healthy", 1, score=NOW.timestamp(), last_run_at=NOW - timedelta(seconds=1))
+    scheduler = Recording(app=app)
+    scheduler.metrics = BeatMetrics()  # metrics are off in this app: count through a registry of its own
+    with caplog.at_level(logging.ERROR, logger="celery.beat"):
+        for _ in range(5):
+            scheduler.tick()
+            app.now.advance(1)
+    assert scheduler.sent_names == ["healthy"] * 5  # every slot of the healthy entry, none of the bad one
+    logged = [r.getMessage() for r in caplog.records if P + kind in r.getMessage()]
+    assert len(logged) == 1 and "Skipping" in logged[0], logged
+    assert redis_client.zscore(SCHEDULE, P + kind) == NOW.timestamp() + 60  # out of the due window
+    record = json.loads(redis_client.hget("redbeat::unreadable", P + kind))
+    assert ("UTF-8" in record["reason"]) == kind.endswith("not-utf8"), record
+    assert scheduler.metrics.unreadable._value.get() == 1
+    assert scheduler.metrics.errors.labels(kind="entry")._value.get() == 1
+    assert scheduler.store.unreadable() == {P + kind: record}
+
+    # Repaired in place: it runs as usual and its record is gone.
+    redis_client.delete(P + kind)
+    add(redis_client, kind, 60, score=NOW.timestamp() + 60, last_run_at=NOW)
+    app.now.set(NOW + timedelta(seconds=61))
+    scheduler.tick()
+    assert kind in scheduler.sent_names[5:]
+    assert redis_client.hget("redbeat::unreadable", P + kind) is None
+    assert scheduler.metrics.unreadable._value.get() == 0
+
+
+def test_a_member_whose_name_is_not_utf8_is_set_aside(app, redis_url, redis_client):
+    import redis
+
+    raw = redis.Redis.from_url(redis_url)
+    member = P.encode() + b"bad-\xff"
+    raw.hset(member, mapping={"definition": definition("x", "tasks.x", 1).encode()})
+    raw.zadd(SCHEDULE, {member: NOW.timestamp() - 1})
+    add(redis_client, "healthy", 1, score=NOW.timestamp(), last_run_at=NOW - timedelta(seconds=1))
+    scheduler = Recording(app=app)
+    scheduler.tick()
+    assert scheduler.sent_names == ["healthy"]
+    assert raw.zscore(SCHEDULE, member) == NOW.timestamp() + 60
+    assert member in raw.hgetall("redbeat::unreadable")
+
+
+def reconciler_scores(every: float | None, now: datetime) -> float:
+    """The score redbeat-apply gives a new entry (reconciler.apply.scores_for): "never ran" is anchored there."""
+    from reconciler.apply import scores_for
+
+    sched = {"__type__": "interval", "every": every} if every is not None else {"__type__": "crontab"}
+    return scores_for({"enabled": True, "schedule": sched}, now.timestamp())[1]
+
+
+def new_jittered_entry(redis_client, name: str, every: float | None, jitter: float, now: datetime) -> None:
+    redis_client.hset(P + name, mapping={"definition": definition(name, "tasks." + name, every),
+                                         "ext": json.dumps({"jitter": jitter})})
+    redis_client.zadd(SCHEDULE, {P + name: reconciler_scores(every, now)})
+
+
+def first_run_time(scheduler, app, name: str, *, step: float, until: datetime) -> datetime | None:
+    """Tick as beat does (every ``step`` s, sooner when the tick asks) until ``name`` is sent; when it was."""
+    while app.now() < until:
+        wait = scheduler.tick()
+        if name in scheduler.sent_names:
+            return app.now()
+        app.now.advance(max(0.001, min(step, wait)))
+    return None
+
+
+@given(every=st.sampled_from([None, 1.0, 5.0, 6.0, 10.0, 300.0]), fraction=st.floats(0.01, 0.99),
+       step=st.sampled_from([0.05, 0.5, 1.0]))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_new_entry_with_any_jitter_runs_within_its_first_period_plus_its_jitter(redis_url, redis_client, every,
+                                                                                  fraction, step):
+    """Issue 19 #3: a never-run entry with jitter was re-anchored at its jittered time each tick and never ran."""
+    redis_client.flushall()
+    period = every or 60.0
+    jitter = round(period * fraction, 3) if every else 10.0 * fraction * 6  # crontab: up to a minute of jitter
+    app = make_app(redis_url, now=NOW + timedelta(seconds=7.25))
+    with current(app):
+        created = app.now()
+        new_jittered_entry(redis_client, "j", every, jitter, created)
+        scheduler = Recording(app=app)
+        ran = first_run_time(scheduler, app, "j", step=step, until=created + timedelta(seconds=3 * period + jitter))
+        scheduler.close()
+    assert ran is not None, f"never ran (every={every}, jitter={jitter})"
+    assert ran <= created + timedelta(seconds=period + jitter + step), (ran - created, period, jitter)
+
+
+def test_re_enabling_files_the_entry_under_its_next_slot_and_runs_nothing_at_once(app, redis_client):
+    """Issue 19 #4: enabling an entry again caught up the slots it spent disabled, at once."""
+    from reconciler.apply import scores_for
+
+    add(redis_client, "paused", 10, score=-1, last_run_at=NOW - timedelta(seconds=70), count=3, enabled=False)
+    scheduler = Recording(app=app)
+    scheduler.tick()
+    app.now.advance(0.3)  # 12:00:00.3: redbeat-apply enables it again (definition + score "now", meta kept)
+    redis_client.hset(P + "paused", "definition", definition("paused", "tasks.paused", 10))
+    redis_client.zadd(SCHEDULE, {P + "paused": scores_for({"enabled": True}, app.now().timestamp())[0]})
+    ran = first_run_time(scheduler, app, "paused", step=0.1, until=NOW + timedelta(seconds=30))
+    assert ran is not None and ran >= NOW + timedelta(seconds=10)  # its next slot after enabling, not at once
+    assert scheduler.sent[-1].name == "paused" and len(scheduler.sent) == 1
+    stored = json.loads(redis_client.hget(P + "paused", "meta"))
+    assert (stored["last_run_at"]["second"], stored["total_run_count"]) == (10, 4)
+
+
+def test_a_catch_up_more_than_half_a_period_late_merges_into_the_next_slot(app, redis_client):
+    """Issue 19 #1: a takeover 0.9 s into a 1 s period ran the catch-up, then the next slot 0.1 s later."""
+    add(redis_client, "fast", 1, score=NOW.timestamp() - 2, last_run_at=NOW - timedelta(seconds=3))
+    app.now.advance(0.9)
+    scheduler = Recording(app=app)
+    wait = scheduler.tick()
+    assert scheduler.sent == [] and 0 < wait <= 0.1 + 1e-6
+    assert redis_client.zscore(SCHEDULE, P + "fast") == NOW.timestamp() + 1
+    app.now.set(NOW + timedelta(seconds=1))
+    scheduler.tick()
+    assert scheduler.sent_names == ["fast"] and scheduler.sent[0].options is not None
+    app.now.set(NOW + timedelta(seconds=2, milliseconds=400))  # 0.4 s late: within half a period, runs
+    scheduler.tick()
+    assert scheduler.sent_names == ["fast", "fast"]
+
+
+def test_a_run_that_fails_to_send_is_not_counted(app, redis_client, caplog):
+    """Issue 19 #6: the claim counted a run the broker never got; status showed it as run."""
+    add(redis_client, "unsendable", 60, score=NOW.timestamp(), last_run_at=NOW - timedelta(seconds=60), count=7)
+
+    class BrokerDown(RedBeatScheduler):
+        def apply_async(self, entry, producer=None, advance=True, **kwargs):
+            raise ConnectionError("broker unreachable")
+
+    scheduler = BrokerDown(app=app)
+    with caplog.at_level(logging.ERROR, logger="celery.beat"):
+        scheduler.tick()
+    assert "this run is lost" in caplog.text
+    stored = json.loads(redis_client.hget(P + "unsendable", "meta"))
+    assert stored["total_run_count"] == 7  # not counted
+    assert stored["last_run_at"]["minute"] == 0  # but the slot is used: never sent twice
+    assert redis_client.zscore(SCHEDULE, P + "unsendable") == NOW.timestamp() + 60
+    scheduler.tick()
+    assert json.loads(redis_client.hget(P + "unsendable", "meta"))["total_run_count"] == 7
+
+
+def test_a_send_that_fails_after_publishing_began_stays_counted(app, redis_client):
+    """The broker may have the message (a reply lost mid-publish): the run counts, as it may have happened."""
+    from celery.signals import before_task_publish
+
+    add(redis_client, "maybe-sent", 60, score=NOW.timestamp(), last_run_at=NOW - timedelta(seconds=60), count=7)
+
+    class ReplyLost(RedBeatScheduler):
+        def apply_async(self, entry, producer=None, advance=True, **kwargs):
+            before_task_publish.send(sender=entry.task, body=None, headers={})
+            raise ConnectionError("connection lost while reading the broker's reply")
+
+    scheduler = ReplyLost(app=app)
+    scheduler.tick()
+    assert json.loads(redis_client.hget(P + "maybe-sent", "meta"))["total_run_count"] == 8
+
+
+@given(value=st.binary(max_size=24) | st.text(max_size=12).map(str.encode))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_fetch_script_flags_exactly_the_values_python_cannot_decode(redis_url, redis_client, value):
+    """The Lua UTF-8 check agrees with Python's strict decoder on any bytes (overlongs, surrogates, truncation)."""
+    import redis
+
+    from redbeat.keys import KeySpace
+    from redbeat.store import EntryStore
+
+    raw = redis.Redis.from_url(redis_url)
+    raw.delete(SCHEDULE, P + "v")
+    raw.hset(P + "v", mapping={"definition": b"{}", "ext": value})
+    raw.zadd(SCHEDULE, {P + "v": 1})
+    store = EntryStore(redis_client, KeySpace())
+    batch = store.fetch_due(2.0, limit=10)
+    try:
+        text: str | None = value.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    (stored,) = batch.entries
+    assert (stored.ext, stored.not_utf8) == ((text, ()) if text is not None else (None, ("ext",)))
+    # status, apply and the statics sync read entries with another script: the same per-field rule
+    assert store.read_entries(["v"]) == [("{}", None, text, 1.0)]

@@ -197,6 +197,37 @@ def audit_slots(
     return audit
 
 
+#: How much earlier than beat's decision a send may be stamped apart from the previous one (the tick decides at
+#: its start and stamps each message as it publishes it), so the spacing check measures the rule, not the stamp.
+SEND_STAMP_SLACK = 0.1
+
+
+def close_pairs(runs: list[dict], every: dict[str, float]) -> list[str]:
+    """The spacing rule (README "Guarantees"): consecutive runs of an entry are at least half its period apart.
+
+    Measured between send times, as a user sees them; one line per pair that breaks it.
+    """
+    out = []
+    for name, mine in by_name(runs).items():
+        if name not in every:
+            continue
+        sent = sorted(float(run["sent_at"]) for run in mine)
+        for before, after in zip(sent, sent[1:]):
+            if after - before < every[name] / 2 - SEND_STAMP_SLACK:
+                out.append(f"{name}: runs {after - before:.3f}s apart at {before:.3f} (period {every[name]:g}s)")
+    return out
+
+
+def smallest_gap_ratio(runs: list[dict], every: dict[str, float]) -> float:
+    """The smallest gap between consecutive runs of one entry, as a fraction of its period (for the report)."""
+    ratios = [1.0]
+    for name, mine in by_name(runs).items():
+        if name in every:
+            sent = sorted(float(run["sent_at"]) for run in mine)
+            ratios += [(after - before) / every[name] for before, after in zip(sent, sent[1:])]
+    return round(min(ratios), 3)
+
+
 def report(name: str, figures: dict) -> None:
     """Print the figures (pytest -s shows them); append them to $REDBEAT_RELIABILITY_REPORT for RELIABILITY.md."""
     line = json.dumps({"scenario": name, **figures}, sort_keys=True)

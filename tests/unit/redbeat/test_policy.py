@@ -11,10 +11,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from celery.schedules import crontab
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from celery.schedules import schedule as every
 
 from redbeat.schedules import rrule
-from redbeat.timing import DEFAULT_POLICY, Policy, decide
+from redbeat.timing import DEFAULT_POLICY, Policy, decide, next_occurrence, previous_occurrence
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -194,3 +196,107 @@ def test_policy_from_ext():
         start_at=datetime(2026, 11, 30, 23, tzinfo=UTC), end_at=datetime(2026, 12, 30, 23, tzinfo=UTC),
     )
     assert Policy.from_ext(None, "n") is DEFAULT_POLICY
+
+
+# -- the spacing rule and the score as a floor (issue 19) ---------------------------------------------------
+
+
+def beat_runs(schedule, outages, *, start, lateness, policy=DEFAULT_POLICY):
+    """Play a leader that wakes at the entry's score (``lateness`` of the period late), ticks, files it as beat
+    does; during each (begin, length) outage nobody ticks, and the next leader ticks at its end."""
+    runs, last_run_at, score = [], start - timedelta(seconds=1), start
+    now, end = start, (outages[-1][0] if outages else start) + timedelta(days=2)
+    for begin, length in [*outages, (end, 0.0)]:
+        while score is not None and score < begin and len(runs) < 400:
+            now = max(now, score) + timedelta(seconds=lateness * _period(schedule, score))
+            decision = decide(schedule, last_run_at, now=now, anchor=score, policy=policy, floor=score)
+            if decision.due:
+                runs.append((decision.slot, now))
+                last_run_at = decision.slot
+            score = decision.next_due
+        now = max(now, begin + timedelta(seconds=length))  # the takeover, at any phase of the period
+    return runs
+
+
+def _period(schedule, moment):
+    if isinstance(schedule, every):
+        return schedule.seconds
+    previous = previous_occurrence(schedule, moment, tz=UTC)
+    return (next_occurrence(schedule, previous, tz=UTC) - previous).total_seconds()
+
+
+SPACED = {"every-1s": every(1.0), "every-7s": every(7.0), "cron-9-and-10": crontab(minute="0", hour="9,10"),
+          "cron-every-5-min": crontab(minute="*/5")}
+
+
+@given(
+    kind=st.sampled_from(sorted(SPACED)),
+    outages=st.lists(st.tuples(st.floats(2.0, 50.0), st.floats(0.01, 3.0)), min_size=1, max_size=6),
+    lateness=st.floats(0.0, 0.2),
+)
+@settings(max_examples=150, deadline=None)
+def test_a_catch_up_never_runs_less_than_half_a_period_before_the_next_run(kind, outages, lateness):
+    """Issue 19 #1: after an outage (takeover, restart) ending at any phase, runs stay half a period apart.
+
+    Outages are (time led before it, its length), both in periods of the entry; beat is a little late at
+    every tick.  (A second outage before the merged slot runs is outside the rule: see redbeat.timing.)
+    """
+    schedule = SPACED[kind]
+    start = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    # the longest gap between two slots: outages are spaced and sized by it
+    period = {"every-1s": 1.0, "every-7s": 7.0, "cron-9-and-10": 23 * 3600.0, "cron-every-5-min": 300.0}[kind]
+    spans, at = [], start
+    for led, length in outages:
+        at += timedelta(seconds=led * period)
+        spans.append((at, length * period))
+        at += timedelta(seconds=length * period)
+    runs = beat_runs(schedule, spans, start=start, lateness=lateness)
+    assert runs
+    for (slot, sent), (next_slot, next_sent) in zip(runs, runs[1:]):
+        gap = _period(schedule, slot)  # an interval's, or for a crontab the gap from the slot to the next
+        assert (next_sent - sent).total_seconds() >= gap / 2 - 1e-6, (slot, sent, next_slot, next_sent)
+
+
+def test_an_overloaded_beat_never_merges_a_slot_away_twice():
+    """A beat late by more than half a period at every tick still runs the entry at least every other slot."""
+    runs = beat_runs(every(1.0), [], start=datetime(2026, 11, 25, 8, 0, tzinfo=UTC), lateness=0.75)
+    assert len(runs) >= 100
+
+
+def test_a_catch_up_is_merged_only_past_half_a_period_and_never_with_catch_up_all():
+    hourly = crontab(minute="0")
+    last = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    on_time_enough = decide(hourly, last, now=datetime(2026, 11, 25, 10, 30, tzinfo=UTC), anchor=None)
+    assert on_time_enough.due and on_time_enough.slot == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    late = decide(hourly, last, now=datetime(2026, 11, 25, 10, 31, tzinfo=UTC), anchor=None)
+    assert not late.due and late.next_due == late.next_slot == datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
+    everything = decide(hourly, last, now=datetime(2026, 11, 25, 10, 31, tzinfo=UTC), anchor=None,
+                        policy=Policy(catch_up="all"))
+    assert everything.due and everything.slot == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    # The last slot before end_at has no next slot to merge into: it runs, however late.
+    ending = Policy(end_at=datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
+    assert decide(hourly, last, now=datetime(2026, 11, 25, 10, 50, tzinfo=UTC), anchor=None, policy=ending).due
+
+
+def test_an_entry_filed_under_now_starts_afresh_from_its_next_slot():
+    """Re-enabled (a writer files it under "now"): the slots it missed while disabled do not run."""
+    minutely = crontab()
+    last = datetime(2026, 11, 25, 9, 59, tzinfo=UTC)
+    filed = datetime(2026, 11, 25, 10, 0, 16, tzinfo=UTC)
+    decision = decide(minutely, last, now=filed, anchor=filed, floor=filed)
+    assert not decision.due and decision.next_due == datetime(2026, 11, 25, 10, 1, tzinfo=UTC)
+    assert decide(minutely, last, now=filed, anchor=filed).due  # without the floor it caught up at once
+    # Beat's own filing (a slot's jittered run time, read back from a float score) never skips that slot.
+    jittered = Policy(name="j", jitter=20.0)
+    slot = datetime(2026, 11, 25, 10, 1, tzinfo=UTC)
+    score = datetime.fromtimestamp(jittered.runs_at(slot).timestamp(), tz=UTC)
+    again = decide(minutely, last, now=score, anchor=score, floor=score, policy=jittered)
+    assert again.due and again.slot == slot
+
+
+def test_a_never_run_entry_waiting_out_its_jitter_is_filed_under_its_slot():
+    policy = Policy(name="cache-warm", jitter=30.0)
+    created = datetime(2026, 11, 25, 10, 0, 5, tzinfo=UTC)
+    decision = decide(crontab(), None, now=created, anchor=created, policy=policy)
+    assert decision.next_slot == datetime(2026, 11, 25, 10, 1, tzinfo=UTC)
+    assert decision.next_due == policy.runs_at(decision.next_slot)
