@@ -139,7 +139,9 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
 
 def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("plan")
-    group.add_argument("--adopt", action="store_true", help="take over entries that exist but are not owned, keeping their run state")
+    group.add_argument("--adopt", action="store_true", help="take over entries that exist but nobody owns, keeping their run state")
+    group.add_argument("--take-over", action="store_true", help="also take entries another owner or beat_schedule holds "
+                       "(removed from the old owner's index in the same atomic write)")
     group.add_argument("--no-prune", dest="prune", action="store_false", help="never delete owned entries missing from the manifests")
     group.add_argument("--allow-mass-delete", action="store_true", help="allow deleting all, or more than --max-delete-share, of the owner's entries")
     group.add_argument("--max-delete-share", type=_share, default=0.5, metavar="SHARE", help="largest share of owned entries one apply may delete (default 0.5)")
@@ -159,7 +161,8 @@ def _plan_options(args: argparse.Namespace) -> Any:
     from reconciler.reconcile import PlanOptions
 
     return PlanOptions(
-        prune=args.prune, adopt=args.adopt, max_delete_share=args.max_delete_share, allow_mass_delete=args.allow_mass_delete
+        prune=args.prune, adopt=args.adopt, max_delete_share=args.max_delete_share, allow_mass_delete=args.allow_mass_delete,
+        take_over=args.take_over,
     )
 
 
