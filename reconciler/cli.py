@@ -331,6 +331,7 @@ def _run_apply_file(args: argparse.Namespace) -> int:
 def _configure_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", type=Path, metavar="DIR", help="where to write the manifests (created if missing)")
     parser.add_argument("--all", action="store_true", help="every entry in Redis, not only the owner's (celery-redbeat ones included)")
+    parser.add_argument("--force", action="store_true", help="overwrite manifest files that already exist in DIR")
     _add_connection(parser)
 
 
@@ -338,7 +339,7 @@ def _run_export(args: argparse.Namespace) -> int:
     from reconciler.export import export_entries
 
     target = _target(args)
-    written = export_entries(target, args.directory, everything=args.all)
+    written = export_entries(target, args.directory, everything=args.all, force=args.force)
     for path, count in written.items():
         print(f"wrote {count} schedule{'s' if count != 1 else ''} to {path}")
     if not written:

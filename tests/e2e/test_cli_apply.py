@@ -161,6 +161,21 @@ def test_export_then_apply_is_a_noop(schedules, redis_url, redis_client, tmp_pat
     assert write_calls(commandstats(redis_client)) == {}
 
 
+def test_export_refuses_to_overwrite_without_force(schedules, redis_url, tmp_path):
+    run("--redis-url", redis_url, str(schedules))
+    out = tmp_path / "exported"
+    out.mkdir()
+    (out / "default.yaml").write_text("# edited by hand\n", encoding="utf-8")
+    refused = run("export", "--redis-url", redis_url, str(out))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"{out / 'default.yaml'} exists; pass --force to overwrite" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert (out / "default.yaml").read_text(encoding="utf-8") == "# edited by hand\n"
+    forced = run("export", "--force", "--redis-url", redis_url, str(out))
+    assert forced.returncode == 0, forced.stderr
+    assert run("validate", str(out)).returncode == 0
+
+
 def test_export_all_brings_celery_redbeat_entries_under_git(redis_url, redis_client, tmp_path):
     legacy = {"name": "legacy", "task": "t.legacy", "args": None, "kwargs": {}, "options": {},
               "schedule": {"__type__": "crontab", "minute": 0, "hour": [3, 9], "day_of_week": "*",
