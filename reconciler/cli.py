@@ -250,7 +250,7 @@ def apply_paths(args: argparse.Namespace) -> int:
         ))
 
     started = time.perf_counter()
-    desired = load(args.paths)
+    desired = load(args.paths, allow_empty=args.allow_mass_delete)  # deleting everything, on purpose
     loaded = time.perf_counter() - started
     target = _target(args)
     try:
@@ -295,7 +295,7 @@ def _run_plan(args: argparse.Namespace) -> int:
     from reconciler import plan_file
     from reconciler.reconcile import load, make_plan
 
-    desired = load(args.paths)
+    desired = load(args.paths, allow_empty=args.allow_mass_delete)  # deleting everything, on purpose
     target = _target(args)
     plan = make_plan(desired, target, _plan_options(args))
     _print_plan(plan, args)

@@ -109,10 +109,10 @@ def make_plan(desired: Mapping[str, DesiredEntry], target: Target, options: Plan
     )
 
 
-def load(paths: Sequence[Path], *, compat: str | None = None) -> dict[str, DesiredEntry]:
+def load(paths: Sequence[Path], *, compat: str | None = None, allow_empty: bool = False) -> dict[str, DesiredEntry]:
     from reconciler.manifest import load_desired
 
-    return load_desired(paths, compat=compat)
+    return load_desired(paths, compat=compat, allow_empty=allow_empty)
 
 
 def reconcile(

@@ -91,6 +91,27 @@ def test_empty_directory_is_invalid(tmp_path, redis_url):
     assert run("--redis-url", redis_url, str(tmp_path / "empty")).returncode == 3
 
 
+@pytest.mark.parametrize("layout", ["empty-list", "empty-directory"])
+def test_an_owner_deletes_all_its_entries_only_with_allow_mass_delete(schedules, tmp_path, redis_url, redis_client, layout):
+    assert run("--redis-url", redis_url, str(schedules)).returncode == 0
+    nothing = tmp_path / "nothing"
+    nothing.mkdir()
+    if layout == "empty-list":
+        write(nothing, "jobs.yaml", "schedules: []\n")
+    redis_client.config_resetstat()
+    for args in (["--dry-run"], ["plan"], []):
+        refused = run(*args, "--redis-url", redis_url, str(nothing))
+        assert refused.returncode == 3, refused.stdout + refused.stderr
+        assert "--allow-mass-delete" in refused.stdout + refused.stderr
+    assert write_calls(commandstats(redis_client)) == {}
+    dry = run("--dry-run", "--allow-mass-delete", "--redis-url", redis_url, str(nothing))
+    assert "Plan: 0 to create, 0 to update, 2 to delete, 0 unchanged." in dry.stdout, dry.stdout + dry.stderr
+    deleted = run("--allow-mass-delete", "--redis-url", redis_url, str(nothing))
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    assert not redis_client.exists("redbeat:heartbeat", "redbeat:nightly")
+    assert redis_client.hlen("redbeat::owner:default") == 0
+
+
 def test_conflict_exits_1_names_the_entry_and_the_remedy(schedules, redis_url, redis_client):
     redis_client.hset("redbeat:heartbeat", "definition", json.dumps(
         {"name": "heartbeat", "task": "ops.tasks.ping", "args": [], "kwargs": {}, "options": {},
