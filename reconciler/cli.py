@@ -83,7 +83,10 @@ def validate(paths: Sequence[Path], *, output: str = "text", compat: str | None 
     """Check manifests and print a report; writes nothing anywhere."""
     from reconciler.manifest import check_manifests
 
-    entries, errors = check_manifests(paths, compat=compat)
+    warnings: list[Any] = []
+    entries, errors = check_manifests(paths, compat=compat, warnings=warnings)
+    for warning in warnings:  # on stderr: the report on stdout stays machine-readable
+        print(f"warning: {warning}", file=sys.stderr)
     if errors:
         print(report.render_errors(errors, output, schedules=len(entries)))
         return ExitCode.INVALID

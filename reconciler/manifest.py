@@ -1,6 +1,6 @@
 """Read manifest files safely, keeping the line and column of every value.
 
-Files are found recursively (``*.yaml``/``*.yml``; hidden names skipped, but
+Files are found recursively (``*.yaml``/``*.yml``, any case; hidden names skipped, but
 the visible symlinks of a Kubernetes ConfigMap volume followed), read with
 limits, and composed with PyYAML's *safe* C loader into nodes. The nodes are
 turned into plain Python values here rather than by PyYAML's constructor, so
@@ -407,7 +407,8 @@ def parse_file(path: Path) -> ManifestFile:
 
 
 def _is_manifest_name(name: str) -> bool:
-    return name.endswith(SUFFIXES)
+    # Case-insensitive: a `jobs.YAML` skipped in silence would be deleted by the next prune.
+    return name.lower().endswith(SUFFIXES)
 
 
 def discover(paths: Sequence[Path], *, allow_empty: bool = False) -> tuple[list[Path], list[ManifestError]]:
@@ -504,14 +505,21 @@ def load_manifests(paths: Sequence[Path], *, allow_empty: bool = False) -> tuple
 
 
 def check_manifests(
-    paths: Sequence[Path], *, compat: str | None = None, allow_empty: bool = False
+    paths: Sequence[Path],
+    *,
+    compat: str | None = None,
+    allow_empty: bool = False,
+    warnings: list[ManifestError] | None = None,
 ) -> tuple[dict[str, DesiredEntry], list[ManifestError]]:
     """Load, schema-check and semantically check; (entries, all errors sorted).
 
     ``allow_empty`` accepts ``schedules: []`` and a directory without
     manifests: the way an owner removes all its entries, on purpose.
+    ``warnings``, when given, receives the YAML 1.1 surprises of every
+    document (see :mod:`reconciler.yaml11`): not errors, as the value may be
+    meant, but worth a look.
     """
-    from reconciler import schema, semantic
+    from reconciler import schema, semantic, yaml11
 
     files, errors = load_manifests(paths, allow_empty=allow_empty)
     documents: list[tuple[Document, set[int]]] = []
@@ -519,6 +527,8 @@ def check_manifests(
         for document in manifest.documents:
             result = schema.check(document)
             errors.extend(result.errors)
+            if warnings is not None:
+                warnings.extend(document.error(s.path, s.message, code="yaml11") for s in yaml11.surprises(document.node))
             if isinstance(document.data, dict) and document.data.get("schedules") == [] and not allow_empty:
                 errors.append(document.error(("schedules",), "must not be empty", EMPTY_HINT))
             if result.broken is not None:
