@@ -188,7 +188,7 @@ def test_yaml_1_1_surprises_are_warnings_where_a_string_or_duration_is_expected(
     assert [f"{w.where.field}: {w.message}" for w in warnings] == [
         "defaults.jitter: unquoted 010 is the octal number 8 in YAML 1.1; quote it",
         "schedules[0].every: unquoted 1:30 is a base-60 number in YAML 1.1 (not a time or a duration); quote it",
-        "schedules[0].options.expires: unquoted 1.0e300 is a string in YAML 1.1, not a number; "
-        "write the exponent with a sign, e.g. 1.0e+3",
+        ("schedules[0].options.expires: unquoted 1.0e300 is a string in YAML 1.1, not a number; "
+         "write the exponent with a sign, e.g. 1.0e+3"),
     ]
     assert [(w.where.line, w.where.column) for w in warnings] == [(3, 11), (6, 12), (7, 24)]
