@@ -183,7 +183,9 @@ def _check_fires(schedule: Mapping[str, Any], ext: Mapping[str, Any], dtstart: d
     # The Gregorian calendar repeats every 400 years; with the interval that
     # bounds how far the first occurrence can be from dtstart.
     horizon_years = 400 * max(1, schedule["interval"]) if schedule["freq"] <= 1 else 8
-    limit = dtstart + timedelta(days=366 * horizon_years)
+    # ... but never past the end of datetime (a yearly rule with interval 20 would reach the year 10026).
+    limit = dtstart + min(timedelta(days=366 * horizon_years), datetime.max.replace(tzinfo=timezone.utc) - dtstart
+                          - timedelta(days=2))
     if until is not None:
         limit = min(limit, until)
     weekdays: Any = schedule["byweekday"]

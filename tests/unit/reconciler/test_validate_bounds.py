@@ -99,3 +99,9 @@ def test_a_timezone_written_on_an_at_itself_is_still_an_error(tmp_path: Path) ->
         timezone: Europe/Berlin
         """)
     assert errors == ["timezone: timezone has no effect on a one-off 'at' (it carries its own offset); remove it"]
+
+
+@pytest.mark.parametrize("interval", [20, 1000])
+def test_a_yearly_rrule_with_a_large_interval_is_checked_without_overflow(interval: int) -> None:
+    rule = {"freq": "yearly", "dtstart": "2026-01-01T09:00:00+00:00", "interval": interval, "bymonthday": [1]}
+    assert manifest_to_entry({**BASE, "rrule": rule})[0]["schedule"]["interval"] == interval
