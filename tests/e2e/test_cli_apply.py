@@ -128,6 +128,17 @@ def test_conflict_exits_1_names_the_entry_and_the_remedy(schedules, redis_url, r
     assert "~ adopt    heartbeat" in adopted.stdout
 
 
+def test_take_over_from_another_owner_needs_its_own_flag(schedules, redis_url, redis_client):
+    assert run("--redis-url", redis_url, "--owner", "team-a", str(schedules)).returncode == 0
+    adopt = run("--redis-url", redis_url, "--owner", "team-b", "--adopt", str(schedules))
+    assert adopt.returncode == 1, adopt.stdout + adopt.stderr
+    assert "owned by owner 'team-a'; --adopt takes only unowned entries" in adopt.stdout
+    taken = run("--redis-url", redis_url, "--owner", "team-b", "--take-over", str(schedules))
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    assert redis_client.hlen("redbeat::owner:team-a") == 0
+    assert sorted(redis_client.hkeys("redbeat::owner:team-b")) == ["heartbeat", "nightly"]
+
+
 def test_markdown_and_json_outputs(schedules, redis_url, redis_client):
     run("--redis-url", redis_url, str(schedules))
     (schedules / "jobs.yaml").write_text("name: heartbeat\ntask: ops.tasks.ping\nevery: 1m\n")
