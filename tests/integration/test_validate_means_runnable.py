@@ -117,8 +117,11 @@ def _runs(client: Any) -> int:
     return int(json.loads(raw).get("total_run_count", 0)) if raw else 0
 
 
-def _beat_runs_it(redis_url: str, client: Any, desired: DesiredEntry, log: _Lines) -> tuple[int, list[str]]:
-    """Apply ``desired`` at now, then let beat tick up to its first due time (and a little past it)."""
+def _beat_runs_it(redis_url: str, client: Any, desired: DesiredEntry, log: _Lines) -> tuple[int, float, list[str]]:
+    """Apply ``desired`` at now, then let beat tick up to its first due time (and a little past it).
+
+    Returns (runs, seconds from the apply to the tick that sent it, beat's warning lines about it).
+    """
     app = make_app(redis_url, now=datetime.now(UTC).replace(microsecond=0), redbeat_lock_key=None)
     start = app.now.value
     reconcile({"job": desired}, connect(redis_url), clock=lambda: start.timestamp())
@@ -134,7 +137,8 @@ def _beat_runs_it(redis_url: str, client: Any, desired: DesiredEntry, log: _Line
                 app.now.set(max(app.now.value, datetime.fromtimestamp(score, UTC) + timedelta(milliseconds=1)))
         finally:
             scheduler.close()
-    return _runs(client), [line for line in log.lines if "job" in line or "never" in line]
+    elapsed = (app.now.value - start).total_seconds()
+    return _runs(client), elapsed, [line for line in log.lines if "job" in line or "never" in line]
 
 
 def _check_sent_at_first_due_time(redis_url: str, redis_client: Any, beat_log: _Lines, manifest: dict[str, Any]) -> None:
@@ -144,9 +148,12 @@ def _check_sent_at_first_due_time(redis_url: str, redis_client: Any, beat_log: _
         return  # refused: the examples below show beat would fail on these
     redis_client.flushdb()
     beat_log.lines.clear()
-    runs, problems = _beat_runs_it(redis_url, redis_client, DesiredEntry("job", definition, ext, False, HERE), beat_log)
+    runs, elapsed, problems = _beat_runs_it(redis_url, redis_client, DesiredEntry("job", definition, ext, False, HERE),
+                                            beat_log)
     assert problems == []
     assert runs == 1, f"{manifest} was not sent at its first due time"
+    if definition["schedule"]["__type__"] == "interval":  # a new entry runs within its first period plus its jitter
+        assert elapsed <= definition["schedule"]["every"] + (ext or {}).get("jitter", 0.0) + 0.01, elapsed
 
 
 @pytest.mark.slow
