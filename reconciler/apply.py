@@ -38,27 +38,32 @@ from reconciler.state import OwnershipRecord, fingerprint
 #: having written nothing.  An adopt also checks who holds the entry now: an
 #: unowned one must still be unowned (in no owner's index, not a
 #: beat_schedule static), a taken-over one still held by the owner the plan
-#: read, with the record it read, and by nobody else; phase 2 then removes it
-#: from that owner's index, so no two owners ever hold one entry.  Phase 2 writes only bytes that differ, so
+#: read, with the record it read; phase 2 then removes it from every other
+#: owner's index, so no two owners ever hold one entry.  Phase 2 writes only bytes that differ, so
 #: re-applying the same plan changes nothing.  Returns {1, commands written}.
 APPLY_SCRIPT = """
 local prefix, owner, channel = ARGV[1], ARGV[2], ARGV[3]
 local steps = cjson.decode(ARGV[4])
 local owner_index = ARGV[5]
-local function holder_changed(name, previous, previous_record, unowned)
+-- The other owners whose index holds name.
+local function holders(name)
+  local found = {}
   for _, other in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-    if other ~= owner then
-      local held = redis.call('HGET', owner_index .. other, name)
-      if other == previous then
-        if held ~= previous_record then
-          return true
-        end
-      elseif held then
-        return true
-      end
+    if other ~= owner and redis.call('HEXISTS', owner_index .. other, name) == 1 then
+      found[#found + 1] = other
     end
   end
-  return unowned == '1' and redis.call('SISMEMBER', KEYS[4], name) == 1
+  return found
+end
+-- An adopt of an unowned entry: nobody may hold it now.  A take-over: the
+-- previous owner still holds it with the record the plan read (any further
+-- holder, left by an older release that let two owners adopt one entry, is
+-- handed over too).
+local function holder_changed(name, previous, previous_record, unowned)
+  if unowned == '1' then
+    return #holders(name) > 0 or redis.call('SISMEMBER', KEYS[4], name) == 1
+  end
+  return previous ~= '' and redis.call('HGET', owner_index .. previous, name) ~= previous_record
 end
 local function allowed(...)
   if not redis.acl_check_cmd then
@@ -78,7 +83,11 @@ for _, step in ipairs(steps) do
   else
     ok = allowed('HSET', key, 'f', 'v') and allowed('HDEL', key, 'f') and allowed('ZADD', KEYS[1], '0', key)
       and allowed('HSET', KEYS[2], name, 'v') and (op ~= 'adopt' or allowed('SREM', KEYS[4], name))
-      and (step[11] == '' or allowed('HDEL', owner_index .. step[11], name))
+  end
+  if ok and op == 'adopt' and step[13] == '0' then
+    for _, other in ipairs(holders(name)) do
+      ok = ok and allowed('HDEL', owner_index .. other, name)
+    end
   end
   if not ok then
     return {0, name, 'permission'}
@@ -146,8 +155,11 @@ for _, step in ipairs(steps) do
       written = written + 1
     end
     -- A handover: the old owner no longer holds it, so its next prune cannot delete it from under us.
-    if op == 'adopt' and step[11] ~= '' and redis.call('HDEL', owner_index .. step[11], name) == 1 then
-      written = written + 1
+    if op == 'adopt' and step[13] == '0' then
+      for _, other in ipairs(holders(name)) do
+        redis.call('HDEL', owner_index .. other, name)
+        written = written + 1
+      end
     end
   end
 end

@@ -156,6 +156,16 @@ def test_take_over_moves_the_entry_out_of_the_old_owners_index(redis_url, redis_
     assert json.loads(redis_client.hget("redbeat:e1", "definition"))["schedule"]["every"] == 120.0
 
 
+def test_take_over_also_clears_an_entry_two_owners_hold(redis_url, redis_client):
+    """Older releases let --adopt take another owner's entry, leaving it in two indexes."""
+    team_a, team_b = connect(redis_url, owner="team-a"), connect(redis_url, owner="team-b")
+    reconcile(entries(entry("e1")), team_a, clock=clock)
+    redis_client.hset("redbeat::owner:team-c", "e1", redis_client.hget("redbeat::owner:team-a", "e1"))
+    redis_client.sadd("redbeat::owners", "team-c")
+    reconcile(entries(entry("e1")), team_b, PlanOptions(take_over=True), clock=clock)
+    assert [redis_client.hkeys(f"redbeat::owner:{o}") for o in ("team-a", "team-b", "team-c")] == [[], ["e1"], []]
+
+
 @pytest.mark.parametrize("claim", ["owner", "static"])
 def test_adopt_planned_on_an_unowned_entry_is_stale_once_someone_claims_it(target, redis_client, redis_url, claim):
     redis_client.hset("redbeat:legacy", "definition", json.dumps(entry("legacy").definition))
