@@ -18,10 +18,11 @@ to ``options`` for the options) and a message that says the rule.
 
 from __future__ import annotations
 
+import functools
 import math
 import zoneinfo
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from celery.schedules import crontab
@@ -49,15 +50,23 @@ def check_crontab_fires(fields: Mapping[str, str], zone: str | None, now: dateti
         # Every month has days 1-28, and each such date falls on every weekday within a few years:
         # it fires. Only days 29-31 can be missing, so only they need the (slower) search.
         return
+    problem = _crontab_problem(tuple(sorted(fields.items())), zone, now.date())
+    if problem is not None:
+        raise Unrunnable(problem)
+
+
+@functools.lru_cache(maxsize=1024)
+def _crontab_problem(fields: tuple[tuple[str, str], ...], zone: str | None, today: date) -> str | None:
+    """Why beat cannot run this crontab, or None; cached per day (many schedules share one spec)."""
     tz = zoneinfo.ZoneInfo(zone) if zone else UTC
     try:
-        schedule = crontab(**fields)
+        schedule = crontab(**dict(fields))
     except ValueError as exc:  # Celery >= 5.5 refuses a day that no named month has
-        raise Unrunnable(f"this schedule never fires: Celery says {exc}") from None
-    if next_occurrence(schedule, now, tz=tz, inclusive=True) is None:
-        raise Unrunnable(
-            "this schedule never fires (no such day in any month it names, within the 30 years beat looks ahead)"
-        )
+        return f"this schedule never fires: Celery says {exc}"
+    start = datetime(today.year, today.month, today.day, tzinfo=UTC)
+    if next_occurrence(schedule, start, tz=tz, inclusive=True) is None:
+        return "this schedule never fires (no such day in any month it names, within the 30 years beat looks ahead)"
+    return None
 
 
 def _seconds(key: str, value: Any) -> None:
