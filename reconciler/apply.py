@@ -31,14 +31,41 @@ from reconciler.state import OwnershipRecord, fingerprint
 #: argument, not ten per change: redis-py packs each argument in Python),
 #: each [op, name, expected fingerprint, expected record ('' = none),
 #: definition, ext ('' = none), record, reschedule ('1' rescore, '2' also drop
-#: unreadable meta, '0' keep), score if it has run, score if never run].
+#: unreadable meta, '0' keep), score if it has run, score if never run,
+#: previous owner ('' = none), its expected record, '1' if the entry was
+#: unowned], then the owner-index key prefix.
 #: Phase 1 checks every change, and that the user may run every write it
 #: needs (Redis 7 ACLs), and returns {0, name, what} at the first mismatch,
-#: having written nothing.  Phase 2 writes only bytes that differ, so
+#: having written nothing.  An adopt also checks who holds the entry now: an
+#: unowned one must still be unowned (in no owner's index, not a
+#: beat_schedule static), a taken-over one still held by the owner the plan
+#: read, with the record it read; phase 2 then removes it from every other
+#: owner's index, so no two owners ever hold one entry.  Phase 2 writes only bytes that differ, so
 #: re-applying the same plan changes nothing.  Returns {1, commands written}.
 APPLY_SCRIPT = """
 local prefix, owner, channel = ARGV[1], ARGV[2], ARGV[3]
 local steps = cjson.decode(ARGV[4])
+local owner_index = ARGV[5]
+-- The other owners whose index holds name.
+local function holders(name)
+  local found = {}
+  for _, other in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+    if other ~= owner and redis.call('HEXISTS', owner_index .. other, name) == 1 then
+      found[#found + 1] = other
+    end
+  end
+  return found
+end
+-- An adopt of an unowned entry: nobody may hold it now.  A take-over: the
+-- previous owner still holds it with the record the plan read (any further
+-- holder, left by an older release that let two owners adopt one entry, is
+-- handed over too).
+local function holder_changed(name, previous, previous_record, unowned)
+  if unowned == '1' then
+    return #holders(name) > 0 or redis.call('SISMEMBER', KEYS[4], name) == 1
+  end
+  return previous ~= '' and redis.call('HGET', owner_index .. previous, name) ~= previous_record
+end
 local function allowed(...)
   if not redis.acl_check_cmd then
     return true
@@ -58,6 +85,11 @@ for _, step in ipairs(steps) do
     ok = allowed('HSET', key, 'f', 'v') and allowed('HDEL', key, 'f') and allowed('ZADD', KEYS[1], '0', key)
       and allowed('HSET', KEYS[2], name, 'v') and (op ~= 'adopt' or allowed('SREM', KEYS[4], name))
   end
+  if ok and op == 'adopt' and step[13] == '0' then
+    for _, other in ipairs(holders(name)) do
+      ok = ok and allowed('HDEL', owner_index .. other, name)
+    end
+  end
   if not ok then
     return {0, name, 'permission'}
   end
@@ -72,6 +104,9 @@ for _, step in ipairs(steps) do
   local record = redis.call('HGET', KEYS[2], name) or ''
   if record ~= expected_record then
     return {0, name, 'ownership record'}
+  end
+  if op == 'adopt' and holder_changed(name, step[11], step[12], step[13]) then
+    return {0, name, 'owner'}
   end
 end
 local written = 0
@@ -119,6 +154,13 @@ for _, step in ipairs(steps) do
     -- An adopted beat_schedule entry is ours now: beat must not prune it at its next start.
     if op == 'adopt' and redis.call('SREM', KEYS[4], name) == 1 then
       written = written + 1
+    end
+    -- A handover: the old owner no longer holds it, so its next prune cannot delete it from under us.
+    if op == 'adopt' and step[13] == '0' then
+      for _, other in ipairs(holders(name)) do
+        redis.call('HDEL', owner_index .. other, name)
+        written = written + 1
+      end
     end
   end
 end
@@ -190,6 +232,9 @@ class WriteStep:
     score_if_never_offset: float = 0.0
     disabled: bool = False
     reset_meta: bool = False  # unreadable run state: drop it, the entry runs as new
+    previous_owner: str = ""  # adopt: the owner that held it ('' = none), whose index loses it
+    previous_record: str = ""  # that owner's record as the plan read it
+    unowned: bool = False  # adopt: nobody held it when planned, and nobody may hold it when written
 
     def arguments(self, now: float) -> list[str]:
         run = -1.0 if self.disabled else now + self.score_if_run_offset
@@ -197,7 +242,7 @@ class WriteStep:
         return [
             self.op, self.name, self.expected_fingerprint, self.expected_record, self.definition, self.ext,
             self.record, ("2" if self.reset_meta else "1") if self.reschedule or self.reset_meta else "0",
-            repr(run), repr(never),
+            repr(run), repr(never), self.previous_owner, self.previous_record, "1" if self.unowned else "0",
         ]
 
     def to_json(self) -> dict[str, Any]:
@@ -205,7 +250,8 @@ class WriteStep:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "WriteStep":
-        return cls(**{name: data[name] for name in cls.__slots__})
+        # Plans saved before the handover fields existed lack them: their defaults mean "no previous owner".
+        return cls(**{name: data[name] for name in cls.__slots__ if name in data})
 
 
 def write_step(change: Change) -> WriteStep:
@@ -218,10 +264,16 @@ def write_step(change: Change) -> WriteStep:
     ext = encode_ext(desired.ext) or ""
     record = OwnershipRecord(fingerprint(definition, ext or None), desired.protected).to_json()
     run_offset, never_offset = scores_for(desired.definition, 0.0)
+    held = change.actual if change.op is Op.ADOPT else None
+    # owner_record_raw is set only when another owner's index holds it (not for a beat_schedule static).
+    previous_owner, previous_record = "", ""
+    if held is not None and held.owner is not None and held.owner_record_raw is not None:
+        previous_owner, previous_record = held.owner, held.owner_record_raw
     return WriteStep(
         change.op.value, change.name, expected_fp, expected_record, definition, ext, record,
         change.reschedule, run_offset, never_offset, not desired.definition.get("enabled", True),
         any(d.path == "(run state)" for d in change.drift),
+        previous_owner, previous_record, held is not None and held.owner is None,
     )
 
 
@@ -237,7 +289,7 @@ def apply_steps(
     payload = json.dumps([step.arguments(now) for step in steps], separators=(",", ":"))
     script = client.register_script(APPLY_SCRIPT)
     reply = script(keys=[keys.schedule, keys.owner_index(owner), keys.owners, keys.statics],
-                   args=[keys.prefix, owner, keys.wake_channel, payload])
+                   args=[keys.prefix, owner, keys.wake_channel, payload, keys.owner_index("")])
     if int(reply[0]) != 1:
         name, what = _text(reply[1]), _text(reply[2])
         if what == "permission":

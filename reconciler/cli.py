@@ -83,7 +83,10 @@ def validate(paths: Sequence[Path], *, output: str = "text", compat: str | None 
     """Check manifests and print a report; writes nothing anywhere."""
     from reconciler.manifest import check_manifests
 
-    entries, errors = check_manifests(paths, compat=compat)
+    warnings: list[Any] = []
+    entries, errors = check_manifests(paths, compat=compat, warnings=warnings)
+    for warning in warnings:  # on stderr: the report on stdout stays machine-readable
+        print(f"warning: {warning}", file=sys.stderr)
     if errors:
         print(report.render_errors(errors, output, schedules=len(entries)))
         return ExitCode.INVALID
@@ -139,7 +142,9 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
 
 def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("plan")
-    group.add_argument("--adopt", action="store_true", help="take over entries that exist but are not owned, keeping their run state")
+    group.add_argument("--adopt", action="store_true", help="take over entries that exist but nobody owns, keeping their run state")
+    group.add_argument("--take-over", action="store_true", help="also take entries another owner or beat_schedule holds "
+                       "(removed from the old owner's index in the same atomic write)")
     group.add_argument("--no-prune", dest="prune", action="store_false", help="never delete owned entries missing from the manifests")
     group.add_argument("--allow-mass-delete", action="store_true", help="allow deleting all, or more than --max-delete-share, of the owner's entries")
     group.add_argument("--max-delete-share", type=_share, default=0.5, metavar="SHARE", help="largest share of owned entries one apply may delete (default 0.5)")
@@ -159,7 +164,8 @@ def _plan_options(args: argparse.Namespace) -> Any:
     from reconciler.reconcile import PlanOptions
 
     return PlanOptions(
-        prune=args.prune, adopt=args.adopt, max_delete_share=args.max_delete_share, allow_mass_delete=args.allow_mass_delete
+        prune=args.prune, adopt=args.adopt, max_delete_share=args.max_delete_share, allow_mass_delete=args.allow_mass_delete,
+        take_over=args.take_over,
     )
 
 
@@ -247,7 +253,7 @@ def apply_paths(args: argparse.Namespace) -> int:
         ))
 
     started = time.perf_counter()
-    desired = load(args.paths)
+    desired = load(args.paths, allow_empty=args.allow_mass_delete)  # deleting everything, on purpose
     loaded = time.perf_counter() - started
     target = _target(args)
     try:
@@ -292,7 +298,7 @@ def _run_plan(args: argparse.Namespace) -> int:
     from reconciler import plan_file
     from reconciler.reconcile import load, make_plan
 
-    desired = load(args.paths)
+    desired = load(args.paths, allow_empty=args.allow_mass_delete)  # deleting everything, on purpose
     target = _target(args)
     plan = make_plan(desired, target, _plan_options(args))
     _print_plan(plan, args)
@@ -328,6 +334,7 @@ def _run_apply_file(args: argparse.Namespace) -> int:
 def _configure_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", type=Path, metavar="DIR", help="where to write the manifests (created if missing)")
     parser.add_argument("--all", action="store_true", help="every entry in Redis, not only the owner's (celery-redbeat ones included)")
+    parser.add_argument("--force", action="store_true", help="overwrite manifest files that already exist in DIR")
     _add_connection(parser)
 
 
@@ -335,7 +342,7 @@ def _run_export(args: argparse.Namespace) -> int:
     from reconciler.export import export_entries
 
     target = _target(args)
-    written = export_entries(target, args.directory, everything=args.all)
+    written = export_entries(target, args.directory, everything=args.all, force=args.force)
     for path, count in written.items():
         print(f"wrote {count} schedule{'s' if count != 1 else ''} to {path}")
     if not written:

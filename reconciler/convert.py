@@ -25,7 +25,7 @@ from typing import Any
 
 from dateutil import rrule as du
 
-from reconciler import cron, duration
+from reconciler import cron, duration, runnable
 
 FREQS = ("yearly", "monthly", "weekly", "daily", "hourly", "minutely", "secondly")
 WEEKDAYS = ("mo", "tu", "we", "th", "fr", "sa", "su")
@@ -37,6 +37,16 @@ KINDS = ("cron", "crontab", "every", "rrule", "at")
 CATCH_UP = ("skip", "once", "all")
 #: Extension fields of a schedule, stored in ``ext`` (celery-redbeat never reads it).
 EXT_FIELDS = ("catch_up", "catch_up_limit", "starting_deadline", "jitter", "start_at", "end_at")
+#: The shortest ``every``: beat makes a Redis round trip and a broker send per run, so a
+#: shorter interval only measures how fast beat can loop (0.5 ms gave ~950 sends/s).
+MIN_INTERVAL = 0.1
+MIN_INTERVAL_TEXT = "100ms"
+#: Beat steps back through at most this many missed slots (catch_up: all), one per tick.
+MAX_CATCH_UP_LIMIT = 1000
+#: rrule ``interval`` above this cannot be searched for a first occurrence within datetime's range.
+MAX_RRULE_INTERVAL = 1000
+#: The latest year of any datetime field: beat adds intervals to it, and datetime ends at 9999.
+MAX_YEAR = 9000
 
 
 class FieldError(ValueError):
@@ -91,6 +101,8 @@ def _parse_datetime(path: tuple[str | int, ...], text: str) -> datetime:
         raise FieldError(path, f"{text!r} is not a valid datetime: {exc}") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise FieldError(path, f"{text!r} needs a UTC offset, e.g. +01:00 or Z")
+    if moment.year > MAX_YEAR:
+        raise FieldError(path, f"{text!r} is after the year {MAX_YEAR}, the latest beat can compute with")
     return moment
 
 
@@ -147,6 +159,8 @@ def _rrule(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     if lists["bymonthday"] and lists["bymonth"]:
         if not any(abs(d) <= _MONTH_DAYS[m - 1] for m in lists["bymonth"] for d in lists["bymonthday"]):
             raise FieldError((*base, "bymonthday"), "no month in bymonth has these days: the rule never fires")
+    if int(spec.get("interval", 1)) > MAX_RRULE_INTERVAL:
+        raise FieldError((*base, "interval"), f"interval {spec['interval']} is above {MAX_RRULE_INTERVAL}, the largest allowed")
     schedule: dict[str, Any] = {
         "__type__": "rrule",
         "freq": FREQS.index(spec["freq"]),
@@ -169,7 +183,9 @@ def _check_fires(schedule: Mapping[str, Any], ext: Mapping[str, Any], dtstart: d
     # The Gregorian calendar repeats every 400 years; with the interval that
     # bounds how far the first occurrence can be from dtstart.
     horizon_years = 400 * max(1, schedule["interval"]) if schedule["freq"] <= 1 else 8
-    limit = dtstart + timedelta(days=366 * horizon_years)
+    # ... but never past the end of datetime (a yearly rule with interval 20 would reach the year 10026).
+    limit = dtstart + min(timedelta(days=366 * horizon_years), datetime.max.replace(tzinfo=timezone.utc) - dtstart
+                          - timedelta(days=2))
     if until is not None:
         limit = min(limit, until)
     weekdays: Any = schedule["byweekday"]
@@ -210,6 +226,9 @@ def _schedule(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
             seconds = duration.parse_duration(schedule["every"])
         except duration.DurationError as exc:
             raise FieldError(("every",), str(exc)) from None
+        if seconds < MIN_INTERVAL:
+            raise FieldError(("every",), f"{schedule['every']!r} is shorter than {MIN_INTERVAL_TEXT}, the shortest interval",
+                             "beat sends one message per run; a faster task belongs in a worker loop")
         return {"__type__": "interval", "every": seconds, "relative": bool(schedule.get("relative", False))}, {}
     if kind == "cron":
         text = schedule["cron"]
@@ -267,12 +286,17 @@ def _extensions(schedule: Mapping[str, Any], sched: Mapping[str, Any]) -> dict[s
         if policy != "all":
             raise FieldError(("catch_up_limit",), "catch_up_limit only applies with catch_up: all")
         ext["catch_up_limit"] = int(schedule["catch_up_limit"])
+        if ext["catch_up_limit"] > MAX_CATCH_UP_LIMIT:
+            raise FieldError(("catch_up_limit",), f"{ext['catch_up_limit']} is above {MAX_CATCH_UP_LIMIT}, the largest allowed")
     for key in ("starting_deadline", "jitter"):
-        if key in schedule:
+        # jitter: 0s (or null) turns off a jitter set in the group's defaults.
+        if key in schedule and not (key == "jitter" and schedule[key] is None):
             try:
-                ext[key] = duration.parse_duration(schedule[key])
+                seconds = duration.parse_duration(schedule[key], zero=key == "jitter")
             except duration.DurationError as exc:
                 raise FieldError((key,), str(exc)) from None
+            if seconds:
+                ext[key] = seconds
     if "jitter" in ext and sched["__type__"] == "interval" and ext["jitter"] >= sched["every"]:
         raise FieldError(("jitter",), f"jitter {schedule['jitter']!r} must be shorter than the interval ({sched['every']:g}s)")
     window = {}
@@ -300,6 +324,20 @@ def _check_name(name: str) -> None:
         raise FieldError(("name",), f"name {name[:60]!r} contains the control character {bad.group()!r}")
 
 
+def _check_runnable(schedule: Mapping[str, Any], sched: Mapping[str, Any], ext: Mapping[str, Any]) -> None:
+    """What beat and Celery compute later, computed now: a schedule that never fires, an option Celery cannot send."""
+    now = datetime.now(timezone.utc)
+    try:
+        if sched["__type__"] == "crontab":
+            fields = {f: sched[f] for f in cron.CELERY_FIELDS}
+            runnable.check_crontab_fires(fields, ext.get("timezone"), now)
+        runnable.check_options(schedule.get("options") or {}, now)
+    except runnable.Unrunnable as exc:
+        kind = "cron" if "cron" in schedule else "crontab"
+        path = ("options", exc.key) if exc.key is not None else (kind,)
+        raise FieldError(path, exc.message) from None
+
+
 def manifest_to_entry(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(definition, ext) of one defaults-merged manifest schedule; raises FieldError.
 
@@ -318,6 +356,7 @@ def manifest_to_entry(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict
             raise FieldError(("timezone",), "timezone has no effect on a one-off 'at' (it carries its own offset); remove it")
         check_timezone(schedule["timezone"])
         ext["timezone"] = schedule["timezone"]
+    _check_runnable(schedule, sched, ext)
     definition = {
         "name": schedule["name"],
         "task": schedule["task"],

@@ -3,6 +3,13 @@
 :func:`parse_duration` turns either form into float seconds; :func:`format_duration`
 gives the shortest duration string that parses back to exactly the same float
 (used by ``export``), or None when there is none.
+
+Every duration is at most :data:`MAX_SECONDS` (36500 days, 100 years): beat adds
+it to today's date (Python's datetime ends at year 9999, and ``timedelta`` at
+999,999,999 days) and stores the result as a Redis score (a double, exact to
+the microsecond only up to about year 2255), and Celery turns ``expires`` into a
+datetime the same way. ``every: 3000000d`` would be accepted by each parser and
+then overflow in beat or ``status``.
 """
 
 from __future__ import annotations
@@ -13,6 +20,10 @@ from decimal import Decimal
 
 UNITS: dict[str, Decimal] = {"d": Decimal(86400), "h": Decimal(3600), "m": Decimal(60), "s": Decimal(1), "ms": Decimal("0.001")}
 
+#: The longest duration any field accepts (see the module docstring for why).
+MAX_SECONDS = 36500 * 86400.0
+MAX_TEXT = "36500d (100 years)"
+
 _NUMBER = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*$")
 _PART = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)\s*")
 
@@ -21,8 +32,8 @@ class DurationError(ValueError):
     """A value that is not a duration, or not a positive one."""
 
 
-def parse_duration(value: object) -> float:
-    """Seconds of ``value`` (a number, or a duration string); must be > 0."""
+def parse_duration(value: object, *, zero: bool = False) -> float:
+    """Seconds of ``value`` (a number, or a duration string); > 0 (>= 0 with ``zero``), at most MAX_SECONDS."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise DurationError(f"expected a number of seconds or a duration string, got {value!r}")
     if isinstance(value, str):
@@ -31,8 +42,10 @@ def parse_duration(value: object) -> float:
         seconds = float(value)
     if not math.isfinite(seconds):
         raise DurationError(f"{value!r} is not a finite duration")
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not zero):
         raise DurationError(f"{value!r}: the interval must be greater than 0")
+    if seconds > MAX_SECONDS:
+        raise DurationError(f"{value!r} is longer than {MAX_TEXT}, the longest duration beat can compute with")
     return seconds
 
 

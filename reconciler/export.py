@@ -24,8 +24,13 @@ def _file_name(owner: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", owner) + ".yaml"
 
 
-def export_entries(target: Any, directory: Path, *, everything: bool = False) -> dict[Path, int]:
-    """Write one manifest file per owner; returns {path: schedules written}. Unreadable entries are skipped."""
+def export_entries(target: Any, directory: Path, *, everything: bool = False, force: bool = False) -> dict[Path, int]:
+    """Write one manifest file per owner; returns {path: schedules written}.
+
+    Refuses (writing nothing) when an entry cannot be exported, or when a file
+    it would write exists and ``force`` is not set: an export must never
+    silently replace manifests someone edited.
+    """
     entries = read_all(target.client, target.keys)
     records = {
         name: OwnershipRecord.from_json(raw.decode() if isinstance(raw, bytes) else raw)
@@ -51,6 +56,11 @@ def export_entries(target: Any, directory: Path, *, everything: bool = False) ->
         groups.setdefault(entry.owner, []).append(manifest)
     if skipped:
         raise RedbeatError("cannot export: " + "; ".join(skipped) + "; nothing was written")
+    existing = [str(directory / _file_name(owner)) for owner in sorted(groups, key=str)
+                if (directory / _file_name(owner)).exists() or (directory / _file_name(owner)).is_symlink()]
+    if existing and not force:
+        raise RedbeatError(f"{', '.join(existing)} exist{'s' if len(existing) == 1 else ''}; "
+                           "pass --force to overwrite, or export to a new directory; nothing was written")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -1,6 +1,6 @@
 """Read manifest files safely, keeping the line and column of every value.
 
-Files are found recursively (``*.yaml``/``*.yml``; hidden names skipped, but
+Files are found recursively (``*.yaml``/``*.yml``, any case; hidden names skipped, but
 the visible symlinks of a Kubernetes ConfigMap volume followed), read with
 limits, and composed with PyYAML's *safe* C loader into nodes. The nodes are
 turned into plain Python values here rather than by PyYAML's constructor, so
@@ -44,6 +44,7 @@ MAX_FILE_NODES = 200_000  # about 10,000 schedules; split bigger sets into sever
 MAX_DEPTH = 64
 PIPE_TIMEOUT = 10.0
 SUFFIXES = (".yaml", ".yml")
+EMPTY_HINT = "an empty manifest set deletes every entry of the owner: allowed only with --allow-mass-delete"
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TAG = "tag:yaml.org,2002:"
@@ -406,10 +407,11 @@ def parse_file(path: Path) -> ManifestFile:
 
 
 def _is_manifest_name(name: str) -> bool:
-    return name.endswith(SUFFIXES)
+    # Case-insensitive: a `jobs.YAML` skipped in silence would be deleted by the next prune.
+    return name.lower().endswith(SUFFIXES)
 
 
-def discover(paths: Sequence[Path]) -> tuple[list[Path], list[ManifestError]]:
+def discover(paths: Sequence[Path], *, allow_empty: bool = False) -> tuple[list[Path], list[ManifestError]]:
     """Manifest files under ``paths``, in a stable order, each real file once.
 
     Directories are searched recursively; names starting with ``.`` are
@@ -417,7 +419,8 @@ def discover(paths: Sequence[Path]) -> tuple[list[Path], list[ManifestError]]:
     to files and directories are followed, so the visible ``x.yaml ->
     ..data/x.yaml`` links of a ConfigMap volume are read. A symlink loop or a
     broken link is an error, never a hang. A path given explicitly is read
-    whatever its name.
+    whatever its name. A directory without manifests is an error unless
+    ``allow_empty`` (an owner deleting all its entries on purpose).
     """
     found: list[Path] = []
     errors: list[ManifestError] = []
@@ -481,16 +484,17 @@ def discover(paths: Sequence[Path]) -> tuple[list[Path], list[ManifestError]]:
         if statmode.S_ISDIR(st.st_mode):
             before, errors_before = len(found), len(errors)
             walk(path, frozenset({(st.st_dev, st.st_ino)}))
-            if len(found) == before and len(errors) == errors_before:  # else those errors say why
-                errors.append(ManifestError(Location(path, None, None, ""), "no manifests (*.yaml, *.yml) in this directory", code="file"))
+            if len(found) == before and len(errors) == errors_before and not allow_empty:  # else those errors say why
+                errors.append(ManifestError(Location(path, None, None, ""), "no manifests (*.yaml, *.yml) in this directory",
+                                            EMPTY_HINT, code="file"))
         else:
             add(path, st)
     return found, errors
 
 
-def load_manifests(paths: Sequence[Path]) -> tuple[list[ManifestFile], list[ManifestError]]:
+def load_manifests(paths: Sequence[Path], *, allow_empty: bool = False) -> tuple[list[ManifestFile], list[ManifestError]]:
     """Every manifest file under ``paths`` parsed, plus the errors of those that could not be."""
-    files, errors = discover(paths)
+    files, errors = discover(paths, allow_empty=allow_empty)
     parsed: list[ManifestFile] = []
     for path in files:
         try:
@@ -501,36 +505,53 @@ def load_manifests(paths: Sequence[Path]) -> tuple[list[ManifestFile], list[Mani
 
 
 def check_manifests(
-    paths: Sequence[Path], *, compat: str | None = None
+    paths: Sequence[Path],
+    *,
+    compat: str | None = None,
+    allow_empty: bool = False,
+    warnings: list[ManifestError] | None = None,
 ) -> tuple[dict[str, DesiredEntry], list[ManifestError]]:
-    """Load, schema-check and semantically check; (entries, all errors sorted)."""
-    from reconciler import schema, semantic
+    """Load, schema-check and semantically check; (entries, all errors sorted).
 
-    files, errors = load_manifests(paths)
+    ``allow_empty`` accepts ``schedules: []`` and a directory without
+    manifests: the way an owner removes all its entries, on purpose.
+    ``warnings``, when given, receives the YAML 1.1 surprises of every
+    document (see :mod:`reconciler.yaml11`): not errors, as the value may be
+    meant, but worth a look.
+    """
+    from reconciler import schema, semantic, yaml11
+
+    files, errors = load_manifests(paths, allow_empty=allow_empty)
     documents: list[tuple[Document, set[int]]] = []
     for manifest in files:
         for document in manifest.documents:
             result = schema.check(document)
             errors.extend(result.errors)
+            if warnings is not None:
+                warnings.extend(document.error(s.path, s.message, code="yaml11") for s in yaml11.surprises(document.node))
+            if isinstance(document.data, dict) and document.data.get("schedules") == [] and not allow_empty:
+                errors.append(document.error(("schedules",), "must not be empty", EMPTY_HINT))
             if result.broken is not None:
                 documents.append((document, result.broken))
     entries, problems = semantic.build_entries(documents, compat=compat)
     errors.extend(problems)
-    if not entries and not errors:
+    if not entries and not errors and not allow_empty:
         where = Location(paths[0] if paths else Path("."), None, None, "")
-        errors.append(ManifestError(where, "no schedules found", code="file"))
+        errors.append(ManifestError(where, "no schedules found", EMPTY_HINT, code="file"))
     # A bad value in `defaults` fails every schedule of its group: say it once.
     unique = {error.sort_key(): error for error in reversed(errors)}
     return entries, [unique[key] for key in sorted(unique)]
 
 
-def load_desired(paths: Sequence[Path], *, compat: str | None = None) -> dict[str, DesiredEntry]:
+def load_desired(
+    paths: Sequence[Path], *, compat: str | None = None, allow_empty: bool = False
+) -> dict[str, DesiredEntry]:
     """The desired entries of ``paths`` by name; raises ManifestErrors with every error of the run.
 
     ``compat="celery-redbeat"`` also rejects every extension celery-redbeat
     cannot read. Reads only; never writes.
     """
-    entries, errors = check_manifests(paths, compat=compat)
+    entries, errors = check_manifests(paths, compat=compat, allow_empty=allow_empty)
     if errors:
         raise ManifestErrors(errors)
     return entries

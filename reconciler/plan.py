@@ -160,7 +160,14 @@ def plan(
     adopt: bool = False,
     max_delete_share: float = 0.5,
     allow_mass_delete: bool = False,
+    take_over: bool = False,
 ) -> Plan:
+    """What an apply would write, with every reason to refuse it in ``errors``.
+
+    ``adopt`` takes over entries nobody owns; ``take_over`` also hands over
+    entries another owner (or beat_schedule) holds: the apply removes them
+    from the old owner's index in the same atomic step.
+    """
     changes: list[Change] = []
     errors: list[str] = []
     for name in sorted(set(desired) | set(actual.owned)):
@@ -180,7 +187,7 @@ def plan(
             changes.append(Change(Op.DELETE, name, None, have, fields=field_changes(
                 view(have.decoded_definition(), have.decoded_ext()), {})))
             continue
-        changes.append(_desired_change(want, have, actual.owner, adopt))
+        changes.append(_desired_change(want, have, actual.owner, Takeover.of(adopt, take_over)))
 
     conflicts = [c for c in changes if c.op is Op.CONFLICT and c.desired is not None]
     for change in conflicts:
@@ -201,7 +208,39 @@ def plan(
     return Plan(actual.owner, tuple(changes), tuple(errors))
 
 
-def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, adopt: bool) -> Change:
+class Takeover(enum.Enum):
+    """Which entries held by someone else a plan may take: none, unowned ones (--adopt), or any (--take-over)."""
+
+    NONE = "none"
+    UNOWNED = "unowned"
+    ANY = "any"
+
+    @classmethod
+    def of(cls, adopt: bool, take_over: bool) -> Takeover:
+        return cls.ANY if take_over else cls.UNOWNED if adopt else cls.NONE
+
+
+def _holder(owner: str | None) -> str:
+    return {None: "nobody (created by hand or by another tool)", STATIC_OWNER: "beat_schedule (app.conf)"}.get(
+        owner, f"owner {owner!r}"
+    )
+
+
+def _conflict_remedy(holder: str | None, takeover: Takeover) -> str:
+    if holder is None:
+        return "pass --adopt to take it over, keeping its run state"
+    refused = "--adopt takes only unowned entries; " if takeover is Takeover.UNOWNED else ""
+    if holder == STATIC_OWNER:
+        return (f"{refused}remove it from beat_schedule first (beat rewrites statics at start-up), "
+                "or pass --take-over to hand it over")
+    return f"{refused}remove it from owner {holder!r}'s manifests, rename it here, or pass --take-over to hand it over"
+
+
+def _may_take(holder: str | None, takeover: Takeover) -> bool:
+    return takeover is Takeover.ANY or (takeover is Takeover.UNOWNED and holder is None)
+
+
+def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, takeover: Takeover) -> Change:
     if have is not None and have.owner == owner and _unchanged(want, have):
         return Change(Op.NOOP, want.name, want, have)
     new_view = view(want.definition, want.ext, want.protected)
@@ -213,16 +252,9 @@ def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, ad
         if not have.exists:
             # Another owner's record for an entry that no longer exists: nothing to conflict with.
             return Change(Op.CREATE, want.name, want, have, field_changes({}, new_view), True)
-        if not adopt:
-            who = {None: "nobody (created by hand or by another tool)", STATIC_OWNER: "beat_schedule (app.conf)"}.get(
-                have.owner, f"owner {have.owner!r}"
-            )
-            remedy = "pass --adopt to take it over, keeping its run state"
-            if have.owner == STATIC_OWNER:
-                remedy = "remove it from beat_schedule first (beat rewrites statics at start-up), then --adopt"
-            elif have.owner is not None:
-                remedy = f"remove it from owner {have.owner!r}'s manifests, or rename it here"
-            return Change(Op.CONFLICT, want.name, want, have, reason=f"exists in Redis, owned by {who}; {remedy}")
+        if not _may_take(have.owner, takeover):
+            reason = f"exists in Redis, owned by {_holder(have.owner)}; {_conflict_remedy(have.owner, takeover)}"
+            return Change(Op.CONFLICT, want.name, want, have, reason=reason)
         fields = field_changes(view(old_definition, old_ext), view(want.definition, want.ext))
         return Change(Op.ADOPT, want.name, want, have, fields,
                       _reschedules(old_definition, want.definition, old_ext, want.ext))

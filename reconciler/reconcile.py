@@ -57,6 +57,7 @@ class PlanOptions:
     adopt: bool = False
     max_delete_share: float = 0.5
     allow_mass_delete: bool = False
+    take_over: bool = False  # also hand over entries another owner or beat_schedule holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +105,14 @@ def make_plan(desired: Mapping[str, DesiredEntry], target: Target, options: Plan
         adopt=options.adopt,
         max_delete_share=options.max_delete_share,
         allow_mass_delete=options.allow_mass_delete,
+        take_over=options.take_over,
     )
 
 
-def load(paths: Sequence[Path], *, compat: str | None = None) -> dict[str, DesiredEntry]:
+def load(paths: Sequence[Path], *, compat: str | None = None, allow_empty: bool = False) -> dict[str, DesiredEntry]:
     from reconciler.manifest import load_desired
 
-    return load_desired(paths, compat=compat)
+    return load_desired(paths, compat=compat, allow_empty=allow_empty)
 
 
 def reconcile(

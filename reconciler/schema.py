@@ -155,6 +155,8 @@ def compile_schema(root: Mapping[str, Any]) -> Predicate | None:
                 checks.append(lambda v, regex=regex: not isinstance(v, str) or regex.search(v) is not None)
             elif keyword == "minLength":
                 checks.append(lambda v, n=arg: not isinstance(v, str) or len(v) >= n)
+            elif keyword == "maxLength":
+                checks.append(lambda v, n=arg: not isinstance(v, str) or len(v) <= n)
             elif keyword == "minItems":
                 checks.append(lambda v, n=arg: not isinstance(v, list) or len(v) >= n)
             elif keyword == "minimum":
@@ -291,16 +293,19 @@ def _translate(document: Document, error: jsonschema.ValidationError) -> list[Ma
     if kind == "pattern":
         message = schema.get("x-pattern-message") or f"does not match {error.validator_value!r}"
         return [document.error(path, f"{_short(value)}: {message}")]
+    why = f" ({schema['x-maximum-message']})" if kind == "maximum" and "x-maximum-message" in schema else ""
     if kind in ("minimum", "maximum") and "minimum" in schema and "maximum" in schema:
-        return [document.error(path, f"{_short(value)} is out of range {schema['minimum']}-{schema['maximum']}")]
+        return [document.error(path, f"{_short(value)} is out of range {schema['minimum']}-{schema['maximum']}{why}")]
     if kind == "minimum":
         return [document.error(path, f"{_short(value)} is below the minimum {error.validator_value}")]
     if kind == "maximum":
-        return [document.error(path, f"{_short(value)} is above the maximum {error.validator_value}")]
+        return [document.error(path, f"{_short(value)} is above the maximum {error.validator_value}{why}")]
     if kind == "exclusiveMinimum":
         return [document.error(path, f"{_short(value)}: must be greater than {error.validator_value}")]
     if kind in ("minLength", "minItems"):
         return [document.error(path, "must not be empty")]
+    if kind == "maxLength":
+        return [document.error(path, f"is {len(value)} characters long; at most {error.validator_value}")]
     return [document.error(path, error.message)]
 
 

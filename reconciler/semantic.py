@@ -3,7 +3,9 @@
 Runs on schema-valid documents: merges group ``defaults`` into each schedule
 (every field replaces the default of the same name, except ``options``, merged
 key by key with the schedule's keys winning; a default ``timezone`` is not
-applied to ``every`` schedules, where it means nothing), converts each
+applied to ``every`` or ``at`` schedules, where it means nothing, so one
+group can mix them with calendar schedules; a ``jitter: 0s`` or ``null`` in a
+schedule turns off a default jitter), converts each
 schedule with :mod:`reconciler.convert` (cron fields through Celery's parser,
 time zones, rrules that never fire, intervals <= 0, JSON-encodable values),
 and checks that names are unique across the whole run. Every error points at
@@ -37,7 +39,7 @@ class _Schedule:
         merged.update(own)
         if "options" in defaults and "options" in own:
             merged["options"] = {**defaults["options"], **own["options"]}
-        if "every" in own and "timezone" in defaults and "timezone" not in own:
+        if ("every" in own or "at" in own) and "timezone" in defaults and "timezone" not in own:
             del merged["timezone"]
         self.data = merged
 

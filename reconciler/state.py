@@ -62,6 +62,8 @@ class ActualEntry:
     score: float | None
     owner: str | None  # this owner, another owner, STATIC_OWNER (beat_schedule), or None (unmanaged)
     record_raw: str | None  # this owner's raw ownership record, if any
+    #: the raw record of the other owner that holds the entry (``owner``), checked again by a take-over
+    owner_record_raw: str | None = None
 
     @property
     def exists(self) -> bool:
@@ -141,7 +143,7 @@ def read_state(client: Any, keys: KeySpace, owner: str, names: Iterable[str]) ->
     wanted = sorted(set(names) | set(records))
     stored = read_entries(client, keys, wanted)
 
-    foreign: dict[str, str] = {}
+    foreign: dict[str, tuple[str, str]] = {}  # name -> (other owner, its raw record)
     unowned = [name for name in wanted if name not in records]
     if unowned and other_owners:
         pipe = client.pipeline(transaction=False)
@@ -150,14 +152,15 @@ def read_state(client: Any, keys: KeySpace, owner: str, names: Iterable[str]) ->
         for other, held in zip(other_owners, pipe.execute()):
             for name, record in zip(unowned, held):
                 if record is not None and name not in foreign:
-                    foreign[name] = other
+                    foreign[name] = (other, _s(record))
 
     entries = {}
     for name, (definition, ext, meta, score) in zip(wanted, stored):
+        foreign_record: str | None = None
         if name in records:
             entry_owner: str | None = owner
         elif name in foreign:
-            entry_owner = foreign[name]
+            entry_owner, foreign_record = foreign[name]
         elif name in statics:
             entry_owner = STATIC_OWNER
         else:
@@ -170,6 +173,7 @@ def read_state(client: Any, keys: KeySpace, owner: str, names: Iterable[str]) ->
             score=score,
             owner=entry_owner,
             record_raw=records.get(name),
+            owner_record_raw=foreign_record,
         )
     return ActualState(owner=owner, entries=entries, owned=frozenset(records))
 

@@ -91,6 +91,27 @@ def test_empty_directory_is_invalid(tmp_path, redis_url):
     assert run("--redis-url", redis_url, str(tmp_path / "empty")).returncode == 3
 
 
+@pytest.mark.parametrize("layout", ["empty-list", "empty-directory"])
+def test_an_owner_deletes_all_its_entries_only_with_allow_mass_delete(schedules, tmp_path, redis_url, redis_client, layout):
+    assert run("--redis-url", redis_url, str(schedules)).returncode == 0
+    nothing = tmp_path / "nothing"
+    nothing.mkdir()
+    if layout == "empty-list":
+        write(nothing, "jobs.yaml", "schedules: []\n")
+    redis_client.config_resetstat()
+    for args in (["--dry-run"], ["plan"], []):
+        refused = run(*args, "--redis-url", redis_url, str(nothing))
+        assert refused.returncode == 3, refused.stdout + refused.stderr
+        assert "--allow-mass-delete" in refused.stdout + refused.stderr
+    assert write_calls(commandstats(redis_client)) == {}
+    dry = run("--dry-run", "--allow-mass-delete", "--redis-url", redis_url, str(nothing))
+    assert "Plan: 0 to create, 0 to update, 2 to delete, 0 unchanged." in dry.stdout, dry.stdout + dry.stderr
+    deleted = run("--allow-mass-delete", "--redis-url", redis_url, str(nothing))
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    assert not redis_client.exists("redbeat:heartbeat", "redbeat:nightly")
+    assert redis_client.hlen("redbeat::owner:default") == 0
+
+
 def test_conflict_exits_1_names_the_entry_and_the_remedy(schedules, redis_url, redis_client):
     redis_client.hset("redbeat:heartbeat", "definition", json.dumps(
         {"name": "heartbeat", "task": "ops.tasks.ping", "args": [], "kwargs": {}, "options": {},
@@ -105,6 +126,17 @@ def test_conflict_exits_1_names_the_entry_and_the_remedy(schedules, redis_url, r
     adopted = run("--redis-url", redis_url, "--adopt", str(schedules))
     assert adopted.returncode == 0, adopted.stdout + adopted.stderr
     assert "~ adopt    heartbeat" in adopted.stdout
+
+
+def test_take_over_from_another_owner_needs_its_own_flag(schedules, redis_url, redis_client):
+    assert run("--redis-url", redis_url, "--owner", "team-a", str(schedules)).returncode == 0
+    adopt = run("--redis-url", redis_url, "--owner", "team-b", "--adopt", str(schedules))
+    assert adopt.returncode == 1, adopt.stdout + adopt.stderr
+    assert "owned by owner 'team-a'; --adopt takes only unowned entries" in adopt.stdout
+    taken = run("--redis-url", redis_url, "--owner", "team-b", "--take-over", str(schedules))
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    assert redis_client.hlen("redbeat::owner:team-a") == 0
+    assert sorted(redis_client.hkeys("redbeat::owner:team-b")) == ["heartbeat", "nightly"]
 
 
 def test_markdown_and_json_outputs(schedules, redis_url, redis_client):
@@ -159,6 +191,21 @@ def test_export_then_apply_is_a_noop(schedules, redis_url, redis_client, tmp_pat
     result = run("--redis-url", redis_url, str(out))
     assert result.stdout == "No changes. 2 unchanged.\n", result.stdout + result.stderr
     assert write_calls(commandstats(redis_client)) == {}
+
+
+def test_export_refuses_to_overwrite_without_force(schedules, redis_url, tmp_path):
+    run("--redis-url", redis_url, str(schedules))
+    out = tmp_path / "exported"
+    out.mkdir()
+    (out / "default.yaml").write_text("# edited by hand\n", encoding="utf-8")
+    refused = run("export", "--redis-url", redis_url, str(out))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"{out / 'default.yaml'} exists; pass --force to overwrite" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert (out / "default.yaml").read_text(encoding="utf-8") == "# edited by hand\n"
+    forced = run("export", "--force", "--redis-url", redis_url, str(out))
+    assert forced.returncode == 0, forced.stderr
+    assert run("validate", str(out)).returncode == 0
 
 
 def test_export_all_brings_celery_redbeat_entries_under_git(redis_url, redis_client, tmp_path):

@@ -122,14 +122,73 @@ def test_adopt_keeps_run_state(target, redis_client):
     assert "legacy" in redis_client.hkeys("redbeat::owner:default")
 
 
-def test_adopting_a_beat_schedule_entry_takes_it_out_of_beats_statics(target, redis_client):
+def test_taking_over_a_beat_schedule_entry_takes_it_out_of_beats_statics(target, redis_client):
     redis_client.hset("redbeat:static", "definition", json.dumps(entry("static").definition))
     redis_client.sadd("redbeat::statics", "static", "other")
     with pytest.raises(PlanRefused, match="owned by beat_schedule"):
         reconcile(entries(entry("static")), target, clock=clock)
-    reconcile(entries(entry("static")), target, PlanOptions(adopt=True), clock=clock)
+    with pytest.raises(PlanRefused, match="--adopt takes only unowned entries"):
+        reconcile(entries(entry("static")), target, PlanOptions(adopt=True), clock=clock)
+    reconcile(entries(entry("static")), target, PlanOptions(take_over=True), clock=clock)
     assert redis_client.smembers("redbeat::statics") == {"other"}
     assert "static" in redis_client.hkeys("redbeat::owner:default")
+
+
+def test_adopt_never_takes_another_owners_entry(redis_url, redis_client):
+    team_a, team_b = connect(redis_url, owner="team-a"), connect(redis_url, owner="team-b")
+    reconcile(entries(entry("e1")), team_a, clock=clock)
+    redis_client.config_resetstat()
+    with pytest.raises(PlanRefused, match="owned by owner 'team-a'; --adopt takes only unowned entries"):
+        reconcile(entries(entry("e1", every=120)), team_b, PlanOptions(adopt=True), clock=clock)
+    assert write_calls(commandstats(redis_client)) == {}
+    assert redis_client.hkeys("redbeat::owner:team-a") == ["e1"]
+
+
+def test_take_over_moves_the_entry_out_of_the_old_owners_index(redis_url, redis_client):
+    team_a, team_b = connect(redis_url, owner="team-a"), connect(redis_url, owner="team-b")
+    reconcile(entries(entry("e1"), entry("a2")), team_a, clock=clock)
+    reconcile(entries(entry("e1", every=120)), team_b, PlanOptions(take_over=True), clock=clock)
+    assert redis_client.hkeys("redbeat::owner:team-a") == ["a2"]
+    assert redis_client.hkeys("redbeat::owner:team-b") == ["e1"]
+    # team-a's next apply without e1 no longer sees it as its own: nothing is pruned from under team-b
+    outcome = reconcile(entries(entry("a2")), team_a, clock=clock)
+    assert outcome.plan.has_changes is False
+    assert json.loads(redis_client.hget("redbeat:e1", "definition"))["schedule"]["every"] == 120.0
+
+
+def test_take_over_also_clears_an_entry_two_owners_hold(redis_url, redis_client):
+    """Older releases let --adopt take another owner's entry, leaving it in two indexes."""
+    team_a, team_b = connect(redis_url, owner="team-a"), connect(redis_url, owner="team-b")
+    reconcile(entries(entry("e1")), team_a, clock=clock)
+    redis_client.hset("redbeat::owner:team-c", "e1", redis_client.hget("redbeat::owner:team-a", "e1"))
+    redis_client.sadd("redbeat::owners", "team-c")
+    reconcile(entries(entry("e1")), team_b, PlanOptions(take_over=True), clock=clock)
+    assert [redis_client.hkeys(f"redbeat::owner:{o}") for o in ("team-a", "team-b", "team-c")] == [[], ["e1"], []]
+
+
+@pytest.mark.parametrize("claim", ["owner", "static"])
+def test_adopt_planned_on_an_unowned_entry_is_stale_once_someone_claims_it(target, redis_client, redis_url, claim):
+    redis_client.hset("redbeat:legacy", "definition", json.dumps(entry("legacy").definition))
+    planned = make_plan(entries(entry("legacy")), target, PlanOptions(adopt=True))
+    assert [c.op for c in planned.changes] == [Op.ADOPT]
+    if claim == "owner":  # the same definition, so only the ownership check can notice
+        redis_client.hset("redbeat::owner:team-a", "legacy", '{"digest":"x","protected":false}')
+        redis_client.sadd("redbeat::owners", "team-a")
+    else:
+        redis_client.sadd("redbeat::statics", "legacy")
+    with pytest.raises(StalePlanError, match="legacy: its owner changed"):
+        apply_plan(planned, target.client, target.keys, clock=clock)
+    assert "legacy" not in redis_client.hkeys("redbeat::owner:default")
+
+
+def test_take_over_is_stale_when_the_old_owner_changed_its_record(redis_url, redis_client):
+    team_a, team_b = connect(redis_url, owner="team-a"), connect(redis_url, owner="team-b")
+    reconcile(entries(entry("e1")), team_a, clock=clock)
+    planned = make_plan(entries(entry("e1")), team_b, PlanOptions(take_over=True))
+    redis_client.hset("redbeat::owner:team-a", "e1", '{"digest":"other","protected":true}')
+    with pytest.raises(StalePlanError):
+        apply_plan(planned, team_b.client, team_b.keys, clock=clock)
+    assert redis_client.hkeys("redbeat::owner:team-b") == []
 
 
 def test_owned_entry_with_unreadable_run_state_is_reset(target, redis_client):

@@ -22,7 +22,7 @@ APPLY_RULES = (
     "~redbeat:*", "&redbeat::wake", "-@all",
     "+evalsha", "+evalsha_ro", "+script|load",
     "+hgetall", "+hmget", "+hget", "+hexists", "+hlen", "+smembers", "+sismember", "+zscore", "+zrange",
-    "+hset", "+hdel", "+del", "+zadd", "+zrem", "+sadd", "+publish",
+    "+hset", "+hdel", "+del", "+zadd", "+zrem", "+sadd", "+srem", "+publish",
 )
 
 
@@ -84,6 +84,20 @@ def test_redbeat_apply_with_the_minimal_acl_applies_prunes_and_reads(acl_redis, 
     assert "demo.tasks.ping" in "".join(p.read_text() for p in (tmp_path / "exported").rglob("*.yaml"))
     output = "".join(r.stdout + r.stderr for r in (first, second, pruned, status, exported))
     assert secrets_in(output, DEPLOY_PASSWORD) == []
+
+
+def test_adopt_and_take_over_with_the_minimal_acl(acl_redis, manifests):
+    """--adopt and --take-over also take an entry out of beat's statics set (SREM)."""
+    url = acl_redis.url("deployer", DEPLOY_PASSWORD)
+    admin = acl_redis.admin()
+    redbeat_apply(url, "--owner", "team-a", str(manifests), check=True)
+    admin.sadd("redbeat::statics", "ping")
+    taken = redbeat_apply(url, "--owner", "team-b", "--take-over", str(manifests), check=True)
+    assert "adopt" in taken.stdout
+    assert admin.hlen("redbeat::owner:team-a") == 0 and admin.smembers("redbeat::statics") == set()
+    admin.hdel("redbeat::owner:team-b", "ping")
+    redbeat_apply(url, "--owner", "team-b", "--adopt", str(manifests), check=True)
+    assert "ping" in admin.hkeys("redbeat::owner:team-b")
 
 
 def test_redbeat_apply_as_a_read_only_user_fails_clearly_and_writes_nothing(acl_redis, manifests):

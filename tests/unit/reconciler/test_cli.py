@@ -140,3 +140,13 @@ def test_text_frame_with_hint_and_unknown_line() -> None:
         "b.yaml: file is empty\n"
         "2 errors in 2 files"
     )
+
+
+def test_validate_warns_on_yaml_1_1_surprises_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path / "a.yaml", "name: a\ntask: demo.tasks.a\nevery: 1:30\n")
+    assert main(["validate", "--output", "json", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["valid"] is True
+    assert captured.err == (
+        f"warning: {path}:3:8: every: unquoted 1:30 is a base-60 number in YAML 1.1 (not a time or a duration); quote it\n"
+    )

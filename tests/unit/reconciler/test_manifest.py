@@ -161,3 +161,34 @@ def test_validation_writes_nothing(tmp_path: Path) -> None:
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
     check_manifests([tmp_path])
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
+
+
+def test_upper_case_suffixes_are_manifests_too(tmp_path: Path) -> None:
+    write(tmp_path / "a.YAML", JOB.format(name="upper"))
+    write(tmp_path / "b.Yml", JOB.format(name="mixed"))
+    files, errors = discover([tmp_path])
+    assert errors == []
+    assert files == [tmp_path / "a.YAML", tmp_path / "b.Yml"]
+    assert sorted(load_desired([tmp_path])) == ["mixed", "upper"]
+
+
+def test_yaml_1_1_surprises_are_warnings_where_a_string_or_duration_is_expected(tmp_path: Path) -> None:
+    path = write(tmp_path / "m.yaml", (
+        "defaults:\n"
+        "  task: app.tasks.t\n"
+        "  jitter: 010\n"
+        "schedules:\n"
+        "  - name: report\n"
+        "    every: 1:30\n"
+        "    options: {expires: 1.0e300, countdown: 30, queue: \"0777\"}\n"
+        "    kwargs: {at: 12:30:00, mode: 010}\n"
+    ))
+    warnings: list[ManifestError] = []
+    check_manifests([path], warnings=warnings)
+    assert [f"{w.where.field}: {w.message}" for w in warnings] == [
+        "defaults.jitter: unquoted 010 is the octal number 8 in YAML 1.1; quote it",
+        "schedules[0].every: unquoted 1:30 is a base-60 number in YAML 1.1 (not a time or a duration); quote it",
+        ("schedules[0].options.expires: unquoted 1.0e300 is a string in YAML 1.1, not a number; "
+         "write the exponent with a sign, e.g. 1.0e+3"),
+    ]
+    assert [(w.where.line, w.where.column) for w in warnings] == [(3, 11), (6, 12), (7, 24)]

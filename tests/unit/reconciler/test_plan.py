@@ -95,6 +95,22 @@ def test_adopt_takes_over_unowned_entries_only_with_the_flag():
     assert p.errors == ()
 
 
+@pytest.mark.parametrize("owner", ["team-a", STATIC_OWNER])
+def test_adopt_refuses_an_entry_someone_else_holds(owner):
+    a = desired("a")
+    p = plan({"a": a}, state(stored(a, owner=owner, record=False)), adopt=True)
+    assert [c.op for c in p.changes] == [Op.CONFLICT]
+    assert "--adopt takes only unowned entries" in p.errors[0] and "--take-over" in p.errors[0]
+
+
+@pytest.mark.parametrize("owner", [None, "team-a", STATIC_OWNER])
+def test_take_over_hands_over_any_holder(owner):
+    a = desired("a")
+    p = plan({"a": desired("a", every="5m")}, state(stored(a, owner=owner, record=False)), take_over=True)
+    assert [c.op for c in p.changes] == [Op.ADOPT]
+    assert p.errors == ()
+
+
 def test_prune_deletes_only_owned_entries():
     mine, theirs = desired("mine"), desired("theirs")
     actual = state(stored(mine), stored(theirs, owner="other", record=False), stored(desired("keep")))
