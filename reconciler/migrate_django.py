@@ -1,8 +1,8 @@
 """Export django-celery-beat's periodic tasks as redbeat manifests.
 
-    python -m reconciler.migrate_django --database-url sqlite:///db.sqlite3 schedules/
-    python -m reconciler.migrate_django --database-url postgresql://user@host:5432/app schedules/
-    DJANGO_SETTINGS_MODULE=mysite.settings python -m reconciler.migrate_django schedules/
+    redbeat-apply migrate-django --database-url sqlite:///db.sqlite3 schedules/
+    redbeat-apply migrate-django --database-url postgresql://user@host:5432/app schedules/
+    DJANGO_SETTINGS_MODULE=mysite.settings redbeat-apply migrate-django schedules/
 
 Reads the ``django_celery_beat`` tables through Django's ORM (read-only: a
 SQLite file is opened with ``mode=ro``, a PostgreSQL session is read-only)
@@ -48,6 +48,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
+
+from reconciler.redaction import redact_text, redact_url
 
 OUTPUT_NAME = "django-celery-beat.yaml"
 
@@ -131,14 +133,6 @@ def database_settings(url: str, *, read_only: bool = True) -> dict[str, Any]:
         "PORT": str(parts.port or ""),
         "OPTIONS": options,
     }
-
-
-def redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
 
 
 def setup_django(database_url: str | None, settings_module: str | None) -> None:
@@ -398,7 +392,7 @@ def _comment(text: str, indent: str = "") -> list[str]:
 def render_manifest(result: Result, source: str) -> str:
     total = len(result.converted) + len(result.skipped)
     lines = [
-        f"# Exported from django-celery-beat ({source}) by python -m reconciler.migrate_django.",
+        f"# Exported from django-celery-beat ({source}) by redbeat-apply migrate-django.",
         f"# {len(result.converted)} of {total} periodic task{'s' if total != 1 else ''} converted"
         + (f"; {len(result.skipped)} not converted, listed at the end." if result.skipped else "."),
         "# Check with: redbeat-apply validate <this directory>",
@@ -466,12 +460,10 @@ def export(outdir: Path, *, source: str, force: bool = False, omit_timezone: str
     return result, target
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m reconciler.migrate_django",
-        description="Export django-celery-beat's periodic tasks as redbeat manifests (OUTDIR/django-celery-beat.yaml).",
-        epilog="Exit codes: 0 all converted, 1 error (nothing written), 2 some tasks not converted (listed).",
-    )
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``redbeat-apply migrate-django``."""
+    parser.description = "Write django-celery-beat's periodic tasks as redbeat manifests (OUTDIR/django-celery-beat.yaml)."
+    parser.epilog = "Exit codes: 0 all converted, 1 error (nothing written), 2 some tasks not converted (listed)."
     parser.add_argument("outdir", type=Path, metavar="OUTDIR", help="directory to write django-celery-beat.yaml into")
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
@@ -487,23 +479,29 @@ def _parser() -> argparse.ArgumentParser:
         help="leave out the crontab timezone where it is ZONE (your app's timezone), e.g. UTC",
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing OUTDIR/django-celery-beat.yaml")
-    parser.add_argument("--output", choices=("text", "json"), default="text", help="report format (default: text)")
-    return parser
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text", help="report format (default: text)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Export, print the report; the exit code (0 all converted, 1 error, 2 some not converted)."""
     source = redact_url(args.database_url) if args.database_url else f"settings {args.settings or os.environ.get('DJANGO_SETTINGS_MODULE')}"
     try:
         setup_django(args.database_url, args.settings)
         result, written = export(args.outdir, source=source, force=args.force, omit_timezone=args.omit_timezone)
     except MigrateError as exc:
-        print(f"migrate_django: error: {exc}", file=sys.stderr)
+        print(redact_text(f"redbeat-apply migrate-django: error: {exc}"), file=sys.stderr)
         return EXIT_ERROR
     sys.stdout.write(report_json(result, written) if args.output == "json" else render_report(result, written))
     if result.skipped or written is None:
         return EXIT_PARTIAL if written is not None else EXIT_ERROR
     return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``redbeat-apply migrate-django``: the same as ``redbeat-apply migrate-django``."""
+    parser = argparse.ArgumentParser(prog="redbeat-apply migrate-django")
+    configure_parser(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

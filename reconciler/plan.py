@@ -221,7 +221,7 @@ def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, ad
             if have.owner == STATIC_OWNER:
                 remedy = "remove it from beat_schedule first (beat rewrites statics at start-up), then --adopt"
             elif have.owner is not None:
-                remedy = f"remove it from owner {have.owner!r}'s manifests, or rename it here"
+                remedy = f"remove it from the manifests of owner {have.owner!r}, or rename it here"
             return Change(Op.CONFLICT, want.name, want, have, reason=f"exists in Redis, owned by {who}; {remedy}")
         fields = field_changes(view(old_definition, old_ext), view(want.definition, want.ext))
         return Change(Op.ADOPT, want.name, want, have, fields,
