@@ -91,3 +91,22 @@ def test_every_credential_form_in_urls_is_masked(url: str, shown: str) -> None:
 def test_urls_inside_messages_are_masked() -> None:
     text = redact_text("Redis at redis://h:1/0?password=s3cr3t failed; try 'redis://:s3cr3t@h:2/0'")
     assert text == "Redis at redis://h:1/0?password=*** failed; try 'redis://:***@h:2/0'"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_log_lines_mask_url_credentials(fmt: str) -> None:
+    import io
+    import logging
+
+    from reconciler.logs import configure, log
+
+    stream = io.StringIO()
+    configure(fmt, stream)  # type: ignore[arg-type]
+    logger = logging.getLogger("reconciler.test")
+    log(logger, "apply failed", error="Redis at redis://h:1/0?password=s3cr3t failed", redis="redis://:s3cr3t@h:1/0")
+    try:
+        raise ConnectionError("cannot reach redis://u:s3cr3t@h:1/0")
+    except ConnectionError:
+        logger.exception("boom")
+    assert "s3cr3t" not in stream.getvalue()
+    assert "password=***" in stream.getvalue()
