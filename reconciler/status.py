@@ -199,7 +199,9 @@ def render_status(rows: list[dict[str, Any]], *, prefix: str | None = None,
     for cells in _cells(rows):
         table.add_row(*(_cell(text) for text in cells))
     # Wide enough for the longest cell of each column: a name is never folded or cut.
-    width = max(80, len(title) + 2, sum(max((len(str(c)) for c in col), default=0) + 3 for col in _columns(rows)) + 4)
+    from rich.cells import cell_len
+
+    width = max(80, cell_len(title) + 2, sum(max(cell_len(c) for c in col) + 3 for col in _columns(rows)) + 4)
     buffer = io.StringIO()
     Console(file=buffer, width=width, color_system=None, highlight=False, emoji=False).print(table)
     return buffer.getvalue()
