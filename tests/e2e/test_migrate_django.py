@@ -418,3 +418,26 @@ def test_sub_millisecond_intervals_are_noted():
     assert notes == ["interval of 1500 microseconds is not a whole number of milliseconds: written as 0.0015"]
     task.interval.every = 250_000
     assert _schedule_part(task, None) == ({"every": "250ms"}, [])
+
+
+@pytest.mark.slow
+def test_the_documented_commands_run(postgres_db, tmp_path, redis_url):
+    """Every command of docs/migrate-django.md, as written, in order."""
+    doc = (ROOT / "docs" / "migrate-django.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in doc.split("```sh\n")[1:]]
+    commands = [line for block in blocks for line in block.splitlines() if line.strip()]
+    assert len(commands) == 4, commands
+    tasks = [CONVERTIBLE[0], RUN_ONCE_AND_WINDOWS[0], NOT_CONVERTIBLE[0]]
+    make_db(tmp_path / "db.sqlite3", tasks)
+    filled = subprocess.run([sys.executable, str(HERE / "django_beat_db.py"), postgres_db, json.dumps(tasks)],
+                            capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert filled.returncode == 0, filled.stderr
+    env = {**clean_env(), "DATABASE_URL": postgres_db, "REDBEAT_REDIS_URL": redis_url,
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    expected = [2, 2, 0, 0]  # the solar task is not converted: exit 2, the rest written
+    for command, code in zip(commands, expected):
+        result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == code, f"{command}\n{result.stdout}{result.stderr}"
+        assert "Traceback" not in result.stderr
+    names = {s["name"] for s in yaml.safe_load((tmp_path / "schedules" / "django-celery-beat.yaml").read_text())["schedules"]}
+    assert names == {"heartbeat", "launch"}
