@@ -70,8 +70,10 @@ def _add_output(parser: argparse._ActionsContainer, choices: Sequence[str], what
 
 def _add_verbosity(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("-q", "--quiet", action="store_true", help="print only the result and errors, no closing remarks")
-    group.add_argument("-v", "--verbose", action="count", default=0, help="say more: timings, and log at INFO (-vv: DEBUG)")
+    group.add_argument("-q", "--quiet", action="store_true",
+                       help="print only the result and errors, no closing remarks")
+    group.add_argument("-v", "--verbose", action="count", default=0,
+                       help="say more: timings, and log at INFO (-vv: DEBUG)")
 
 
 def _add_version(parser: argparse.ArgumentParser) -> None:
@@ -95,7 +97,8 @@ def _remark(args: argparse.Namespace, text: str, *, file: Any = None) -> None:
 
 def _configure_logging(args: argparse.Namespace) -> None:
     verbose = getattr(args, "verbose", 0)
-    level = logging.ERROR if getattr(args, "quiet", False) else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    levels = (logging.WARNING, logging.INFO, logging.DEBUG)
+    level = logging.ERROR if getattr(args, "quiet", False) else levels[min(verbose, 2)]
     logger = logging.getLogger("reconciler")
     logger.setLevel(level)
     if not logger.handlers:
@@ -180,7 +183,7 @@ def _run_schema(args: argparse.Namespace) -> int:
 
 
 def _add_connection(parser: argparse.ArgumentParser, *, from_plan: bool = False) -> None:
-    """--redis-url, --key-prefix, --owner.  ``from_plan``: the last two come from a saved plan, a flag may only agree."""
+    """--redis-url, --key-prefix, --owner.  ``from_plan``: the last two come from a saved plan; a flag may only agree."""
     group = parser.add_argument_group("Redis")
     group.add_argument(
         "--redis-url",
@@ -189,7 +192,8 @@ def _add_connection(parser: argparse.ArgumentParser, *, from_plan: bool = False)
         "(env REDBEAT_REDIS_URL; default redis://localhost:6379/0)",
     )
     if from_plan:
-        group.add_argument("--key-prefix", help="must be the plan's key prefix (env REDBEAT_KEY_PREFIX); default: the plan's")
+        group.add_argument("--key-prefix",
+                           help="must be the plan's key prefix (env REDBEAT_KEY_PREFIX); default: the plan's")
         group.add_argument("--owner", help="must be the plan's owner (env REDBEAT_OWNER); default: the plan's")
         return
     group.add_argument(
@@ -339,7 +343,8 @@ def apply_paths(args: argparse.Namespace) -> int:
             _remark(args, "Dry run: nothing was written.")
         elif applied:
             changes = outcome.result.changes  # type: ignore[union-attr]
-            _remark(args, f"Applied {changes} change{'s' if changes != 1 else ''} to {target.keys.prefix}* for owner {target.owner!r}.")
+            _remark(args, f"Applied {changes} change{'s' if changes != 1 else ''} "
+                    f"to {target.keys.prefix}* for owner {target.owner!r}.")
         if args.verbose:
             print("Timings: " + ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()), file=sys.stderr)
     return _changes_exit(outcome.plan, args)
@@ -495,7 +500,8 @@ def _run_migrate_django(args: argparse.Namespace) -> int:
 SUBCOMMANDS: dict[str, Command] = {
     "validate": Command("check manifests without touching Redis", _configure_validate, _run_validate),
     "plan": Command("show (and save with --out FILE) what an apply would change", _configure_plan, _run_plan),
-    "apply": Command("apply a plan saved by 'plan --out FILE', refusing if Redis changed since", _configure_apply_file, _run_apply_file),
+    "apply": Command("apply a plan saved by 'plan --out FILE', refusing if Redis changed since",
+                     _configure_apply_file, _run_apply_file),
     "export": Command("write the entries in Redis as manifests", _configure_export, _run_export),
     "status": Command("show every entry in Redis: owner, schedule, next run, last run", _configure_status, _run_status),
     "schema": Command("print the manifest JSON Schema", _configure_schema, _run_schema),
@@ -574,7 +580,7 @@ def _dispatch(argv: list[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     real_stdout = sys.stdout
-    sys.stdout = _PipeSafeStdout(real_stdout)  # type: ignore[assignment]
+    sys.stdout = _PipeSafeStdout(real_stdout)
     try:
         with error_handler():
             return _dispatch(args_list)

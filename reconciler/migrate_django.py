@@ -145,7 +145,9 @@ def setup_django(database_url: str | None, settings_module: str | None) -> None:
         import django
         from django.conf import settings
     except ImportError:
-        raise MigrateError("Django is not installed: pip install 'redbeat-gitops[django]' (and your database's driver)") from None
+        raise MigrateError(
+            "Django is not installed: pip install 'redbeat-gitops[django]' (and your database's driver)"
+        ) from None
     try:
         import django_celery_beat  # noqa: F401
     except ImportError:
@@ -244,7 +246,9 @@ def _schedule_part(task: Any, omit_timezone: str | None) -> tuple[dict[str, Any]
         every, period = task.interval.every, task.interval.period
         value = interval_every(every, period)
         if period == "microseconds" and every % 1000:
-            notes.append(f"interval of {every} microseconds is not a whole number of milliseconds: written as {value!r}")
+            notes.append(
+                f"interval of {every} microseconds is not a whole number of milliseconds: written as {value!r}"
+            )
         return {"every": value}, notes
     if task.crontab_id is not None:
         cron = task.crontab
@@ -265,12 +269,11 @@ def _schedule_part(task: Any, omit_timezone: str | None) -> tuple[dict[str, Any]
 
 def _first_run(part: dict[str, Any], task: Any, now: dt.datetime) -> dt.datetime | None:
     """When django-celery-beat would run a one-off interval/crontab task: its first slot from now (or start_time)."""
+    from reconciler.apply import encode_definition
+    from reconciler.convert import manifest_to_entry
     from redbeat import timing
     from redbeat.codec import decode_definition
     from redbeat.entry import entry_timezone
-
-    from reconciler.apply import encode_definition
-    from reconciler.convert import manifest_to_entry
 
     after = max(now, task.start_time) if task.start_time is not None else now
     if "every" in part:
@@ -383,7 +386,6 @@ def convert_task(task: Any, *, now: dt.datetime, omit_timezone: str | None = Non
 def read_tasks(*, now: dt.datetime | None = None, omit_timezone: str | None = None) -> Result:
     """Every PeriodicTask of the configured database, converted or refused."""
     from django.db import DatabaseError
-
     from django_celery_beat.models import PeriodicTask
 
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -518,7 +520,9 @@ def export(outdir: Path, *, source: str, force: bool = False, omit_timezone: str
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``redbeat-apply migrate-django``."""
-    parser.description = "Write django-celery-beat's periodic tasks as redbeat manifests (OUTDIR/django-celery-beat.yaml)."
+    parser.description = (
+        "Write django-celery-beat's periodic tasks as redbeat manifests (OUTDIR/django-celery-beat.yaml)."
+    )
     parser.epilog = "Exit codes: 0 all converted, 1 error (nothing written), 2 some tasks not converted (listed)."
     parser.add_argument("outdir", type=Path, metavar="OUTDIR", help="directory to write django-celery-beat.yaml into")
     source = parser.add_mutually_exclusive_group()
@@ -535,12 +539,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="leave out the crontab timezone where it is ZONE (your app's timezone), e.g. UTC",
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing OUTDIR/django-celery-beat.yaml")
-    parser.add_argument("-o", "--output", choices=("text", "json"), default="text", help="report format (default: text)")
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text",
+                        help="report format (default: text)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Export, print the report; the exit code (0 all converted, 1 error, 2 some not converted)."""
-    source = redact_url(args.database_url) if args.database_url else f"settings {args.settings or os.environ.get('DJANGO_SETTINGS_MODULE')}"
+    settings_module = args.settings or os.environ.get("DJANGO_SETTINGS_MODULE")
+    source = redact_url(args.database_url) if args.database_url else f"settings {settings_module}"
     try:
         setup_django(args.database_url, args.settings)
         result, written = export(args.outdir, source=source, force=args.force, omit_timezone=args.omit_timezone)

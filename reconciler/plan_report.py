@@ -194,7 +194,8 @@ def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     fence = "`" * max(3, longest + 1)
     opening, closing = f"<details><summary>Full diff</summary>\n\n{fence}diff", f"{fence}\n\n</details>"
     budget.take(opening + closing)
-    kept = _md_lines(blocks, budget, 0, "… {count} more change(s) not shown (comment size limit); run with --output text")
+    kept = _md_lines(blocks, budget, 0,
+                     "… {count} more change(s) not shown (comment size limit); run with --output text")
     return "\n".join([*lines, opening, *kept, closing]) + "\n"
 
 

@@ -90,7 +90,7 @@ def _redact_one(url: str) -> str:
     authority = rest if query_at < 0 else rest[:query_at]
     at = authority.rfind("@")
     if at >= 0:
-        userinfo, _, after = rest[:at], "@", rest[at + 1:]
+        userinfo, _, after = rest[:at], "@", rest[at + 1 :]
         user, colon, _password = userinfo.partition(":")
         shown = f"{user}:{MASK}" if colon else MASK
         rest = f"{shown}@{after}"

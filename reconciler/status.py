@@ -15,11 +15,10 @@ import math
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 
-from redbeat.codec import CorruptEntryError, decode_definition, decode_meta
-
 from reconciler.convert import EXT_FIELDS, entry_to_manifest
 from reconciler.plan_report import printable
 from reconciler.state import ActualEntry, read_all
+from redbeat.codec import CorruptEntryError, decode_definition, decode_meta
 
 #: Errors any computation on stored values may raise: a date beyond year 9999, a bad zone, a bad value.
 _UNREPRESENTABLE = (OverflowError, ValueError, OSError, TypeError, KeyError, IndexError, ArithmeticError)
@@ -77,8 +76,9 @@ def score_time(score: float | None) -> str | None:
         return f"unrepresentable score {score!r}"
 
 
-def next_run(definition: str, ext: dict[str, Any] | None, last_run_at: datetime | None, name: str,
-             now: datetime) -> tuple[str | None, str]:
+def next_run(
+    definition: str, ext: dict[str, Any] | None, last_run_at: datetime | None, name: str, now: datetime
+) -> tuple[str | None, str]:
     """When beat will run the entry next (ISO, in its zone) and that zone's name; None: never again."""
     from redbeat import timing
     from redbeat.entry import entry_timezone
@@ -120,13 +120,14 @@ def status_row(name: str, entry: ActualEntry, now: datetime) -> dict[str, Any]:
         except _UNREPRESENTABLE as exc:
             problems.append(f"next run cannot be computed: {exc}")
     problem = "; ".join(problems) or None
-    start_at = ext.get("start_at")
+    start_at = ext.get("start_at") if isinstance(ext.get("start_at"), str) else None
+    state = "corrupt" if problem else entry_state(enabled, entry.score, start_at, now)
     return {
         "name": name,
         "owner": entry.owner,
         "schedule": words,
         "enabled": enabled,
-        "state": "corrupt" if problem else entry_state(enabled, entry.score, start_at if isinstance(start_at, str) else None, now),
+        "state": state,
         "next_run": upcoming,
         "timezone": zone,
         "next_due": score_time(entry.score),
@@ -181,11 +182,13 @@ def _cells(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[list[str]]:
-    return [[header, *column] for header, column in zip(COLUMNS, zip(*_cells(rows)))] or [[h] for h in COLUMNS]
+    cells = _cells(rows)
+    return [[header, *(row[index] for row in cells)] for index, header in enumerate(COLUMNS)]
 
 
-def render_status(rows: list[dict[str, Any]], *, prefix: str | None = None,
-                  other_prefixes: dict[str, int] | None = None) -> str:
+def render_status(
+    rows: list[dict[str, Any]], *, prefix: str | None = None, other_prefixes: dict[str, int] | None = None
+) -> str:
     from rich.console import Console
     from rich.table import Table
 

@@ -49,8 +49,14 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("command", ["plan", "status"])
-def test_dash_o_is_the_format_in_every_command(command: str, manifests: Path, redis_url: str, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dash_o_is_the_format_in_every_command(
+    command: str,
+    manifests: Path,
+    redis_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.chdir(tmp_path)
     args = [command, "-o", "json", "--redis-url", redis_url] + ([str(manifests)] if command == "plan" else [])
     code, out, err = cli(capsys, *args)
@@ -59,20 +65,25 @@ def test_dash_o_is_the_format_in_every_command(command: str, manifests: Path, re
     assert not (tmp_path / "json").exists()  # `plan -o json` once wrote a file named json
 
 
-def test_validate_and_apply_form_take_dash_o(manifests: Path, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_and_apply_form_take_dash_o(
+    manifests: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert json.loads(cli(capsys, "validate", "-o", "json", str(manifests))[1])["valid"] is True
     code, out, _ = cli(capsys, "--dry-run", "-o", "markdown", "--redis-url", redis_url, str(manifests))
     assert code == 0 and out.startswith("### redbeat-apply plan for owner `default`")
 
 
-def test_a_file_name_as_format_points_to_out(manifests: Path, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_file_name_as_format_points_to_out(
+    manifests: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = cli(capsys, "plan", "-o", "plan.json", "--redis-url", redis_url, str(manifests))
     assert code == 1
     assert "'plan.json' is not an output format" in err and "--out FILE" in err
 
 
-def test_saved_plan_is_private_and_a_bad_path_is_one_line(manifests: Path, redis_url: str, tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_saved_plan_is_private_and_a_bad_path_is_one_line(
+    manifests: Path, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     os.umask(0o022)
     saved = tmp_path / "plan.json"
     code, out, err = cli(capsys, "plan", "--out", str(saved), "--redis-url", redis_url, str(manifests))
@@ -82,15 +93,23 @@ def test_saved_plan_is_private_and_a_bad_path_is_one_line(manifests: Path, redis
     code, out, err = cli(capsys, "plan", "--out", "/nonexistent/dir/p.json", "--redis-url", redis_url, str(manifests))
     assert code == 1
     assert err.strip().splitlines() == [
-        "redbeat-apply: error: /nonexistent/dir/p.json: cannot write the plan file: No such file or directory"]
+        "redbeat-apply: error: /nonexistent/dir/p.json: cannot write the plan file: No such file or directory"
+    ]
 
 
-def test_apply_file_refuses_flags_that_contradict_the_plan(manifests: Path, redis_url: str, redis_client, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str],
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_apply_file_refuses_flags_that_contradict_the_plan(
+    manifests: Path,
+    redis_url: str,
+    redis_client,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     saved = tmp_path / "plan.json"
     assert cli(capsys, "plan", "--out", str(saved), "--redis-url", redis_url, str(manifests))[0] == 0
-    code, _, err = cli(capsys, "apply", str(saved), "--owner", "zzz", "--key-prefix", "other:", "--redis-url", redis_url)
+    code, _, err = cli(
+        capsys, "apply", str(saved), "--owner", "zzz", "--key-prefix", "other:", "--redis-url", redis_url
+    )
     assert code == 1
     assert "planned for --owner 'default', but --owner is 'zzz'; nothing was written" in err
     code, _, err = cli(capsys, "apply", str(saved), "--key-prefix", "other:", "--redis-url", redis_url)
@@ -105,7 +124,9 @@ def test_apply_file_refuses_flags_that_contradict_the_plan(manifests: Path, redi
     assert redis_client.zcard("redbeat::schedule") == 3
 
 
-def test_version_quiet_verbose_and_top_level_help(manifests: Path, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_version_quiet_verbose_and_top_level_help(
+    manifests: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     from importlib.metadata import version
 
     assert cli(capsys, "--version") == (0, f"redbeat-apply {version('redbeat-gitops')}\n", "")
@@ -141,13 +162,16 @@ def test_share_wording(capsys: pytest.CaptureFixture[str]) -> None:
 # --- secrets in URLs -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", [
-    "redis://127.0.0.1:1/0?password=s3cr3t",
-    "redis://:s3cr3t@127.0.0.1:1/0",
-    "redis://127.0.0.1:1/0?socket_timeout=abc&password=s3cr3t",
-    "redis-sentinel://:s3cr3t@127.0.0.1:1/0?service_name=m&sentinel_password=s3cr3t",
-    "redis-cluster://:s3cr3t@127.0.0.1:1/0",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:1/0?password=s3cr3t",
+        "redis://:s3cr3t@127.0.0.1:1/0",
+        "redis://127.0.0.1:1/0?socket_timeout=abc&password=s3cr3t",
+        "redis-sentinel://:s3cr3t@127.0.0.1:1/0?service_name=m&sentinel_password=s3cr3t",
+        "redis-cluster://:s3cr3t@127.0.0.1:1/0",
+    ],
+)
 def test_url_credentials_never_reach_errors(url: str, manifests: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for args in (["status", "--redis-url", url], ["--dry-run", "--redis-url", url, str(manifests)]):
         code, out, err = cli(capsys, *args)
@@ -159,10 +183,13 @@ def test_url_credentials_never_reach_errors(url: str, manifests: Path, capsys: p
 # --- status tells the truth ------------------------------------------------------------------
 
 
-def test_status_shows_the_next_real_run_in_the_entry_zone(manifests: Path, redis_url: str,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_shows_the_next_real_run_in_the_entry_zone(
+    manifests: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli(capsys, "--redis-url", redis_url, str(manifests))[0] == 0
-    rows = {r["name"]: r for r in json.loads(cli(capsys, "status", "-o", "json", "--redis-url", redis_url)[1])["entries"]}
+    rows = {
+        r["name"]: r for r in json.loads(cli(capsys, "status", "-o", "json", "--redis-url", redis_url)[1])["entries"]
+    }
     # The one-off at 2099 is filed under "now" until beat's first tick; its next run is 2099, in its zone.
     assert rows["new-year"]["next_run"] == "2099-12-31T22:00:00+00:00"
     assert rows["new-year"]["timezone"] == "UTC"
@@ -177,8 +204,9 @@ def test_status_shows_the_next_real_run_in_the_entry_zone(manifests: Path, redis
 
 
 @pytest.mark.parametrize("score", [1e300, -1e300, float("inf"), float("-inf"), 2**63, 253402300800.0])
-def test_status_survives_any_score(score: float, manifests: Path, redis_url: str, redis_client,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_survives_any_score(
+    score: float, manifests: Path, redis_url: str, redis_client, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli(capsys, "--redis-url", redis_url, str(manifests))[0] == 0
     redis_client.zadd("redbeat::schedule", {"redbeat:heartbeat": score})
     for fmt in ("text", "json"):
@@ -187,21 +215,41 @@ def test_status_survives_any_score(score: float, manifests: Path, redis_url: str
         assert "new-year" in out and "report[daily]" in out
 
 
-def test_status_survives_a_huge_interval(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str],
-                                         redis_client) -> None:
-    (tmp_path / "x.yaml").write_text("schedules:\n  - {name: far, task: t.t, every: 3000000d}\n"
-                                     "  - {name: near, task: t.t, every: 1m}\n")
+def test_status_survives_a_huge_interval(
+    tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str], redis_client
+) -> None:
+    (tmp_path / "x.yaml").write_text(
+        "schedules:\n  - {name: far, task: t.t, every: 3000000d}\n  - {name: near, task: t.t, every: 1m}\n"
+    )
     assert cli(capsys, "--redis-url", redis_url, str(tmp_path))[0] == 0
-    redis_client.hset("redbeat:far", "meta", json.dumps({"last_run_at": {
-        "__type__": "datetime", "year": 2026, "month": 1, "day": 2, "hour": 3, "minute": 4, "second": 5,
-        "microsecond": 0, "timezone": "UTC"}, "total_run_count": 1}))
+    redis_client.hset(
+        "redbeat:far",
+        "meta",
+        json.dumps(
+            {
+                "last_run_at": {
+                    "__type__": "datetime",
+                    "year": 2026,
+                    "month": 1,
+                    "day": 2,
+                    "hour": 3,
+                    "minute": 4,
+                    "second": 5,
+                    "microsecond": 0,
+                    "timezone": "UTC",
+                },
+                "total_run_count": 1,
+            }
+        ),
+    )
     code, out, err = cli(capsys, "status", "--redis-url", redis_url)
     assert code == 0, err
     assert "near" in out and "far" in out
 
 
-def test_status_marks_a_corrupt_entry_in_the_table(manifests: Path, redis_url: str, redis_client,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_marks_a_corrupt_entry_in_the_table(
+    manifests: Path, redis_url: str, redis_client, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli(capsys, "--redis-url", redis_url, str(manifests))[0] == 0
     redis_client.hset("redbeat:heartbeat", "definition", "{not json")
     redis_client.hset("redbeat:new-year", "meta", "[1,2")
@@ -212,8 +260,9 @@ def test_status_marks_a_corrupt_entry_in_the_table(manifests: Path, redis_url: s
     assert "corrupt" not in lines["report[daily]"]
 
 
-def test_status_names_the_prefix_that_has_entries(manifests: Path, redis_url: str,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_names_the_prefix_that_has_entries(
+    manifests: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli(capsys, "--redis-url", redis_url, str(manifests))[0] == 0
     code, out, _ = cli(capsys, "status", "--key-prefix", "rebdeat:", "--redis-url", redis_url)
     assert code == 0
@@ -223,8 +272,9 @@ def test_status_names_the_prefix_that_has_entries(manifests: Path, redis_url: st
 
 
 def test_validate_json_counts_only_what_it_knows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "a.yaml").write_text("schedules:\n  - {name: a, task: t.a, every: 5s}\n"
-                                     "  - {name: b, task: t.b, cron: '61 * * * *'}\n")
+    (tmp_path / "a.yaml").write_text(
+        "schedules:\n  - {name: a, task: t.a, every: 5s}\n  - {name: b, task: t.b, cron: '61 * * * *'}\n"
+    )
     document = json.loads(cli(capsys, "validate", "-o", "json", str(tmp_path))[1])
     assert (document["valid"], document["schedules"], document["valid_schedules"]) == (False, None, 1)
 

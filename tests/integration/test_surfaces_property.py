@@ -23,9 +23,11 @@ NAME_CHARS = st.one_of(st.sampled_from(SPECIAL), st.characters(categories=("L", 
 NAMES = st.text(NAME_CHARS, min_size=1, max_size=200).filter(lambda n: n.strip() == n and n.strip())
 KWARGS = st.dictionaries(
     st.text(NAME_CHARS, min_size=1, max_size=20),
-    st.recursive(st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=30),
-                 lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-                 max_leaves=6),
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=30),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+        max_leaves=6,
+    ),
     max_size=4,
 )
 
@@ -38,11 +40,18 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     return code, out
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(names=st.lists(NAMES, min_size=1, max_size=4, unique_by=lambda n: n.casefold()), kwargs=KWARGS)
-def test_any_name_goes_through_every_surface(names: list[str], kwargs: dict[str, object], redis_server, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_any_name_goes_through_every_surface(
+    names: list[str],
+    kwargs: dict[str, object],
+    redis_server,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     for variable in ("REDBEAT_OWNER", "REDBEAT_KEY_PREFIX", "REDBEAT_REDIS_URL", "NO_COLOR"):
         monkeypatch.delenv(variable, raising=False)
     client = redis_server.client()
@@ -63,7 +72,11 @@ def test_any_name_goes_through_every_surface(names: list[str], kwargs: dict[str,
         code, out = run(capsys, "plan", "-o", fmt, *url, str(work / "in"))
         assert code == 0
         for name in names:
-            shown = md_code(name) if fmt == "markdown" else (json.dumps(name, ensure_ascii=False)[1:-1] if fmt == "json" else name)
+            shown = (
+                md_code(name)
+                if fmt == "markdown"
+                else (json.dumps(name, ensure_ascii=False)[1:-1] if fmt == "json" else name)
+            )
             assert shown in out, (fmt, name)
         if fmt == "markdown":
             assert len(out) < GITHUB_COMMENT_LIMIT

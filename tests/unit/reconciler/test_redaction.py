@@ -7,24 +7,67 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.convert import manifest_to_entry
 from reconciler.errors import Location
 from reconciler.model import DesiredEntry
-from reconciler.convert import manifest_to_entry
-from reconciler.plan import plan
+from reconciler.plan import Plan, plan
 from reconciler.plan_report import render
 from reconciler.redaction import MASK, is_secret_key, redact, redact_text, redact_url
 from reconciler.state import ActualState
 
 SECRET_KEYS = [
-    "password", "db_password", "DB_PASSWORD", "passwd", "passphrase", "db_pass", "secret", "client_secret",
-    "token", "api_token", "apiToken", "X-Auth-Token", "Authorization", "auth", "api_key", "apiKey", "X-Api-Key",
-    "APIKey", "access_key", "aws_secret_access_key", "private_key", "signing-key", "secret_key", "credentials",
-    "cookie", "session_id", "sessionId", "dsn", "key", "sentinel_password",
+    "password",
+    "db_password",
+    "DB_PASSWORD",
+    "passwd",
+    "passphrase",
+    "db_pass",
+    "secret",
+    "client_secret",
+    "token",
+    "api_token",
+    "apiToken",
+    "X-Auth-Token",
+    "Authorization",
+    "auth",
+    "api_key",
+    "apiKey",
+    "X-Api-Key",
+    "APIKey",
+    "access_key",
+    "aws_secret_access_key",
+    "private_key",
+    "signing-key",
+    "secret_key",
+    "credentials",
+    "cookie",
+    "session_id",
+    "sessionId",
+    "dsn",
+    "key",
+    "sentinel_password",
 ]
 ORDINARY_KEYS = [
-    "author", "token_count", "tokenizer", "max_tokens", "compass", "bypass_cache", "passenger_id", "oauth_scope",
-    "secretary", "routing_key", "key_prefix", "cache_key", "keyboard", "passage", "authority", "author_email",
-    "monkey", "tokens", "password_policy_url", "",
+    "author",
+    "token_count",
+    "tokenizer",
+    "max_tokens",
+    "compass",
+    "bypass_cache",
+    "passenger_id",
+    "oauth_scope",
+    "secretary",
+    "routing_key",
+    "key_prefix",
+    "cache_key",
+    "keyboard",
+    "passage",
+    "authority",
+    "author_email",
+    "monkey",
+    "tokens",
+    "password_policy_url",
+    "",
 ]
 
 
@@ -43,7 +86,7 @@ def test_masking_keeps_going_at_any_depth() -> None:
     assert redact(value) == {"author": "ann", "nested": [{"db": {"password": MASK, "max_tokens": 5}}], "apiKey": MASK}
 
 
-def _plan_with(kwargs: dict[str, object]):  # noqa: ANN202 - a Plan
+def _plan_with(kwargs: dict[str, object]) -> Plan:
     definition, ext = manifest_to_entry({"name": "job", "task": "app.t", "every": 60, "kwargs": kwargs})
     entry = DesiredEntry("job", definition, ext, False, Location(Path("x.yaml"), 1, 1, ""))
     return plan({"job": entry}, ActualState("default", {}, frozenset()))
@@ -69,10 +112,18 @@ URLS = [
     ("redis://user:s3cr3t@host:6379/0", "redis://user:***@host:6379/0"),
     ("rediss://s3cr3t@host:6379/0", "rediss://***@host:6379/0"),
     ("redis://host:6379/0?password=s3cr3t", "redis://host:6379/0?password=***"),
-    ("redis://host:6379/0?db=1&password=s3cr3t&socket_timeout=2", "redis://host:6379/0?db=1&password=***&socket_timeout=2"),
-    ("redis-sentinel://:s3cr3t@s1:26379/0?service_name=m&sentinel_password=s3cr3t",
-     "redis-sentinel://:***@s1:26379/0?service_name=m&sentinel_password=***"),
-    ("sentinel://:s3cr3t@h1:26379;sentinel://:s3cr3t@h2:26379/0", "sentinel://:***@h1:26379;sentinel://:***@h2:26379/0"),
+    (
+        "redis://host:6379/0?db=1&password=s3cr3t&socket_timeout=2",
+        "redis://host:6379/0?db=1&password=***&socket_timeout=2",
+    ),
+    (
+        "redis-sentinel://:s3cr3t@s1:26379/0?service_name=m&sentinel_password=s3cr3t",
+        "redis-sentinel://:***@s1:26379/0?service_name=m&sentinel_password=***",
+    ),
+    (
+        "sentinel://:s3cr3t@h1:26379;sentinel://:s3cr3t@h2:26379/0",
+        "sentinel://:***@h1:26379;sentinel://:***@h2:26379/0",
+    ),
     ("redis-cluster://:s3cr3t@h1:7000,h2:7001/0", "redis-cluster://:***@h1:7000,h2:7001/0"),
     ("redis://:pa/ss@w#rd@host:6379/0", "redis://:***@host:6379/0"),
     ("postgresql://app:s3cr3t@db/beat", "postgresql://app:***@db/beat"),
