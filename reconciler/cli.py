@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import enum
 import json
+import logging
 import os
 import sys
 import time
@@ -20,10 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from reconciler import report
 from reconciler.errors import ManifestErrors, RedbeatError
+from reconciler.redaction import redact_text
+
+#: The distribution this command belongs to (for --version).
+DISTRIBUTION = "redbeat-gitops"
+PLAN_FORMATS = ("text", "markdown", "json")
+DATA_FORMATS = ("text", "json")
 
 
 class ExitCode(enum.IntEnum):
@@ -40,7 +47,64 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(ExitCode.ERROR, f"{self.prog}: error: {message}\n")
+        self.exit(ExitCode.ERROR, f"{self.prog}: error: {redact_text(message)}\n")
+
+
+def _output_format(choices: Sequence[str]) -> Callable[[str], str]:
+    """The type of ``-o/--output``: one of ``choices``; a file name gets a pointer to ``--out``."""
+
+    def parse(text: str) -> str:
+        if text in choices:
+            return text
+        hint = "; to save a plan to a file use --out FILE" if ("." in text or "/" in text) else ""
+        raise argparse.ArgumentTypeError(f"{text!r} is not an output format (choose from {', '.join(choices)}){hint}")
+
+    parse.__name__ = "FORMAT"
+    return parse
+
+
+def _add_output(parser: argparse._ActionsContainer, choices: Sequence[str], what: str = "output") -> None:
+    parser.add_argument("-o", "--output", type=_output_format(choices), default=choices[0], metavar="FORMAT",
+                        help=f"{what} format: {', '.join(choices)} (default: {choices[0]})")
+
+
+def _add_verbosity(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true",
+                       help="print only the result and errors, no closing remarks")
+    group.add_argument("-v", "--verbose", action="count", default=0,
+                       help="say more: timings, and log at INFO (-vv: DEBUG)")
+
+
+def _add_version(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action="version", version=f"redbeat-apply {_version()}")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _remark(args: argparse.Namespace, text: str, *, file: Any = None) -> None:
+    """A closing remark ("Applied 3 changes ..."), left out with -q."""
+    if not getattr(args, "quiet", False):
+        print(text, file=file or sys.stdout)
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    verbose = getattr(args, "verbose", 0)
+    levels = (logging.WARNING, logging.INFO, logging.DEBUG)
+    level = logging.ERROR if getattr(args, "quiet", False) else levels[min(verbose, 2)]
+    logger = logging.getLogger("reconciler")
+    logger.setLevel(level)
+    if not logger.handlers:
+        from reconciler.logs import configure
+
+        configure("text", level=level)
 
 
 @dataclass(frozen=True)
@@ -59,10 +123,10 @@ def error_handler() -> Iterator[None]:
         print(report.render_text(exc.errors), file=sys.stderr)
         raise SystemExit(ExitCode.INVALID) from None
     except RedbeatError as exc:
-        print(f"redbeat-apply: error: {exc}", file=sys.stderr)
+        print(redact_text(f"redbeat-apply: error: {exc}"), file=sys.stderr)
         raise SystemExit(ExitCode.ERROR) from None
-    except RedisError as exc:
-        print(f"redbeat-apply: error: Redis: {exc}; nothing was written", file=sys.stderr)
+    except (RedisError, RedisClusterException) as exc:  # the cluster client's errors are not RedisErrors
+        print(redact_text(f"redbeat-apply: error: Redis: {exc}; nothing was written"), file=sys.stderr)
         raise SystemExit(ExitCode.ERROR) from None
 
 
@@ -71,7 +135,7 @@ def error_handler() -> Iterator[None]:
 
 def _configure_validate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="manifest files or directories (searched recursively)")
-    parser.add_argument("-o", "--output", choices=report.FORMATS, default="text", help="report format (default: text)")
+    _add_output(parser, report.FORMATS, "report")
     parser.add_argument(
         "--compat",
         choices=("celery-redbeat",),
@@ -79,7 +143,7 @@ def _configure_validate(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def validate(paths: Sequence[Path], *, output: str = "text", compat: str | None = None) -> int:
+def validate(paths: Sequence[Path], *, output: str = "text", compat: str | None = None, quiet: bool = False) -> int:
     """Check manifests and print a report; writes nothing anywhere."""
     from reconciler.manifest import check_manifests
 
@@ -93,21 +157,22 @@ def validate(paths: Sequence[Path], *, output: str = "text", compat: str | None 
     if output == "text":
         files = len({e.source.file for e in entries.values()})
         count = len(entries)
-        print(f"ok: {count} schedule{'s' if count != 1 else ''} in {files} file{'s' if files != 1 else ''}")
+        if not quiet:
+            print(f"ok: {count} schedule{'s' if count != 1 else ''} in {files} file{'s' if files != 1 else ''}")
     elif output != "github":
         print(report.render_errors([], output, schedules=len(entries)))
     return ExitCode.OK
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-    return validate(args.paths, output=args.output, compat=args.compat)
+    return validate(args.paths, output=args.output, compat=args.compat, quiet=args.quiet)
 
 
 # --- schema -------------------------------------------------------------------
 
 
 def _configure_schema(parser: argparse.ArgumentParser) -> None:
-    del parser  # no options
+    _add_output(parser, ("json",), "schema")
 
 
 def _run_schema(args: argparse.Namespace) -> int:
@@ -120,7 +185,8 @@ def _run_schema(args: argparse.Namespace) -> int:
 # --- connection and plan options (apply form, plan, apply FILE, export, status) ---------
 
 
-def _add_connection(parser: argparse.ArgumentParser) -> None:
+def _add_connection(parser: argparse.ArgumentParser, *, from_plan: bool = False) -> None:
+    """--redis-url, --key-prefix, --owner.  ``from_plan``: the last two come from a saved plan; a flag may only agree."""
     group = parser.add_argument_group("Redis")
     group.add_argument(
         "--redis-url",
@@ -128,6 +194,11 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
         help="redis://, rediss://, unix://, redis-sentinel://, sentinel://, redis-cluster:// "
         "(env REDBEAT_REDIS_URL; default redis://localhost:6379/0)",
     )
+    if from_plan:
+        group.add_argument("--key-prefix",
+                           help="must be the plan's key prefix (env REDBEAT_KEY_PREFIX); default: the plan's")
+        group.add_argument("--owner", help="must be the plan's owner (env REDBEAT_OWNER); default: the plan's")
+        return
     group.add_argument(
         "--key-prefix",
         default=os.environ.get("REDBEAT_KEY_PREFIX", "redbeat:"),
@@ -149,14 +220,17 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--allow-mass-delete", action="store_true", help="allow deleting all, or more than --max-delete-share, of the owner's entries")
     group.add_argument("--max-delete-share", type=_share, default=0.5, metavar="SHARE", help="largest share of owned entries one apply may delete (default 0.5)")
     group.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes (as terraform plan)")
-    group.add_argument("--output", choices=("text", "markdown", "json"), default="text", help="diff format (default: text; colour on a terminal unless NO_COLOR)")
-    group.add_argument("--no-color", action="store_true", help="never colour the text diff")
+    _add_output(group, PLAN_FORMATS, "diff")
+    group.add_argument("--no-color", action="store_true", help="never colour the text diff (also: NO_COLOR)")
 
 
 def _share(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a share such as 0.5") from None
     if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError("must be a share between 0 (exclusive) and 1")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share between 0 (exclusive) and 1")
     return value
 
 
@@ -200,6 +274,8 @@ def _changes_exit(plan: Any, args: argparse.Namespace) -> int:
 def _configure_apply_form(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="manifest files or directories (searched recursively)")
     parser.add_argument("--dry-run", action="store_true", help="plan and print the diff; write nothing")
+    _add_version(parser)
+    _add_verbosity(parser)
     _add_connection(parser)
     _add_plan_options(parser)
     _add_watch_options(parser)
@@ -239,19 +315,22 @@ def _listen(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _run_watch(args: argparse.Namespace) -> int:
+    from reconciler import watch
+
+    return watch.run(watch.Settings(
+        paths=tuple(args.paths), redis_url=args.redis_url, key_prefix=args.key_prefix, owner=args.owner,
+        options=_plan_options(args), listen=args.listen, resync_interval=args.resync_interval,
+        debounce=args.debounce, force_polling=args.force_polling, dry_run=args.dry_run, log_format=args.log_format,
+    ))
+
+
 def apply_paths(args: argparse.Namespace) -> int:
     """Load, validate, plan and (unless --dry-run) apply; all or nothing.  --watch hands over to watch.run."""
     from reconciler.reconcile import PlanRefused, load, reconcile
 
     if args.watch:
-        from reconciler import watch
-
-        return watch.run(watch.Settings(
-            paths=tuple(args.paths), redis_url=args.redis_url, key_prefix=args.key_prefix, owner=args.owner,
-            options=_plan_options(args), listen=args.listen, resync_interval=args.resync_interval,
-            debounce=args.debounce, force_polling=args.force_polling, dry_run=args.dry_run, log_format=args.log_format,
-        ))
-
+        return _run_watch(args)
     started = time.perf_counter()
     desired = load(args.paths, allow_empty=args.allow_mass_delete)  # deleting everything, on purpose
     loaded = time.perf_counter() - started
@@ -267,29 +346,45 @@ def apply_paths(args: argparse.Namespace) -> int:
     _print_plan(outcome.plan, args, {"applied": applied, "dry_run": args.dry_run, "timings": timings})
     if args.output == "text":
         if args.dry_run and outcome.plan.has_changes:
-            print("Dry run: nothing was written.")
+            _remark(args, "Dry run: nothing was written.")
         elif applied:
-            print(f"Applied {outcome.result.changes} change{'s' if outcome.result.changes != 1 else ''} "  # type: ignore[union-attr]
-                  f"to {target.keys.prefix}* for owner {target.owner!r}.")
+            changes = outcome.result.changes  # type: ignore[union-attr]
+            _remark(args, f"Applied {changes} change{'s' if changes != 1 else ''} "
+                    f"to {target.keys.prefix}* for owner {target.owner!r}.")
+        if args.verbose:
+            print("Timings: " + ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()), file=sys.stderr)
     return _changes_exit(outcome.plan, args)
 
 
-def _run_apply_form(argv: Sequence[str]) -> int:
+def _apply_form_parser() -> argparse.ArgumentParser:
+    width = max(len(name) for name in SUBCOMMANDS) + 2
+    commands = "\n".join(f"  {name:<{width}}{command.help}" for name, command in SUBCOMMANDS.items())
     parser = _Parser(
         prog="redbeat-apply",
-        description="Make the schedules in Redis equal to the YAML manifests (the form CI/CD uses).",
-        epilog="Sub-commands: " + ", ".join(SUBCOMMANDS) + " (redbeat-apply COMMAND --help).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Reconcile Celery beat schedules in Redis with YAML manifests.\n\n"
+        "redbeat-apply [flags] PATH... makes Redis equal to the manifests (the form CI/CD uses);\n"
+        "--dry-run shows the diff first, --watch keeps doing it as a sidecar.",
+        epilog=f"commands (redbeat-apply COMMAND --help):\n{commands}\n\n"
+        "exit codes: 0 ok or no changes, 1 error, 2 changes (--detailed-exitcode), 3 invalid manifests",
     )
     _configure_apply_form(parser)
-    return apply_paths(parser.parse_args(argv))
+    return parser
 
 
-# --- plan -o FILE / apply FILE ---------------------------------------------------------
+def _run_apply_form(argv: Sequence[str]) -> int:
+    args = _apply_form_parser().parse_args(argv)
+    _configure_logging(args)
+    return apply_paths(args)
+
+
+# --- plan --out FILE / apply FILE ------------------------------------------------------
 
 
 def _configure_plan(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="manifest files or directories")
-    parser.add_argument("-o", "--out", type=Path, metavar="FILE", help="save the plan here, for 'redbeat-apply apply FILE'")
+    parser.add_argument("--out", type=Path, metavar="FILE",
+                        help="save the plan here (mode 0600: it holds the arguments), for 'redbeat-apply apply FILE'")
     _add_connection(parser)
     _add_plan_options(parser)
 
@@ -307,24 +402,45 @@ def _run_plan(args: argparse.Namespace) -> int:
         return ExitCode.ERROR
     if args.out is not None:
         plan_file.save(args.out, plan, target)
-        if args.output == "text":
-            print(f"Saved the plan to {args.out}; apply it with: redbeat-apply apply {args.out}")
+        _remark(args, f"Saved the plan to {args.out}; apply it with: redbeat-apply apply {args.out}",
+                file=sys.stdout if args.output == "text" else sys.stderr)
     return _changes_exit(plan, args)
 
 
 def _configure_apply_file(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("plan_file", type=Path, metavar="FILE", help="a plan saved by 'redbeat-apply plan -o FILE'")
-    _add_connection(parser)
+    parser.add_argument("plan_file", type=Path, metavar="FILE", help="a plan saved by 'redbeat-apply plan --out FILE'")
+    _add_output(parser, DATA_FORMATS)
+    _add_connection(parser, from_plan=True)
+
+
+def _agree_with_plan(args: argparse.Namespace, saved: Any) -> None:
+    """Refuse an --owner / --key-prefix (or its env variable) that is not the plan's: never apply elsewhere."""
+    for flag, env, given, planned in (
+        ("--owner", "REDBEAT_OWNER", args.owner, saved.owner),
+        ("--key-prefix", "REDBEAT_KEY_PREFIX", args.key_prefix, saved.key_prefix),
+    ):
+        source = flag if given is not None else env
+        value = given if given is not None else os.environ.get(env)
+        if value is not None and value != planned:
+            raise RedbeatError(
+                f"{args.plan_file} was planned for {flag} {planned!r}, but {source} is {value!r}; "
+                f"nothing was written (leave {flag} out to use the plan's)"
+            )
 
 
 def _run_apply_file(args: argparse.Namespace) -> int:
     from reconciler import plan_file
 
     saved = plan_file.load(args.plan_file)
+    _agree_with_plan(args, saved)
     target = _target(argparse.Namespace(**{**vars(args), "owner": saved.owner, "key_prefix": saved.key_prefix}))
     result = plan_file.apply(saved, target)
-    print(f"Applied {result.changes} change{'s' if result.changes != 1 else ''} from {args.plan_file} "
-          f"for owner {saved.owner!r}.")
+    if args.output == "json":
+        print(json.dumps({"applied": True, "changes": result.changes, "owner": saved.owner,
+                          "key_prefix": saved.key_prefix}, ensure_ascii=False))
+    else:
+        _remark(args, f"Applied {result.changes} change{'s' if result.changes != 1 else ''} from {args.plan_file} "
+                f"for owner {saved.owner!r}.")
     return ExitCode.OK
 
 
@@ -335,6 +451,7 @@ def _configure_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", type=Path, metavar="DIR", help="where to write the manifests (created if missing)")
     parser.add_argument("--all", action="store_true", help="every entry in Redis, not only the owner's (celery-redbeat ones included)")
     parser.add_argument("--force", action="store_true", help="overwrite manifest files that already exist in DIR")
+    _add_output(parser, DATA_FORMATS)
     _add_connection(parser)
 
 
@@ -343,6 +460,9 @@ def _run_export(args: argparse.Namespace) -> int:
 
     target = _target(args)
     written = export_entries(target, args.directory, everything=args.all, force=args.force)
+    if args.output == "json":
+        print(json.dumps({"written": {str(path): count for path, count in written.items()}}, ensure_ascii=False))
+        return ExitCode.OK
     for path, count in written.items():
         print(f"wrote {count} schedule{'s' if count != 1 else ''} to {path}")
     if not written:
@@ -351,56 +471,133 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _configure_status(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", choices=("text", "json"), default="text")
+    _add_output(parser, DATA_FORMATS)
     _add_connection(parser)
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    from reconciler.status import render_status, status_rows
+    from reconciler.status import other_prefixes, render_status, status_rows
 
-    rows = status_rows(_target(args))
+    target = _target(args)
+    rows = status_rows(target)
+    elsewhere = other_prefixes(target) if not rows else {}
     if args.output == "json":
-        print(json.dumps({"format_version": 1, "entries": rows}, indent=2, ensure_ascii=False))
+        print(json.dumps({"format_version": 1, "key_prefix": target.keys.prefix, "entries": rows,
+                          "other_prefixes": elsewhere}, indent=2, ensure_ascii=False))
     else:
-        sys.stdout.write(render_status(rows))
+        sys.stdout.write(render_status(rows, prefix=target.keys.prefix, other_prefixes=elsewhere))
     return ExitCode.OK
+
+
+# --- migrate-django ------------------------------------------------------------------------
+
+
+def _configure_migrate_django(parser: argparse.ArgumentParser) -> None:
+    from reconciler.migrate_django import configure_parser
+
+    configure_parser(parser)
+
+
+def _run_migrate_django(args: argparse.Namespace) -> int:
+    from reconciler.migrate_django import run
+
+    return run(args)
 
 
 SUBCOMMANDS: dict[str, Command] = {
     "validate": Command("check manifests without touching Redis", _configure_validate, _run_validate),
-    "plan": Command("show (and save with -o) what an apply would change", _configure_plan, _run_plan),
-    "apply": Command("apply a plan saved by 'plan -o FILE', refusing if Redis changed since", _configure_apply_file, _run_apply_file),
+    "plan": Command("show (and save with --out FILE) what an apply would change", _configure_plan, _run_plan),
+    "apply": Command("apply a plan saved by 'plan --out FILE', refusing if Redis changed since",
+                     _configure_apply_file, _run_apply_file),
     "export": Command("write the entries in Redis as manifests", _configure_export, _run_export),
-    "status": Command("show every entry in Redis: owner, schedule, next due, last run", _configure_status, _run_status),
+    "status": Command("show every entry in Redis: owner, schedule, next run, last run", _configure_status, _run_status),
     "schema": Command("print the manifest JSON Schema", _configure_schema, _run_schema),
+    "migrate-django": Command("write django-celery-beat's periodic tasks as manifests (needs the [django] extra)",
+                              _configure_migrate_django, _run_migrate_django),
 }
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="redbeat-apply",
-        description="Reconcile Celery beat schedules in Redis with YAML manifests.",
-        epilog="Without a sub-command: redbeat-apply [flags] PATH... applies the manifests "
-        "(redbeat-apply --dry-run PATH... to see the diff first).",
-    )
+    parser = _Parser(prog="redbeat-apply", description="Reconcile Celery beat schedules in Redis with YAML manifests.")
+    _add_version(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, command in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=command.help, description=command.help)
         command.configure(sub)
+        _add_verbosity(sub)
         sub.set_defaults(run=command.run)
     return parser
 
 
+_GLOBAL_FLAGS = frozenset({"-q", "--quiet", "-v", "-vv", "-vvv", "--verbose"})
+
+
+def _split_command(argv: list[str]) -> list[str] | None:
+    """``argv`` with the sub-command first (``-v status`` -> ``status -v``), or None for the apply form."""
+    for index, token in enumerate(argv):
+        if token in _GLOBAL_FLAGS:
+            continue
+        if token in SUBCOMMANDS:
+            return [token, *argv[:index], *argv[index + 1:]]
+        return None
+    return None
+
+
+class _PipeSafeStdout:
+    """stdout that goes quiet when the reader leaves (``redbeat-apply status | head``): no BrokenPipeError."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _silence(self) -> None:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # not a real file (a test's capture): dropping the output is enough
+            pass
+        self._stream = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            self._silence()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._silence()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _dispatch(argv: list[str]) -> int:
+    command_first = _split_command(argv)
+    if command_first is None:
+        return int(_run_apply_form(argv))
+    args = _parser().parse_args(command_first)
+    _configure_logging(args)
+    return int(args.run(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    real_stdout = sys.stdout
+    sys.stdout = _PipeSafeStdout(real_stdout)
     try:
         with error_handler():
-            if not args_list or (args_list[0] not in SUBCOMMANDS and args_list[0] not in ("-h", "--help")):
-                return int(_run_apply_form(args_list))
-            args = _parser().parse_args(args_list)
-            return int(args.run(args))
+            return _dispatch(args_list)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else ExitCode.ERROR
+    finally:
+        try:
+            sys.stdout.flush()
+        finally:
+            sys.stdout = real_stdout
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ An event is a short message plus fields (``log(logger, "applied", changes=3)``).
 ``logger``, ``event`` and the fields), for log collectors; ``text`` writes
 ``2026-01-02T03:04:05.678Z INFO applied changes=3``, for people.  Values are
 never schedule arguments: callers log names and field paths, not kwargs, so
-secrets stay out of logs.
+secrets stay out of logs; every URL in a line (a Redis error names one) has its
+credentials masked.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 import time
 from collections.abc import Mapping
 from typing import Any, Literal, TextIO
+
+from reconciler.redaction import redact_text
 
 LogFormat = Literal["json", "text"]
 FORMATS: tuple[LogFormat, ...] = ("text", "json")
@@ -49,7 +52,7 @@ class JsonFormatter(logging.Formatter):
             document.setdefault(key, value)
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
-        return json.dumps(document, default=str, ensure_ascii=False)
+        return redact_text(json.dumps(document, default=str, ensure_ascii=False))
 
 
 def _text_value(value: Any) -> str:
@@ -65,7 +68,7 @@ class TextFormatter(logging.Formatter):
         text = " ".join(parts)
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
-        return text
+        return redact_text(text)
 
 
 def configure(log_format: LogFormat, stream: TextIO | None = None, level: int = logging.INFO) -> logging.Handler:

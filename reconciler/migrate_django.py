@@ -1,8 +1,8 @@
 """Export django-celery-beat's periodic tasks as redbeat manifests.
 
-    python -m reconciler.migrate_django --database-url sqlite:///db.sqlite3 schedules/
-    python -m reconciler.migrate_django --database-url postgresql://user@host:5432/app schedules/
-    DJANGO_SETTINGS_MODULE=mysite.settings python -m reconciler.migrate_django schedules/
+    redbeat-apply migrate-django --database-url sqlite:///db.sqlite3 schedules/
+    redbeat-apply migrate-django --database-url postgresql://user@host:5432/app schedules/
+    DJANGO_SETTINGS_MODULE=mysite.settings redbeat-apply migrate-django schedules/
 
 Reads the ``django_celery_beat`` tables through Django's ORM (read-only: a
 SQLite file is opened with ``mode=ro``, a PostgreSQL session is read-only)
@@ -19,15 +19,19 @@ What is converted:
   of week are both restricted, where cron would mean "either") plus the
   crontab's ``timezone`` (left out with ``--omit-timezone ZONE`` when it is
   your app's time zone, so the manifests stay readable by celery-redbeat);
+* clocked and ``one_off`` tasks -> a one-off ``at`` (the clocked time, or the
+  first run django-celery-beat would make); one that already ran is written
+  with ``enabled: false``;
+* a future ``start_time`` -> ``start_at``, ``expires`` -> ``end_at``;
 * ``enabled``, ``args`` / ``kwargs`` (JSON), and ``queue``, ``exchange``,
-  ``routing_key``, ``priority``, ``headers``, ``expire_seconds`` / ``expires``
-  -> ``options``; the ``description`` becomes a comment.
+  ``routing_key``, ``priority``, ``headers``, ``expire_seconds`` -> ``options``;
+  the ``description`` becomes a comment.
 
 What is not, and is reported (on stdout and at the end of the file), never
-silently dropped: solar and clocked schedules, one-off tasks, a start time in
-the future, args/kwargs/headers that are not valid JSON, and a task with no
-schedule. A past start time and an ``expires`` datetime are converted with a
-note, since redbeat does not stop a schedule at a date.
+silently dropped: solar schedules, args/kwargs/headers that are not valid
+JSON, a task with no schedule, and anything redbeat-apply validate would
+refuse. A past start time and an interval below a millisecond's precision are
+converted with a note.
 
 Exit codes: 0 every task converted, 1 error (nothing written), 2 some tasks
 were not converted (the others were written).
@@ -48,6 +52,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
+
+from reconciler.redaction import redact_text, redact_url
 
 OUTPUT_NAME = "django-celery-beat.yaml"
 
@@ -133,21 +139,15 @@ def database_settings(url: str, *, read_only: bool = True) -> dict[str, Any]:
     }
 
 
-def redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
-
-
 def setup_django(database_url: str | None, settings_module: str | None) -> None:
     """Configure Django in-process (database URL) or from a settings module, then django.setup()."""
     try:
         import django
         from django.conf import settings
     except ImportError:
-        raise MigrateError("Django is not installed: pip install django django-celery-beat") from None
+        raise MigrateError(
+            "Django is not installed: pip install 'redbeat-gitops[django]' (and your database's driver)"
+        ) from None
     try:
         import django_celery_beat  # noqa: F401
     except ImportError:
@@ -239,64 +239,81 @@ def _iso(value: dt.datetime) -> str:
     return value.isoformat()
 
 
-def convert_task(task: Any, *, now: dt.datetime, omit_timezone: str | None = None) -> Converted | NotConverted:
-    """One PeriodicTask -> a manifest schedule, or the reason it cannot be one."""
-    name, task_name = task.name, task.task
-
-    def refuse(reason: str) -> NotConverted:
-        return NotConverted(name, task_name, reason)
-
-    if task.solar_id is not None:
-        solar = task.solar
-        return refuse(
-            f"solar schedule ({solar.event} at {solar.latitude}, {solar.longitude}): "
-            "redbeat stores interval, crontab and rrule schedules only; replace it by a cron at a fixed "
-            "local time (with timezone), or keep it on a scheduler that has solar events"
-        )
-    if task.clocked_id is not None:
-        return refuse(
-            f"clocked schedule (once at {_iso(task.clocked.clocked_time)}): a one-time run; "
-            "send it with apply_async(eta=...) instead, or write an rrule with count: 1"
-        )
-    if task.one_off:
-        return refuse(
-            "one_off task (django-celery-beat disables it after its first run): "
-            "redbeat has no run-once flag; send it with apply_async(eta=...) or an rrule with count: 1"
-        )
-    if task.start_time is not None and task.start_time > now:
-        return refuse(
-            f"start_time {_iso(task.start_time)} is in the future: manifests cannot delay a schedule's start; "
-            "add it after that time, or write an rrule with dtstart"
-        )
+def _schedule_part(task: Any, omit_timezone: str | None) -> tuple[dict[str, Any], list[str]]:
+    """The interval/crontab part of the manifest and its notes; ValueError when there is none."""
     notes: list[str] = []
-    manifest: dict[str, Any] = {"name": name, "task": task_name}
-    try:
-        if task.interval_id is not None:
-            manifest["every"] = interval_every(task.interval.every, task.interval.period)
-        elif task.crontab_id is not None:
-            cron = task.crontab
-            fields = {
-                "minute": cron.minute,
-                "hour": cron.hour,
-                "day_of_week": cron.day_of_week,
-                "day_of_month": cron.day_of_month,
-                "month_of_year": cron.month_of_year,
-            }
-            manifest.update(crontab_schedule({k: str(v) for k, v in fields.items()}))
-            zone = str(cron.timezone) if cron.timezone else "UTC"
-            if zone != omit_timezone:
-                manifest["timezone"] = zone
-        else:
-            return refuse("no schedule (none of interval, crontab, solar, clocked is set)")
-        args = _json_field(task, "args", [], list)
-        kwargs = _json_field(task, "kwargs", {}, dict)
-        headers = _json_field(task, "headers", {}, dict)
-    except ValueError as exc:
-        return refuse(str(exc))
-    if args:
-        manifest["args"] = args
-    if kwargs:
-        manifest["kwargs"] = kwargs
+    if task.interval_id is not None:
+        every, period = task.interval.every, task.interval.period
+        value = interval_every(every, period)
+        if period == "microseconds" and every % 1000:
+            notes.append(
+                f"interval of {every} microseconds is not a whole number of milliseconds: written as {value!r}"
+            )
+        return {"every": value}, notes
+    if task.crontab_id is not None:
+        cron = task.crontab
+        fields = {
+            "minute": cron.minute,
+            "hour": cron.hour,
+            "day_of_week": cron.day_of_week,
+            "day_of_month": cron.day_of_month,
+            "month_of_year": cron.month_of_year,
+        }
+        part = crontab_schedule({k: str(v) for k, v in fields.items()})
+        zone = str(cron.timezone) if cron.timezone else "UTC"
+        if zone != omit_timezone:
+            part["timezone"] = zone
+        return part, notes
+    raise ValueError("no schedule (none of interval, crontab, solar, clocked is set)")
+
+
+def _first_run(part: dict[str, Any], task: Any, now: dt.datetime) -> dt.datetime | None:
+    """When django-celery-beat would run a one-off interval/crontab task: its first slot from now (or start_time)."""
+    from reconciler.apply import encode_definition
+    from reconciler.convert import manifest_to_entry
+    from redbeat import timing
+    from redbeat.codec import decode_definition
+    from redbeat.entry import entry_timezone
+
+    after = max(now, task.start_time) if task.start_time is not None else now
+    if "every" in part:
+        # django-celery-beat counts an interval from when it first sees the task (or its last run).
+        base = task.last_run_at or after
+        seconds = part["every"] if isinstance(part["every"], (int, float)) else None
+        if seconds is None:
+            from reconciler.duration import parse_duration
+
+            seconds = parse_duration(part["every"])
+        return base + dt.timedelta(seconds=seconds)
+    definition, ext = manifest_to_entry({"name": "one-off", "task": "t", **part})
+    schedule = decode_definition(encode_definition(definition))["schedule"]
+    return timing.next_occurrence(schedule, after, tz=entry_timezone(ext), inclusive=True)
+
+
+def _run_once(task: Any, part: dict[str, Any] | None, now: dt.datetime) -> tuple[dict[str, Any], list[str]] | str:
+    """A clocked or one-off task as ``at`` (and maybe ``enabled: false``), with notes; or why it cannot be."""
+    if task.clocked_id is not None:
+        when = task.clocked.clocked_time
+        what = "clocked schedule"
+    else:
+        assert part is not None
+        first = _first_run(part, task, now)
+        if first is None:
+            return "one_off task whose schedule never fires again"
+        when, what = first, f"one_off task ({', '.join(f'{k}: {v}' for k, v in part.items())})"
+    if when.microsecond:  # manifests take whole seconds: never earlier than django-celery-beat would run it
+        when = when.replace(microsecond=0) + dt.timedelta(seconds=1)
+    manifest: dict[str, Any] = {"at": _iso(when)}
+    notes = [f"{what}: written as a one-off at {_iso(when)}"]
+    if task.last_run_at is not None or not task.enabled:
+        manifest["enabled"] = False
+        notes.append("it already ran (or was disabled) in django-celery-beat: written with enabled: false")
+    elif when <= now:
+        notes.append("its time has passed and it has not run: enable it only if it should still run once")
+    return manifest, notes
+
+
+def _options(task: Any) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for option in ("queue", "exchange", "routing_key"):
         value = getattr(task, option)
@@ -304,36 +321,71 @@ def convert_task(task: Any, *, now: dt.datetime, omit_timezone: str | None = Non
             options[option] = value
     if task.priority is not None:
         options["priority"] = task.priority
+    headers = _json_field(task, "headers", {}, dict)
     if headers:
         options["headers"] = headers
-    enabled = bool(task.enabled)
     if task.expire_seconds is not None:
         options["expires"] = task.expire_seconds
     elif task.expires is not None:
-        options["expires"] = _iso(task.expires)
-        if task.expires <= now:
-            enabled = False
-            notes.append(
-                f"expired at {_iso(task.expires)} (django-celery-beat stopped running it then): written with enabled: false"
-            )
+        options["expires"] = _iso(task.expires)  # django-celery-beat also sets it as each message's expiry
+    return options
+
+
+def _window(task: Any, now: dt.datetime, manifest: dict[str, Any]) -> list[str]:
+    """``start_time`` -> ``start_at`` (when still ahead), ``expires`` -> ``end_at``; the notes about them."""
+    notes: list[str] = []
+    if task.start_time is not None and "at" not in manifest:
+        if task.start_time > now:
+            manifest["start_at"] = _iso(task.start_time)
         else:
-            notes.append(
-                f"expires {_iso(task.expires)}: passed on as each message's expiry; django-celery-beat also stopped "
-                "the schedule at that time, redbeat does not: disable or delete it then"
-            )
+            notes.append(f"start_time {_iso(task.start_time)} is in the past: left out")
+    if task.expires is not None and "at" not in manifest:
+        manifest["end_at"] = _iso(task.expires)
+        if task.expires <= now:
+            notes.append(f"expired at {_iso(task.expires)}: django-celery-beat no longer runs it, nor will beat")
+    return notes
+
+
+def convert_task(task: Any, *, now: dt.datetime, omit_timezone: str | None = None) -> Converted | NotConverted:
+    """One PeriodicTask -> a manifest schedule, or the reason it cannot be one."""
+    name, task_name = task.name, task.task
+    if task.solar_id is not None:
+        solar = task.solar
+        return NotConverted(name, task_name, (
+            f"solar schedule ({solar.event} at {solar.latitude}, {solar.longitude}): "
+            "redbeat stores interval, crontab, rrule and one-off schedules only; replace it by a cron at a fixed "
+            "local time (with timezone), or keep it on a scheduler that has solar events"
+        ))
+    manifest: dict[str, Any] = {"name": name, "task": task_name}
+    try:
+        part, notes = (None, []) if task.clocked_id is not None else _schedule_part(task, omit_timezone)
+        if task.clocked_id is not None or task.one_off:
+            once = _run_once(task, part, now)
+            if isinstance(once, str):
+                return NotConverted(name, task_name, once)
+            part, more = once
+            notes += more
+        manifest.update(part or {})
+        args = _json_field(task, "args", [], list)
+        kwargs = _json_field(task, "kwargs", {}, dict)
+        options = _options(task)
+    except ValueError as exc:
+        return NotConverted(name, task_name, str(exc))
+    if args:
+        manifest["args"] = args
+    if kwargs:
+        manifest["kwargs"] = kwargs
     if options:
         manifest["options"] = options
-    if not enabled:
+    notes += _window(task, now, manifest)
+    if not task.enabled:
         manifest["enabled"] = False
-    if task.start_time is not None:
-        notes.append(f"start_time {_iso(task.start_time)} is in the past: left out")
     return Converted(name, manifest, notes, (task.description or "").strip())
 
 
 def read_tasks(*, now: dt.datetime | None = None, omit_timezone: str | None = None) -> Result:
     """Every PeriodicTask of the configured database, converted or refused."""
     from django.db import DatabaseError
-
     from django_celery_beat.models import PeriodicTask
 
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -398,7 +450,7 @@ def _comment(text: str, indent: str = "") -> list[str]:
 def render_manifest(result: Result, source: str) -> str:
     total = len(result.converted) + len(result.skipped)
     lines = [
-        f"# Exported from django-celery-beat ({source}) by python -m reconciler.migrate_django.",
+        f"# Exported from django-celery-beat ({source}) by redbeat-apply migrate-django.",
         f"# {len(result.converted)} of {total} periodic task{'s' if total != 1 else ''} converted"
         + (f"; {len(result.skipped)} not converted, listed at the end." if result.skipped else "."),
         "# Check with: redbeat-apply validate <this directory>",
@@ -466,12 +518,12 @@ def export(outdir: Path, *, source: str, force: bool = False, omit_timezone: str
     return result, target
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m reconciler.migrate_django",
-        description="Export django-celery-beat's periodic tasks as redbeat manifests (OUTDIR/django-celery-beat.yaml).",
-        epilog="Exit codes: 0 all converted, 1 error (nothing written), 2 some tasks not converted (listed).",
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``redbeat-apply migrate-django``."""
+    parser.description = (
+        "Write django-celery-beat's periodic tasks as redbeat manifests (OUTDIR/django-celery-beat.yaml)."
     )
+    parser.epilog = "Exit codes: 0 all converted, 1 error (nothing written), 2 some tasks not converted (listed)."
     parser.add_argument("outdir", type=Path, metavar="OUTDIR", help="directory to write django-celery-beat.yaml into")
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
@@ -487,23 +539,31 @@ def _parser() -> argparse.ArgumentParser:
         help="leave out the crontab timezone where it is ZONE (your app's timezone), e.g. UTC",
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing OUTDIR/django-celery-beat.yaml")
-    parser.add_argument("--output", choices=("text", "json"), default="text", help="report format (default: text)")
-    return parser
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text",
+                        help="report format (default: text)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    source = redact_url(args.database_url) if args.database_url else f"settings {args.settings or os.environ.get('DJANGO_SETTINGS_MODULE')}"
+def run(args: argparse.Namespace) -> int:
+    """Export, print the report; the exit code (0 all converted, 1 error, 2 some not converted)."""
+    settings_module = args.settings or os.environ.get("DJANGO_SETTINGS_MODULE")
+    source = redact_url(args.database_url) if args.database_url else f"settings {settings_module}"
     try:
         setup_django(args.database_url, args.settings)
         result, written = export(args.outdir, source=source, force=args.force, omit_timezone=args.omit_timezone)
     except MigrateError as exc:
-        print(f"migrate_django: error: {exc}", file=sys.stderr)
+        print(redact_text(f"redbeat-apply migrate-django: error: {exc}"), file=sys.stderr)
         return EXIT_ERROR
     sys.stdout.write(report_json(result, written) if args.output == "json" else render_report(result, written))
     if result.skipped or written is None:
         return EXIT_PARTIAL if written is not None else EXIT_ERROR
     return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``redbeat-apply migrate-django``: the same as ``redbeat-apply migrate-django``."""
+    parser = argparse.ArgumentParser(prog="redbeat-apply migrate-django")
+    configure_parser(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -233,7 +233,7 @@ def _conflict_remedy(holder: str | None, takeover: Takeover) -> str:
     if holder == STATIC_OWNER:
         return (f"{refused}remove it from beat_schedule first (beat rewrites statics at start-up), "
                 "or pass --take-over to hand it over")
-    return f"{refused}remove it from owner {holder!r}'s manifests, rename it here, or pass --take-over to hand it over"
+    return f"{refused}remove it from the manifests of owner {holder!r}, rename it here, or pass --take-over to hand it over"
 
 
 def _may_take(holder: str | None, takeover: Takeover) -> bool:

@@ -1,4 +1,4 @@
-"""Saved plans (``redbeat-apply plan -o FILE`` / ``redbeat-apply apply FILE``), as Terraform has them.
+"""Saved plans (``redbeat-apply plan --out FILE`` / ``redbeat-apply apply FILE``), as Terraform has them.
 
 The file holds the exact writes and, per entry, the fingerprint and
 ownership record the plan read (an entry that did not exist is recorded as
@@ -10,7 +10,9 @@ must to apply them: keep them with the same care as the manifests.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,9 +45,23 @@ def save(path: Path, plan: Plan, target: Any) -> None:
         "plan": plan_json(plan),
         "steps": [write_step(change).to_json() for change in plan.writes],
     }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    _write_private(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 (it may hold secrets), atomically; a bad path is a RedbeatError."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o600)  # the umask may not loosen 0600, but a pre-set ACL default could: be explicit
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise RedbeatError(f"{path}: cannot write the plan file: {exc.strerror or exc}") from None
 
 
 def load(path: Path) -> SavedPlan:
@@ -56,7 +72,7 @@ def load(path: Path) -> SavedPlan:
     except ValueError as exc:
         raise RedbeatError(f"{path}: not a plan file (invalid JSON: {exc})") from None
     if not isinstance(document, dict) or document.get("kind") != KIND:
-        raise RedbeatError(f"{path}: not a plan file written by 'redbeat-apply plan -o'")
+        raise RedbeatError(f"{path}: not a plan file written by 'redbeat-apply plan --out FILE'")
     if document.get("format_version") != FORMAT_VERSION:
         raise RedbeatError(f"{path}: plan format_version {document.get('format_version')!r} is not {FORMAT_VERSION}")
     try:
@@ -72,5 +88,5 @@ def apply(saved: SavedPlan, target: Any) -> ApplyResult:
     except StalePlanError as stale:
         raise RedbeatError(
             f"the saved plan is stale: {stale.name}'s {stale.what} changed in Redis since it was made; "
-            "nothing was written. Run 'redbeat-apply plan -o FILE' again."
+            "nothing was written. Run 'redbeat-apply plan --out FILE' again."
         ) from None

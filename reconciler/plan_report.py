@@ -6,6 +6,7 @@ Values of kwargs/options keys that look like secrets are masked everywhere.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from reconciler.plan import _MISSING, Change, Op, Plan
@@ -14,6 +15,8 @@ from reconciler.redaction import MASK, is_secret_path, redact
 FORMAT_VERSION = 1
 #: GitHub refuses comments longer than this.
 GITHUB_COMMENT_LIMIT = 65_536
+#: Room kept free under the limit for what a workflow wraps around the comment (a header, a link).
+MD_MARGIN = 1_000
 
 _SYMBOL = {Op.CREATE: "+", Op.UPDATE: "~", Op.ADOPT: "~", Op.DELETE: "-", Op.CONFLICT: "!", Op.NOOP: " "}
 _COLOR = {Op.CREATE: "32", Op.UPDATE: "33", Op.ADOPT: "36", Op.DELETE: "31", Op.CONFLICT: "1;31"}
@@ -65,7 +68,7 @@ def summary(plan: Plan) -> str:
     return "Plan: " + ", ".join(parts) + "."
 
 
-def _printable(name: str) -> str:
+def printable(name: str) -> str:
     """A name as is, or JSON-quoted when it holds control characters (never raw escapes on a terminal)."""
     return json.dumps(name) if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in name) else name
 
@@ -78,7 +81,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     for change in plan.changes:
         if change.op is Op.NOOP:
             continue
-        head = f"{_SYMBOL[change.op]} {change.op.value:<8} {_printable(change.name)}"
+        head = f"{_SYMBOL[change.op]} {change.op.value:<8} {printable(change.name)}"
         lines.append(paint(change.op, head))
         if change.op is Op.CONFLICT:
             lines.append(f"      {change.reason}")
@@ -89,7 +92,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         lines.append("")
         lines.append("Drift (changed in Redis since the last apply; apply restores the manifests):")
         for change in drifted:
-            lines.append(f"  {change.name}: " + "; ".join(f"{d.new}" for d in change.drift))
+            lines.append(f"  {printable(change.name)}: " + "; ".join(f"{d.new}" for d in change.drift))
     if lines:
         lines.append("")
     lines.append(summary(plan))
@@ -98,58 +101,102 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def md_code(text: str) -> str:
+    """``text`` as an inline code span that survives backticks, pipes and HTML in it, inside a table cell too."""
+    text = printable(text).replace("|", "\\|")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if longest or text.startswith(" ") or text.endswith(" ") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def md_text(text: str) -> str:
+    """Plain text for a table cell or a quote: no pipe, newline or HTML can change the layout."""
+    return printable(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class _Budget:
+    """Characters left of a Markdown comment; parts that do not fit are counted, not half-written."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def take(self, text: str) -> bool:
+        if len(text) + 1 > self.left:
+            return False
+        self.left -= len(text) + 1
+        return True
+
+
+def _md_lines(items: list[str], budget: _Budget, reserve: int, left_out: str) -> list[str]:
+    """As many of ``items`` as fit in ``budget`` minus ``reserve``; then one line counting the rest."""
+    kept: list[str] = []
+    for index, item in enumerate(items):
+        if len(item) + 1 > budget.left - reserve:
+            rest = len(items) - index
+            note = left_out.format(count=rest)
+            budget.take(note)
+            return [*kept, note]
+        budget.take(item)
+        kept.append(item)
+    return kept
+
+
+def _md_row(change: Change) -> str:
+    fields = ", ".join(md_code(f.path) for f in change.fields[:6]) + (" …" if len(change.fields) > 6 else "")
+    if change.op is Op.CONFLICT:
+        fields = md_text(change.reason)
+    return f"| {_SYMBOL[change.op]} | {md_code(change.name)} | {change.op.value} | {fields} |"
+
+
+def _md_head(plan: Plan, budget: _Budget) -> list[str]:
+    """Title, summary, the delete banner and the errors: always shown, long lists cut with a count."""
+    head = [f"### redbeat-apply plan for owner {md_code(plan.owner)}", "", f"**{summary(plan)}**", ""]
+    for line in head:
+        budget.take(line)
+    deletes = plan.of(Op.DELETE)
+    if deletes:
+        banner = f"> **This plan deletes {len(deletes)} schedule{'s' if len(deletes) != 1 else ''}:** "
+        names = _md_lines([md_code(c.name) for c in deletes], budget, budget.left * 3 // 4 - len(banner),
+                          "and {count} more")
+        head += ["> [!WARNING]", banner + ", ".join(names), ""]
+    errors = _md_lines([f"> {md_text(str(e))}" for e in plan.errors], budget, budget.left // 2,
+                       "> … and {count} more error(s)")
+    if errors:
+        head += ["> [!CAUTION]", *errors, ""]
+    return head
 
 
 def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
-    """Summary, a table of changes and the diff folded in <details>, kept under ``limit`` characters.
+    """Summary, a table of changes and the diff folded in <details>, never longer than ``limit`` characters.
 
-    Per-entry diffs are cut when needed; the summary, the delete banner and the table never are.
+    The summary comes first and is never cut; the delete list, the table and
+    the diff are cut to fit, each with a count of what was left out.
     """
-    head: list[str] = [f"### redbeat-apply plan for owner `{plan.owner}`", "", f"**{summary(plan)}**", ""]
-    deletes = plan.of(Op.DELETE)
-    if deletes:
-        head += [
-            "> [!WARNING]",
-            f"> **This plan deletes {len(deletes)} schedule{'s' if len(deletes) != 1 else ''}:** "
-            + ", ".join(f"`{c.name}`" for c in deletes),
-            "",
-        ]
-    for error in plan.errors:
-        head += ["> [!CAUTION]", f"> {error}", ""]
+    budget = _Budget(limit - MD_MARGIN)
+    lines = _md_head(plan, budget)
     shown = [c for c in plan.changes if c.op is not Op.NOOP]
     if shown:
-        head += ["| | schedule | change | fields |", "|---|---|---|---|"]
-        for change in shown:
-            fields = ", ".join(f"`{f.path}`" for f in change.fields[:6]) + (" …" if len(change.fields) > 6 else "")
-            if change.op is Op.CONFLICT:
-                fields = change.reason
-            head.append(f"| {_SYMBOL[change.op]} | `{_md_cell(change.name)}` | {change.op.value} | {_md_cell(fields)} |")
-        head.append("")
+        header = ["| | schedule | change | fields |", "|---|---|---|---|"]
+        for line in header:
+            budget.take(line)
+        rows = _md_lines([_md_row(c) for c in shown], budget, budget.left // 3,
+                         "\n… {count} more change(s) not listed (comment size limit); run with --output text or json")
+        lines += [*header, *rows, ""]
     if plan.drifted:
-        head += ["Drift since the last apply (restored by this apply): " + ", ".join(f"`{c.name}`" for c in plan.drifted), ""]
-    text = "\n".join(head)
-    blocks = []
-    for change in shown:
-        body = "\n".join(
-            [f"{_SYMBOL[change.op]} {change.op.value} {change.name}"]
-            + [f"{_SYMBOL[change.op]}     {line}" for line in field_lines(change)]
-        )
-        blocks.append(body)
-    if not blocks:
-        return text + "\n"
-    opening, closing = "<details><summary>Full diff</summary>\n\n```diff\n", "\n```\n\n</details>\n"
-    budget = limit - len(text) - len(opening) - len(closing) - 200
-    kept: list[str] = []
-    used = 0
-    for index, block in enumerate(blocks):
-        if used + len(block) + 1 > budget:
-            kept.append(f"… {len(blocks) - index} more change(s) not shown (comment size limit); run with --output text")
-            break
-        kept.append(block)
-        used += len(block) + 1
-    return text + "\n" + opening + "\n".join(kept) + closing
+        drift = _md_lines([md_code(c.name) for c in plan.drifted], budget, budget.left // 2, "and {count} more")
+        lines += ["Drift since the last apply (restored by this apply): " + ", ".join(drift), ""]
+    if not shown:
+        return "\n".join(lines) + "\n"
+    blocks = ["\n".join([f"{_SYMBOL[c.op]} {c.op.value} {printable(c.name)}"]
+                        + [f"{_SYMBOL[c.op]}     {line}" for line in field_lines(c)]) for c in shown]
+    longest = max((len(run) for block in blocks for run in re.findall(r"`+", block)), default=0)
+    fence = "`" * max(3, longest + 1)
+    opening, closing = f"<details><summary>Full diff</summary>\n\n{fence}diff", f"{fence}\n\n</details>"
+    budget.take(opening + closing)
+    kept = _md_lines(blocks, budget, 0,
+                     "… {count} more change(s) not shown (comment size limit); run with --output text")
+    return "\n".join([*lines, opening, *kept, closing]) + "\n"
 
 
 def change_json(change: Change) -> dict[str, Any]:

@@ -91,7 +91,13 @@ def error_dict(error: ManifestError) -> dict[str, object]:
 
 
 def render_json(errors: Sequence[ManifestError], *, schedules: int = 0) -> str:
-    payload = {"valid": not errors, "schedules": schedules, "errors": [error_dict(e) for e in errors]}
+    """``schedules``: how many schedules are valid; the total is unknown (``null``) when some are not."""
+    payload = {
+        "valid": not errors,
+        "schedules": None if errors else schedules,
+        "valid_schedules": schedules,
+        "errors": [error_dict(e) for e in errors],
+    }
     return json.dumps(payload, indent=2)
 
 

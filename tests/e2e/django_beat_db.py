@@ -1,9 +1,10 @@
 """Create a real django-celery-beat database and fill it, as a Django project would.
 
-    python django_beat_db.py DB_FILE TASKS_JSON     # create and fill
-    python django_beat_db.py DB_FILE --dump          # what django-celery-beat's beat would run
+    python django_beat_db.py DB TASKS_JSON     # create and fill
+    python django_beat_db.py DB --dump          # what django-celery-beat's beat would run
 
-Runs django-celery-beat's own migrations on a new SQLite file, then creates
+DB is a SQLite file or a database URL (postgresql://...). Runs
+django-celery-beat's own migrations on it (a new SQLite file, or an empty database), then creates
 each periodic task of TASKS_JSON (a list of objects) through the ORM, the way
 the Django admin does. Its own process, so Django's settings never leak
 into the test run.
@@ -23,12 +24,18 @@ import sys
 import zoneinfo
 
 
-def setup(db_file: str) -> None:
+def setup(db: str) -> None:
     import django
     from django.conf import settings
 
+    if "://" in db:
+        from reconciler.migrate_django import database_settings
+
+        database = database_settings(db, read_only=False)
+    else:
+        database = {"ENGINE": "django.db.backends.sqlite3", "NAME": db}
     settings.configure(
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": db_file}},
+        DATABASES={"default": database},
         INSTALLED_APPS=["django_celery_beat"],
         USE_TZ=True,
         TIME_ZONE="UTC",
@@ -97,7 +104,7 @@ def main(db_file: str, tasks_json: str) -> None:
             fields["clocked"], _ = ClockedSchedule.objects.get_or_create(
                 clocked_time=dt.datetime.fromisoformat(fields.pop("clocked"))
             )
-        for key in ("expires", "start_time"):
+        for key in ("expires", "start_time", "last_run_at"):
             if isinstance(fields.get(key), str):
                 fields[key] = dt.datetime.fromisoformat(fields[key])
         PeriodicTask.objects.create(**fields)

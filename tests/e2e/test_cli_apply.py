@@ -161,7 +161,7 @@ def test_markdown_and_json_outputs(schedules, redis_url, redis_client):
 
 def test_saved_plan_applies_once_and_a_stale_one_is_refused(schedules, redis_url, redis_client, tmp_path):
     plan_path = tmp_path / "plan.json"
-    planned = run("plan", "--redis-url", redis_url, str(schedules), "-o", str(plan_path))
+    planned = run("plan", "--redis-url", redis_url, str(schedules), "--out", str(plan_path))
     assert planned.returncode == 0, planned.stderr
     assert "Saved the plan" in planned.stdout
     applied = run("apply", "--redis-url", redis_url, str(plan_path))
@@ -171,7 +171,7 @@ def test_saved_plan_applies_once_and_a_stale_one_is_refused(schedules, redis_url
     assert again.returncode == 1 and "stale" in again.stderr
     # a plan made against an empty Redis is stale once the entry exists: per entry, not a global serial
     (schedules / "more.yaml").write_text("name: extra\ntask: t.x\nevery: 5\n")
-    run("plan", "--redis-url", redis_url, str(schedules), "-o", str(plan_path))
+    run("plan", "--redis-url", redis_url, str(schedules), "--out", str(plan_path))
     redis_client.hset("redbeat:extra", "definition", "{}")
     before = dirty_count(redis_client)
     stale = run("apply", "--redis-url", redis_url, str(plan_path))
@@ -234,7 +234,8 @@ def test_status_lists_every_entry(schedules, redis_url, redis_client):
     rows = json.loads(run("status", "--redis-url", redis_url, "--output", "json").stdout)["entries"]
     assert rows[0] == {
         "name": "heartbeat", "owner": "default", "schedule": "every 30s", "enabled": True, "state": "active",
-        "next_due": rows[0]["next_due"], "last_run_at": "2026-01-02T03:04:05+00:00", "total_run_count": 7, "problem": None,
+        "next_due": rows[0]["next_due"], "next_run": rows[0]["next_run"], "timezone": "UTC",
+        "last_run_at": "2026-01-02T03:04:05+00:00", "total_run_count": 7, "problem": None,
     }
     assert rows[0]["next_due"] is not None
 

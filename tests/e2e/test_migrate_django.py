@@ -2,7 +2,7 @@
 
 Each test builds a SQLite database with django-celery-beat's own migrations
 and fills it through the ORM (tests/e2e/django_beat_db.py, in its own
-process), runs ``python -m reconciler.migrate_django`` as a user would,
+process), runs ``redbeat-apply migrate-django`` as a user would,
 validates and applies the output with the installed redbeat-apply, and
 compares what beat will run with what django-celery-beat's own ``ModelEntry``
 would have run from the same rows.
@@ -62,14 +62,22 @@ CONVERTIBLE = [
     },
 ]
 
-NOT_CONVERTIBLE = [
-    {"name": "sunrise", "task": "garden.tasks.water", "solar": {"event": "sunrise", "latitude": "52.52", "longitude": "13.40"}},
+#: Converted to manifest features beyond every/cron: one-offs (`at`), `start_at`, `end_at`.
+RUN_ONCE_AND_WINDOWS = [
     {"name": "launch", "task": "ops.tasks.launch", "clocked": "2030-01-01T09:00:00+00:00", "one_off": True},
     {"name": "just-once", "task": "ops.tasks.once", "interval": {"every": 1, "period": "hours"}, "one_off": True},
+    {"name": "once-at-nine", "task": "ops.tasks.nine", "one_off": True,
+     "crontab": {"minute": "0", "hour": "9", "timezone": "Europe/Berlin"}, "start_time": "2098-01-01T00:00:00+00:00"},
+    {"name": "ran-once", "task": "ops.tasks.ran", "clocked": "2021-01-01T09:00:00+00:00", "one_off": True,
+     "enabled": False, "last_run_at": "2021-01-01T09:00:01+00:00"},
     {
         "name": "not-yet", "task": "ops.tasks.later", "interval": {"every": 1, "period": "hours"},
         "start_time": "2099-06-01T00:00:00+00:00",
     },
+]
+
+NOT_CONVERTIBLE = [
+    {"name": "sunrise", "task": "garden.tasks.water", "solar": {"event": "sunrise", "latitude": "52.52", "longitude": "13.40"}},
     {"name": "broken-kwargs", "task": "ops.tasks.broken", "interval": {"every": 1, "period": "hours"}, "kwargs": "{nope"},
     {"name": "args-not-a-list", "task": "ops.tasks.broken", "interval": {"every": 1, "period": "hours"}, "args": '{"a": 1}'},
 ]
@@ -99,7 +107,7 @@ def oracle(db: Path) -> dict[str, Any]:
 
 
 def export(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "reconciler.migrate_django", *args],
+    return subprocess.run([str(BIN / "redbeat-apply"), "migrate-django", *args],
                           capture_output=True, text=True, env={**clean_env(), **(env or {})}, cwd=cwd, timeout=120)
 
 
@@ -113,13 +121,15 @@ def sha256(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def full_db(tmp_path_factory) -> Path:
-    return make_db(tmp_path_factory.mktemp("django") / "db.sqlite3", CONVERTIBLE + NOT_CONVERTIBLE)
+    return make_db(tmp_path_factory.mktemp("django") / "db.sqlite3", CONVERTIBLE + RUN_ONCE_AND_WINDOWS + NOT_CONVERTIBLE)
 
 
 def test_export_writes_valid_manifests_and_reports_the_rest(full_db, tmp_path):
     before = sha256(full_db)
     out = tmp_path / "schedules"
+    started = dt.datetime.now(dt.timezone.utc)
     result = export("--database-url", f"sqlite:///{full_db}", str(out))
+    finished = dt.datetime.now(dt.timezone.utc)
     assert result.returncode == 2, result.stdout + result.stderr  # partial: some not converted
     assert sha256(full_db) == before, "the export must not write to the database"
 
@@ -145,36 +155,44 @@ def test_export_writes_valid_manifests_and_reports_the_rest(full_db, tmp_path):
         "quarter-hours": {"name": "quarter-hours", "task": "ops.tasks.poll", "cron": "*/15 8-18 * */3 *",  # canonical: 1,4,7,10 == */3
                           "timezone": "America/New_York"},
         "expires-later": {"name": "expires-later", "task": "ops.tasks.campaign", "every": "1h",
-                          "options": {"expires": "2099-01-01T00:00:00+00:00"}},
+                          "options": {"expires": "2099-01-01T00:00:00+00:00"}, "end_at": "2099-01-01T00:00:00+00:00"},
         "already-started": {"name": "already-started", "task": "ops.tasks.started", "every": "5m"},
+        "launch": {"name": "launch", "task": "ops.tasks.launch", "at": "2030-01-01T09:00:00+00:00"},
+        "just-once": {"name": "just-once", "task": "ops.tasks.once", "at": schedules["just-once"]["at"]},
+        # the first 09:00 in Berlin after its start_time (2098-01-01T00:00Z)
+        "once-at-nine": {"name": "once-at-nine", "task": "ops.tasks.nine", "at": "2098-01-01T09:00:00+01:00"},
+        "ran-once": {"name": "ran-once", "task": "ops.tasks.ran", "at": "2021-01-01T09:00:00+00:00", "enabled": False},
+        "not-yet": {"name": "not-yet", "task": "ops.tasks.later", "every": "1h", "start_at": "2099-06-01T00:00:00+00:00"},
     }
+    # A one-off interval task runs one interval after django-celery-beat first sees it.
+    once = dt.datetime.fromisoformat(schedules["just-once"]["at"])
+    assert started + dt.timedelta(hours=1) <= once + dt.timedelta(seconds=1) and once <= finished + dt.timedelta(hours=1)
     text = manifest.read_text()
     assert "  # Sync the ledger.\n  # Runs all day.\n  - name: ledger-sync\n" in text
-    assert "# NOTE: expires 2099-01-01T00:00:00+00:00: passed on as each message's expiry" in text
+    assert "# NOTE: clocked schedule: written as a one-off at 2030-01-01T09:00:00+00:00" in text
+    assert "it already ran (or was disabled) in django-celery-beat: written with enabled: false" in text
+    assert "manifests cannot delay" not in text + result.stdout
 
     # Every task not converted is named with its reason, on stdout and at the end of the file.
     reasons = {
         "sunrise": "solar schedule (sunrise at 52.52",
-        "launch": "clocked schedule (once at 2030-01-01T09:00:00+00:00)",
-        "just-once": "one_off task",
-        "not-yet": "start_time 2099-06-01T00:00:00+00:00 is in the future",
         "broken-kwargs": "kwargs is not valid JSON",
         "args-not-a-list": "args must be a JSON list",
     }
     report = result.stdout
-    assert report.startswith(f"wrote 9 schedules to {manifest}\n")
-    assert "NOT CONVERTED (6):" in report
+    assert report.startswith(f"wrote 14 schedules to {manifest}\n")
+    assert "NOT CONVERTED (3):" in report
     tail = text[text.index("# NOT CONVERTED (still only in django-celery-beat):"):]
     for name, reason in reasons.items():
         line = next(line for line in report.splitlines() if line.startswith(f"  {name} ("))
         assert reason in line, line
         assert f"# - {name} (" in tail and reason in tail
     assert "note: already-started: start_time 2020-01-01T00:00:00+00:00 is in the past: left out" in report
-    assert text.startswith("# Exported from django-celery-beat (sqlite:///") and "9 of 15 periodic tasks converted" in text
+    assert text.startswith("# Exported from django-celery-beat (sqlite:///") and "14 of 17 periodic tasks converted" in text
 
     validate = redbeat_apply("validate", str(out))
     assert validate.returncode == 0, validate.stdout + validate.stderr
-    assert validate.stdout == "ok: 9 schedules in 1 file\n"
+    assert validate.stdout == "ok: 14 schedules in 1 file\n"
 
 
 def test_applied_entries_run_what_django_celery_beat_ran(full_db, tmp_path, redis_url, redis_client):
@@ -339,3 +357,87 @@ def test_switching_from_celery_redbeat_export_then_adopt(tmp_path, redis_url, re
     assert {name: redis_client.hget(f"redbeat:{name}", "meta") for name in meta} == meta, "run state is kept"
     again = redbeat_apply("--redis-url", redis_url, str(out))
     assert again.returncode == 0 and again.stdout == "No changes. 2 unchanged.\n"
+
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def postgres_db() -> Any:
+    """A database of the test's own on the machine's PostgreSQL (127.0.0.1:5432, trust auth), dropped afterwards.
+
+    Fails, never skips, when PostgreSQL is not there: CI runs on this kind of machine.
+    """
+    import uuid
+
+    import psycopg  # in the test extra: a missing driver is a failure too
+    name = f"redbeat_migrate_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not running at {PG_ADMIN} (user postgres, trust auth): {exc}")
+    try:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.mark.slow
+def test_export_from_postgresql(postgres_db, tmp_path, redis_url, redis_client):
+    tasks = [CONVERTIBLE[1], CONVERTIBLE[4], CONVERTIBLE[7], RUN_ONCE_AND_WINDOWS[0], RUN_ONCE_AND_WINDOWS[4],
+             NOT_CONVERTIBLE[0]]
+    result = subprocess.run([sys.executable, str(HERE / "django_beat_db.py"), postgres_db, json.dumps(tasks)],
+                            capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "schedules"
+    exported = export("--database-url", postgres_db, str(out))
+    assert exported.returncode == 2, exported.stdout + exported.stderr  # the solar task is not converted
+    schedules = {s["name"]: s for s in yaml.safe_load((out / "django-celery-beat.yaml").read_text())["schedules"]}
+    assert schedules["nightly-report"] == {"name": "nightly-report", "task": "reports.tasks.nightly",
+                                           "cron": "30 2 * * 1-5", "timezone": "Europe/Berlin", "enabled": False}
+    assert schedules["launch"]["at"] == "2030-01-01T09:00:00+00:00"
+    assert schedules["not-yet"]["start_at"] == "2099-06-01T00:00:00+00:00"
+    assert schedules["expires-later"]["end_at"] == "2099-01-01T00:00:00+00:00"
+    assert schedules["ledger-sync"]["kwargs"] == {"full": True, "depth": {"max": 3}}
+    assert "sunrise (garden.tasks.water): solar schedule" in exported.stdout
+    applied = redbeat_apply("--redis-url", redis_url, str(out))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert redis_client.zcard("redbeat::schedule") == 5
+
+
+def test_sub_millisecond_intervals_are_noted():
+    from types import SimpleNamespace
+
+    from reconciler.migrate_django import _schedule_part
+
+    task = SimpleNamespace(interval_id=1, interval=SimpleNamespace(every=1500, period="microseconds"))
+    part, notes = _schedule_part(task, None)
+    assert part == {"every": 0.0015}
+    assert notes == ["interval of 1500 microseconds is not a whole number of milliseconds: written as 0.0015"]
+    task.interval.every = 250_000
+    assert _schedule_part(task, None) == ({"every": "250ms"}, [])
+
+
+@pytest.mark.slow
+def test_the_documented_commands_run(postgres_db, tmp_path, redis_url):
+    """Every command of docs/migrate-django.md, as written, in order."""
+    doc = (ROOT / "docs" / "migrate-django.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in doc.split("```sh\n")[1:]]
+    commands = [line for block in blocks for line in block.splitlines() if line.strip()]
+    assert len(commands) == 4, commands
+    tasks = [CONVERTIBLE[0], RUN_ONCE_AND_WINDOWS[0], NOT_CONVERTIBLE[0]]
+    make_db(tmp_path / "db.sqlite3", tasks)
+    filled = subprocess.run([sys.executable, str(HERE / "django_beat_db.py"), postgres_db, json.dumps(tasks)],
+                            capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert filled.returncode == 0, filled.stderr
+    env = {**clean_env(), "DATABASE_URL": postgres_db, "REDBEAT_REDIS_URL": redis_url,
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    expected = [2, 2, 0, 0]  # the solar task is not converted: exit 2, the rest written
+    for command, code in zip(commands, expected):
+        result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == code, f"{command}\n{result.stdout}{result.stderr}"
+        assert "Traceback" not in result.stderr
+    names = {s["name"] for s in yaml.safe_load((tmp_path / "schedules" / "django-celery-beat.yaml").read_text())["schedules"]}
+    assert names == {"heartbeat", "launch"}

@@ -586,8 +586,8 @@ def test_every_redbeat_apply_command_exits_as_documented(
         args, stdout_to = command.argv()
         if stdout_to and "sarif" in args:
             assert json.loads((workspace / stdout_to).read_text())["version"] == "2.1.0", command
-        if "-o" in args:
-            assert (workspace / args[args.index("-o") + 1]).is_file(), command
+        if "--out" in args:
+            assert (workspace / args[args.index("--out") + 1]).is_file(), command
         if args[:1] == ["export"] and "--all" in args:
             assert list((workspace / args[-1]).glob("*.yaml")), command
         if args == ["./schedules/"]:

@@ -46,7 +46,7 @@ pytestmark = pytest.mark.reliability
 ROOT = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("REDBEAT_RELIABILITY_SCALE", "").strip().lower() == "full"
 
-#: The commands redbeat-apply needs (apply, plan, plan -o / apply FILE, status, export), found by
+#: The commands redbeat-apply needs (apply, plan, plan --out / apply FILE, status, export), found by
 #: removing each in turn from a working set (test_acl_line_is_minimal); with ``~redbeat:*`` (the key
 #: prefix) and ``&redbeat::wake`` (the channel an apply publishes to, so beat re-reads at once).
 ACL_COMMANDS = ("evalsha", "evalsha_ro", "script|load", "hgetall", "smembers", "hmget", "zscore", "hget", "hset", "hdel", "del",
@@ -216,7 +216,7 @@ def test_secrets_masked_in_every_output(tmp_path, acl_redis) -> None:
     for fmt in ("text", "markdown", "json"):
         outputs[f"plan --output {fmt}"] = run("plan", "--output", fmt, "--redis-url", url, str(manifests))
     plan_path = tmp_path / "plan.json"
-    outputs["plan -o FILE"] = run("plan", "-o", str(plan_path), "--redis-url", url, str(manifests))
+    outputs["plan --out FILE"] = run("plan", "--out", str(plan_path), "--redis-url", url, str(manifests))
     outputs["apply FILE"] = run("apply", "--redis-url", url, str(plan_path))
     assert outputs["apply FILE"].returncode == 0, outputs["apply FILE"].stderr
     outputs["status"] = run("status", "--redis-url", url)
@@ -345,7 +345,7 @@ def test_watch_listens_on_loopback_and_masks_its_logs(log_format, tmp_path, acl_
 
 
 def lifecycle(workdir: Path, url: str) -> list[tuple[str, subprocess.CompletedProcess[str]]]:
-    """Everything the reconciler does, in order: create, no-op, update + delete, plan -o, apply FILE, status, export."""
+    """Everything the reconciler does, in order: create, no-op, update + delete, plan --out, apply FILE, status, export."""
     manifest = workdir / "m" / "jobs.yaml"
     steps = []
     write_manifest(manifest, [("a1", "30s"), ("a2", "1m"), ("a3", "2m"), ("a4", "3m")])
@@ -354,7 +354,7 @@ def lifecycle(workdir: Path, url: str) -> list[tuple[str, subprocess.CompletedPr
     write_manifest(manifest, [("a1", "45s"), ("a2", "1m"), ("a3", "2m")])
     steps.append(("apply (update + delete)", run("--redis-url", url, str(manifest.parent))))
     write_manifest(manifest, [("a1", "50s"), ("a2", "1m"), ("a3", "2m")])
-    steps.append(("plan -o", run("plan", "-o", str(workdir / "p.json"), "--redis-url", url, str(manifest.parent))))
+    steps.append(("plan --out", run("plan", "--out", str(workdir / "p.json"), "--redis-url", url, str(manifest.parent))))
     steps.append(("apply FILE", run("apply", "--redis-url", url, str(workdir / "p.json"))))
     steps.append(("status", run("status", "--redis-url", url)))
     steps.append(("export", run("export", "--redis-url", url, str(workdir / "export"))))

@@ -57,7 +57,7 @@ def test_validate_compat_reports_extensions(tmp_path: Path, capsys: pytest.Captu
 def test_validate_json_when_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(tmp_path / "a.yaml", JOB.format(name="a"))
     assert main(["validate", "--output", "json", str(tmp_path)]) == 0
-    assert json.loads(capsys.readouterr().out) == {"valid": True, "schedules": 1, "errors": []}
+    assert json.loads(capsys.readouterr().out) == {"valid": True, "schedules": 1, "valid_schedules": 1, "errors": []}
 
 
 def test_usage_error_exits_1_not_2(capsys: pytest.CaptureFixture[str]) -> None:
