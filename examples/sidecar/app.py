@@ -1,4 +1,9 @@
-"""A minimal Celery app for docker-compose.yaml's beat and worker (your own app replaces it)."""
+"""A minimal Celery app for docker-compose.yaml and deploy/kubernetes (your own app replaces it).
+
+redbeat reads its settings from ``app.conf`` only, never from the environment:
+an app that takes them from the environment copies them into ``app.conf``, as
+here (REDIS_URL, and BEAT_METRICS_LISTEN to serve beat's /metrics).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,11 @@ import os
 
 from celery import Celery
 
-app = Celery("app", broker=os.environ.get("REDIS_URL", "redis://redis:6379/0"))
-app.conf.update(redbeat_redis_url=os.environ.get("REDIS_URL", "redis://redis:6379/0"), timezone="UTC",
-                beat_scheduler="redbeat.Scheduler", task_ignore_result=True)
+REDIS_URL = os.environ.get("REDIS_URL", "redis://redis:6379/0")
+
+app = Celery("app", broker=REDIS_URL)
+app.conf.update(redbeat_redis_url=REDIS_URL, redbeat_metrics_listen=os.environ.get("BEAT_METRICS_LISTEN"),
+                timezone="UTC", beat_scheduler="redbeat.Scheduler", task_ignore_result=True)
 
 
 @app.task(name="app.heartbeat")
