@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from ._version import __version__
 from .checks import RedBeatKeyExpiryError
 from .schedulers import RedBeatScheduler, RedBeatSchedulerEntry
 
@@ -13,4 +14,11 @@ Scheduler = RedBeatScheduler
 #: The first releases' name.
 RedisBeatScheduler = RedBeatScheduler
 
-__all__ = ["RedBeatKeyExpiryError", "RedBeatScheduler", "RedBeatSchedulerEntry", "RedisBeatScheduler", "Scheduler"]
+__all__ = [
+    "RedBeatKeyExpiryError",
+    "RedBeatScheduler",
+    "RedBeatSchedulerEntry",
+    "RedisBeatScheduler",
+    "Scheduler",
+    "__version__",
+]
