@@ -208,5 +208,5 @@ def test_the_install_step_installs_from_the_action_checkout(tmp_path, workspace)
     venv_bin = run_with.temp / "redbeat-apply-venv" / "bin"
     assert run_with.path_file.read_text().splitlines() == [str(venv_bin)]
     shown = subprocess.run([str(venv_bin / "python"), "-c", "import reconciler, redbeat; print(redbeat.__file__)"],
-                           capture_output=True, text=True, check=True)
+                           capture_output=True, text=True, check=True, cwd=tmp_path)
     assert shown.stdout.startswith(str(venv_bin.parent)), "installed into the venv, not used from a checkout"
