@@ -59,7 +59,7 @@ class RedBeatScheduler(Scheduler):
         self._definitions: dict[str, dict[str, Any]] = {}
         self._changes = ChangeListener(lambda: self.client, ensure_conf(app).keys.wake_channel)
         self._standby_logged = False
-        self.metrics: Any = BeatMetrics() if conf.metrics_listen else NullMetrics()
+        self.metrics: Any = BeatMetrics(entry_limit=conf.metrics_entries) if conf.metrics_listen else NullMetrics()
         self._metrics_server: Any = None
         super().__init__(app, **kwargs)
 
@@ -295,6 +295,7 @@ class RedBeatScheduler(Scheduler):
                     continue
                 self.apply_entry(entry, producer=self.producer)
                 self.metrics.dispatches.inc()
+                self.metrics.entry_ran(entry.name, time.time(), step.new_score)
                 if entry.last_run_at is not None:
                     self.metrics.lag.observe(max(0.0, time.time() - entry.last_run_at.timestamp()))
         if len(batch.entries) >= DUE_BATCH_LIMIT:
