@@ -31,9 +31,11 @@ class EntryRuns:
         self.limit = limit
         self._names: set[str] = set()
         self.last_run = Gauge("redbeat_beat_entry_last_run_timestamp_seconds",
-                              "When beat last handed this entry's run to Celery (Unix time)", ["entry"], registry=registry)
+                              "When beat last handed this entry's run to Celery (Unix time)",
+                              ["entry"], registry=registry)
         self.next_run = Gauge("redbeat_beat_entry_next_run_timestamp_seconds",
-                              "When this entry is next due (Unix time), as of its last run", ["entry"], registry=registry)
+                              "When this entry is next due (Unix time), as of its last run",
+                              ["entry"], registry=registry)
         self.unlabelled = Counter("redbeat_beat_entry_runs_unlabelled",
                                   "Runs of entries past the redbeat_metrics_entries limit (no per-entry series)",
                                   registry=registry)
