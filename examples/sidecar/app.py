@@ -2,7 +2,8 @@
 
 redbeat reads its settings from ``app.conf`` only, never from the environment:
 an app that takes them from the environment copies them into ``app.conf``, as
-here (REDIS_URL, and BEAT_METRICS_LISTEN to serve beat's /metrics).
+here: REDIS_URL; BEAT_METRICS_LISTEN to serve beat's /metrics; BEAT_METRICS_ENTRIES for
+per-entry run metrics of up to that many schedules.
 """
 
 from __future__ import annotations
@@ -14,8 +15,14 @@ from celery import Celery
 REDIS_URL = os.environ.get("REDIS_URL", "redis://redis:6379/0")
 
 app = Celery("app", broker=REDIS_URL)
-app.conf.update(redbeat_redis_url=REDIS_URL, redbeat_metrics_listen=os.environ.get("BEAT_METRICS_LISTEN"),
-                timezone="UTC", beat_scheduler="redbeat.Scheduler", task_ignore_result=True)
+app.conf.update(
+    redbeat_redis_url=REDIS_URL,
+    redbeat_metrics_listen=os.environ.get("BEAT_METRICS_LISTEN"),
+    redbeat_metrics_entries=os.environ.get("BEAT_METRICS_ENTRIES"),
+    timezone="UTC",
+    beat_scheduler="redbeat.Scheduler",
+    task_ignore_result=True,
+)
 
 
 @app.task(name="app.heartbeat")

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from support.celery_rig import CeleryRig
 from support.kube import (
     BASE,
     OVERLAY,
@@ -29,6 +28,8 @@ from support.kube import (
     localize,
     one,
     render,
+    scrape,
+    start_beat,
     start_until_ready,
     stop,
 )
@@ -127,21 +128,11 @@ def test_every_variable_the_pod_sets_is_read_by_its_process(base):
 def test_beat_runs_with_the_pod_env_and_serves_metrics(base, tmp_path, fresh_redis):
     """beat's container: its args, its env (the app copies it into app.conf), its metrics port."""
     spec = container(base, "beat")
-    assert spec["args"][:3] == ["celery", "-A", "app"]
     pod_env = container_env(spec, {"redis": {"url": fresh_redis.url}})
     assert pod_env["BEAT_METRICS_LISTEN"] == f"0.0.0.0:{port_number(spec, 'beat-metrics')}"
-    port = free_port()
-    env = {k: localize([v], f"127.0.0.1:{port}", {})[0] for k, v in pod_env.items()}
-    rig = CeleryRig(fresh_redis.url, tmp_path, app="app", app_dir=APP_DIR, extra_env=env)
+    rig, beat, port = start_beat(base, fresh_redis.url, tmp_path)
     try:
-        beat = rig.spawn("beat", *spec["args"][3:], "--max-interval", "1")
-        rig.wait_for(beat, "beat: Prometheus metrics on", timeout=30)
-
-        def leading() -> bool:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-                return "redbeat_beat_leader 1.0" in response.read().decode()
-
-        wait_until(leading, timeout=20, message="beat to lead")
+        wait_until(lambda: "redbeat_beat_leader 1.0" in scrape(port), timeout=20, message="beat to lead")
         assert "redbeat_redis_url is not set" not in beat.output(), "REDIS_URL must reach app.conf"
     finally:
         rig.stop_all()

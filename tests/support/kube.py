@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from support.redis_proc import wait_until
+from support.celery_rig import CeleryRig, Proc
+from support.redis_proc import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES = ROOT / "deploy" / "kubernetes"
@@ -111,3 +112,29 @@ def stop(proc: subprocess.Popen[bytes]) -> str:
     out, _ = proc.communicate(timeout=5)
     assert proc.returncode == 0, out.decode()
     return out.decode()
+
+
+def start_beat(objects: list[dict[str, Any]], redis_url: str, workdir: Path) -> tuple[CeleryRig, Proc, int]:
+    """The rendered beat container as a local ``celery beat`` of examples/sidecar/app.py; returns its metrics port.
+
+    The caller stops it with ``rig.stop_all()``.
+    """
+    spec = container(objects, "beat")
+    assert spec["args"][:3] == ["celery", "-A", "app"]
+    port = free_port()
+    env = {k: localize([v], f"127.0.0.1:{port}", {})[0]
+           for k, v in container_env(spec, {"redis": {"url": redis_url}}).items()}
+    workdir.mkdir(parents=True, exist_ok=True)
+    rig = CeleryRig(redis_url, workdir, app="app", app_dir=ROOT / "examples" / "sidecar", extra_env=env)
+    try:
+        proc = rig.spawn("beat", *spec["args"][3:], "--max-interval", "1")
+        rig.wait_for(proc, "beat: Prometheus metrics on", timeout=30)
+    except BaseException:
+        rig.stop_all()
+        raise
+    return rig, proc, port
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
