@@ -9,37 +9,23 @@ request comment goes to a stand-in for api.github.com on 127.0.0.1
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from support.gh_action import ROOT, FakeGitHub, Runner, base_env
+from support.gh_action import BAD, GOOD, FakeGitHub, Runner, base_env, make_checkout
+from support.snapshot import PACKAGE_FILES, copy_tree
 
 REPOSITORY = "acme/schedules"
 PR = 7
-GOOD = """\
-schedules:
-  - name: heartbeat
-    task: ops.tasks.ping
-    every: 30s
-  - name: nightly-report
-    task: reports.tasks.nightly
-    cron: "30 2 * * mon-fri"
-    kwargs: {format: pdf}
-"""
-BAD = 'name: broken\ntask: ops.tasks.ping\ncron: "61 * * * *"\n'
 OWNER_KEY = f"redbeat::owner:{REPOSITORY}"
 
 
 @pytest.fixture
 def workspace(tmp_path) -> Path:
-    repo = tmp_path / "workspace"
-    (repo / "schedules").mkdir(parents=True)
-    (repo / "schedules" / "jobs.yaml").write_text(GOOD)
-    return repo
+    return make_checkout(tmp_path / "workspace")
 
 
 @pytest.fixture
@@ -186,15 +172,7 @@ def test_bad_inputs_are_one_line_errors(workspace, given, message):
 
 def action_snapshot(tmp_path: Path) -> Path:
     """What ``uses: OWNER/redbeat@REF`` checks out: the repository's files at that ref."""
-    snapshot = tmp_path / "action-checkout"
-    snapshot.mkdir()
-    for name in ("action.yml", "action", "pyproject.toml", "README.md", "redbeat", "reconciler", "schemas"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, snapshot / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(source, snapshot / name)
-    return snapshot
+    return copy_tree(tmp_path / "action-checkout", ("action.yml", "action", *PACKAGE_FILES))
 
 
 @pytest.mark.slow

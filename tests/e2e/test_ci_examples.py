@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -32,8 +31,9 @@ import pytest
 import yaml
 
 import redbeat
-from support.gh_action import ActionRun, FakeGitHub, evaluate
+from support.gh_action import BAD, GOOD, ActionRun, FakeGitHub, base_env, evaluate, make_checkout
 from support.gh_action import Runner as ActionRunner
+from support.snapshot import PACKAGE_FILES, copy_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 CI = ROOT / "examples" / "ci"
@@ -46,37 +46,10 @@ GIT_URL = "https://git.example.com/your-org/redbeat.git"
 INSTALL = f'python -m pip install "redbeat-gitops @ git+{GIT_URL}@v{VERSION}"'
 REPOSITORY = "acme/schedules"
 
-GOOD = """\
-schedules:
-  - name: heartbeat
-    task: ops.tasks.ping
-    every: 30s
-  - name: nightly-report
-    task: reports.tasks.nightly
-    cron: "30 2 * * mon-fri"
-    kwargs: {format: pdf}
-"""
-
-BAD = """\
-name: broken
-task: ops.tasks.ping
-cron: "61 * * * *"
-"""
-
-
-def base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDBEAT_", "GITHUB_", "CI_")) and k != "NO_COLOR"}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
 
 @pytest.fixture
 def checkout(tmp_path) -> Path:
-    """What actions/checkout or a GitLab runner leaves: the repository with its schedules/."""
-    repo = tmp_path / "checkout"
-    (repo / "schedules").mkdir(parents=True)
-    (repo / "schedules" / "jobs.yaml").write_text(GOOD)
-    return repo
+    return make_checkout(tmp_path / "checkout")
 
 
 # --- GitHub Actions ------------------------------------------------------------------------
@@ -416,7 +389,7 @@ def test_gitlab_apply(checkout, redis_url, redis_client):
 # --- pre-commit ------------------------------------------------------------------------------
 
 
-HOOK_REPO_FILES = ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml", "redbeat", "reconciler", "schemas")
+HOOK_REPO_FILES = (".pre-commit-hooks.yaml", *PACKAGE_FILES)
 
 
 def git(cwd: Path, *args: str) -> None:
@@ -429,14 +402,7 @@ def git(cwd: Path, *args: str) -> None:
 @pytest.fixture
 def hook_repo(tmp_path) -> Path:
     """A committed snapshot of this project's working tree (what a `rev:` of it would hold)."""
-    repo = tmp_path / "hook-repo"
-    repo.mkdir()
-    for name in HOOK_REPO_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(source, repo / name)
+    repo = copy_tree(tmp_path / "hook-repo", HOOK_REPO_FILES)
     git(repo, "init", "-q")
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "snapshot")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +13,9 @@ import tomllib
 
 import redbeat
 from redbeat._version import __version__
+from support.snapshot import PACKAGE_FILES, copy_tree
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("pyproject.toml", "README.md", "redbeat", "reconciler", "schemas")
 DIST = "redbeat-gitops"
 
 
@@ -38,14 +37,7 @@ def test_version_flag_prints_the_version():
 
 @pytest.mark.slow
 def test_the_wheel_builds_and_installs_in_a_fresh_venv(tmp_path):
-    source = tmp_path / "source"
-    source.mkdir()
-    for name in SOURCES:
-        path = ROOT / name
-        if path.is_dir():
-            shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(path, source / name)
+    source = copy_tree(tmp_path / "source", PACKAGE_FILES)
     dist = tmp_path / "dist"
     built = subprocess.run([sys.executable, "-m", "build", "--wheel", "--sdist", "--outdir", str(dist), str(source)],
                            capture_output=True, text=True, timeout=600)

@@ -23,6 +23,27 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 ACTION = ROOT / "action.yml"
 BIN = Path(sys.executable).parent
+#: A valid manifest directory's one file, and an invalid file (line 3, column 7: minute 61).
+GOOD = """\
+schedules:
+  - name: heartbeat
+    task: ops.tasks.ping
+    every: 30s
+  - name: nightly-report
+    task: reports.tasks.nightly
+    cron: "30 2 * * mon-fri"
+    kwargs: {format: pdf}
+"""
+BAD = 'name: broken\ntask: ops.tasks.ping\ncron: "61 * * * *"\n'
+
+
+def make_checkout(repo: Path) -> Path:
+    """What actions/checkout (or a GitLab runner) leaves: a repository with schedules/jobs.yaml = GOOD."""
+    (repo / "schedules").mkdir(parents=True)
+    (repo / "schedules" / "jobs.yaml").write_text(GOOD)
+    return repo
+
+
 _EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 _CONDITION = re.compile(r"^inputs\.([\w-]+) == '([^']*)'$")
 

@@ -46,8 +46,9 @@ def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> di
 
 def container(objects: list[dict[str, Any]], name: str) -> dict[str, Any]:
     pod = one(objects, "Deployment")["spec"]["template"]["spec"]
-    (found,) = [c for c in pod["containers"] if c["name"] == name]
-    return found
+    found: list[dict[str, Any]] = [c for c in pod["containers"] if c["name"] == name]
+    assert len(found) == 1, f"{len(found)} containers named {name!r}"
+    return found[0]
 
 
 def container_env(spec: dict[str, Any], secrets: dict[str, dict[str, str]]) -> dict[str, str]:
@@ -93,7 +94,7 @@ def start_until_ready(argv: list[str], env: dict[str, str], port: int) -> subpro
         assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
-                return response.status == 200
+                return bool(response.status == 200)
         except OSError:
             return False
 
