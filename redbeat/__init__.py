@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from . import decoder, schedulers, schedules  # noqa: F401 - celery-redbeat's submodules, reachable as attributes
+from ._version import __version__
 from .checks import RedBeatKeyExpiryError
 from .schedulers import RedBeatScheduler, RedBeatSchedulerEntry
 
@@ -14,4 +15,11 @@ Scheduler = RedBeatScheduler
 #: The first releases' name.
 RedisBeatScheduler = RedBeatScheduler
 
-__all__ = ["RedBeatKeyExpiryError", "RedBeatScheduler", "RedBeatSchedulerEntry", "RedisBeatScheduler", "Scheduler"]
+__all__ = [
+    "RedBeatKeyExpiryError",
+    "RedBeatScheduler",
+    "RedBeatSchedulerEntry",
+    "RedisBeatScheduler",
+    "Scheduler",
+    "__version__",
+]

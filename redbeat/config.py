@@ -62,9 +62,10 @@ class RedBeatConfig:
             lock_key = self.key_prefix + lock_key
         self.lock_key: str | None = lock_key or None
         self.lock_timeout = self.either_or("redbeat_lock_timeout", None)
-        from .metrics import parse_listen
+        from .metrics import parse_entry_limit, parse_listen
 
         self.metrics_listen: str | None = parse_listen(self.either_or("redbeat_metrics_listen", None))
+        self.metrics_entries: int = parse_entry_limit(self.either_or("redbeat_metrics_entries", 0))
         check = self.either_or("redbeat_key_expiry_check", "error")
         if check not in KEY_EXPIRY_CHECKS:
             logger.warning(

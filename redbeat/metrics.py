@@ -6,6 +6,7 @@ registry of its own, so nothing else in the process leaks into it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -16,8 +17,47 @@ LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
+class EntryRuns:
+    """Opt-in per-entry run times, for "this job has not run for 2 intervals" alerts.
+
+    Labelled by entry name for at most ``limit`` distinct entries per process
+    (``redbeat_metrics_entries``), so a beat with 100,000 entries cannot
+    flood Prometheus; runs of entries past the limit are counted instead.
+    """
+
+    def __init__(self, registry: Any, limit: int) -> None:
+        from prometheus_client import Counter, Gauge
+
+        self.limit = limit
+        self._names: set[str] = set()
+        self.last_run = Gauge("redbeat_beat_entry_last_run_timestamp_seconds",
+                              "When beat last handed this entry's run to Celery (Unix time)",
+                              ["entry"], registry=registry)
+        self.next_run = Gauge("redbeat_beat_entry_next_run_timestamp_seconds",
+                              "When this entry is next due (Unix time), as of its last run",
+                              ["entry"], registry=registry)
+        self.unlabelled = Counter("redbeat_beat_entry_runs_unlabelled",
+                                  "Runs of entries past the redbeat_metrics_entries limit (no per-entry series)",
+                                  registry=registry)
+
+    def record(self, name: str, ran_at: float, next_at: float) -> None:
+        """One dispatched run; ``next_at`` < 0 means the entry will not run again (a finished one-off)."""
+        if name not in self._names:
+            if len(self._names) >= self.limit:
+                self.unlabelled.inc()
+                return
+            self._names.add(name)
+        self.last_run.labels(entry=name).set(ran_at)
+        if next_at >= 0:
+            self.next_run.labels(entry=name).set(next_at)
+        else:
+            # Nothing is due any more: an "overdue" alert must not fire for it.
+            with contextlib.suppress(KeyError):
+                self.next_run.remove(name)
+
+
 class BeatMetrics:
-    def __init__(self, registry: Any = None) -> None:
+    def __init__(self, registry: Any = None, entry_limit: int = 0) -> None:
         # Imported here: prometheus_client costs a beat that does not serve metrics ~2 MiB of memory.
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -44,6 +84,11 @@ class BeatMetrics:
         self.last_tick = Gauge("redbeat_beat_last_tick_timestamp_seconds", "When the last tick ended (Unix time)", registry=r)
         for kind in ("redis", "entry", "send"):
             self.errors.labels(kind=kind)
+        self.entry_runs = EntryRuns(r, entry_limit) if entry_limit > 0 else None
+
+    def entry_ran(self, name: str, ran_at: float, next_at: float) -> None:
+        if self.entry_runs is not None:
+            self.entry_runs.record(name, ran_at, next_at)
 
     def serve(self, listen: str) -> Any:
         from prometheus_client import start_http_server
@@ -61,6 +106,9 @@ class _Nothing:
         return self
 
     def inc(self, *_: Any) -> None:
+        pass
+
+    def __call__(self, *_: Any, **__: Any) -> None:
         pass
 
     set = observe = inc
@@ -87,3 +135,16 @@ def parse_listen(value: Any) -> str | None:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"redbeat_metrics_listen={value!r}: use 'host:port' or a port number")
     return text
+
+
+def parse_entry_limit(value: Any) -> int:
+    """``redbeat_metrics_entries``: how many entries get per-entry series (0, the default: none)."""
+    if value in (None, "", False):
+        return 0
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        limit = -1
+    if limit < 0 or isinstance(value, float):
+        raise ValueError(f"redbeat_metrics_entries={value!r}: use a whole number of entries, 0 for none")
+    return limit

@@ -64,7 +64,7 @@ class RedBeatScheduler(Scheduler):
         before_task_publish.connect(self._publish_started)  # weak: goes with this scheduler
         self._changes = ChangeListener(lambda: self.client, ensure_conf(app).keys.wake_channel)
         self._standby_logged = False
-        self.metrics: Any = BeatMetrics() if conf.metrics_listen else NullMetrics()
+        self.metrics: Any = BeatMetrics(entry_limit=conf.metrics_entries) if conf.metrics_listen else NullMetrics()
         self._metrics_server: Any = None
         super().__init__(app, **kwargs)
 
@@ -300,6 +300,7 @@ class RedBeatScheduler(Scheduler):
                     self._uncount(step, entry)
                     continue
                 self.metrics.dispatches.inc()
+                self.metrics.entry_ran(entry.name, time.time(), step.new_score)
                 if entry.last_run_at is not None:
                     self.metrics.lag.observe(max(0.0, time.time() - entry.last_run_at.timestamp()))
         if len(batch.entries) >= DUE_BATCH_LIMIT:

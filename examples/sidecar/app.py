@@ -1,4 +1,10 @@
-"""A minimal Celery app for docker-compose.yaml's beat and worker (your own app replaces it)."""
+"""A minimal Celery app for docker-compose.yaml and deploy/kubernetes (your own app replaces it).
+
+redbeat reads its settings from ``app.conf`` only, never from the environment:
+an app that takes them from the environment copies them into ``app.conf``, as
+here: REDIS_URL; BEAT_METRICS_LISTEN to serve beat's /metrics; BEAT_METRICS_ENTRIES for
+per-entry run metrics of up to that many schedules.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,17 @@ import os
 
 from celery import Celery
 
-app = Celery("app", broker=os.environ.get("REDIS_URL", "redis://redis:6379/0"))
-app.conf.update(redbeat_redis_url=os.environ.get("REDIS_URL", "redis://redis:6379/0"), timezone="UTC",
-                beat_scheduler="redbeat.Scheduler", task_ignore_result=True)
+REDIS_URL = os.environ.get("REDIS_URL", "redis://redis:6379/0")
+
+app = Celery("app", broker=REDIS_URL)
+app.conf.update(
+    redbeat_redis_url=REDIS_URL,
+    redbeat_metrics_listen=os.environ.get("BEAT_METRICS_LISTEN"),
+    redbeat_metrics_entries=os.environ.get("BEAT_METRICS_ENTRIES"),
+    timezone="UTC",
+    beat_scheduler="redbeat.Scheduler",
+    task_ignore_result=True,
+)
 
 
 @app.task(name="app.heartbeat")

@@ -4,6 +4,7 @@
 # On a fresh Debian/Ubuntu machine (root, or a user with sudo) it installs what
 # the project needs from apt and PyPI and nothing else:
 #   redbeat_ensure_redis_server   apt-get install redis-server, unless one is on PATH
+#   redbeat_ensure_kubectl        apt-get install kubernetes-client, unless kubectl is on PATH
 #   redbeat_ensure_venv           .venv in the repo (python3-venv from apt if needed)
 #   redbeat_pip_install SPEC      pip install -e SPEC into .venv, skipped when nothing changed
 # Set PYTHON to choose the interpreter (default python3; needs >= 3.10).
@@ -44,6 +45,15 @@ redbeat_ensure_redis_server() {
     fi
     # Debian installs it in /usr/bin; some images keep /usr/sbin off PATH.
     command -v redis-server >/dev/null 2>&1 || redbeat_die "redis-server is still not on PATH after installing it"
+}
+
+# kubectl renders deploy/kubernetes in the suite (`kubectl kustomize`); no
+# cluster is needed.  Debian ships it as kubernetes-client.
+redbeat_ensure_kubectl() {
+    if ! command -v kubectl >/dev/null 2>&1; then
+        redbeat_apt_install kubernetes-client
+    fi
+    command -v kubectl >/dev/null 2>&1 || redbeat_die "kubectl is still not on PATH after installing kubernetes-client"
 }
 
 _redbeat_python() {

@@ -1,13 +1,14 @@
 """The CI/CD examples run as written: examples/ci/*.yml and the pre-commit hook.
 
-The workflow files are parsed, and the shell of every job that runs
-redbeat-apply is executed with bash, in a checkout-like temp directory,
-against a real redis-server, with the environment the CI system would give
-it (the workflow's ``env:``/``variables:``, the secret, ``$GITHUB_OUTPUT``,
-``$GITHUB_STEP_SUMMARY``, GitLab's predefined variables). Only the steps that
-cannot run here are left out: ``uses:`` actions, and the ``pip install`` of
-the package (it is installed in this venv already; the pinned version is
-checked against pyproject.toml instead). The pre-commit hook runs through
+The workflow files are parsed and every job that runs redbeat-apply is
+executed in a checkout-like temp directory, against a real redis-server,
+with the environment the CI system would give it. On GitHub that is this
+repository's action (action.yml) with the job's ``with:`` (secrets
+evaluated), run by tests/support/gh_action.py as the runner runs composite
+steps, its comment going to a stand-in for the GitHub API; on GitLab the
+job's script with ``variables:`` and the predefined variables. The install
+lines are checked against this release and run in a fresh virtualenv by the
+slow tests (here and in test_action.py). The pre-commit hook runs through
 ``pre-commit try-repo`` on a throwaway git repository, installing this
 project into pre-commit's own virtualenv as a user's machine would.
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -30,49 +30,31 @@ from typing import Any
 import pytest
 import yaml
 
+import redbeat
+from support.gh_action import BAD, GOOD, ActionRun, FakeGitHub, base_env, evaluate, make_checkout
+from support.gh_action import Runner as ActionRunner
+from support.snapshot import PACKAGE_FILES, copy_tree
+
 ROOT = Path(__file__).resolve().parents[2]
 CI = ROOT / "examples" / "ci"
 GITHUB = CI / "github-actions.yml"
 GITLAB = CI / "gitlab-ci.yml"
 BIN = Path(sys.executable).parent
-VERSION = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)  # type: ignore[union-attr]
-INSTALL = f'python -m pip install "redbeat-gitops=={VERSION}"'
+VERSION = redbeat.__version__
+# Until redbeat-gitops is on an index: the repository at the release's tag (test_gitlab_install_line_installs).
+GIT_URL = "https://git.example.com/your-org/redbeat.git"
+INSTALL = f'python -m pip install "redbeat-gitops @ git+{GIT_URL}@v{VERSION}"'
 REPOSITORY = "acme/schedules"
-
-GOOD = """\
-schedules:
-  - name: heartbeat
-    task: ops.tasks.ping
-    every: 30s
-  - name: nightly-report
-    task: reports.tasks.nightly
-    cron: "30 2 * * mon-fri"
-    kwargs: {format: pdf}
-"""
-
-BAD = """\
-name: broken
-task: ops.tasks.ping
-cron: "61 * * * *"
-"""
-
-
-def base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDBEAT_", "GITHUB_", "CI_")) and k != "NO_COLOR"}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env
 
 
 @pytest.fixture
 def checkout(tmp_path) -> Path:
-    """What actions/checkout or a GitLab runner leaves: the repository with its schedules/."""
-    repo = tmp_path / "checkout"
-    (repo / "schedules").mkdir(parents=True)
-    (repo / "schedules" / "jobs.yaml").write_text(GOOD)
-    return repo
+    return make_checkout(tmp_path / "checkout")
 
 
 # --- GitHub Actions ------------------------------------------------------------------------
+
+ACTION_REF = re.compile(r"^[\w.-]+/redbeat@v(?P<version>[\w.]+)$")
 
 
 def load_github() -> dict[str, Any]:
@@ -82,97 +64,44 @@ def load_github() -> dict[str, Any]:
     return workflow
 
 
-_EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
-
-
-def evaluate(text: str, context: dict[str, Any]) -> str:
-    """``${{ a.b.c }}`` lookups, as GitHub does them for env values (a missing secret is "")."""
-
-    def lookup(match: re.Match[str]) -> str:
-        parts = match.group(1).split(".")
-        assert parts[0] in context, f"the test does not model the context of {match.group(0)}"
-        value: Any = context
-        for part in parts:
-            value = value.get(part, "") if isinstance(value, dict) else ""
-        return str(value)
-
-    return _EXPRESSION.sub(lookup, str(text))
-
-
-@dataclass
-class StepRun:
-    name: str
-    returncode: int
-    stdout: str
-    stderr: str
+def action_steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in job["steps"] if ACTION_REF.match(s.get("uses", ""))]
 
 
 @dataclass
 class GithubJob:
-    steps: list[StepRun] = field(default_factory=list)
-    summary: str = ""
-    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    runs: list[ActionRun] = field(default_factory=list)
 
     @property
-    def failed(self) -> StepRun | None:
-        return next((s for s in self.steps if s.returncode != 0), None)
+    def failed(self) -> ActionRun | None:
+        return next((r for r in self.runs if r.returncode != 0), None)
 
-    def step(self, name: str) -> StepRun:
-        return next(s for s in self.steps if s.name == name)
+    @property
+    def summary(self) -> str:
+        return "".join(r.summary for r in self.runs)
 
 
-def run_github_job(
-    job_name: str, workdir: Path, *, secrets: dict[str, str], event: str, ref: str = "refs/heads/main"
-) -> GithubJob:
-    """Run the job's `run:` steps in order, as the runner would, until one fails."""
-    workflow = load_github()
-    job = workflow["jobs"][job_name]
-    shell = workflow.get("defaults", {}).get("run", {}).get("shell")
-    assert shell == "bash", "the workflow must pin shell: bash (which adds -o pipefail)"
-    context: dict[str, Any] = {
-        "secrets": secrets,
-        "github": {
-            "repository": REPOSITORY,
-            "event_name": event,
-            "ref": ref,
-            "event": {"pull_request": {"number": "7"}},
-        },
-        "steps": {},
-    }
-    runner = workdir.parent / f"runner-{job_name}"
-    runner.mkdir(exist_ok=True)
-    summary = runner / "step_summary.md"
-    summary.touch()
+def run_github_job(job_name: str, workdir: Path, *, secrets: dict[str, str], event: str,
+                   api_url: str = "http://127.0.0.1:1") -> GithubJob:
+    """The job's steps in order until one fails: checkout is the workdir; this repository's action runs
+    from this working tree with its install step skipped (the test venv has redbeat-apply; the install
+    step itself is tests/e2e/test_action.py's)."""
+    job = load_github()["jobs"][job_name]
+    context: dict[str, Any] = {"secrets": secrets, "github": {"repository": REPOSITORY, "event_name": event}}
+    payload = {"pull_request": {"number": 7}} if event == "pull_request" else {"ref": "refs/heads/main"}
+    runner = ActionRunner(workdir, workdir.parent / f"runner-{job_name}", REPOSITORY, payload, api_url)
     result = GithubJob()
-    for index, step in enumerate(job["steps"]):
-        if "uses" in step:
+    for step in job["steps"]:
+        uses = step.get("uses", "")
+        if not ACTION_REF.match(uses):
+            assert uses.startswith("actions/"), f"the test does not model the step {step}"
             continue
-        script = step["run"]
-        assert "${{" not in script, f"step {step.get('name')!r}: expressions belong in env:, not in run:"
-        if script.strip().startswith("python -m pip install"):
-            assert script.strip() == INSTALL, "the workflow installs another version than pyproject.toml's"
-            continue
-        env = base_env()
-        for scope in (workflow.get("env", {}), job.get("env", {}), step.get("env", {})):
-            env.update({k: evaluate(v, context) for k, v in scope.items()})
-        output = runner / f"output-{index}"
-        output.touch()
-        env.update(GITHUB_STEP_SUMMARY=str(summary), GITHUB_OUTPUT=str(output), GITHUB_ACTIONS="true", CI="true")
-        script_file = runner / f"step-{index}.sh"
-        script_file.write_text(script)
-        # GitHub's `shell: bash` is `bash --noprofile --norc -eo pipefail {0}`.
-        proc = subprocess.run(
-            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script_file)],
-            cwd=workdir, env=env, capture_output=True, text=True, timeout=120,
-        )
-        result.steps.append(StepRun(step.get("name", f"step {index}"), proc.returncode, proc.stdout, proc.stderr))
-        outputs = dict(line.split("=", 1) for line in output.read_text().splitlines() if "=" in line)
-        if "id" in step:
-            context["steps"][step["id"]] = {"outputs": outputs, "outcome": "success" if proc.returncode == 0 else "failure"}
-            result.outputs[step["id"]] = outputs
-        if proc.returncode != 0:
+        given = {name: evaluate(value, context) for name, value in step.get("with", {}).items()}
+        assert "install" not in given, "the examples install from the action's checkout (the default)"
+        run = runner.run_action({**given, "install": "false"})
+        result.runs.append(run)
+        if run.returncode != 0:
             break
-    result.summary = summary.read_text()
     return result
 
 
@@ -188,21 +117,28 @@ def test_github_workflow_triggers_jobs_and_secrets():
     assert jobs["apply"]["concurrency"]["cancel-in-progress"] is False
     assert jobs["apply"]["concurrency"]["group"]
     assert jobs["plan"]["needs"] == jobs["apply"]["needs"] == "validate"
-    # The Redis URL comes from the secret, and only into the steps that need Redis.
-    text = GITHUB.read_text()
-    assert text.count("${{ secrets.REDBEAT_REDIS_URL }}") == 2
-    assert "REDBEAT_REDIS_URL" not in json.dumps(workflow["env"])
-    commands = [s["run"] for job in jobs.values() for s in job["steps"] if "redbeat-apply" in s.get("run", "")]
-    assert any("validate --output github" in c for c in commands)
-    assert any("--dry-run --output markdown" in c for c in commands)
-    comment = next(s for s in jobs["plan"]["steps"] if s.get("uses", "").startswith("actions/github-script"))
-    assert "plan.md" in comment["with"]["script"] and "<!-- redbeat-apply-plan -->" in comment["with"]["script"]
+    # Each job is a checkout and the action in one mode; the Redis URL only where Redis is needed.
+    for name, job in jobs.items():
+        (step,) = action_steps(job)
+        assert step["with"]["mode"] == name
+        assert ("redis-url" in step["with"]) == (name != "validate")
+    assert GITHUB.read_text().count("${{ secrets.REDBEAT_REDIS_URL }}") == 2
+    assert not any("run" in s for job in jobs.values() for s in job["steps"]), "the action does the work"
+
+
+def test_github_examples_use_this_release_of_the_action():
+    """Until redbeat-gitops is on an index, the action installs it from its own checkout at the tag used."""
+    refs = {s["uses"] for job in load_github()["jobs"].values() for s in action_steps(job)}
+    assert {ACTION_REF.match(r).group("version") for r in refs} == {VERSION}  # type: ignore[union-attr]
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    assert action["inputs"]["install"]["default"] == "true"
+    assert "redbeat-gitops==" not in GITHUB.read_text(), "no index serves it yet"
 
 
 def test_github_validate_annotates_errors(checkout):
     ok = run_github_job("validate", checkout, secrets={}, event="push")
-    assert [s.name for s in ok.steps] == ["Validate manifests"]
-    assert ok.failed is None, ok.steps
+    assert ok.failed is None and len(ok.runs) == 1, ok.runs
+    assert "All 2 schedules are valid." in ok.summary
 
     (checkout / "schedules" / "bad.yaml").write_text(BAD)
     bad = run_github_job("validate", checkout, secrets={}, event="push")
@@ -211,20 +147,28 @@ def test_github_validate_annotates_errors(checkout):
     assert "minute 61 is out of range 0-59" in bad.failed.stdout
 
 
-def test_github_pull_request_posts_the_dry_run(checkout, redis_url, redis_client):
-    job = run_github_job("plan", checkout, secrets={"REDBEAT_REDIS_URL": redis_url}, event="pull_request")
-    assert job.failed is None, job.steps
-    assert [s.name for s in job.steps] == ["Plan (dry run)", "Fail on plan errors"]
-    plan = (checkout / "plan.md").read_text()
-    assert plan.startswith("<!-- redbeat-apply-plan -->\n### redbeat-apply plan for owner `acme/schedules`")
+@pytest.fixture
+def github_api():
+    with FakeGitHub(REPOSITORY, 7) as fake:
+        yield fake
+
+
+def test_github_pull_request_posts_the_dry_run(checkout, redis_url, redis_client, github_api):
+    job = run_github_job("plan", checkout, secrets={"REDBEAT_REDIS_URL": redis_url}, event="pull_request",
+                         api_url=github_api.url)
+    assert job.failed is None, job.runs
+    (comment,) = github_api.comments
+    marker, plan = comment["body"].split("\n", 1)
+    assert marker.startswith("<!-- redbeat-apply-plan ") and marker.endswith(" -->")
+    assert plan.startswith("### redbeat-apply plan for owner `acme/schedules`")
     assert "**Plan: 2 to create, 0 to update, 0 to delete, 0 unchanged.**" in plan
     assert "| + | `heartbeat` | create |" in plan and "| + | `nightly-report` | create |" in plan
-    assert job.summary == plan
-    assert job.outputs["plan"] == {"exitcode": "2"}
+    assert job.summary == comment["body"]
+    assert job.runs[0].outputs["exitcode"] == "2"
     assert redis_client.keys("*") == [], "a dry run writes nothing"
 
 
-def test_readme_pr_comment_example_is_what_the_plan_job_posts(checkout, redis_url, redis_client):
+def test_readme_pr_comment_example_is_what_the_plan_job_posts(checkout, redis_url, redis_client, github_api):
     readme = (ROOT / "README.md").read_text()
     match = re.search(r"<!-- example: pr-plan -->\n````markdown\n(.*?)````\n<!-- /example: pr-plan -->", readme, re.S)
     assert match, "README: the PR plan example block is missing"
@@ -239,38 +183,38 @@ def test_readme_pr_comment_example_is_what_the_plan_job_posts(checkout, redis_ur
             task: reports.tasks.digest
             cron: "0 8 * * mon"
     """))
-    job = run_github_job("plan", checkout, secrets=secrets, event="pull_request")
-    assert job.failed is None and job.outputs["plan"] == {"exitcode": "2"}
-    assert (checkout / "plan.md").read_text() == "<!-- redbeat-apply-plan -->\n" + match.group(1)
+    job = run_github_job("plan", checkout, secrets=secrets, event="pull_request", api_url=github_api.url)
+    assert job.failed is None and job.runs[0].outputs["exitcode"] == "2"
+    assert github_api.comments[-1]["body"].split("\n", 1)[1] == match.group(1)
 
 
-def test_github_pull_request_with_a_conflict_fails_and_still_reports(checkout, redis_url, redis_client):
+def test_github_pull_request_with_a_conflict_fails_and_still_reports(checkout, redis_url, redis_client, github_api):
     other = subprocess.run(
         [str(BIN / "redbeat-apply"), "--redis-url", redis_url, "--owner", "someone-else", str(checkout / "schedules")],
         capture_output=True, text=True, env=base_env(), timeout=60,
     )
     assert other.returncode == 0, other.stderr
-    job = run_github_job("plan", checkout, secrets={"REDBEAT_REDIS_URL": redis_url}, event="pull_request")
-    assert job.outputs["plan"] == {"exitcode": "1"}
-    assert job.failed is not None and job.failed.name == "Fail on plan errors"
+    job = run_github_job("plan", checkout, secrets={"REDBEAT_REDIS_URL": redis_url}, event="pull_request",
+                         api_url=github_api.url)
+    assert job.failed is not None and job.failed.outputs["exitcode"] == "1"
     assert "::error::redbeat-apply plan failed (exit 1)" in job.failed.stdout
-    plan = (checkout / "plan.md").read_text()
-    assert "conflict" in plan and "someone-else" in plan
-    assert "nothing was written" in plan  # stderr, in a code block
-    assert job.summary == plan
+    body = github_api.comments[-1]["body"]
+    assert "conflict" in body and "someone-else" in body
+    assert job.summary == body
 
 
-def test_github_pull_request_from_a_fork_has_no_secret(checkout):
-    job = run_github_job("plan", checkout, secrets={}, event="pull_request")
-    assert job.failed is None, job.steps
-    assert "REDBEAT_REDIS_URL secret is not available" in (checkout / "plan.md").read_text()
-    assert job.outputs["plan"] == {"exitcode": "0"}
+def test_github_pull_request_from_a_fork_has_no_secret(checkout, github_api):
+    github_api.status = 403  # a fork's token is read-only
+    job = run_github_job("plan", checkout, secrets={}, event="pull_request", api_url=github_api.url)
+    assert job.failed is None, job.runs
+    assert "no plan: the redis-url input is empty" in job.summary
+    assert job.runs[0].outputs["exitcode"] == "0"
 
 
 def test_github_merge_to_main_applies_once(checkout, redis_url, redis_client):
     secrets = {"REDBEAT_REDIS_URL": redis_url}
     first = run_github_job("apply", checkout, secrets=secrets, event="push")
-    assert first.failed is None, first.steps
+    assert first.failed is None, first.runs
     assert redis_client.exists("redbeat:heartbeat", "redbeat:nightly-report") == 2
     assert sorted(redis_client.hkeys(f"redbeat::owner:{REPOSITORY}")) == ["heartbeat", "nightly-report"]
     assert first.summary.startswith("## Applied schedules\n### redbeat-apply plan for owner `acme/schedules`")
@@ -290,7 +234,7 @@ def test_github_apply_fails_the_job_on_a_conflict(checkout, redis_url, redis_cli
         {"name": "heartbeat", "task": "ops.tasks.ping", "schedule": {"__type__": "interval", "every": 10.0, "relative": False},
          "args": [], "kwargs": {}, "options": {}, "enabled": True}))
     job = run_github_job("apply", checkout, secrets={"REDBEAT_REDIS_URL": redis_url}, event="push")
-    assert job.failed is not None and job.failed.returncode == 1, "pipefail: the tee must not hide the failure"
+    assert job.failed is not None and job.failed.returncode == 1
     assert "nothing was written" in job.failed.stderr
     assert not redis_client.exists("redbeat:nightly-report")
 
@@ -445,7 +389,7 @@ def test_gitlab_apply(checkout, redis_url, redis_client):
 # --- pre-commit ------------------------------------------------------------------------------
 
 
-HOOK_REPO_FILES = ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml", "redbeat", "reconciler", "schemas")
+HOOK_REPO_FILES = (".pre-commit-hooks.yaml", *PACKAGE_FILES)
 
 
 def git(cwd: Path, *args: str) -> None:
@@ -458,14 +402,7 @@ def git(cwd: Path, *args: str) -> None:
 @pytest.fixture
 def hook_repo(tmp_path) -> Path:
     """A committed snapshot of this project's working tree (what a `rev:` of it would hold)."""
-    repo = tmp_path / "hook-repo"
-    repo.mkdir()
-    for name in HOOK_REPO_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(source, repo / name)
+    repo = copy_tree(tmp_path / "hook-repo", HOOK_REPO_FILES)
     git(repo, "init", "-q")
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "snapshot")
@@ -536,3 +473,24 @@ def test_pre_commit_hook_via_try_repo(tmp_path, hook_repo):
     assert run.returncode == 0, run.stdout + run.stderr
 
 
+
+
+@pytest.mark.slow
+def test_gitlab_install_line_installs(tmp_path, hook_repo):
+    """The pipeline's install line, with the repository URL pointed at a snapshot tagged as this release."""
+    git(hook_repo, "tag", f"v{VERSION}")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # file://localhost/...: the pip of python3 -m venv here (23.x) refuses an empty file:/// authority.
+    line = INSTALL.replace(GIT_URL, f"file://localhost{hook_repo}")
+    assert line.startswith("python -m pip install ")
+    env = {**base_env(), "PATH": f"{venv / 'bin'}{os.pathsep}{base_env()['PATH']}"}
+    installed = subprocess.run(["bash", "-eo", "pipefail", "-c", line], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=600)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    shown = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "show", "redbeat-gitops"],
+                           capture_output=True, text=True, check=True, timeout=60)
+    assert f"Version: {VERSION}" in shown.stdout
+    validated = subprocess.run([str(venv / "bin" / "redbeat-apply"), "validate", str(ROOT / "examples" / "schedules")],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert validated.returncode == 0, validated.stdout + validated.stderr

@@ -86,6 +86,10 @@ class CeleryRig:
         self.procs.append(proc)
         return proc
 
+    def spawn(self, name: str, *args: str) -> Proc:
+        """``celery -A <app> ARGS...`` as given (e.g. a container's args after ``-A app``)."""
+        return self._spawn(name, *args)
+
     def worker(self, name: str = "worker") -> Proc:
         proc = self._spawn(
             name, "worker", "--pool", "solo", "--concurrency", "1", "-n", f"{name}@%h",
