@@ -59,6 +59,11 @@ class KeySpace:
         """The leader's last tick (JSON), so a hung beat is visible from outside."""
         return self.prefix + ":heartbeat"
 
+    @property
+    def history(self) -> str:
+        """Capped stream of the runs beat claimed and what became of them (:mod:`redbeat.history`)."""
+        return self.prefix + ":history"
+
     def owner_index(self, owner: str) -> str:
         """Hash of entry name -> ownership record, one per reconciler owner."""
         return f"{self.prefix}:owner:{owner}"

@@ -27,6 +27,7 @@ from . import codec, timing
 from .client import get_redis
 from .config import DEFAULT_LOCK_TIMEOUT, ensure_conf
 from .entry import RedBeatSchedulerEntry, anchor_of, entry_timezone, store_for
+from .history import Outcome, RunEvent, slot_text
 from .lock import BeatLock
 from .metrics import BeatMetrics, NullMetrics
 from .statics import FastStatic, fast_definition, statics_changes, statics_digest
@@ -57,6 +58,7 @@ class RedBeatScheduler(Scheduler):
         self.wait_for_changes = False
         self._statics_pending = False
         self._definitions: dict[str, dict[str, Any]] = {}
+        self._outcomes: list[Outcome] = []  # sends of the last tick, recorded by the next fetch
         self._changes = ChangeListener(lambda: self.client, ensure_conf(app).keys.wake_channel)
         self._standby_logged = False
         self.metrics: Any = BeatMetrics() if conf.metrics_listen else NullMetrics()
@@ -254,7 +256,10 @@ class RedBeatScheduler(Scheduler):
             token=lock.token if lock else "",
             lease_ms=lock.lease_ms if lock else 0,
             heartbeat=self._heartbeat(now_ts),
+            outcomes=self._outcomes,
+            history_maxlen=self.app.redbeat_conf.history_maxlen,
         )
+        self._outcomes = []  # recorded by the script (whoever holds the lock)
         self.metrics.renew.observe(time.perf_counter() - fetched)
         if batch is None:
             self._demote("another instance holds it")
@@ -267,7 +272,8 @@ class RedBeatScheduler(Scheduler):
                 steps.append(step)
                 to_send.append(entry)
         try:
-            applied = store.settle(steps, lock_key=self.lock_key or None, token=lock.token if lock else "")
+            applied = store.settle(steps, lock_key=self.lock_key or None, token=lock.token if lock else "",
+                                   history_maxlen=self.app.redbeat_conf.history_maxlen, claimed_at=time.time())
         except RedisError:
             # The script may have run before the connection broke (Redis killed after writing its AOF):
             # then these runs are claimed and will not be sent.  Never sent twice; say which may be lost.
@@ -291,9 +297,13 @@ class RedBeatScheduler(Scheduler):
                     self.metrics.errors.labels(kind="send").inc()
                     logger.warning("beat: Lease expired before sending %s (%s); this run is lost",
                                    entry.name, entry.task)
+                    self._record_outcome(step, "lease expired between claim and send")
                     self._demote("lease expired between claim and send")
                     continue
-                self.apply_entry(entry, producer=self.producer)
+                failure = self.apply_entry(entry, producer=self.producer)
+                self._record_outcome(step, failure)
+                if failure is not None:
+                    continue
                 self.metrics.dispatches.inc()
                 if entry.last_run_at is not None:
                     self.metrics.lag.observe(max(0.0, time.time() - entry.last_run_at.timestamp()))
@@ -306,18 +316,27 @@ class RedBeatScheduler(Scheduler):
         holder = self.lock.token if self.lock is not None and self.lock_key else None
         return json.dumps({"holder": holder or _process_name(), "tick_at": round(now_ts, 3)})
 
-    def apply_entry(self, entry: Any, producer: Any = None) -> None:
-        """Celery's own send path (signals, routing, task protocol); a failed send is counted and logged."""
+    def _record_outcome(self, step: Settlement, failure: str | None) -> None:
+        """Keep what became of a claimed run for the next tick's fetch to append to the run history."""
+        event = RunEvent.SENT if failure is None else RunEvent.LOST
+        self._outcomes.append(Outcome(event, step.name, step.slot, time.time(), failure or ""))
+
+    def apply_entry(self, entry: Any, producer: Any = None) -> str | None:  # type: ignore[override]
+        """Celery's own send path (signals, routing, task protocol); a failed send is counted and logged.
+
+        Returns None when the broker took it, else why the run is lost (for the run history).
+        """
         try:
             result = self.apply_async(entry, producer=producer, advance=False)
         except Exception as exc:  # the run is claimed: log it as lost, never retry (never twice)
             self.metrics.errors.labels(kind="send").inc()
             logger.error("beat: Sending due task %s (%s) failed; unless the broker got it, this run is lost: %s",
                          entry.name, entry.task, exc, exc_info=True)
-            return
+            return f"send failed: {exc}"
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
         if result is not None and hasattr(result, "id"):
             logger.debug("%s sent. id->%s", entry.task, result.id)
+        return None
 
     def _decoded(self, definition: str) -> dict[str, Any]:
         cached = self._definitions.get(definition)
@@ -374,7 +393,7 @@ class RedBeatScheduler(Scheduler):
             total_run_count=total,
         )
         meta = codec.encode_meta(slot, total)
-        return Settlement(Step.CLAIM, stored.member, stored.score, decision.next_score, meta), entry
+        return Settlement(Step.CLAIM, stored.member, stored.score, decision.next_score, meta, name, slot_text(slot)), entry
 
     # -- waiting --------------------------------------------------------------------
 
@@ -431,6 +450,7 @@ class RedBeatScheduler(Scheduler):
             thread.join(5)
             self._metrics_server = None
         self._changes.close()
+        self._flush_outcomes()
         if self.lock is not None and self.lock_key:
             try:
                 if self.lock.release():
@@ -439,6 +459,16 @@ class RedBeatScheduler(Scheduler):
                 logger.warning("beat: Could not release lock %s: %s", self.lock_key, exc)
         self.is_leader = False
         super().close()
+
+    def _flush_outcomes(self) -> None:
+        """At shutdown, record the last tick's sends now (there is no next fetch to carry them)."""
+        outcomes, self._outcomes = self._outcomes, []
+        if not outcomes or not self.app.redbeat_conf.history_maxlen:
+            return
+        try:
+            self.store.append_history(outcomes, self.app.redbeat_conf.history_maxlen)
+        except RedisError as exc:
+            logger.warning("beat: Could not record the last %d sends in the run history: %s", len(outcomes), exc)
 
     @property
     def info(self) -> str:

@@ -20,9 +20,11 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError, ResponseError, WatchError
 
+from .history import HISTORY_LUA, Outcome
 from .keys import KeySpace
 
-#: KEYS: schedule zset, heartbeat [, lock]   ARGV: now, limit, prefix, heartbeat [, token, lease_ms]
+#: KEYS: schedule zset, heartbeat, history stream [, lock]
+#: ARGV: now, limit, prefix, heartbeat, history JSON, history maxlen [, token, lease_ms]
 #: Returns {1, next_score|nil, JSON [member, score, definition, meta, ext, ...]}
 #: (absent fields are false), or {0} when a lock is named and this token does
 #: not hold it (nothing read, nothing renewed, no heartbeat).  The entries come
@@ -31,12 +33,16 @@ from .keys import KeySpace
 #: written on every tick, so a beat that hangs is visible from outside.
 #: A member that is a bare name (the first releases' "zadd PREFIX::schedule
 #: 0 name") is read at prefix .. name.
+#: The history JSON holds the outcomes (sent, lost) of the previous tick's
+#: runs, appended to the run history first: they are facts whoever leads now.
 FETCH_DUE_SCRIPT = """
-if KEYS[3] then
-  if redis.call('GET', KEYS[3]) ~= ARGV[5] then
+""" + HISTORY_LUA + """
+append_history(KEYS[3], ARGV[6], cjson.decode(ARGV[5]))
+if KEYS[4] then
+  if redis.call('GET', KEYS[4]) ~= ARGV[7] then
     return {0}
   end
-  redis.call('PEXPIRE', KEYS[3], ARGV[6])
+  redis.call('PEXPIRE', KEYS[4], ARGV[8])
 end
 redis.call('SET', KEYS[2], ARGV[4])
 local prefix = ARGV[3]
@@ -62,22 +68,27 @@ end
 return {1, following[2] or false, cjson.encode(items)}
 """
 
-#: KEYS: schedule zset [, lock]   ARGV: prefix, token|'', JSON of the steps,
-#: each [op, member, expected score, new score, meta].
+#: KEYS: schedule zset, history stream [, lock]
+#: ARGV: prefix, token|'', JSON of the steps, history maxlen, claimed at;
+#: each step [op, member, expected score, new score, meta, entry name, slot].
 #: op 'c' (claim a run): iff the member still has the score we read, write
 #: meta and the new score; 'r' (rescore) the same without meta; 'x' drop the
 #: member iff its hash (or the hash's definition) is still missing.  Checking
 #: the score makes a claim idempotent per slot: whoever moves the score first
 #: owns the slot, so two writers can never dispatch it twice.
+#: Each applied claim is appended to the run history in the same script, so
+#: the history holds a claim exactly when the run state does.
 #: Returns {1, applied_1, applied_2, ...} or {0} when the lock is not ours.
 SETTLE_SCRIPT = """
-if KEYS[2] then
-  if redis.call('GET', KEYS[2]) ~= ARGV[2] then
+if KEYS[3] then
+  if redis.call('GET', KEYS[3]) ~= ARGV[2] then
     return {0}
   end
 end
+""" + HISTORY_LUA + """
 local prefix = ARGV[1]
 local out = {1}
+local claimed = {}
 for _, step in ipairs(cjson.decode(ARGV[3])) do
   local op, member, expected, score, meta = step[1], step[2], step[3], step[4], step[5]
   local key = member
@@ -104,7 +115,11 @@ for _, step in ipairs(cjson.decode(ARGV[3])) do
     end
   end
   out[#out + 1] = applied
+  if applied == 1 and op == 'c' then
+    claimed[#claimed + 1] = {'claimed', step[6], step[7], ARGV[5], ''}
+  end
 end
+append_history(KEYS[2], ARGV[4], claimed)
 return out
 """
 
@@ -139,6 +154,8 @@ class Settlement:
     expected_score: str
     new_score: float = -1.0
     meta: str = ""
+    name: str = ""  # a claim's entry name and slot, for the run history
+    slot: str = ""
 
 
 def _fmt_score(score: float) -> str:
@@ -167,10 +184,16 @@ class EntryStore:
         token: str = "",
         lease_ms: int = 0,
         heartbeat: str = "",
+        outcomes: Sequence[Outcome] = (),
+        history_maxlen: int = 0,
     ) -> DueBatch | None:
-        """Every member due at ``now`` (at most ``limit``) with its hash fields; None if the lock is not ours."""
-        keys = [self.keys.schedule, self.keys.heartbeat] + ([lock_key] if lock_key else [])
-        args: list[Any] = [_fmt_score(now), limit, self.keys.prefix, heartbeat]
+        """Every member due at ``now`` (at most ``limit``) with its hash fields; None if the lock is not ours.
+
+        ``outcomes`` (the previous tick's sends) go to the run history first, whoever holds the lock.
+        """
+        keys = [self.keys.schedule, self.keys.heartbeat, self.keys.history] + ([lock_key] if lock_key else [])
+        records = json.dumps([outcome.as_record() for outcome in outcomes] if history_maxlen else [])
+        args: list[Any] = [_fmt_score(now), limit, self.keys.prefix, heartbeat, records, history_maxlen]
         if lock_key:
             args += [token, lease_ms]
         reply = self._fetch(keys=keys, args=args)
@@ -185,20 +208,39 @@ class EntryStore:
         return DueBatch(entries, next_score)
 
     def settle(
-        self, steps: Sequence[Settlement], *, lock_key: str | None = None, token: str = ""
+        self,
+        steps: Sequence[Settlement],
+        *,
+        lock_key: str | None = None,
+        token: str = "",
+        history_maxlen: int = 0,
+        claimed_at: float = 0.0,
     ) -> list[bool] | None:
-        """Apply the tick's claims and rescores atomically; per step whether it applied; None if not leader."""
+        """Apply the tick's claims and rescores atomically; per step whether it applied; None if not leader.
+
+        With ``history_maxlen`` each applied claim is appended to the run history, claimed at ``claimed_at``.
+        """
         if not steps:
             return []
-        keys = [self.keys.schedule] + ([lock_key] if lock_key else [])
+        keys = [self.keys.schedule, self.keys.history] + ([lock_key] if lock_key else [])
         payload = json.dumps(
-            [[step.step.value, step.member, step.expected_score, _fmt_score(step.new_score), step.meta] for step in steps],
+            [[step.step.value, step.member, step.expected_score, _fmt_score(step.new_score), step.meta,
+              step.name, step.slot] for step in steps],
             separators=(",", ":"),
         )
-        reply = self._settle(keys=keys, args=[self.keys.prefix, token, payload])
+        reply = self._settle(keys=keys, args=[self.keys.prefix, token, payload, history_maxlen, repr(claimed_at)])
         if not reply or int(reply[0]) != 1:
             return None
         return [bool(int(flag)) for flag in reply[1:]]
+
+    def append_history(self, outcomes: Sequence[Outcome], maxlen: int) -> None:
+        """Append outcomes to the run history outside a tick (beat's shutdown), one pipeline."""
+        pipe = self.client.pipeline(transaction=False)
+        for outcome in outcomes:
+            event, entry, slot, at, reason = outcome.as_record()
+            fields = {"event": event, "entry": entry, "slot": slot, "at": at, **({"reason": reason} if reason else {})}
+            pipe.xadd(self.keys.history, fields, maxlen=maxlen, approximate=True)
+        pipe.execute()
 
     # -- single entries (Entry API, statics) --------------------------------------
 
