@@ -349,13 +349,39 @@ def _configure_status(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_status(args: argparse.Namespace) -> int:
+    from reconciler.operate import status_history
     from reconciler.status import render_status, status_rows
 
-    rows = status_rows(_target(args))
+    target = _target(args)
+    rows = status_rows(target)
+    status_history(rows, target.client, target.keys)
     if args.output == "json":
         print(json.dumps({"format_version": 1, "entries": rows}, indent=2, ensure_ascii=False))
     else:
         sys.stdout.write(render_status(rows))
+    return ExitCode.OK
+
+
+# --- operating: history -------------------------------------------------------------------
+
+
+def _configure_history(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", metavar="NAME", help="only this entry's runs")
+    parser.add_argument("--since", metavar="TIME|DURATION",
+                        help="runs claimed since this time (ISO 8601, UTC unless it says) or this long ago (90m)")
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text", help="format (default: text)")
+    _add_connection(parser)
+
+
+def _run_history(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from reconciler import operate  # noqa: I001  (stdlib, then ours: the file's own style)
+
+    since = operate.parse_moment(args.since, datetime.now(timezone.utc), ago=True) if args.since else None
+    target = _target(args)
+    runs = operate.history_runs(target.client, target.keys, args.name, since)
+    sys.stdout.write(operate.history_json(runs) + "\n" if args.output == "json" else operate.render_history(runs))
     return ExitCode.OK
 
 
@@ -366,6 +392,7 @@ SUBCOMMANDS: dict[str, Command] = {
     "export": Command("write the entries in Redis as manifests", _configure_export, _run_export),
     "status": Command("show every entry in Redis: owner, schedule, next due, last run", _configure_status, _run_status),
     "schema": Command("print the manifest JSON Schema", _configure_schema, _run_schema),
+    "history": Command("show the runs beat claimed and what became of them", _configure_history, _run_history),
 }
 
 

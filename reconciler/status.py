@@ -97,7 +97,10 @@ def render_status(rows: list[dict[str, Any]]) -> str:
     from rich.table import Table
 
     table = Table(title=f"{len(rows)} schedule{'s' if len(rows) != 1 else ''} in Redis", title_justify="left")
-    for column in ("name", "owner", "schedule", "state", "next due (UTC)", "last run (UTC)", "runs"):
+    from reconciler.operate import lag_words, recent_words
+
+    for column in ("name", "owner", "schedule", "state", "next due (UTC)", "last run (UTC)", "runs",
+                   "recent runs", "lag"):
         table.add_column(column)
     for row in rows:
         table.add_row(
@@ -108,6 +111,8 @@ def render_status(rows: list[dict[str, Any]]) -> str:
             row["next_due"] or "-",
             row["last_run_at"] or "never",
             str(row["total_run_count"] if row["total_run_count"] is not None else "?"),
+            recent_words(row),
+            lag_words(row),
         )
     buffer = io.StringIO()
     Console(file=buffer, width=160, color_system=None).print(table)

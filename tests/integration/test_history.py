@@ -6,12 +6,12 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from support.beat import counting_client, current, definition, make_app, meta, recording_scheduler_class
+from support.redis_proc import commandstats
 
 from redbeat import RedBeatScheduler
 from redbeat.history import RunState, read_runs
 from redbeat.keys import KeySpace
-from support.beat import counting_client, current, definition, make_app, meta, recording_scheduler_class
-from support.redis_proc import commandstats
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -1,0 +1,110 @@
+"""Operating commands' logic: reading the run history for ``history`` and ``status``, rendering it safely."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from reconciler.duration import DurationError, parse_duration
+from reconciler.errors import RedbeatError
+from redbeat.history import Run, last_runs, read_runs
+from redbeat.keys import KeySpace
+
+#: Runs per entry that ``status`` shows.
+STATUS_RUNS = 3
+
+
+def parse_moment(text: str, now: datetime, *, ago: bool) -> datetime:
+    """An ISO 8601 time (UTC unless it says otherwise) or a duration (``90m``): ``ago`` counts it back from now."""
+    try:
+        seconds = parse_duration(text)
+    except DurationError:
+        pass
+    else:
+        return now - timedelta(seconds=seconds) if ago else now + timedelta(seconds=seconds)
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise RedbeatError(f"{printable(text)} is neither a time (2026-12-03T14:00, 14:00 today needs the date) "
+                           "nor a duration (90m, 2h)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def entry_exists(client: Any, keys: KeySpace, name: str) -> bool:
+    return bool(client.hexists(keys.entry(name), "definition"))
+
+
+def history_runs(client: Any, keys: KeySpace, name: str | None, since: datetime | None) -> list[Run]:
+    """The recorded runs (of ``name``), oldest first; an unknown name with no history is an error."""
+    runs = read_runs(client, keys, entry=name, since=since)
+    if name is not None and not runs and not entry_exists(client, keys, name):
+        raise RedbeatError(f"no entry named {printable(name)} under {printable(keys.prefix)}*")
+    return runs
+
+
+def history_json(runs: Sequence[Run]) -> str:
+    return json.dumps({"format_version": 1, "runs": [run.as_json() for run in runs]}, indent=2, ensure_ascii=False)
+
+
+def render_history(runs: Sequence[Run]) -> str:
+    """A plain-text table, oldest first; names are shown with control characters escaped."""
+    if not runs:
+        return "no runs recorded\n"
+    header = ("entry", "slot (UTC)", "claimed at", "state", "sent at", "lag")
+    rows = [header] + [
+        (printable(run.entry), _clock(run.slot), _clock(run.claimed_at), run.state.value + _reason(run),
+         _clock(run.sent_at), _lag(run.lag))
+        for run in runs
+    ]
+    return _table(rows)
+
+
+def status_history(rows: list[dict[str, Any]], client: Any, keys: KeySpace) -> None:
+    """Add each status row's last runs and its dispatch lag (of the last sent run), from one history read."""
+    recent = last_runs(read_runs(client, keys), STATUS_RUNS)
+    for row in rows:
+        runs = recent.get(row["name"], [])
+        row["recent_runs"] = [run.as_json() for run in runs]
+        lags = [run.lag for run in runs if run.lag is not None]
+        row["dispatch_lag_seconds"] = round(lags[-1], 3) if lags else None
+
+
+def recent_words(row: dict[str, Any]) -> str:
+    """``sent 11:59:00, lost 11:58:00`` (newest first) for the status table."""
+    runs = row.get("recent_runs") or []
+    return ", ".join(f"{run['state']} {(run['slot'] or '?')[11:19]}" for run in reversed(runs)) or "-"
+
+
+def lag_words(row: dict[str, Any]) -> str:
+    return _lag(row.get("dispatch_lag_seconds"))
+
+
+def printable(text: str) -> str:
+    """``text`` with control and format characters escaped, so a name cannot rewrite the terminal."""
+    return "".join(
+        char if unicodedata.category(char)[0] != "C" else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
+def _reason(run: Run) -> str:
+    return f" ({printable(run.lost_reason)})" if run.lost_reason else ""
+
+
+def _clock(moment: float | None) -> str:
+    if moment is None:
+        return "-"
+    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _lag(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.3f}s"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines) + "\n"
