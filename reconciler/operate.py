@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -12,6 +13,7 @@ from reconciler.duration import DurationError, parse_duration
 from reconciler.errors import RedbeatError
 from redbeat.history import Run, last_runs, read_runs
 from redbeat.keys import KeySpace
+from redbeat.operator import PAUSE_FIELD, Pause, active_pause
 
 #: Runs per entry that ``status`` shows.
 STATUS_RUNS = 3
@@ -28,7 +30,7 @@ def parse_moment(text: str, now: datetime, *, ago: bool) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise RedbeatError(f"{printable(text)} is neither a time (2026-12-03T14:00, 14:00 today needs the date) "
+        raise RedbeatError(f"'{printable(text)}' is neither a time (ISO 8601: 2026-12-03T14:00, UTC unless it says) "
                            "nor a duration (90m, 2h)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
@@ -108,3 +110,71 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     return "\n".join(lines) + "\n"
+
+
+# --- pause and resume ----------------------------------------------------------------------
+
+#: KEYS: entry hash.  ARGV: pause JSON.  0 when the entry has no definition (nothing written).
+PAUSE_SCRIPT = """
+if redis.call('HEXISTS', KEYS[1], 'definition') == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'pause', ARGV[1])
+return 1
+"""
+
+#: KEYS: entry hash, schedule zset.  ARGV: now.  -1: no such entry; 0: not paused; 1: resumed, and
+#: due now (a scheduled entry), so beat decides at once what the missed slots get (its catch_up).
+RESUME_SCRIPT = """
+if redis.call('HEXISTS', KEYS[1], 'definition') == 0 then
+  return -1
+end
+if redis.call('HDEL', KEYS[1], 'pause') == 0 then
+  return 0
+end
+local score = redis.call('ZSCORE', KEYS[2], KEYS[1])
+if score and tonumber(score) > tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[2], ARGV[1], KEYS[1])
+end
+return 1
+"""
+
+
+def actor(environ: Mapping[str, str]) -> str:
+    """Who acts: the CI's identity from its standard variables, else ``$USER@host``."""
+    if environ.get("GITHUB_ACTOR"):
+        return f"{environ['GITHUB_ACTOR']} (GitHub Actions {environ.get('GITHUB_REPOSITORY', '?')})"
+    if environ.get("GITLAB_USER_LOGIN"):
+        return f"{environ['GITLAB_USER_LOGIN']} (GitLab CI {environ.get('CI_PROJECT_PATH', '?')})"
+    if environ.get("BUILDKITE_BUILD_CREATOR"):
+        return f"{environ['BUILDKITE_BUILD_CREATOR']} (Buildkite {environ.get('BUILDKITE_PIPELINE_SLUG', '?')})"
+    user = environ.get("USER") or environ.get("LOGNAME") or "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def pause_entry(client: Any, keys: KeySpace, name: str, pause: Pause) -> None:
+    """Store ``pause`` on the entry; RedbeatError (nothing written) when there is no such entry."""
+    if not client.eval(PAUSE_SCRIPT, 1, keys.entry(name), pause.encode()):
+        raise RedbeatError(f"no entry named {printable(name)} under {printable(keys.prefix)}*; nothing was written")
+
+
+def resume_entry(client: Any, keys: KeySpace, name: str, now: float) -> None:
+    """Lift the entry's pause and wake beat; RedbeatError (nothing written) when unknown or not paused."""
+    done = int(client.eval(RESUME_SCRIPT, 2, keys.entry(name), keys.schedule, repr(now)))
+    if done < 0:
+        raise RedbeatError(f"no entry named {printable(name)} under {printable(keys.prefix)}*; nothing was written")
+    if done == 0:
+        raise RedbeatError(f"{printable(name)} is not paused; nothing was written")
+    client.publish(keys.wake_channel, keys.entry(name))
+
+
+def status_pauses(rows: list[dict[str, Any]], client: Any, keys: KeySpace, now: float) -> None:
+    """Mark each status row's pause in force (``paused by alice until ...: note``), one pipeline."""
+    pipe = client.pipeline(transaction=False)
+    for row in rows:
+        pipe.hget(keys.entry(row["name"]), PAUSE_FIELD)
+    for row, raw in zip(rows, pipe.execute(), strict=True):
+        pause = active_pause(raw, now)
+        row["paused"] = None if pause is None else printable(pause.words())
+        if pause is not None:
+            row["state"] = "paused"

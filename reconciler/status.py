@@ -97,6 +97,8 @@ def render_status(rows: list[dict[str, Any]]) -> str:
     from rich.table import Table
 
     table = Table(title=f"{len(rows)} schedule{'s' if len(rows) != 1 else ''} in Redis", title_justify="left")
+    from rich.markup import escape
+
     from reconciler.operate import lag_words, recent_words
 
     for column in ("name", "owner", "schedule", "state", "next due (UTC)", "last run (UTC)", "runs",
@@ -107,7 +109,7 @@ def render_status(rows: list[dict[str, Any]]) -> str:
             row["name"],
             row["owner"] or "-",
             row["schedule"] if not row["problem"] else f"{row['schedule']} [{row['problem']}]",
-            row["state"],
+            row["state"] if not row.get("paused") else escape(row["paused"]),
             row["next_due"] or "-",
             row["last_run_at"] or "never",
             str(row["total_run_count"] if row["total_run_count"] is not None else "?"),

@@ -30,6 +30,7 @@ from .entry import RedBeatSchedulerEntry, anchor_of, entry_timezone, store_for
 from .history import Outcome, RunEvent, slot_text
 from .lock import BeatLock
 from .metrics import BeatMetrics, NullMetrics
+from .operator import active_pause
 from .statics import FastStatic, fast_definition, statics_changes, statics_digest
 from .store import EntryStore, Settlement, Step
 from .wakeup import ChangeListener
@@ -363,6 +364,10 @@ class RedBeatScheduler(Scheduler):
                 # Out of the due index until saved enabled again (celery-redbeat re-read it every tick).
                 return Settlement(Step.RESCORE, stored.member, stored.score, -1.0), None
             name = fields.get("name") or self.app.redbeat_conf.keys.name_of(stored.member)
+            pause = active_pause(stored.pause, now.timestamp())
+            if pause is not None:
+                # Not run while paused; looked at again when the pause ends (catch_up decides then).
+                return Settlement(Step.RESCORE, stored.member, stored.score, pause.recheck_score(now.timestamp())), None
             decision = timing.decide(
                 fields["schedule"],
                 run_state["last_run_at"],

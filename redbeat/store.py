@@ -25,7 +25,7 @@ from .keys import KeySpace
 
 #: KEYS: schedule zset, heartbeat, history stream [, lock]
 #: ARGV: now, limit, prefix, heartbeat, history JSON, history maxlen [, token, lease_ms]
-#: Returns {1, next_score|nil, JSON [member, score, definition, meta, ext, ...]}
+#: Returns {1, next_score|nil, JSON [member, score, definition, meta, ext, pause, ...]}
 #: (absent fields are false), or {0} when a lock is named and this token does
 #: not hold it (nothing read, nothing renewed, no heartbeat).  The entries come
 #: back as one JSON string: parsing thousands of bulk replies in redis-py cost
@@ -55,12 +55,13 @@ for i = 1, #due, 2 do
   if string.sub(member, 1, #prefix) ~= prefix then
     key = prefix .. member
   end
-  local fields = redis.call('HMGET', key, 'definition', 'meta', 'ext')
+  local fields = redis.call('HMGET', key, 'definition', 'meta', 'ext', 'pause')
   items[#items + 1] = member
   items[#items + 1] = due[i + 1]
   items[#items + 1] = fields[1]
   items[#items + 1] = fields[2]
   items[#items + 1] = fields[3]
+  items[#items + 1] = fields[4]
 end
 if #items == 0 then
   return {1, following[2] or false, '[]'}
@@ -133,6 +134,7 @@ class StoredEntry:
     definition: str | None
     meta: str | None
     ext: str | None
+    pause: str | None = None  # operator state (redbeat.operator)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +204,8 @@ class EntryStore:
         next_score = float(reply[1]) if reply[1] is not None else None
         fields = [value if value is not False else None for value in json.loads(_s(reply[2]))]
         entries = [
-            StoredEntry(fields[i], fields[i + 1], fields[i + 2], fields[i + 3], fields[i + 4])
-            for i in range(0, len(fields), 5)
+            StoredEntry(fields[i], fields[i + 1], fields[i + 2], fields[i + 3], fields[i + 4], fields[i + 5])
+            for i in range(0, len(fields), 6)
         ]
         return DueBatch(entries, next_score)
 

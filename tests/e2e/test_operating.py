@@ -17,8 +17,9 @@ from redbeat import RedBeatSchedulerEntry
 BIN = Path(sys.executable).parent / "redbeat-apply"
 
 
-def redbeat_apply(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REDBEAT_")}
+def redbeat_apply(redis_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("REDBEAT_", "GITHUB_", "GITLAB_"))},
+           **(env or {})}
     return subprocess.run([str(BIN), *args, "--redis-url", redis_url], capture_output=True, text=True, timeout=60,
                           env=env)
 
@@ -56,3 +57,68 @@ def test_history_and_status_show_every_run_the_worker_executed(celery_rig, write
     unknown = redbeat_apply(fresh_redis.url, "history", "no-such-entry")
     assert unknown.returncode == 1 and unknown.stdout == ""
     assert unknown.stderr.strip() == "redbeat-apply: error: no entry named no-such-entry under redbeat:*"
+
+
+MANIFEST = """\
+schedules:
+  - name: pulse
+    task: e2e.record
+    every: 1s
+    args: [pulse]
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_pause_holds_through_an_apply_and_ends_by_itself(celery_rig, fresh_redis, tmp_path):
+    manifests = tmp_path / "schedules"
+    manifests.mkdir()
+    (manifests / "jobs.yaml").write_text(MANIFEST)
+    assert redbeat_apply(fresh_redis.url, str(manifests)).returncode == 0
+    celery_rig.worker()
+    beat = celery_rig.beat()
+    celery_rig.wait_for(beat, "this instance leads", timeout=20)
+    time.sleep(2)
+    env = {"USER": "alice"}
+    asked_at = time.time()  # the pause ends 6 s after the command's own clock, so after asked_at + 6
+    paused = redbeat_apply(fresh_redis.url, "pause", "pulse", "--until", "6s", "--note", "incident 4711", env=env)
+    assert paused.returncode == 0, paused.stderr
+    assert paused.stdout.startswith("pulse: paused by alice@") and paused.stdout.rstrip().endswith(": incident 4711")
+    paused_at = time.time()
+    time.sleep(1.2)  # a run already sent before the pause may still execute
+    held_from = time.time()
+
+    # an apply (and the watch mode's resync, which is the same apply) keeps the pause: no drift, no change
+    again = redbeat_apply(fresh_redis.url, str(manifests), "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+    status = json.loads(redbeat_apply(fresh_redis.url, "status", "--output", "json").stdout)["entries"]
+    assert status[0]["state"] == "paused"
+    assert status[0]["paused"].startswith("paused by alice@") and status[0]["paused"].endswith(": incident 4711")
+
+    time.sleep(max(0.0, asked_at + 6 - time.time()))
+    held = [run for run in celery_rig.runs() if held_from <= float(run["at"]) < asked_at + 6]
+    assert held == []
+    time.sleep(3)
+    assert [run for run in celery_rig.runs() if float(run["at"]) >= paused_at + 6], "did not resume by itself"
+
+
+def test_bad_operator_requests_are_one_line_errors_that_write_nothing(fresh_redis, tmp_path):
+    manifests = tmp_path / "schedules"
+    manifests.mkdir()
+    (manifests / "jobs.yaml").write_text(MANIFEST)
+    assert redbeat_apply(fresh_redis.url, str(manifests)).returncode == 0
+    client = fresh_redis.client()
+    before = {key: client.dump(key) for key in client.keys("*")}
+    cases = {
+        ("pause", "nope"): "no entry named nope under redbeat:*; nothing was written",
+        ("pause", "pulse", "--until", "2020-01-01T00:00"): "--until is in the past; nothing was written",
+        ("pause", "pulse", "--until", "someday"): "'someday' is neither a time",
+        ("resume", "pulse"): "pulse is not paused; nothing was written",
+        ("resume", "<script>\x07"): "no entry named <script>\\x07 under redbeat:*; nothing was written",
+        ("history", "[nope]"): "no entry named [nope] under redbeat:*",
+    }
+    for args, message in cases.items():
+        done = redbeat_apply(fresh_redis.url, *args)
+        assert done.returncode == 1 and done.stdout == "", (args, done.stdout)
+        assert done.stderr.count("\n") == 1 and message in done.stderr, (args, done.stderr)
+    assert {key: client.dump(key) for key in client.keys("*")} == before
