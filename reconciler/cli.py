@@ -258,6 +258,12 @@ def apply_paths(args: argparse.Namespace) -> int:
         return ExitCode.ERROR
     timings = {"load_and_validate": round(loaded, 4), **{k: round(v, 4) for k, v in (outcome.timings or {}).items()}}
     applied = outcome.result is not None
+    if applied:
+        from reconciler import audit, operate
+
+        audit.record(target.client, target.keys, audit.apply_record(
+            operate.actor(os.environ), target.owner, audit.revision(args.paths, desired), outcome.plan.counts()),
+            time.time())
     _print_plan(outcome.plan, args, {"applied": applied, "dry_run": args.dry_run, "timings": timings})
     if args.output == "text":
         if args.dry_run and outcome.plan.has_changes:
@@ -429,6 +435,27 @@ def _run_resume(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+# --- operating: audit --------------------------------------------------------------------------
+
+
+def _configure_audit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, metavar="N", help="only the last N records")
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text", help="format (default: text)")
+    _add_connection(parser)
+
+
+def _run_audit(args: argparse.Namespace) -> int:
+    from reconciler import audit, operate
+
+    target = _target(args)
+    records = audit.read(target.client, target.keys, args.limit)
+    if args.output == "json":
+        print(json.dumps({"format_version": 1, "records": records}, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(operate.render_audit(records))
+    return ExitCode.OK
+
+
 SUBCOMMANDS: dict[str, Command] = {
     "validate": Command("check manifests without touching Redis", _configure_validate, _run_validate),
     "plan": Command("show (and save with -o) what an apply would change", _configure_plan, _run_plan),
@@ -440,6 +467,7 @@ SUBCOMMANDS: dict[str, Command] = {
     "pause": Command("hold an entry (beat skips it) until resumed or --until, without editing manifests",
                      _configure_pause, _run_pause),
     "resume": Command("lift an entry's pause", _configure_resume, _run_resume),
+    "audit": Command("show who applied which revision and every pause and resume", _configure_audit, _run_audit),
 }
 
 

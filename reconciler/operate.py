@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from reconciler import audit
 from reconciler.duration import DurationError, parse_duration
 from reconciler.errors import RedbeatError
 from redbeat.history import Run, last_runs, read_runs
@@ -84,6 +86,30 @@ def lag_words(row: dict[str, Any]) -> str:
     return _lag(row.get("dispatch_lag_seconds"))
 
 
+def render_audit(records: Sequence[Mapping[str, Any]]) -> str:
+    """One line per record, oldest first: when, action, actor, then the action's own fields."""
+    if not records:
+        return "no audit records\n"
+    rows = [("at (UTC)", "action", "actor", "what")]
+    for item in records:
+        if item.get("action") == audit.Action.APPLY.value:
+            counts = item.get("counts")
+            words = ", ".join(f"{n} {k}" for k, n in counts.items()) if isinstance(counts, dict) else str(counts)
+            what = f"owner {item.get('owner', '?')} at {item.get('revision', '?')}: {words or 'nothing'}"
+        else:
+            what = f"{item.get('entry', '?')}" + (f": {item['detail']}" if item.get("detail") else "")
+        rows.append((_clock(_float_or_none(item.get("at"))), printable(str(item.get("action", "?"))),
+                     printable(str(item.get("actor", "?"))), printable(what)))
+    return _table(rows)
+
+
+def _float_or_none(text: Any) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
 def printable(text: str) -> str:
     """``text`` with control and format characters escaped, so a name cannot rewrite the terminal."""
     return "".join(
@@ -114,28 +140,39 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 
 # --- pause and resume ----------------------------------------------------------------------
 
-#: KEYS: entry hash.  ARGV: pause JSON.  0 when the entry has no definition (nothing written).
-PAUSE_SCRIPT = """
+#: Appends the audit record (ARGV[2] maxlen, ARGV[3] at, ARGV[4..] field, value ...) to KEYS[2].
+AUDIT_LUA = """
+local function audit()
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'at', ARGV[3], unpack(ARGV, 4))
+end
+"""
+
+#: KEYS: entry hash, audit stream.  ARGV: pause JSON, audit maxlen, at, audit fields ...
+#: 0 when the entry has no definition (nothing written).
+PAUSE_SCRIPT = AUDIT_LUA + """
 if redis.call('HEXISTS', KEYS[1], 'definition') == 0 then
   return 0
 end
 redis.call('HSET', KEYS[1], 'pause', ARGV[1])
+audit()
 return 1
 """
 
-#: KEYS: entry hash, schedule zset.  ARGV: now.  -1: no such entry; 0: not paused; 1: resumed, and
-#: due now (a scheduled entry), so beat decides at once what the missed slots get (its catch_up).
-RESUME_SCRIPT = """
+#: KEYS: entry hash, audit stream, schedule zset.  ARGV: now, audit maxlen, at, audit fields ...
+#: -1: no such entry; 0: not paused (nothing written); 1: resumed, and due now (a scheduled entry),
+#: so beat decides at once what the missed slots get (its catch_up).
+RESUME_SCRIPT = AUDIT_LUA + """
 if redis.call('HEXISTS', KEYS[1], 'definition') == 0 then
   return -1
 end
 if redis.call('HDEL', KEYS[1], 'pause') == 0 then
   return 0
 end
-local score = redis.call('ZSCORE', KEYS[2], KEYS[1])
+local score = redis.call('ZSCORE', KEYS[3], KEYS[1])
 if score and tonumber(score) > tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[2], ARGV[1], KEYS[1])
+  redis.call('ZADD', KEYS[3], ARGV[1], KEYS[1])
 end
+audit()
 return 1
 """
 
@@ -153,14 +190,18 @@ def actor(environ: Mapping[str, str]) -> str:
 
 
 def pause_entry(client: Any, keys: KeySpace, name: str, pause: Pause) -> None:
-    """Store ``pause`` on the entry; RedbeatError (nothing written) when there is no such entry."""
-    if not client.eval(PAUSE_SCRIPT, 1, keys.entry(name), pause.encode()):
+    """Store ``pause`` on the entry and audit it; RedbeatError (nothing written) when there is no such entry."""
+    fields = audit.operator_record(audit.Action.PAUSE, pause.by, name, pause.words())
+    if not client.eval(PAUSE_SCRIPT, 2, keys.entry(name), keys.audit, pause.encode(), audit.AUDIT_MAXLEN,
+                       repr(round(pause.at, 3)), *fields):
         raise RedbeatError(f"no entry named {printable(name)} under {printable(keys.prefix)}*; nothing was written")
 
 
-def resume_entry(client: Any, keys: KeySpace, name: str, now: float) -> None:
-    """Lift the entry's pause and wake beat; RedbeatError (nothing written) when unknown or not paused."""
-    done = int(client.eval(RESUME_SCRIPT, 2, keys.entry(name), keys.schedule, repr(now)))
+def resume_entry(client: Any, keys: KeySpace, name: str, now: float, by: str = "") -> None:
+    """Lift the entry's pause, audit it and wake beat; RedbeatError (nothing written) when unknown or not paused."""
+    fields = audit.operator_record(audit.Action.RESUME, by or actor(os.environ), name, "")
+    done = int(client.eval(RESUME_SCRIPT, 3, keys.entry(name), keys.audit, keys.schedule, repr(now),
+                           audit.AUDIT_MAXLEN, repr(round(now, 3)), *fields))
     if done < 0:
         raise RedbeatError(f"no entry named {printable(name)} under {printable(keys.prefix)}*; nothing was written")
     if done == 0:

@@ -122,3 +122,37 @@ def test_bad_operator_requests_are_one_line_errors_that_write_nothing(fresh_redi
         assert done.returncode == 1 and done.stdout == "", (args, done.stdout)
         assert done.stderr.count("\n") == 1 and message in done.stderr, (args, done.stderr)
     assert {key: client.dump(key) for key in client.keys("*")} == before
+
+
+def test_audit_shows_each_apply_and_operator_action_with_its_actor_and_revision(fresh_redis, tmp_path):
+    repo = tmp_path / "repo"
+    manifests = repo / "schedules"
+    manifests.mkdir(parents=True)
+    (manifests / "jobs.yaml").write_text(MANIFEST)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "jobs"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    ci = {"GITHUB_ACTOR": "octocat", "GITHUB_REPOSITORY": "acme/schedules", "GITHUB_SHA": head}
+
+    assert redbeat_apply(fresh_redis.url, str(manifests), env=ci).returncode == 0
+    assert redbeat_apply(fresh_redis.url, str(manifests), env=ci).returncode == 0  # no change: not recorded
+    (manifests / "jobs.yaml").write_text(MANIFEST.replace("every: 1s", "every: 2s"))  # uncommitted edit
+    assert redbeat_apply(fresh_redis.url, str(manifests), env={"USER": "bob"}).returncode == 0
+    assert redbeat_apply(fresh_redis.url, "pause", "pulse", "--note", "incident 4711", env={"USER": "alice"}
+                         ).returncode == 0
+    assert redbeat_apply(fresh_redis.url, "resume", "pulse", env={"USER": "alice"}).returncode == 0
+
+    shown = redbeat_apply(fresh_redis.url, "audit", "-o", "json")
+    assert shown.returncode == 0, shown.stderr
+    records = json.loads(shown.stdout)["records"]
+    assert [(r["action"], r["actor"].split("@")[0]) for r in records] == [
+        ("apply", "octocat (GitHub Actions acme/schedules)"), ("apply", "bob"), ("pause", "alice"),
+        ("resume", "alice")]
+    assert records[0]["revision"] == head and records[0]["counts"] == {"create": 1}
+    assert records[1]["revision"].startswith("sha256:") and records[1]["counts"] == {"update": 1}
+    assert records[2]["entry"] == "pulse" and records[2]["detail"].endswith(": incident 4711")
+    text = redbeat_apply(fresh_redis.url, "audit", "--limit", "2").stdout.splitlines()
+    assert len(text) == 3 and text[0].split()[:4] == ["at", "(UTC)", "action", "actor"]
+    assert text[1].split()[2:4] == ["pause", records[2]["actor"]] and text[2].split()[2] == "resume"
