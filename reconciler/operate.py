@@ -17,6 +17,8 @@ from redbeat.history import Run, last_runs, read_runs
 from redbeat.keys import KeySpace
 from redbeat.operator import PAUSE_FIELD, Pause, active_pause
 
+#: What the pause and resume scripts return when the Redis user lacks a right they need (checked first).
+NO_RIGHTS = -2
 #: Runs per entry that ``status`` shows.
 STATUS_RUNS = 3
 
@@ -142,14 +144,23 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 
 #: Appends the audit record (ARGV[2] maxlen, ARGV[3] at, ARGV[4..] field, value ...) to KEYS[2].
 AUDIT_LUA = """
+local function allowed(...)
+  if not redis.acl_check_cmd then
+    return true
+  end
+  return redis.acl_check_cmd(...)
+end
 local function audit()
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'at', ARGV[3], unpack(ARGV, 4))
 end
 """
 
 #: KEYS: entry hash, audit stream.  ARGV: pause JSON, audit maxlen, at, audit fields ...
-#: 0 when the entry has no definition (nothing written).
+#: 0 when the entry has no definition, -2 without the rights (checked first: nothing written).
 PAUSE_SCRIPT = AUDIT_LUA + """
+if not (allowed('HSET', KEYS[1], 'pause', 'v') and allowed('XADD', KEYS[2], '*', 'f', 'v')) then
+  return -2
+end
 if redis.call('HEXISTS', KEYS[1], 'definition') == 0 then
   return 0
 end
@@ -162,6 +173,10 @@ return 1
 #: -1: no such entry; 0: not paused (nothing written); 1: resumed, and due now (a scheduled entry),
 #: so beat decides at once what the missed slots get (its catch_up).
 RESUME_SCRIPT = AUDIT_LUA + """
+if not (allowed('HDEL', KEYS[1], 'pause') and allowed('ZADD', KEYS[3], '0', KEYS[1])
+    and allowed('XADD', KEYS[2], '*', 'f', 'v')) then
+  return -2
+end
 if redis.call('HEXISTS', KEYS[1], 'definition') == 0 then
   return -1
 end
@@ -192,8 +207,10 @@ def actor(environ: Mapping[str, str]) -> str:
 def pause_entry(client: Any, keys: KeySpace, name: str, pause: Pause) -> None:
     """Store ``pause`` on the entry and audit it; RedbeatError (nothing written) when there is no such entry."""
     fields = audit.operator_record(audit.Action.PAUSE, pause.by, name, pause.words())
-    if not client.eval(PAUSE_SCRIPT, 2, keys.entry(name), keys.audit, pause.encode(), audit.AUDIT_MAXLEN,
-                       repr(round(pause.at, 3)), *fields):
+    done = int(client.eval(PAUSE_SCRIPT, 2, keys.entry(name), keys.audit, pause.encode(), audit.AUDIT_MAXLEN,
+                           repr(round(pause.at, 3)), *fields))
+    _refuse_without_rights(done, keys)
+    if not done:
         raise RedbeatError(f"no entry named {printable(name)} under {printable(keys.prefix)}*; nothing was written")
 
 
@@ -202,11 +219,18 @@ def resume_entry(client: Any, keys: KeySpace, name: str, now: float, by: str = "
     fields = audit.operator_record(audit.Action.RESUME, by or actor(os.environ), name, "")
     done = int(client.eval(RESUME_SCRIPT, 3, keys.entry(name), keys.audit, keys.schedule, repr(now),
                            audit.AUDIT_MAXLEN, repr(round(now, 3)), *fields))
+    _refuse_without_rights(done, keys)
     if done < 0:
         raise RedbeatError(f"no entry named {printable(name)} under {printable(keys.prefix)}*; nothing was written")
     if done == 0:
         raise RedbeatError(f"{printable(name)} is not paused; nothing was written")
     client.publish(keys.wake_channel, keys.entry(name))
+
+
+def _refuse_without_rights(done: int, keys: KeySpace) -> None:
+    if done == NO_RIGHTS:
+        raise RedbeatError(f"this Redis user may not write the entry and {printable(keys.audit)} "
+                           "(HSET/HDEL, ZADD, XADD); nothing was written")
 
 
 def status_pauses(rows: list[dict[str, Any]], client: Any, keys: KeySpace, now: float) -> None:
