@@ -355,13 +355,10 @@ def _configure_status(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    from reconciler.operate import status_history, status_pauses
-    from reconciler.status import render_status, status_rows
+    from reconciler.operate import full_status
+    from reconciler.status import render_status
 
-    target = _target(args)
-    rows = status_rows(target)
-    status_history(rows, target.client, target.keys)
-    status_pauses(rows, target.client, target.keys, time.time())
+    rows = full_status(_target(args))
     if args.output == "json":
         print(json.dumps({"format_version": 1, "entries": rows}, indent=2, ensure_ascii=False))
     else:

@@ -68,6 +68,18 @@ def render_history(runs: Sequence[Run]) -> str:
     return _table(rows)
 
 
+def full_status(target: Any) -> list[dict[str, Any]]:
+    """``status`` rows with each entry's last runs, dispatch lag and pause (the CLI's and ``celery redbeat``'s)."""
+    import time
+
+    from reconciler.status import status_rows
+
+    rows = status_rows(target)
+    status_history(rows, target.client, target.keys)
+    status_pauses(rows, target.client, target.keys, time.time())
+    return rows
+
+
 def status_history(rows: list[dict[str, Any]], client: Any, keys: KeySpace) -> None:
     """Add each status row's last runs and its dispatch lag (of the last sent run), from one history read."""
     recent = last_runs(read_runs(client, keys), STATUS_RUNS)

@@ -156,3 +156,40 @@ def test_audit_shows_each_apply_and_operator_action_with_its_actor_and_revision(
     text = redbeat_apply(fresh_redis.url, "audit", "--limit", "2").stdout.splitlines()
     assert len(text) == 3 and text[0].split()[:4] == ["at", "(UTC)", "action", "actor"]
     assert text[1].split()[2:4] == ["pause", records[2]["actor"]] and text[2].split()[2] == "resume"
+
+
+def celery_redbeat(tmp_path: Path, redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``celery -A proj redbeat ...`` with an app whose config names the Redis URL and a custom prefix."""
+    (tmp_path / "proj.py").write_text(
+        "import os\nfrom celery import Celery\n\napp = Celery('proj')\n"
+        "app.conf.update(redbeat_redis_url=os.environ['PROJ_REDIS_URL'], redbeat_key_prefix='ops:',"
+        " broker_url='memory://')\n")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("REDBEAT_", "CELERY_"))},
+           "PROJ_REDIS_URL": redis_url, "PYTHONPATH": str(tmp_path), "USER": "carol"}
+    return subprocess.run([sys.executable, "-m", "celery", "-A", "proj", "redbeat", *args], capture_output=True,
+                          text=True, timeout=60, env=env, cwd=tmp_path)
+
+
+def test_celery_redbeat_commands_take_redis_and_prefix_from_the_app(fresh_redis, tmp_path):
+    manifests = tmp_path / "schedules"
+    manifests.mkdir()
+    (manifests / "jobs.yaml").write_text(MANIFEST)
+    assert redbeat_apply(fresh_redis.url, str(manifests), "--key-prefix", "ops:").returncode == 0
+
+    paused = celery_redbeat(tmp_path, fresh_redis.url, "pause", "pulse", "--until", "1h", "--note", "db upgrade")
+    assert paused.returncode == 0, paused.stderr
+    assert paused.stdout.startswith("pulse: paused by carol@") and paused.stdout.rstrip().endswith(": db upgrade")
+    assert fresh_redis.client().hexists("ops:pulse", "pause")
+    rows = json.loads(celery_redbeat(tmp_path, fresh_redis.url, "status", "-o", "json").stdout)["entries"]
+    assert [(row["name"], row["state"]) for row in rows] == [("pulse", "paused")]
+    assert "paused by carol@" in celery_redbeat(tmp_path, fresh_redis.url, "status").stdout
+    assert celery_redbeat(tmp_path, fresh_redis.url, "resume", "pulse").returncode == 0
+    assert not fresh_redis.client().hexists("ops:pulse", "pause")
+    shown = celery_redbeat(tmp_path, fresh_redis.url, "history", "-o", "json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["runs"] == []
+    unknown = celery_redbeat(tmp_path, fresh_redis.url, "pause", "nope")
+    assert unknown.returncode == 1 and unknown.stdout == ""
+    assert unknown.stderr == "celery redbeat: error: no entry named nope under ops:*; nothing was written\n"
+    audit = json.loads(redbeat_apply(fresh_redis.url, "audit", "-o", "json", "--key-prefix", "ops:").stdout)
+    assert [(r["action"], r["actor"].split("@")[0]) for r in audit["records"]][-2:] == [("pause", "carol"),
+                                                                                        ("resume", "carol")]

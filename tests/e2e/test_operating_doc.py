@@ -32,15 +32,17 @@ def doc_commands() -> list[tuple[str, str]]:
         if line.startswith("```"):
             in_sh = line.strip() == "```sh"
             continue
-        if in_sh and line.startswith("redbeat-apply "):
+        if in_sh and line.startswith(("redbeat-apply ", "celery -A proj redbeat ")):
             command, _, comment = line.partition("  #")
             commands.append((command.strip(), comment.strip()))
     return commands
 
 
 def test_the_doc_shows_each_operating_command():
-    shown = {shlex.split(command)[1] for command, _ in doc_commands()}
+    shown = {shlex.split(command)[1] for command, _ in doc_commands() if command.startswith("redbeat-apply")}
     assert shown == {"history", "status", "pause", "resume", "audit"}
+    in_celery = {shlex.split(command)[4] for command, _ in doc_commands() if command.startswith("celery")}
+    assert in_celery == {"history", "status", "pause", "resume"}
 
 
 @pytest.mark.slow
@@ -48,8 +50,12 @@ def test_every_command_in_the_doc_runs_as_written(fresh_redis, tmp_path):
     manifests = tmp_path / "schedules"
     manifests.mkdir()
     (manifests / "jobs.yaml").write_text(MANIFEST)
+    # redbeat-apply and celery of this venv first on PATH
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("REDBEAT_", "GITHUB_", "GITLAB_"))},
            "REDBEAT_REDIS_URL": fresh_redis.url, "USER": "alice", "PATH": f"{BIN_DIR}{os.pathsep}{os.environ['PATH']}"}
+    (tmp_path / "proj.py").write_text("import os\nfrom celery import Celery\n\napp = Celery('proj')\n"
+                                      "app.conf.redbeat_redis_url = os.environ['REDBEAT_REDIS_URL']\n")
+    env["PYTHONPATH"] = str(tmp_path)
     applied = subprocess.run(["redbeat-apply", str(manifests)], env=env, capture_output=True, text=True, timeout=60)
     assert applied.returncode == 0, applied.stderr
     # a run in the history: beat ticks once at the entry's slot
@@ -65,7 +71,8 @@ def test_every_command_in_the_doc_runs_as_written(fresh_redis, tmp_path):
         done = subprocess.run(command, shell=True, env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
         assert done.returncode == 0, f"{command}: {done.stderr}"
         assert "Traceback" not in done.stderr
-        if command.startswith("redbeat-apply history nightly-report --since 24h"):
-            assert re.search(r"nightly-report .* sent ", done.stdout), done.stdout
+        if command.startswith(("redbeat-apply history nightly-report --since 24h",
+                               "celery -A proj redbeat history nightly-report --since 24h")):
+            assert re.search(r"nightly-report .* sent |\"state\": \"sent\"", done.stdout), done.stdout
         if "paused by alice" in comment:
             assert "paused by alice@" in done.stdout and "incident 4711" in done.stdout, done.stdout
