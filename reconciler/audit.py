@@ -1,6 +1,6 @@
 """The audit trail: one capped Redis stream (``<prefix>:audit``) of every apply that wrote and every operator action.
 
-A record is flat strings: ``action`` (apply, pause, resume), ``actor`` (the
+A record is flat strings: ``action`` (apply, pause, resume, trigger), ``actor`` (the
 CI's identity or ``$USER@host``), ``at`` (epoch seconds) and per action:
 an apply's ``owner``, ``revision`` (the manifests' git commit, else a
 content hash) and ``counts`` (JSON, per change kind); an operator action's
@@ -27,6 +27,7 @@ class Action(enum.Enum):
     APPLY = "apply"
     PAUSE = "pause"
     RESUME = "resume"
+    TRIGGER = "trigger"
 
 
 def revision(paths: Sequence[Path], desired: Mapping[str, Any]) -> str:

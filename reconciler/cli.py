@@ -432,6 +432,22 @@ def _run_resume(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+# --- operating: trigger -------------------------------------------------------------------------
+
+
+def _configure_trigger(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="the entry to run once now")
+    parser.add_argument("--note", default="", metavar="TEXT", help="why (in the run history and the audit trail)")
+    _add_connection(parser)
+
+
+def _run_trigger(args: argparse.Namespace) -> int:
+    from reconciler import operate
+
+    print(operate.request_run(_target(args), args.name, args.note, os.environ))
+    return ExitCode.OK
+
+
 # --- operating: audit --------------------------------------------------------------------------
 
 
@@ -464,6 +480,7 @@ SUBCOMMANDS: dict[str, Command] = {
     "pause": Command("hold an entry (beat skips it) until resumed or --until, without editing manifests",
                      _configure_pause, _run_pause),
     "resume": Command("lift an entry's pause", _configure_resume, _run_resume),
+    "trigger": Command("run an entry once now (the leading beat sends it, once)", _configure_trigger, _run_trigger),
     "audit": Command("show who applied which revision and every pause and resume", _configure_audit, _run_audit),
 }
 

@@ -15,7 +15,7 @@ from reconciler.duration import DurationError, parse_duration
 from reconciler.errors import RedbeatError
 from redbeat.history import Run, last_runs, read_runs
 from redbeat.keys import KeySpace
-from redbeat.operator import PAUSE_FIELD, Pause, active_pause
+from redbeat.operator import PAUSE_FIELD, Pause, Trigger, active_pause
 
 #: What the pause and resume scripts return when the Redis user lacks a right they need (checked first).
 NO_RIGHTS = -2
@@ -133,7 +133,8 @@ def printable(text: str) -> str:
 
 
 def _reason(run: Run) -> str:
-    return f" ({printable(run.lost_reason)})" if run.lost_reason else ""
+    notes = [text for text in (run.note, run.lost_reason) if text]
+    return f" ({printable('; '.join(notes))})" if notes else ""
 
 
 def _clock(moment: float | None) -> str:
@@ -237,6 +238,88 @@ def resume_entry(client: Any, keys: KeySpace, name: str, now: float, by: str = "
     if done == 0:
         raise RedbeatError(f"{printable(name)} is not paused; nothing was written")
     client.publish(keys.wake_channel, keys.entry(name))
+
+
+#: KEYS: entry hash, audit stream, schedule zset.  ARGV: trigger JSON template, audit maxlen, at,
+#: audit fields ...  The entry's score goes into the request (put back when beat takes it) and the
+#: entry is made due now.  -1: no such entry; -3: disabled; -4: a request is pending; -5: no score.
+TRIGGER_SCRIPT = AUDIT_LUA + """
+if not (allowed('HSET', KEYS[1], 'trigger', 'v') and allowed('ZADD', KEYS[3], '0', KEYS[1])
+    and allowed('XADD', KEYS[2], '*', 'f', 'v')) then
+  return -2
+end
+local definition = redis.call('HGET', KEYS[1], 'definition')
+if not definition then
+  return -1
+end
+local ok, decoded = pcall(cjson.decode, definition)
+if ok and type(decoded) == 'table' and decoded['enabled'] == false then
+  return -3
+end
+if redis.call('HEXISTS', KEYS[1], 'trigger') == 1 then
+  return -4
+end
+local score = redis.call('ZSCORE', KEYS[3], KEYS[1])
+if not score or tonumber(score) < 0 then
+  return -5
+end
+local request = cjson.decode(ARGV[1])
+request['score'] = score  -- as stored, not through cjson's 14 digits
+redis.call('HSET', KEYS[1], 'trigger', cjson.encode(request))
+redis.call('ZADD', KEYS[3], 0, KEYS[1])
+audit()
+return 1
+"""
+
+_TRIGGER_REFUSALS = {
+    -1: "no entry named {name} under {prefix}*",
+    -3: "{name} is disabled: enable it to run it",
+    -4: "a run-now request of {name} is already pending",
+    -5: "{name} is not in the schedule (finished, or never scheduled)",
+}
+
+
+def trigger_entry(client: Any, keys: KeySpace, name: str, trigger: Trigger) -> None:
+    """Ask the leading beat to run the entry once now and wake it; RedbeatError (nothing written) when refused."""
+    fields = audit.operator_record(audit.Action.TRIGGER, trigger.by, name, trigger.note)
+    done = int(client.eval(TRIGGER_SCRIPT, 3, keys.entry(name), keys.audit, keys.schedule, trigger.encode(),
+                           audit.AUDIT_MAXLEN, repr(round(trigger.at, 3)), *fields))
+    _refuse_without_rights(done, keys)
+    if done in _TRIGGER_REFUSALS:
+        message = _TRIGGER_REFUSALS[done].format(name=printable(name), prefix=printable(keys.prefix))
+        raise RedbeatError(f"{message}; nothing was written")
+    client.publish(keys.wake_channel, keys.entry(name))
+
+
+#: A beat whose heartbeat is older than this is taken as not running.
+BEAT_SEEN_WITHIN = 30.0
+
+
+def request_run(target: Any, name: str, note: str, environ: Mapping[str, str]) -> str:
+    """Store a run-now request (``trigger``) and say whether a beat is there to take it."""
+    import time
+
+    from redbeat.operator import NOTE_MAX, TRIGGER_TTL_SECONDS
+
+    if len(note) > NOTE_MAX:
+        raise RedbeatError(f"--note is longer than {NOTE_MAX} characters; nothing was written")
+    now = time.time()
+    trigger_entry(target.client, target.keys, name, Trigger(actor(environ), now, 0.0, note))
+    seen = beat_seen(target.client, target.keys, now, BEAT_SEEN_WITHIN)
+    if seen is None:
+        return (f"{printable(name)}: run requested, but no beat has ticked in the last {BEAT_SEEN_WITHIN:.0f}s; "
+                f"the request stays pending for {TRIGGER_TTL_SECONDS / 60:.0f} minutes")
+    return f"{printable(name)}: run requested; the leading beat sends it once (see: redbeat-apply history)"
+
+
+def beat_seen(client: Any, keys: KeySpace, now: float, within: float) -> float | None:
+    """When a leading beat last ticked, if within ``within`` seconds of ``now``; else None."""
+    raw = client.get(keys.heartbeat)
+    try:
+        tick_at = float(json.loads(raw)["tick_at"])
+    except (TypeError, ValueError, KeyError):
+        return None
+    return tick_at if now - tick_at <= within else None
 
 
 def _refuse_without_rights(done: int, keys: KeySpace) -> None:

@@ -96,6 +96,7 @@ class Run:
     id: str
     sent_at: float | None = None
     lost_reason: str | None = None
+    note: str | None = None  # a triggered run's "triggered by alice: note"
 
     @property
     def state(self) -> RunState:
@@ -121,6 +122,7 @@ class Run:
             "sent_at": _iso(self.sent_at),
             "lost_reason": self.lost_reason,
             "lag_seconds": None if self.lag is None else round(self.lag, 3),
+            "note": self.note,
             "id": self.id,
         }
 
@@ -154,7 +156,7 @@ def runs_from_records(records: Iterable[tuple[Any, dict[Any, Any]]]) -> list[Run
         entry, slot, event = fields.get("entry", ""), fields.get("slot", ""), fields.get("event", "")
         at = _float(fields.get("at"))
         if event == RunEvent.CLAIMED.value:
-            run = Run(entry, _float(slot), at, _text(record_id))
+            run = Run(entry, _float(slot), at, _text(record_id), note=fields.get("reason") or None)
             runs.append(run)
             open_claims[(entry, slot)] = run
             continue

@@ -88,3 +88,43 @@ def new_pause(by: str, now: float, until: float | None, note: str) -> Pause:
     if len(note) > NOTE_MAX:
         raise PauseError(f"--note is longer than {NOTE_MAX} characters")
     return Pause(by, now, until, note)
+
+
+# --- trigger now ------------------------------------------------------------------------------
+
+#: The entry hash field holding a pending "run now" request.
+TRIGGER_FIELD = "trigger"
+#: A request no beat took within this long is dropped unrun (documented in docs/operating.md).
+TRIGGER_TTL_SECONDS = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A request to run an entry once now; ``score`` is the entry's own score, put back when taken."""
+
+    by: str
+    at: float
+    score: float
+    note: str = ""
+
+    def expired(self, now: float) -> bool:
+        return now >= self.at + TRIGGER_TTL_SECONDS
+
+    def encode(self) -> str:
+        return json.dumps({"by": self.by, "at": self.at, "score": self.score, "note": self.note},
+                          ensure_ascii=False, separators=(",", ":"))
+
+    def history_note(self) -> str:
+        return f"triggered by {self.by}" + (f": {self.note}" if self.note else "")
+
+
+def decode_trigger(raw: str | bytes) -> Trigger:
+    """The request stored in the field; PauseError when it is not one."""
+    try:
+        data: Any = json.loads(raw)
+        trigger = Trigger(str(data["by"]), float(data["at"]), float(data["score"]), str(data.get("note") or ""))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise PauseError(f"trigger field is not a trigger: {exc}") from None
+    if not (math.isfinite(trigger.at) and math.isfinite(trigger.score)):
+        raise PauseError("trigger field holds a number that is not finite")
+    return trigger

@@ -30,7 +30,7 @@ from .entry import RedBeatSchedulerEntry, anchor_of, entry_timezone, store_for
 from .history import Outcome, RunEvent, slot_text
 from .lock import BeatLock
 from .metrics import BeatMetrics, NullMetrics
-from .operator import active_pause
+from .operator import PauseError, active_pause, decode_trigger
 from .statics import FastStatic, fast_definition, statics_changes, statics_digest
 from .store import EntryStore, Settlement, Step
 from .wakeup import ChangeListener
@@ -306,7 +306,7 @@ class RedBeatScheduler(Scheduler):
                 if failure is not None:
                     continue
                 self.metrics.dispatches.inc()
-                if entry.last_run_at is not None:
+                if entry.last_run_at is not None and step.step is Step.CLAIM:  # a trigger has no slot to lag
                     self.metrics.lag.observe(max(0.0, time.time() - entry.last_run_at.timestamp()))
         if len(batch.entries) >= DUE_BATCH_LIMIT:
             return 0.0
@@ -359,6 +359,8 @@ class RedBeatScheduler(Scheduler):
             fields = self._decoded(stored.definition)
             run_state = codec.decode_meta(stored.meta)
             ext = codec.decode_ext(stored.ext)
+            if stored.trigger is not None:
+                return self._take_trigger(stored, fields, ext, run_state, now)
             tz = entry_timezone(ext)
             if not fields["enabled"]:
                 # Out of the due index until saved enabled again (celery-redbeat re-read it every tick).
@@ -384,7 +386,14 @@ class RedBeatScheduler(Scheduler):
             return Settlement(Step.RESCORE, stored.member, stored.score, decision.next_score), None
         slot = decision.slot.astimezone(now.tzinfo) if decision.slot and now.tzinfo else decision.slot
         total = run_state["total_run_count"] + 1
-        entry = RedBeatSchedulerEntry(
+        entry = self._entry_to_send(name, fields, ext, slot, total)
+        meta = codec.encode_meta(slot, total)
+        return Settlement(Step.CLAIM, stored.member, stored.score, decision.next_score, meta, name, slot_text(slot)), entry
+
+    def _entry_to_send(
+        self, name: str, fields: dict[str, Any], ext: Any, last_run_at: datetime | None, total: int
+    ) -> RedBeatSchedulerEntry:
+        return RedBeatSchedulerEntry(
             app=self.app,
             name=name,
             task=fields["task"],
@@ -394,11 +403,31 @@ class RedBeatScheduler(Scheduler):
             options=fields["options"],
             enabled=True,
             ext=ext,
-            last_run_at=slot,
+            last_run_at=last_run_at,
             total_run_count=total,
         )
-        meta = codec.encode_meta(slot, total)
-        return Settlement(Step.CLAIM, stored.member, stored.score, decision.next_score, meta, name, slot_text(slot)), entry
+
+    def _take_trigger(
+        self, stored: Any, fields: dict[str, Any], ext: Any, run_state: dict[str, Any], now: datetime
+    ) -> tuple[Settlement, RedBeatSchedulerEntry | None]:
+        """A "run now" request: sent once with the entry's own task and options; its run state and phase untouched.
+
+        An expired, unreadable or disabled entry's request is dropped unrun (the score goes back).
+        """
+        name = fields.get("name") or self.app.redbeat_conf.keys.name_of(stored.member)
+        try:
+            trigger = decode_trigger(stored.trigger)
+        except PauseError as exc:
+            logger.error("beat: Dropping the run-now request of %s: %s", name, exc)
+            return Settlement(Step.TRIGGER, stored.member, stored.score, now.timestamp(), stored.trigger), None
+        if trigger.expired(now.timestamp()) or not fields["enabled"]:
+            logger.warning("beat: Dropping the run-now request of %s by %s (%s)", name, trigger.by,
+                           "disabled" if not fields["enabled"] else "expired")
+            return Settlement(Step.TRIGGER, stored.member, stored.score, trigger.score, stored.trigger), None
+        entry = self._entry_to_send(name, fields, ext, run_state["last_run_at"], run_state["total_run_count"])
+        step = Settlement(Step.TRIGGER, stored.member, stored.score, trigger.score, stored.trigger, name,
+                          slot_text(now), note=trigger.history_note())
+        return step, entry
 
     # -- waiting --------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from .keys import KeySpace
 
 #: KEYS: schedule zset, heartbeat, history stream [, lock]
 #: ARGV: now, limit, prefix, heartbeat, history JSON, history maxlen [, token, lease_ms]
-#: Returns {1, next_score|nil, JSON [member, score, definition, meta, ext, pause, ...]}
+#: Returns {1, next_score|nil, JSON [member, score, definition, meta, ext, pause, trigger, ...]}
 #: (absent fields are false), or {0} when a lock is named and this token does
 #: not hold it (nothing read, nothing renewed, no heartbeat).  The entries come
 #: back as one JSON string: parsing thousands of bulk replies in redis-py cost
@@ -55,13 +55,14 @@ for i = 1, #due, 2 do
   if string.sub(member, 1, #prefix) ~= prefix then
     key = prefix .. member
   end
-  local fields = redis.call('HMGET', key, 'definition', 'meta', 'ext', 'pause')
+  local fields = redis.call('HMGET', key, 'definition', 'meta', 'ext', 'pause', 'trigger')
   items[#items + 1] = member
   items[#items + 1] = due[i + 1]
   items[#items + 1] = fields[1]
   items[#items + 1] = fields[2]
   items[#items + 1] = fields[3]
   items[#items + 1] = fields[4]
+  items[#items + 1] = fields[5]
 end
 if #items == 0 then
   return {1, following[2] or false, '[]'}
@@ -73,7 +74,10 @@ return {1, following[2] or false, cjson.encode(items)}
 #: ARGV: prefix, token|'', JSON of the steps, history maxlen, claimed at;
 #: each step [op, member, expected score, new score, meta, entry name, slot].
 #: op 'c' (claim a run): iff the member still has the score we read, write
-#: meta and the new score; 'r' (rescore) the same without meta; 'x' drop the
+#: meta and the new score; 't' (take a trigger) likewise, iff the entry's
+#: trigger field still holds the request (in place of meta): drop it, put the
+#: entry's own score back, and record the run with the request's note (step
+#: [8]), none for an expired request; 'r' (rescore) the same without meta; 'x' drop the
 #: member iff its hash (or the hash's definition) is still missing.  Checking
 #: the score makes a claim idempotent per slot: whoever moves the score first
 #: owns the slot, so two writers can never dispatch it twice.
@@ -110,6 +114,13 @@ for _, step in ipairs(cjson.decode(ARGV[3])) do
         redis.call('ZADD', KEYS[1], score, member)
         applied = 1
       end
+    elseif op == 't' then
+      -- a trigger (meta: the request as stored): taken once, the entry's own score put back
+      if redis.call('HGET', key, 'trigger') == meta then
+        redis.call('HDEL', key, 'trigger')
+        redis.call('ZADD', KEYS[1], score, member)
+        applied = 1
+      end
     else
       redis.call('ZADD', KEYS[1], score, member)
       applied = 1
@@ -118,6 +129,8 @@ for _, step in ipairs(cjson.decode(ARGV[3])) do
   out[#out + 1] = applied
   if applied == 1 and op == 'c' then
     claimed[#claimed + 1] = {'claimed', step[6], step[7], ARGV[5], ''}
+  elseif applied == 1 and op == 't' and step[8] then
+    claimed[#claimed + 1] = {'claimed', step[6], step[7], ARGV[5], step[8]}
   end
 end
 append_history(KEYS[2], ARGV[4], claimed)
@@ -135,6 +148,7 @@ class StoredEntry:
     meta: str | None
     ext: str | None
     pause: str | None = None  # operator state (redbeat.operator)
+    trigger: str | None = None  # a pending "run now" request (redbeat.operator)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +160,7 @@ class DueBatch:
 class Step(Enum):
     CLAIM = "c"
     RESCORE = "r"
+    TRIGGER = "t"
     DROP = "x"
 
 
@@ -158,6 +173,7 @@ class Settlement:
     meta: str = ""
     name: str = ""  # a claim's entry name and slot, for the run history
     slot: str = ""
+    note: str | None = None  # a trigger's run-history note; None: record no run (an expired trigger)
 
 
 def _fmt_score(score: float) -> str:
@@ -204,8 +220,8 @@ class EntryStore:
         next_score = float(reply[1]) if reply[1] is not None else None
         fields = [value if value is not False else None for value in json.loads(_s(reply[2]))]
         entries = [
-            StoredEntry(fields[i], fields[i + 1], fields[i + 2], fields[i + 3], fields[i + 4], fields[i + 5])
-            for i in range(0, len(fields), 6)
+            StoredEntry(*fields[i:i + 7])
+            for i in range(0, len(fields), 7)
         ]
         return DueBatch(entries, next_score)
 
@@ -227,7 +243,7 @@ class EntryStore:
         keys = [self.keys.schedule, self.keys.history] + ([lock_key] if lock_key else [])
         payload = json.dumps(
             [[step.step.value, step.member, step.expected_score, _fmt_score(step.new_score), step.meta,
-              step.name, step.slot] for step in steps],
+              step.name, step.slot, step.note or False] for step in steps],
             separators=(",", ":"),
         )
         reply = self._settle(keys=keys, args=[self.keys.prefix, token, payload, history_maxlen, repr(claimed_at)])
