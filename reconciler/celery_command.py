@@ -1,4 +1,4 @@
-"""``celery -A proj redbeat ...``: the operating commands with Redis URL, prefix and options from the app's config.
+"""``celery -A proj redbeat ...``: the operating commands (status, history, trigger, pause, resume) with Redis URL, prefix and options from the app's config.
 
 Registered through Celery's ``celery.commands`` entry point.  The client is
 the one beat itself uses (``redbeat_redis_url``, ``redbeat_redis_options``,
@@ -49,7 +49,7 @@ def _one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
-@click.group(name="redbeat", help="Operate redbeat schedules (history, status, pause, resume).")
+@click.group(name="redbeat", help="Operate redbeat schedules (status, history, trigger, pause, resume).")
 def redbeat() -> None:
     """The command group."""
 
@@ -99,6 +99,15 @@ def pause(ctx: click.Context, name: str, until: str | None, note: str) -> None:
     target = _target(ctx)
     operate.pause_entry(target.client, target.keys, name, request)
     click.echo(f"{operate.printable(name)}: {operate.printable(request.words())}")
+
+
+@redbeat.command(help="Run an entry once now (the leading beat sends it, once).")
+@click.argument("name")
+@click.option("--note", default="", metavar="TEXT", help="why (in the run history and the audit trail)")
+@click.pass_context
+@_one_line_errors
+def trigger(ctx: click.Context, name: str, note: str) -> None:
+    click.echo(operate.request_run(_target(ctx), name, note, os.environ))
 
 
 @redbeat.command(help="Lift an entry's pause.")

@@ -193,3 +193,48 @@ def test_celery_redbeat_commands_take_redis_and_prefix_from_the_app(fresh_redis,
     audit = json.loads(redbeat_apply(fresh_redis.url, "audit", "-o", "json", "--key-prefix", "ops:").stdout)
     assert [(r["action"], r["actor"].split("@")[0]) for r in audit["records"]][-2:] == [("pause", "carol"),
                                                                                         ("resume", "carol")]
+
+
+HOURLY = """\
+schedules:
+  - name: rebuild
+    task: e2e.record
+    every: 1h
+    args: [rebuild]
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_trigger_runs_once_with_two_beats_and_waits_for_a_beat_when_none_runs(celery_rig, fresh_redis, tmp_path):
+    (tmp_path / "jobs.yaml").write_text(HOURLY)
+    assert redbeat_apply(fresh_redis.url, str(tmp_path / "jobs.yaml")).returncode == 0
+    score = fresh_redis.client().zscore("redbeat::schedule", "redbeat:rebuild")
+
+    # no beat yet: said so, and the request waits
+    pending = redbeat_apply(fresh_redis.url, "trigger", "rebuild", "--note", "hotfix", env={"USER": "dave"})
+    assert pending.returncode == 0, pending.stderr
+    assert "no beat has ticked" in pending.stdout and "pending for 10 minutes" in pending.stdout
+    celery_rig.worker()
+    beats = [celery_rig.beat("beat-1"), celery_rig.beat("beat-2")]
+    for beat in beats:
+        celery_rig.wait_for(beat, "beat: Starting...", timeout=20)
+    wait = time.time() + 10
+    while time.time() < wait and not celery_rig.runs():
+        time.sleep(0.2)
+    time.sleep(2)
+    assert [run["label"] for run in celery_rig.runs()] == ["rebuild"]
+
+    again = redbeat_apply(fresh_redis.url, "trigger", "rebuild", env={"USER": "dave"})
+    assert "the leading beat sends it once" in again.stdout, again.stdout
+    time.sleep(3)
+    assert [run["label"] for run in celery_rig.runs()] == ["rebuild", "rebuild"]
+    sends = sum(beat.output().count("Sending due task rebuild") for beat in beats)
+    assert sends == 2
+    assert fresh_redis.client().zscore("redbeat::schedule", "redbeat:rebuild") == score  # phase kept
+    runs = json.loads(redbeat_apply(fresh_redis.url, "history", "rebuild", "-o", "json").stdout)["runs"]
+    assert [run["state"] for run in runs] == ["sent", "sent"]
+    assert runs[0]["note"].startswith("triggered by dave@") and runs[0]["note"].endswith(": hotfix")
+    assert runs[1]["note"].startswith("triggered by dave@") and ": " not in runs[1]["note"]
+    audit = json.loads(redbeat_apply(fresh_redis.url, "audit", "-o", "json").stdout)["records"]
+    assert [r["action"] for r in audit] == ["apply", "trigger", "trigger"]

@@ -40,9 +40,9 @@ def doc_commands() -> list[tuple[str, str]]:
 
 def test_the_doc_shows_each_operating_command():
     shown = {shlex.split(command)[1] for command, _ in doc_commands() if command.startswith("redbeat-apply")}
-    assert shown == {"history", "status", "pause", "resume", "audit"}
+    assert shown == {"history", "status", "trigger", "pause", "resume", "audit"}
     in_celery = {shlex.split(command)[4] for command, _ in doc_commands() if command.startswith("celery")}
-    assert in_celery == {"history", "status", "pause", "resume"}
+    assert in_celery == {"history", "status", "trigger", "pause", "resume"}
 
 
 @pytest.mark.slow
@@ -60,7 +60,8 @@ def test_every_command_in_the_doc_runs_as_written(fresh_redis, tmp_path):
     assert applied.returncode == 0, applied.stderr
     # a run in the history: beat ticks once at the entry's slot
     slot = datetime.now(timezone.utc).replace(hour=2, minute=30, second=0, microsecond=0)
-    app = make_app(fresh_redis.url, now=slot + timedelta(seconds=1 if slot < datetime.now(timezone.utc) else -86399))
+    app = make_app(fresh_redis.url, now=slot + timedelta(seconds=1 if slot < datetime.now(timezone.utc) else -86399),
+                   result_expires=None)  # no celery.backend_cleanup entry: only the doc's entry runs
     with current(app):
         fresh_redis.client().zadd("redbeat::schedule", {"redbeat:nightly-report": 0})
         scheduler = recording_scheduler_class()(app=app)
@@ -74,5 +75,13 @@ def test_every_command_in_the_doc_runs_as_written(fresh_redis, tmp_path):
         if command.startswith(("redbeat-apply history nightly-report --since 24h",
                                "celery -A proj redbeat history nightly-report --since 24h")):
             assert re.search(r"nightly-report .* sent |\"state\": \"sent\"", done.stdout), done.stdout
+        if " trigger " in command:  # no beat runs here: one tick takes the request, as the leader would
+            assert "run requested" in done.stdout
+            live = make_app(fresh_redis.url, result_expires=None)
+            with current(live):
+                beat = recording_scheduler_class()(app=live)
+                beat.tick()
+                beat.close()
+            assert beat.sent_names == ["nightly-report"]
         if "paused by alice" in comment:
             assert "paused by alice@" in done.stdout and "incident 4711" in done.stdout, done.stdout
