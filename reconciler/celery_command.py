@@ -1,4 +1,6 @@
-"""``celery -A proj redbeat ...``: the operating commands (status, history, trigger, pause, resume) with Redis URL, prefix and options from the app's config.
+"""``celery -A proj redbeat ...``: the operating commands, Redis URL, prefix and options from the app's config.
+
+The commands: status, history, trigger, pause, resume.
 
 Registered through Celery's ``celery.commands`` entry point.  The client is
 the one beat itself uses (``redbeat_redis_url``, ``redbeat_redis_options``,
