@@ -100,10 +100,18 @@ def test_status_shows_the_pause_in_force_only(redis_client):
 
 
 @pytest.mark.compat
-def test_celery_redbeat_reads_a_paused_entry(celery_redbeat_python, redis_client, redis_url):
-    add(redis_client, "report")
+def test_celery_redbeat_reads_paused_triggered_and_resumed_entries(celery_redbeat_python, redis_client, redis_url):
+    from reconciler.operate import trigger_entry
+    from redbeat.operator import Trigger
+
+    for name in ("report", "rebuild", "resumed"):
+        add(redis_client, name)
     pause_entry(redis_client, KEYS, "report", Pause("alice", NOW.timestamp(), None, "incident ü"))
+    trigger_entry(redis_client, KEYS, "rebuild", Trigger("bob", NOW.timestamp(), 0.0, "hotfix"))
+    pause_entry(redis_client, KEYS, "resumed", Pause("alice", NOW.timestamp(), None, ""))
+    resume_entry(redis_client, KEYS, "resumed", NOW.timestamp())
     read = json.loads(run_compat_script("cr_read.py", "--redis-url", redis_url, "--prefix", "redbeat:",
                                         "--now", NOW.isoformat(), python=celery_redbeat_python))
     assert read["errors"] == []
-    assert [(e["name"], e["task"]) for e in read["entries"]] == [("report", "tasks.report")]
+    assert sorted((e["name"], e["task"]) for e in read["entries"]) == [
+        ("rebuild", "tasks.rebuild"), ("report", "tasks.report"), ("resumed", "tasks.resumed")]
