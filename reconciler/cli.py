@@ -173,15 +173,18 @@ def _color(args: argparse.Namespace) -> bool:
     return not args.no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
 
 
-def _print_plan(plan: Any, args: argparse.Namespace, extra: dict[str, Any] | None = None) -> None:
+def _print_plan(plan: Any, args: argparse.Namespace, extra: dict[str, Any] | None = None, target: Any = None) -> None:
     from reconciler import plan_report
+    from reconciler.operate import pause_lines, pauses_of
 
+    pauses = pauses_of(target.client, target.keys, [c.name for c in plan.changes], time.time()) if target else {}
     if args.output == "json":
         document = plan_report.plan_json(plan)
         document.update(extra or {})
+        document["paused"] = pauses  # operator state, kept by every apply
         print(json.dumps(document, indent=2, ensure_ascii=False))
     else:
-        sys.stdout.write(plan_report.render(plan, args.output, color=_color(args)))
+        sys.stdout.write(plan_report.render(plan, args.output, color=_color(args)) + pause_lines(pauses))
 
 
 def _changes_exit(plan: Any, args: argparse.Namespace) -> int:
@@ -264,7 +267,7 @@ def apply_paths(args: argparse.Namespace) -> int:
         audit.record(target.client, target.keys, audit.apply_record(
             operate.actor(os.environ), target.owner, audit.revision(args.paths, desired), outcome.plan.counts()),
             time.time())
-    _print_plan(outcome.plan, args, {"applied": applied, "dry_run": args.dry_run, "timings": timings})
+    _print_plan(outcome.plan, args, {"applied": applied, "dry_run": args.dry_run, "timings": timings}, target)
     if args.output == "text":
         if args.dry_run and outcome.plan.has_changes:
             print("Dry run: nothing was written.")
@@ -301,7 +304,7 @@ def _run_plan(args: argparse.Namespace) -> int:
     desired = load(args.paths)
     target = _target(args)
     plan = make_plan(desired, target, _plan_options(args))
-    _print_plan(plan, args)
+    _print_plan(plan, args, target=target)
     if plan.errors:
         print("redbeat-apply: the plan has errors; no plan file was written.", file=sys.stderr)
         return ExitCode.ERROR

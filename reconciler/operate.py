@@ -328,6 +328,24 @@ def _refuse_without_rights(done: int, keys: KeySpace) -> None:
                            "(HSET/HDEL, ZADD, XADD); nothing was written")
 
 
+def pauses_of(client: Any, keys: KeySpace, names: Sequence[str], now: float) -> dict[str, str]:
+    """The pause in force of each of ``names`` that has one, as words (one pipeline; plan and apply show them)."""
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hget(keys.entry(name), PAUSE_FIELD)
+    out = {}
+    for name, raw in zip(names, pipe.execute(), strict=True):
+        pause = active_pause(raw, now)
+        if pause is not None:
+            out[name] = printable(pause.words())
+    return out
+
+
+def pause_lines(pauses: Mapping[str, str]) -> str:
+    """``note: NAME is paused by ...; kept (not drift)`` per paused entry, for the text plan."""
+    return "".join(f"note: {printable(name)} is {words}; kept (not drift)\n" for name, words in sorted(pauses.items()))
+
+
 def status_pauses(rows: list[dict[str, Any]], client: Any, keys: KeySpace, now: float) -> None:
     """Mark each status row's pause in force (``paused by alice until ...: note``), one pipeline."""
     pipe = client.pipeline(transaction=False)

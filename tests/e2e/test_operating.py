@@ -91,6 +91,9 @@ def test_pause_holds_through_an_apply_and_ends_by_itself(celery_rig, fresh_redis
     # an apply (and the watch mode's resync, which is the same apply) keeps the pause: no drift, no change
     again = redbeat_apply(fresh_redis.url, str(manifests), "--detailed-exitcode")
     assert again.returncode == 0, again.stdout + again.stderr
+    assert "note: pulse is paused by alice@" in again.stdout and ": incident 4711; kept (not drift)" in again.stdout
+    planned = json.loads(redbeat_apply(fresh_redis.url, "plan", str(manifests), "--output", "json").stdout)
+    assert list(planned["paused"]) == ["pulse"] and planned["paused"]["pulse"].endswith(": incident 4711")
     status = json.loads(redbeat_apply(fresh_redis.url, "status", "--output", "json").stdout)["entries"]
     assert status[0]["state"] == "paused"
     assert status[0]["paused"].startswith("paused by alice@") and status[0]["paused"].endswith(": incident 4711")
