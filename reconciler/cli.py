@@ -264,9 +264,13 @@ def apply_paths(args: argparse.Namespace) -> int:
     if applied:
         from reconciler import audit, operate
 
-        audit.record(target.client, target.keys, audit.apply_record(
-            operate.actor(os.environ), target.owner, audit.revision(args.paths, desired), outcome.plan.counts()),
-            time.time())
+        try:
+            audit.record(target.client, target.keys, audit.apply_record(
+                operate.actor(os.environ), target.owner, audit.revision(args.paths, desired), outcome.plan.counts()),
+                time.time())
+        except RedisError as exc:
+            raise RedbeatError(f"applied, but the audit record could not be written to {target.keys.audit} "
+                               f"(grant XADD on it): {exc}") from None
     _print_plan(outcome.plan, args, {"applied": applied, "dry_run": args.dry_run, "timings": timings}, target)
     if args.output == "text":
         if args.dry_run and outcome.plan.has_changes:
