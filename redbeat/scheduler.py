@@ -388,7 +388,8 @@ class RedBeatScheduler(Scheduler):
         total = run_state["total_run_count"] + 1
         entry = self._entry_to_send(name, fields, ext, slot, total)
         meta = codec.encode_meta(slot, total)
-        return Settlement(Step.CLAIM, stored.member, stored.score, decision.next_score, meta, name, slot_text(slot)), entry
+        step = Settlement(Step.CLAIM, stored.member, stored.score, decision.next_score, meta, name, slot_text(slot))
+        return step, entry
 
     def _entry_to_send(
         self, name: str, fields: dict[str, Any], ext: Any, last_run_at: datetime | None, total: int
