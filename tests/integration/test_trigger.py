@@ -102,3 +102,20 @@ def test_the_score_is_kept_exactly(redis_client):
     request(redis_client, "report")
     stored = json.loads(redis_client.hget(KEYS.entry("report"), "trigger"))["score"]
     assert float(stored) == 1796297581.890767  # Redis' own digits, not cjson's 14
+
+
+def test_a_paused_entry_is_run_by_an_explicit_request_and_stays_paused(redis_url, redis_client):
+    from redbeat.operator import Pause
+    from reconciler.operate import pause_entry
+
+    add(redis_client, "report")
+    pause_entry(redis_client, KEYS, "report", Pause("alice", NOW.timestamp(), None, "incident"))
+    request(redis_client, "report")
+    app = make_app(redis_url, now=NOW)
+    with current(app):
+        scheduler = Recording(app=app)
+        scheduler.tick()
+        app.now.set(datetime(2026, 11, 25, 12, 1, 5, tzinfo=UTC))  # its next slot passes: still paused
+        scheduler.tick()
+        assert scheduler.sent_names == ["report"]
+    assert redis_client.hexists(KEYS.entry("report"), "pause")
