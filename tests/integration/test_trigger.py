@@ -105,8 +105,8 @@ def test_the_score_is_kept_exactly(redis_client):
 
 
 def test_a_paused_entry_is_run_by_an_explicit_request_and_stays_paused(redis_url, redis_client):
-    from redbeat.operator import Pause
     from reconciler.operate import pause_entry
+    from redbeat.operator import Pause
 
     add(redis_client, "report")
     pause_entry(redis_client, KEYS, "report", Pause("alice", NOW.timestamp(), None, "incident"))
