@@ -253,15 +253,18 @@ def _color(args: argparse.Namespace) -> bool:
     return not args.no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
 
 
-def _print_plan(plan: Any, args: argparse.Namespace, extra: dict[str, Any] | None = None) -> None:
+def _print_plan(plan: Any, args: argparse.Namespace, extra: dict[str, Any] | None = None, target: Any = None) -> None:
     from reconciler import plan_report
+    from reconciler.operate import pause_lines, pauses_of
 
+    pauses = pauses_of(target.client, target.keys, [c.name for c in plan.changes], time.time()) if target else {}
     if args.output == "json":
         document = plan_report.plan_json(plan)
         document.update(extra or {})
+        document["paused"] = pauses  # operator state, kept by every apply
         print(json.dumps(document, indent=2, ensure_ascii=False))
     else:
-        sys.stdout.write(plan_report.render(plan, args.output, color=_color(args)))
+        sys.stdout.write(plan_report.render(plan, args.output, color=_color(args)) + pause_lines(pauses))
 
 
 def _changes_exit(plan: Any, args: argparse.Namespace) -> int:
@@ -343,7 +346,17 @@ def apply_paths(args: argparse.Namespace) -> int:
         return ExitCode.ERROR
     timings = {"load_and_validate": round(loaded, 4), **{k: round(v, 4) for k, v in (outcome.timings or {}).items()}}
     applied = outcome.result is not None
-    _print_plan(outcome.plan, args, {"applied": applied, "dry_run": args.dry_run, "timings": timings})
+    if applied:
+        from reconciler import audit, operate
+
+        try:
+            audit.record(target.client, target.keys, audit.apply_record(
+                operate.actor(os.environ), target.owner, audit.revision(args.paths, desired), outcome.plan.counts()),
+                time.time())
+        except RedisError as exc:
+            raise RedbeatError(f"applied, but the audit record could not be written to {target.keys.audit} "
+                               f"(grant XADD on it): {exc}") from None
+    _print_plan(outcome.plan, args, {"applied": applied, "dry_run": args.dry_run, "timings": timings}, target)
     if args.output == "text":
         if args.dry_run and outcome.plan.has_changes:
             _remark(args, "Dry run: nothing was written.")
@@ -396,7 +409,7 @@ def _run_plan(args: argparse.Namespace) -> int:
     desired = load(args.paths, allow_empty=args.allow_mass_delete)  # deleting everything, on purpose
     target = _target(args)
     plan = make_plan(desired, target, _plan_options(args))
-    _print_plan(plan, args)
+    _print_plan(plan, args, target=target)
     if plan.errors:
         print("redbeat-apply: the plan has errors; no plan file was written.", file=sys.stderr)
         return ExitCode.ERROR
@@ -476,10 +489,11 @@ def _configure_status(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    from reconciler.status import other_prefixes, render_status, status_rows
+    from reconciler.operate import full_status
+    from reconciler.status import other_prefixes, render_status
 
     target = _target(args)
-    rows = status_rows(target)
+    rows = full_status(target)
     elsewhere = other_prefixes(target) if not rows else {}
     if args.output == "json":
         print(json.dumps({"format_version": 1, "key_prefix": target.keys.prefix, "entries": rows,
@@ -502,6 +516,107 @@ def _run_migrate_django(args: argparse.Namespace) -> int:
     from reconciler.migrate_django import run
 
     return run(args)
+# --- operating: history -------------------------------------------------------------------
+
+
+def _configure_history(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", metavar="NAME", help="only this entry's runs")
+    parser.add_argument("--since", metavar="TIME|DURATION",
+                        help="runs claimed since this time (ISO 8601, UTC unless it says) or this long ago (90m)")
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text", help="format (default: text)")
+    _add_connection(parser)
+
+
+def _run_history(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from reconciler import operate  # noqa: I001  (stdlib, then ours: the file's own style)
+
+    since = operate.parse_moment(args.since, datetime.now(timezone.utc), ago=True) if args.since else None
+    target = _target(args)
+    runs = operate.history_runs(target.client, target.keys, args.name, since)
+    sys.stdout.write(operate.history_json(runs) + "\n" if args.output == "json" else operate.render_history(runs))
+    return ExitCode.OK
+
+
+# --- operating: pause and resume --------------------------------------------------------------
+
+
+def _configure_pause(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="the entry to hold")
+    parser.add_argument("--until", metavar="TIME|DURATION",
+                        help="resume by itself at this time (ISO 8601, UTC unless it says) or after this long (2h)")
+    parser.add_argument("--note", default="", metavar="TEXT", help="why (shown by status, plan and apply)")
+    _add_connection(parser)
+
+
+def _run_pause(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from reconciler import operate  # noqa: I001  (stdlib, then ours: the file's own style)
+    from redbeat.operator import PauseError, new_pause
+
+    now = datetime.now(timezone.utc)
+    until = operate.parse_moment(args.until, now, ago=False).timestamp() if args.until else None
+    try:
+        pause = new_pause(operate.actor(os.environ), now.timestamp(), until, args.note)
+    except PauseError as exc:
+        raise RedbeatError(f"{exc}; nothing was written") from None
+    target = _target(args)
+    operate.pause_entry(target.client, target.keys, args.name, pause)
+    print(f"{operate.printable(args.name)}: {operate.printable(pause.words())}")
+    return ExitCode.OK
+
+
+def _configure_resume(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="the paused entry")
+    _add_connection(parser)
+
+
+def _run_resume(args: argparse.Namespace) -> int:
+    from reconciler import operate
+
+    target = _target(args)
+    operate.resume_entry(target.client, target.keys, args.name, time.time())
+    print(f"{operate.printable(args.name)}: resumed (missed slots follow its catch_up)")
+    return ExitCode.OK
+
+
+# --- operating: trigger -------------------------------------------------------------------------
+
+
+def _configure_trigger(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="the entry to run once now")
+    parser.add_argument("--note", default="", metavar="TEXT", help="why (in the run history and the audit trail)")
+    _add_connection(parser)
+
+
+def _run_trigger(args: argparse.Namespace) -> int:
+    from reconciler import operate
+
+    print(operate.request_run(_target(args), args.name, args.note, os.environ))
+    return ExitCode.OK
+
+
+# --- operating: audit --------------------------------------------------------------------------
+
+
+def _configure_audit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, metavar="N", help="only the last N records")
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text", help="format (default: text)")
+    _add_connection(parser)
+
+
+def _run_audit(args: argparse.Namespace) -> int:
+    from reconciler import audit, operate
+
+    target = _target(args)
+    records = audit.read(target.client, target.keys, args.limit)
+    if args.output == "json":
+        print(json.dumps({"format_version": 1, "records": records}, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(operate.render_audit(records))
+    return ExitCode.OK
 
 
 SUBCOMMANDS: dict[str, Command] = {
@@ -514,6 +629,12 @@ SUBCOMMANDS: dict[str, Command] = {
     "schema": Command("print the manifest JSON Schema", _configure_schema, _run_schema),
     "migrate-django": Command("write django-celery-beat's periodic tasks as manifests (needs the [django] extra)",
                               _configure_migrate_django, _run_migrate_django),
+    "history": Command("show the runs beat claimed and what became of them", _configure_history, _run_history),
+    "pause": Command("hold an entry (beat skips it) until resumed or --until, without editing manifests",
+                     _configure_pause, _run_pause),
+    "resume": Command("lift an entry's pause", _configure_resume, _run_resume),
+    "trigger": Command("run an entry once now (the leading beat sends it, once)", _configure_trigger, _run_trigger),
+    "audit": Command("show who applied which revision and every pause and resume", _configure_audit, _run_audit),
 }
 
 

@@ -184,20 +184,24 @@ def _cell(text: str) -> str:
     return escape(printable(text))
 
 
-COLUMNS = ("name", "owner", "schedule", "state", "next run", "last run (UTC)", "runs")
+COLUMNS = ("name", "owner", "schedule", "state", "next run", "last run (UTC)", "runs", "recent runs", "lag")
 
 
 def _cells(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
     """Each row's cells as plain text, in :data:`COLUMNS` order."""
+    from reconciler.operate import lag_words, recent_words
+
     return [
         (
             printable(row["name"]),
             printable(row["owner"] or "-"),
             row["schedule"] if not row["problem"] else f"{row['schedule']} [{row['problem']}]",
-            row["state"],
+            row.get("paused") or row["state"],
             f"{row['next_run']} ({row['timezone']})" if row["next_run"] else "-",
             row["last_run_at"] or "never",
             str(row["total_run_count"] if row["total_run_count"] is not None else "?"),
+            recent_words(row),
+            lag_words(row),
         )
         for row in rows
     ]

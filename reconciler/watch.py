@@ -235,8 +235,21 @@ class Applier:
             return "error"
         elapsed = time.perf_counter() - started
         self._report(outcome, trigger, elapsed)
+        if outcome.result is not None:
+            self._audit(outcome.plan)
         self.status.apply(None)
         return "ok"
+
+    def _audit(self, plan: Any) -> None:
+        """Append the apply to the audit trail; a failure to is logged, never fails the apply that happened."""
+        from reconciler import audit
+        from reconciler.operate import actor
+
+        try:
+            audit.record(self.target.client, self.target.keys, audit.apply_record(
+                actor(os.environ), self.target.owner, self.revision or "?", plan.counts()), time.time())
+        except RedisError as exc:
+            log(logger, "audit record failed", logging.WARNING, error=str(exc))
 
     def _report(self, outcome: Outcome, trigger: Trigger, elapsed: float) -> None:
         plan = outcome.plan

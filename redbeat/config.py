@@ -66,6 +66,10 @@ class RedBeatConfig:
 
         self.metrics_listen: str | None = parse_listen(self.either_or("redbeat_metrics_listen", None))
         self.metrics_entries: int = parse_entry_limit(self.either_or("redbeat_metrics_entries", 0))
+        from .history import DEFAULT_HISTORY_SIZE, history_maxlen
+
+        self.history_size: int = _history_size(self.either_or("redbeat_history_size", DEFAULT_HISTORY_SIZE))
+        self.history_maxlen: int = history_maxlen(self.history_size)
         check = self.either_or("redbeat_key_expiry_check", "error")
         if check not in KEY_EXPIRY_CHECKS:
             logger.warning(
@@ -105,6 +109,17 @@ class RedBeatConfig:
 def _has(conf: Any, key: str) -> bool:
     """True when the user set ``key`` (None included: ``redbeat_lock_key=None`` disables locking)."""
     return key in conf.keys()
+
+
+def _history_size(value: Any) -> int:
+    """``redbeat_history_size``: runs kept in the run history; 0 turns it off; a bad value keeps the default."""
+    from .history import DEFAULT_HISTORY_SIZE
+
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    logger.warning("redbeat: redbeat_history_size=%r is not a whole number >= 0; using %d",
+                   value, DEFAULT_HISTORY_SIZE)
+    return DEFAULT_HISTORY_SIZE
 
 
 def _sanitize(url: str | None) -> str:

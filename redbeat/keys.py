@@ -64,6 +64,16 @@ class KeySpace:
         """Hash of member -> why beat set the entry aside (JSON {"reason", "since"}); cleared once it reads fine."""
         return self.prefix + ":unreadable"
 
+    @property
+    def history(self) -> str:
+        """Capped stream of the runs beat claimed and what became of them (:mod:`redbeat.history`)."""
+        return self.prefix + ":history"
+
+    @property
+    def audit(self) -> str:
+        """Capped stream of every apply that wrote and every operator action (pause, resume)."""
+        return self.prefix + ":audit"
+
     def owner_index(self, owner: str) -> str:
         """Hash of entry name -> ownership record, one per reconciler owner."""
         return f"{self.prefix}:owner:{owner}"

@@ -28,8 +28,10 @@ from . import codec, timing
 from .client import get_redis
 from .config import DEFAULT_LOCK_TIMEOUT, ensure_conf
 from .entry import RedBeatSchedulerEntry, anchor_of, entry_timezone, store_for
+from .history import Outcome, RunEvent, slot_text
 from .lock import BeatLock
 from .metrics import BeatMetrics, NullMetrics
+from .operator import PauseError, active_pause, decode_trigger
 from .statics import FastStatic, fast_definition, statics_changes, statics_digest
 from .store import EntryStore, Settlement, Step, StoredEntry
 from .wakeup import ChangeListener
@@ -62,6 +64,7 @@ class RedBeatScheduler(Scheduler):
         self._wake_at: list[float] = []  # this tick's extra wake-up times (see _score_until_due)
         self._publishing = False
         before_task_publish.connect(self._publish_started)  # weak: goes with this scheduler
+        self._outcomes: list[Outcome] = []  # sends of the last tick, recorded by the next fetch
         self._changes = ChangeListener(lambda: self.client, ensure_conf(app).keys.wake_channel)
         self._standby_logged = False
         self.metrics: Any = BeatMetrics(entry_limit=conf.metrics_entries) if conf.metrics_listen else NullMetrics()
@@ -254,7 +257,10 @@ class RedBeatScheduler(Scheduler):
             token=lock.token if lock else "",
             lease_ms=lock.lease_ms if lock else 0,
             heartbeat=self._heartbeat(now_ts),
+            outcomes=self._outcomes,
+            history_maxlen=self.app.redbeat_conf.history_maxlen,
         )
+        self._outcomes = []  # recorded by the script (whoever holds the lock)
         self.metrics.renew.observe(time.perf_counter() - fetched)
         if batch is None:
             self._demote("another instance holds it")
@@ -268,7 +274,8 @@ class RedBeatScheduler(Scheduler):
                 steps.append(step)
                 to_send.append(entry)
         try:
-            applied = store.settle(steps, lock_key=self.lock_key or None, token=lock.token if lock else "")
+            applied = store.settle(steps, lock_key=self.lock_key or None, token=lock.token if lock else "",
+                                   history_maxlen=self.app.redbeat_conf.history_maxlen, claimed_at=time.time())
         except RedisError:
             # The script may have run before the connection broke (Redis killed after writing its AOF):
             # then these runs are claimed and will not be sent.  Never sent twice; say which may be lost.
@@ -293,15 +300,19 @@ class RedBeatScheduler(Scheduler):
                     self.metrics.errors.labels(kind="send").inc()
                     logger.warning("beat: Lease expired before sending %s (%s); this run is lost",
                                    entry.name, entry.task)
+                    self._record_outcome(step, "lease expired between claim and send")
                     self._uncount(step, entry)
                     self._demote("lease expired between claim and send")
                     continue
-                if self.apply_entry(entry, producer=self.producer) is False:  # an override may return None
-                    self._uncount(step, entry)
+                failure = self.apply_entry(entry, producer=self.producer)
+                self._record_outcome(step, failure)
+                if failure is not None:
+                    if not self._publishing:  # failed before the broker had it: certainly not a run
+                        self._uncount(step, entry)
                     continue
                 self.metrics.dispatches.inc()
                 self.metrics.entry_ran(entry.name, time.time(), step.new_score)
-                if entry.last_run_at is not None:
+                if entry.last_run_at is not None and step.step is Step.CLAIM:  # a trigger has no slot to lag
                     self.metrics.lag.observe(max(0.0, time.time() - entry.last_run_at.timestamp()))
         if len(batch.entries) >= DUE_BATCH_LIMIT:
             return 0.0
@@ -312,11 +323,17 @@ class RedBeatScheduler(Scheduler):
         holder = self.lock.token if self.lock is not None and self.lock_key else None
         return json.dumps({"holder": holder or _process_name(), "tick_at": round(now_ts, 3)})
 
-    def apply_entry(self, entry: Any, producer: Any = None) -> bool:
+    def _record_outcome(self, step: Settlement, failure: str | None) -> None:
+        """Keep what became of a claimed run for the next tick's fetch to append to the run history."""
+        event = RunEvent.SENT if failure is None else RunEvent.LOST
+        self._outcomes.append(Outcome(event, step.name, step.slot, time.time(), failure or ""))
+
+    def apply_entry(self, entry: Any, producer: Any = None) -> str | None:  # type: ignore[override]
         """Celery's own send path (signals, routing, task protocol); a failed send is counted and logged.
 
-        Returns False only when the send failed before the message was handed to the broker (the run
-        certainly never left beat), else True; celery returns None, and the tick reads only ``False``.
+        Returns None when the broker took it (celery's own returns None too, so an override that does is a
+        send), else why the run is lost (for the run history).  After a failure, ``self._publishing`` says
+        whether celery had started handing the message to the broker (then it may have been delivered).
         """
         self._publishing = False  # set by _publish_started, on celery's before_task_publish signal
         try:
@@ -326,11 +343,11 @@ class RedBeatScheduler(Scheduler):
             logger.error("beat: Sending due task %s (%s) failed; unless the broker got it, this run is lost: %s",
                          entry.name, entry.task, exc, exc_info=True)
             # A failure while publishing may follow delivery (the reply was lost): only one before it is sure.
-            return self._publishing
+            return f"send failed: {exc}"
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
         if result is not None and hasattr(result, "id"):
             logger.debug("%s sent. id->%s", entry.task, result.id)
-        return True
+        return None
 
     def _publish_started(self, **_: Any) -> None:
         self._publishing = True
@@ -342,6 +359,8 @@ class RedBeatScheduler(Scheduler):
 
         Best effort, one round trip, only after a failure; the claim's meta must still be in Redis.
         """
+        if step.step is not Step.CLAIM:
+            return  # a trigger's run is not counted in the run state
         restored = codec.encode_meta(entry.last_run_at, max(0, int(entry.total_run_count) - 1))
         try:
             self.store.uncount(step.member if isinstance(step.member, str) else "", claimed_meta=step.meta,
@@ -372,11 +391,17 @@ class RedBeatScheduler(Scheduler):
             fields = self._decoded(stored.definition)
             run_state = codec.decode_meta(stored.meta)
             ext = codec.decode_ext(stored.ext)
+            if stored.trigger is not None:
+                return self._take_trigger(stored, fields, ext, run_state, now)
             tz = entry_timezone(ext)
             if not fields["enabled"]:
                 # Out of the due index until saved enabled again (celery-redbeat re-read it every tick).
                 return Settlement(Step.RESCORE, stored.member, stored.score, -1.0), None
             name = fields.get("name") or self.app.redbeat_conf.keys.name_of(stored.member)
+            pause = active_pause(stored.pause, now.timestamp())
+            if pause is not None:
+                # Not run while paused; looked at again when the pause ends (catch_up decides then).
+                return Settlement(Step.RESCORE, stored.member, stored.score, pause.recheck_score(now.timestamp())), None
             filed_at = anchor_of(float(stored.score))
             decision = timing.decide(
                 fields["schedule"],
@@ -395,7 +420,15 @@ class RedBeatScheduler(Scheduler):
             return Settlement(Step.RESCORE, stored.member, stored.score, score), None
         slot = decision.slot.astimezone(now.tzinfo) if decision.slot and now.tzinfo else decision.slot
         total = run_state["total_run_count"] + 1
-        entry = RedBeatSchedulerEntry(
+        entry = self._entry_to_send(name, fields, ext, slot, total)
+        meta = codec.encode_meta(slot, total)
+        step = Settlement(Step.CLAIM, stored.member, stored.score, decision.next_score, meta, name, slot_text(slot))
+        return step, entry
+
+    def _entry_to_send(
+        self, name: str, fields: dict[str, Any], ext: Any, last_run_at: datetime | None, total: int
+    ) -> RedBeatSchedulerEntry:
+        return RedBeatSchedulerEntry(
             app=self.app,
             name=name,
             task=fields["task"],
@@ -405,11 +438,31 @@ class RedBeatScheduler(Scheduler):
             options=fields["options"],
             enabled=True,
             ext=ext,
-            last_run_at=slot,
+            last_run_at=last_run_at,
             total_run_count=total,
         )
-        meta = codec.encode_meta(slot, total)
-        return Settlement(Step.CLAIM, stored.member, stored.score, decision.next_score, meta), entry
+
+    def _take_trigger(
+        self, stored: Any, fields: dict[str, Any], ext: Any, run_state: dict[str, Any], now: datetime
+    ) -> tuple[Settlement, RedBeatSchedulerEntry | None]:
+        """A "run now" request: sent once with the entry's own task and options; its run state and phase untouched.
+
+        An expired, unreadable or disabled entry's request is dropped unrun (the score goes back).
+        """
+        name = fields.get("name") or self.app.redbeat_conf.keys.name_of(stored.member)
+        try:
+            trigger = decode_trigger(stored.trigger)
+        except PauseError as exc:
+            logger.error("beat: Dropping the run-now request of %s: %s", name, exc)
+            return Settlement(Step.TRIGGER, stored.member, stored.score, now.timestamp(), stored.trigger), None
+        if trigger.expired(now.timestamp()) or not fields["enabled"]:
+            logger.warning("beat: Dropping the run-now request of %s by %s (%s)", name, trigger.by,
+                           "disabled" if not fields["enabled"] else "expired")
+            return Settlement(Step.TRIGGER, stored.member, stored.score, trigger.score, stored.trigger), None
+        entry = self._entry_to_send(name, fields, ext, run_state["last_run_at"], run_state["total_run_count"])
+        step = Settlement(Step.TRIGGER, stored.member, stored.score, trigger.score, stored.trigger, name,
+                          slot_text(now), note=trigger.history_note())
+        return step, entry
 
     def _score_until_due(self, decision: timing.Decision, run_state: dict[str, Any]) -> float:
         """The score to file an entry that is not due yet under.
@@ -502,6 +555,7 @@ class RedBeatScheduler(Scheduler):
             thread.join(5)
             self._metrics_server = None
         self._changes.close()
+        self._flush_outcomes()
         if self.lock is not None and self.lock_key:
             try:
                 if self.lock.release():
@@ -510,6 +564,16 @@ class RedBeatScheduler(Scheduler):
                 logger.warning("beat: Could not release lock %s: %s", self.lock_key, exc)
         self.is_leader = False
         super().close()
+
+    def _flush_outcomes(self) -> None:
+        """At shutdown, record the last tick's sends now (there is no next fetch to carry them)."""
+        outcomes, self._outcomes = self._outcomes, []
+        if not outcomes or not self.app.redbeat_conf.history_maxlen:
+            return
+        try:
+            self.store.append_history(outcomes, self.app.redbeat_conf.history_maxlen)
+        except RedisError as exc:
+            logger.warning("beat: Could not record the last %d sends in the run history: %s", len(outcomes), exc)
 
     @property
     def info(self) -> str:

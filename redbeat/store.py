@@ -20,6 +20,7 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError, ResponseError, WatchError
 
+from .history import HISTORY_LUA, Outcome
 from .keys import KeySpace
 
 #: Lua helpers shared by the tick's scripts.  ``as_text``: a value whose bytes
@@ -77,8 +78,9 @@ local function from_text(value)
 end
 """
 
-#: KEYS: schedule zset, heartbeat [, lock]   ARGV: now, limit, prefix, heartbeat [, token, lease_ms]
-#: Returns {1, next_score|nil, JSON [member, score, definition, meta, ext, ...]}
+#: KEYS: schedule zset, heartbeat, history stream [, lock]
+#: ARGV: now, limit, prefix, heartbeat, history JSON, history maxlen [, token, lease_ms]
+#: Returns {1, next_score|nil, JSON [member, score, definition, meta, ext, pause, trigger, ...]}
 #: (absent fields are false), or {0} when a lock is named and this token does
 #: not hold it (nothing read, nothing renewed, no heartbeat).  The entries come
 #: back as one JSON string: parsing thousands of bulk replies in redis-py cost
@@ -86,17 +88,20 @@ end
 #: written on every tick, so a beat that hangs is visible from outside.
 #: A member that is a bare name (the first releases' "zadd PREFIX::schedule
 #: 0 name") is read at prefix .. name.
+#: The history JSON holds the outcomes (sent, lost) of the previous tick's
+#: runs, appended to the run history first: they are facts whoever leads now.
 #: A member or field whose bytes are not UTF-8 (any client can write one)
 #: comes back as a one-element list holding its bytes in hex: the reply stays
 #: UTF-8 so it always decodes, and only that entry is set aside, never the tick.
 FETCH_DUE_SCRIPT = """
 LUA_TEXT_FUNCTIONS
-
-if KEYS[3] then
-  if redis.call('GET', KEYS[3]) ~= ARGV[5] then
+""" + HISTORY_LUA + """
+append_history(KEYS[3], ARGV[6], cjson.decode(ARGV[5]))
+if KEYS[4] then
+  if redis.call('GET', KEYS[4]) ~= ARGV[7] then
     return {0}
   end
-  redis.call('PEXPIRE', KEYS[3], ARGV[6])
+  redis.call('PEXPIRE', KEYS[4], ARGV[8])
 end
 redis.call('SET', KEYS[2], ARGV[4])
 local prefix = ARGV[3]
@@ -109,12 +114,12 @@ for i = 1, #due, 2 do
   if string.sub(member, 1, #prefix) ~= prefix then
     key = prefix .. member
   end
-  local fields = redis.call('HMGET', key, 'definition', 'meta', 'ext')
+  local fields = redis.call('HMGET', key, 'definition', 'meta', 'ext', 'pause', 'trigger')
   items[#items + 1] = as_text(member)
   items[#items + 1] = due[i + 1]
-  items[#items + 1] = as_text(fields[1])
-  items[#items + 1] = as_text(fields[2])
-  items[#items + 1] = as_text(fields[3])
+  for f = 1, 5 do
+    items[#items + 1] = as_text(fields[f])
+  end
 end
 if #items == 0 then
   return {1, following[2] or false, '[]'}
@@ -123,29 +128,38 @@ return {1, following[2] or false, cjson.encode(items)}
 """
 FETCH_DUE_SCRIPT = FETCH_DUE_SCRIPT.replace("LUA_TEXT_FUNCTIONS", LUA_TEXT_FUNCTIONS)
 
-#: KEYS: schedule zset [, lock]   ARGV: prefix, token|'', JSON of the steps,
-#: each [op, member, expected score, new score, meta], unreadable-entries hash.
+#: KEYS: schedule zset, history stream [, lock]
+#: ARGV: prefix, token|'', JSON of the steps, history maxlen, claimed at,
+#: unreadable-entries hash;
+#: each step [op, member, expected score, new score, meta, entry name, slot].
 #: op 'c' (claim a run): iff the member still has the score we read, write
-#: meta and the new score; 'r' (rescore) the same without meta; 'x' drop the
+#: meta and the new score; 't' (take a trigger) likewise, iff the entry's
+#: trigger field still holds the request (in place of meta): drop it, put the
+#: entry's own score back, and record the run with the request's note (step
+#: [8]), none for an expired request; 'r' (rescore) the same without meta; 'x' drop the
 #: member iff its hash (or the hash's definition) is still missing; 'q'
 #: (set aside an entry beat cannot read) rescore it and record why in the
-#: unreadable-entries hash (the 5th item), which 'c' and 'r' clear, so
-#: ``redbeat-apply status`` can show it.  Checking
+#: unreadable-entries hash (meta holds the reason), which 'c' and 'r' clear,
+#: so ``redbeat-apply status`` can show it.  Checking
 #: the score makes a claim idempotent per slot: whoever moves the score first
-#: owns the slot, so two writers can never dispatch it twice.  A member that is
-#: not UTF-8 is sent as {hex of its bytes}.
+#: owns the slot, so two writers can never dispatch it twice.  A member that
+#: is not UTF-8 is sent as {hex of its bytes}.
+#: Each applied claim is appended to the run history in the same script, so
+#: the history holds a claim exactly when the run state does.
 #: Returns {1, applied_1, applied_2, ...} or {0} when the lock is not ours.
 SETTLE_SCRIPT = """
 LUA_TEXT_FUNCTIONS
-if KEYS[2] then
-  if redis.call('GET', KEYS[2]) ~= ARGV[2] then
+if KEYS[3] then
+  if redis.call('GET', KEYS[3]) ~= ARGV[2] then
     return {0}
   end
 end
+""" + HISTORY_LUA + """
 local prefix = ARGV[1]
-local unreadable = ARGV[4]
+local unreadable = ARGV[6]
 local any_unreadable = redis.call('EXISTS', unreadable) == 1
 local out = {1}
+local claimed = {}
 for _, step in ipairs(cjson.decode(ARGV[3])) do
   local op, member, expected, score, meta = step[1], from_text(step[2]), step[3], step[4], step[5]
   local key = member
@@ -166,6 +180,13 @@ for _, step in ipairs(cjson.decode(ARGV[3])) do
         redis.call('ZADD', KEYS[1], score, member)
         applied = 1
       end
+    elseif op == 't' then
+      -- a trigger (meta: the request as stored): taken once, the entry's own score put back
+      if redis.call('HGET', key, 'trigger') == meta then
+        redis.call('HDEL', key, 'trigger')
+        redis.call('ZADD', KEYS[1], score, member)
+        applied = 1
+      end
     else
       redis.call('ZADD', KEYS[1], score, member)
       applied = 1
@@ -178,7 +199,13 @@ for _, step in ipairs(cjson.decode(ARGV[3])) do
     end
   end
   out[#out + 1] = applied
+  if applied == 1 and op == 'c' then
+    claimed[#claimed + 1] = {'claimed', step[6], step[7], ARGV[5], ''}
+  elseif applied == 1 and op == 't' and step[8] then
+    claimed[#claimed + 1] = {'claimed', step[6], step[7], ARGV[5], step[8]}
+  end
 end
+append_history(KEYS[2], ARGV[4], claimed)
 return out
 """
 SETTLE_SCRIPT = SETTLE_SCRIPT.replace("LUA_TEXT_FUNCTIONS", LUA_TEXT_FUNCTIONS)
@@ -207,6 +234,8 @@ class StoredEntry:
     definition: str | None
     meta: str | None
     ext: str | None
+    pause: str | None = None  # operator state (redbeat.operator)
+    trigger: str | None = None  # a pending "run now" request (redbeat.operator)
     not_utf8: tuple[str, ...] = ()
 
 
@@ -219,6 +248,7 @@ class DueBatch:
 class Step(Enum):
     CLAIM = "c"
     RESCORE = "r"
+    TRIGGER = "t"
     DROP = "x"
     SET_ASIDE = "q"  # an entry beat cannot read: rescore it, record why (meta holds the reason)
 
@@ -230,6 +260,9 @@ class Settlement:
     expected_score: str
     new_score: float = -1.0
     meta: str = ""
+    name: str = ""  # a claim's entry name and slot, for the run history
+    slot: str = ""
+    note: str | None = None  # a trigger's run-history note; None: record no run (an expired trigger)
 
 
 def _fmt_score(score: float) -> str:
@@ -259,10 +292,16 @@ class EntryStore:
         token: str = "",
         lease_ms: int = 0,
         heartbeat: str = "",
+        outcomes: Sequence[Outcome] = (),
+        history_maxlen: int = 0,
     ) -> DueBatch | None:
-        """Every member due at ``now`` (at most ``limit``) with its hash fields; None if the lock is not ours."""
-        keys = [self.keys.schedule, self.keys.heartbeat] + ([lock_key] if lock_key else [])
-        args: list[Any] = [_fmt_score(now), limit, self.keys.prefix, heartbeat]
+        """Every member due at ``now`` (at most ``limit``) with its hash fields; None if the lock is not ours.
+
+        ``outcomes`` (the previous tick's sends) go to the run history first, whoever holds the lock.
+        """
+        keys = [self.keys.schedule, self.keys.heartbeat, self.keys.history] + ([lock_key] if lock_key else [])
+        records = json.dumps([outcome.as_record() for outcome in outcomes] if history_maxlen else [])
+        args: list[Any] = [_fmt_score(now), limit, self.keys.prefix, heartbeat, records, history_maxlen]
         if lock_key:
             args += [token, lease_ms]
         reply = self._fetch(keys=keys, args=args)
@@ -270,21 +309,31 @@ class EntryStore:
             return None
         next_score = float(reply[1]) if reply[1] is not None else None
         fields = [value if value is not False else None for value in json.loads(_s(reply[2]))]
-        return DueBatch([_stored_entry(fields[i:i + 5]) for i in range(0, len(fields), 5)], next_score)
+        return DueBatch([_stored_entry(fields[i:i + 7]) for i in range(0, len(fields), 7)], next_score)
 
     def settle(
-        self, steps: Sequence[Settlement], *, lock_key: str | None = None, token: str = ""
+        self,
+        steps: Sequence[Settlement],
+        *,
+        lock_key: str | None = None,
+        token: str = "",
+        history_maxlen: int = 0,
+        claimed_at: float = 0.0,
     ) -> list[bool] | None:
-        """Apply the tick's claims and rescores atomically; per step whether it applied; None if not leader."""
+        """Apply the tick's claims and rescores atomically; per step whether it applied; None if not leader.
+
+        With ``history_maxlen`` each applied claim is appended to the run history, claimed at ``claimed_at``.
+        """
         if not steps:
             return []
-        keys = [self.keys.schedule] + ([lock_key] if lock_key else [])
+        keys = [self.keys.schedule, self.keys.history] + ([lock_key] if lock_key else [])
         payload = json.dumps(
-            [[step.step.value, _member_arg(step.member), step.expected_score, _fmt_score(step.new_score), step.meta]
-             for step in steps],
+            [[step.step.value, _member_arg(step.member), step.expected_score, _fmt_score(step.new_score), step.meta,
+              step.name, step.slot, step.note or False] for step in steps],
             separators=(",", ":"),
         )
-        reply = self._settle(keys=keys, args=[self.keys.prefix, token, payload, self.keys.unreadable])
+        args = [self.keys.prefix, token, payload, history_maxlen, repr(claimed_at), self.keys.unreadable]
+        reply = self._settle(keys=keys, args=args)
         if not reply or int(reply[0]) != 1:
             return None
         return [bool(int(flag)) for flag in reply[1:]]
@@ -302,6 +351,15 @@ class EntryStore:
             except (ValueError, UnicodeDecodeError):
                 out[_s(member)] = {"reason": "unreadable record", "since": None}
         return out
+
+    def append_history(self, outcomes: Sequence[Outcome], maxlen: int) -> None:
+        """Append outcomes to the run history outside a tick (beat's shutdown), one pipeline."""
+        pipe = self.client.pipeline(transaction=False)
+        for outcome in outcomes:
+            event, entry, slot, at, reason = outcome.as_record()
+            fields = {"event": event, "entry": entry, "slot": slot, "at": at, **({"reason": reason} if reason else {})}
+            pipe.xadd(self.keys.history, fields, maxlen=maxlen, approximate=True)
+        pipe.execute()
 
     # -- single entries (Entry API, statics) --------------------------------------
 
@@ -603,14 +661,14 @@ def read_only_script(client: Any, source: str) -> Any:
 
 
 def _stored_entry(values: list[Any]) -> StoredEntry:
-    """A due entry from the fetch script's five values; a value that is a list was not UTF-8 (its hex bytes)."""
-    member, score, definition, meta, ext = values
-    names = ("definition", "meta", "ext")
-    bad = tuple(name for name, value in zip(names, (definition, meta, ext)) if isinstance(value, list))
+    """A due entry from the fetch script's seven values; a value that is a list was not UTF-8 (its hex bytes)."""
+    member, score, *fields = values
+    names = ("definition", "meta", "ext", "pause", "trigger")
+    bad = tuple(name for name, value in zip(names, fields, strict=True) if isinstance(value, list))
     if isinstance(member, list):
         member = bytes.fromhex(member[0])
-    texts = [None if isinstance(value, list) else value for value in (definition, meta, ext)]
-    return StoredEntry(member, score, texts[0], texts[1], texts[2], bad)
+    definition, meta, ext, pause, trigger = (None if isinstance(value, list) else value for value in fields)
+    return StoredEntry(member, score, definition, meta, ext, pause, trigger, bad)
 
 
 def _member_arg(member: str | bytes) -> Any:

@@ -236,6 +236,7 @@ def test_status_lists_every_entry(schedules, redis_url, redis_client):
         "name": "heartbeat", "owner": "default", "schedule": "every 30s", "enabled": True, "state": "active",
         "next_due": rows[0]["next_due"], "next_run": rows[0]["next_run"], "timezone": "UTC",
         "last_run_at": "2026-01-02T03:04:05+00:00", "total_run_count": 7, "problem": None,
+        "recent_runs": [], "dispatch_lag_seconds": None, "paused": None,  # no run in the history, no pause
     }
     assert rows[0]["next_due"] is not None
 

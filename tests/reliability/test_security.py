@@ -50,7 +50,8 @@ FULL = os.environ.get("REDBEAT_RELIABILITY_SCALE", "").strip().lower() == "full"
 #: removing each in turn from a working set (test_acl_line_is_minimal); with ``~redbeat:*`` (the key
 #: prefix) and ``&redbeat::wake`` (the channel an apply publishes to, so beat re-reads at once).
 ACL_COMMANDS = ("evalsha", "evalsha_ro", "script|load", "hgetall", "smembers", "hmget", "zscore", "hget", "hset", "hdel", "del",
-                "zrem", "zadd", "hexists", "sismember", "hlen", "sadd", "publish", "zrange")
+                "zrem", "zadd", "hexists", "sismember", "hlen", "sadd", "publish", "zrange",
+                "xadd", "xrange")  # the audit record of an apply, the run history in status
 ACL_KEYS = ("~redbeat:*", "&redbeat::wake")
 ACL_LINE = "user redbeat-apply on >PASSWORD resetchannels -@all " + " ".join(f"+{c}" for c in ACL_COMMANDS) + " " + " ".join(ACL_KEYS)
 

@@ -22,7 +22,7 @@ APPLY_RULES = (
     "~redbeat:*", "&redbeat::wake", "-@all",
     "+evalsha", "+evalsha_ro", "+script|load",
     "+hgetall", "+hmget", "+hget", "+hexists", "+hlen", "+smembers", "+sismember", "+zscore", "+zrange",
-    "+hset", "+hdel", "+del", "+zadd", "+zrem", "+sadd", "+srem", "+publish",
+    "+hset", "+hdel", "+del", "+zadd", "+zrem", "+sadd", "+srem", "+publish", "+xadd", "+xrange",
 )
 
 
