@@ -34,6 +34,14 @@ SCHED_DB, BROKER_DB = 1, 15
 RESULTS = ROOT / "bench" / "results" / "history_cost.json"
 
 
+def _shown(path: Path) -> str:
+    """A results path as recorded: relative to the clone, never a path of the machine it ran on."""
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return path.name
+
+
 def tick_pair(url: str, n: int, k: int, broker: str, rounds: int) -> dict[str, Any]:
     """Per variant ("without", "with"): each round's tick (seconds, round trips, commands)."""
     from redbeat.schedulers import get_redis
@@ -99,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = tick_pair(f"redis://127.0.0.1:{server.port}", args.n, args.k, args.broker, args.rounds)
     summary = summarize(runs)
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps({"args": {**vars(args), "results": str(args.results)}, **summary, "runs": runs},
+    args.results.write_text(json.dumps({"args": {**vars(args), "results": _shown(args.results)}, **summary, "runs": runs},
                                        indent=2) + "\n")
     medians, trips = summary["median_seconds"], summary["round_trips"]
     print(f"tick with K={args.k} due of N={args.n} ({args.broker} broker, median of {args.rounds}): "

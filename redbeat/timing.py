@@ -170,7 +170,9 @@ def decide(
         return first
     if first is not None and policy.start_at is not None and first < policy.start_at:
         first = _first_slot_from(schedule, first, policy.start_at, tz)
-    may_merge = spacing and policy.catch_up != "all" and last_run_at is not None
+    # A last run before 1970 is a placeholder (celery-redbeat users write datetime.min for "never"):
+    # like a never-run entry it runs its first slot at once, with no previous run to space from.
+    may_merge = spacing and policy.catch_up != "all" and last_run_at is not None and last_run_at >= _EPOCH
     filed_past_a_missed_slot = False
     if first is not None and floor is not None and last_run_at is not None:
         unrun = first

@@ -219,10 +219,14 @@ def test_status_survives_any_score(
 def test_status_survives_a_huge_interval(
     tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str], redis_client
 ) -> None:
+    # validate refuses such an interval now; any other client can still write one, and status must show it.
     (tmp_path / "x.yaml").write_text(
-        "schedules:\n  - {name: far, task: t.t, every: 3000000d}\n  - {name: near, task: t.t, every: 1m}\n"
+        "schedules:\n  - {name: far, task: t.t, every: 3000d}\n  - {name: near, task: t.t, every: 1m}\n"
     )
     assert cli(capsys, "--redis-url", redis_url, str(tmp_path))[0] == 0
+    definition = json.loads(redis_client.hget("redbeat:far", "definition"))
+    definition["schedule"]["every"] = 3_000_000 * 86_400.0
+    redis_client.hset("redbeat:far", "definition", json.dumps(definition))
     redis_client.hset(
         "redbeat:far",
         "meta",
