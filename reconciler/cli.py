@@ -25,7 +25,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from reconciler import report
 from reconciler.errors import ManifestErrors, RedbeatError
-from reconciler.redaction import redact_text
+from redbeat.redaction import redact_text
 
 #: The distribution this command belongs to (for --version).
 DISTRIBUTION = "redbeat-gitops"

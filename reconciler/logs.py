@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal, TextIO
 
-from reconciler.redaction import redact_text
+from redbeat.redaction import redact_text
 
 LogFormat = Literal["json", "text"]
 FORMATS: tuple[LogFormat, ...] = ("text", "json")

@@ -53,7 +53,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from reconciler.redaction import redact_text, redact_url
+from redbeat.redaction import redact_text, redact_url
 
 OUTPUT_NAME = "django-celery-beat.yaml"
 

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from reconciler.plan import _MISSING, Change, Op, Plan
-from reconciler.redaction import MASK, is_secret_path, redact
+from redbeat.redaction import MASK, is_secret_path, redact
 
 FORMAT_VERSION = 1
 #: GitHub refuses comments longer than this.

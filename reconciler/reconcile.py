@@ -22,7 +22,7 @@ from reconciler.apply import ApplyPermissionError, ApplyResult, StalePlanError, 
 from reconciler.errors import RedbeatError
 from reconciler.model import DesiredEntry
 from reconciler.plan import Plan, plan
-from reconciler.redaction import redact_url
+from redbeat.redaction import redact_url
 from reconciler.state import read_state
 
 #: A plan refused because Redis moved on is re-planned this many times before giving up.

@@ -345,7 +345,7 @@ def run(settings: Settings) -> int:
     from prometheus_client import disable_created_metrics
 
     from reconciler.reconcile import connect, load, reconcile
-    from reconciler.redaction import redact_url
+    from redbeat.redaction import redact_url
 
     configure(settings.log_format)
     disable_created_metrics()

@@ -123,9 +123,9 @@ def _history_size(value: Any) -> int:
 
 
 def _sanitize(url: str | None) -> str:
-    from kombu.utils.url import maybe_sanitize_url
+    from .redaction import redact_url
 
-    return str(maybe_sanitize_url(url)) if url else "<unset>"
+    return redact_url(url) if url else "<unset>"
 
 
 def ensure_conf(app: Any) -> RedBeatConfig:

@@ -21,7 +21,6 @@ from celery.beat import Scheduler
 from celery.schedules import maybe_schedule
 from celery.signals import before_task_publish
 from celery.utils.time import humanize_seconds
-from kombu.utils.url import maybe_sanitize_url
 from redis.exceptions import RedisError
 
 from . import codec, timing
@@ -31,6 +30,7 @@ from .entry import RedBeatSchedulerEntry, anchor_of, entry_timezone, store_for
 from .history import Outcome, RunEvent, slot_text
 from .lock import BeatLock
 from .metrics import BeatMetrics, NullMetrics
+from .redaction import redact_url
 from .operator import PauseError, active_pause, decode_trigger
 from .statics import FastStatic, fast_definition, statics_changes, statics_digest
 from .store import EntryStore, Settlement, Step, StoredEntry
@@ -579,7 +579,7 @@ class RedBeatScheduler(Scheduler):
     def info(self) -> str:
         """Beat's banner lines.  Celery builds the banner from a lazy instance, so the lock's holder is read live."""
         conf = self.app.redbeat_conf
-        lines = [f"       . redis -> {maybe_sanitize_url(conf.redis_url)}"]
+        lines = [f"       . redis -> {redact_url(conf.redis_url)}"]
         if self.lock_key:
             try:
                 holder = self._beat_lock().holder()

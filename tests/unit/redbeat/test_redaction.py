@@ -12,7 +12,7 @@ from reconciler.errors import Location
 from reconciler.model import DesiredEntry
 from reconciler.plan import Plan, plan
 from reconciler.plan_report import render
-from reconciler.redaction import MASK, is_secret_key, redact, redact_text, redact_url
+from redbeat.redaction import MASK, is_secret_key, redact, redact_text, redact_url
 from reconciler.state import ActualState
 
 SECRET_KEYS = [
@@ -161,3 +161,35 @@ def test_log_lines_mask_url_credentials(fmt: str) -> None:
         logger.exception("boom")
     assert "s3cr3t" not in stream.getvalue()
     assert "password=***" in stream.getvalue()
+
+
+# --- beat prints URLs too ---------------------------------------------------------------------------
+
+
+def test_beat_banner_masks_a_password_in_the_query() -> None:
+    from celery import Celery
+
+    from redbeat import RedBeatScheduler
+    from redbeat.config import ensure_conf
+
+    app = Celery("banner", set_as_current=False)
+    app.conf.redbeat_redis_url = "redis://127.0.0.1:1/0?password=s3cr3t"
+    app.conf.redbeat_lock_key = None
+    ensure_conf(app)
+    scheduler = RedBeatScheduler.__new__(RedBeatScheduler)  # the banner needs no connection
+    scheduler.app, scheduler.lock_key = app, None
+    banner = scheduler.info
+    assert "s3cr3t" not in banner and "password=***" in banner
+
+
+def test_broker_url_fallback_warning_masks_every_credential(caplog) -> None:
+    from celery import Celery
+
+    from redbeat.config import ensure_conf
+
+    app = Celery("fallback", set_as_current=False)
+    app.conf.broker_url = "redis://user:hunter2@127.0.0.1:1/0?password=s3cr3t"
+    with caplog.at_level("WARNING", logger="redbeat"):
+        ensure_conf(app)
+    text = caplog.text
+    assert "using broker_url" in text and "hunter2" not in text and "s3cr3t" not in text

@@ -1,7 +1,9 @@
 """Masking of secrets in every output and log line: secret-looking keys' values and URL credentials.
 
-Two jobs, one module, so every component (plans, status, watch logs, error
-messages, migrate-django) masks the same way:
+Two jobs, one module, so every component (beat's start-up banner and
+warnings, plans, status, watch logs, error messages, migrate-django) masks the
+same way; it lives in ``redbeat`` because beat prints URLs too and ``redbeat``
+never imports ``reconciler``:
 
 * :func:`redact` / :func:`is_secret_key`: the values of mapping keys that name a
   secret (``db_password``, ``apiToken``, ``X-Auth-Token``), decided on whole
