@@ -82,6 +82,10 @@ def _comment(inputs: ActionInputs, env: Mapping[str, str], runner: Runner, body:
     runner.set_output("comment-url", url)
 
 
+#: How redbeat-apply's remark about a saved plan starts (stderr with a non-text output format).
+SAVED_REMARK = "Saved the plan to "
+
+
 def plan(inputs: ActionInputs, env: Mapping[str, str], runner: Runner, log: TextIO = sys.stdout) -> int:
     """The dry-run plan: saved, in the summary and in one PR comment; fails on errors, not on changes."""
     if not inputs.redis_url:
@@ -89,7 +93,10 @@ def plan(inputs: ActionInputs, env: Mapping[str, str], runner: Runner, log: Text
     else:
         plan_file = Path(env.get("RUNNER_TEMP") or ".") / "redbeat-plan.json"
         result = command.run(command.plan_argv(inputs.paths, plan_file), command.connection_env(inputs, env))
-        exit_code, markdown = result.exit_code, _with_stderr(result.stdout, result.stderr)
+        # The plan file's path is the action's output (plan-file), not news for reviewers in the comment.
+        stderr = "".join(line for line in result.stderr.splitlines(keepends=True)
+                         if not line.startswith(SAVED_REMARK))
+        exit_code, markdown = result.exit_code, _with_stderr(result.stdout, stderr)
         if plan_file.is_file():
             runner.set_output("plan-file", str(plan_file))
     log.write(markdown)
