@@ -68,6 +68,16 @@ def test_entry_save_on_a_cluster_with_a_hash_tagged_prefix(redis_cluster):
     assert json.loads(client.hget("{redbeat}:dynamic", "meta"))["total_run_count"] == 1
 
 
+def test_startup_nodes_option_as_celery_redbeat_documents_it(redis_cluster):
+    """Row 'Cluster startup nodes are ClusterNode objects': dicts with string ports, the URL's node unused."""
+    nodes = [{"host": node["host"], "port": str(node["port"])} for node in redis_cluster.startup_nodes]
+    options = {"redbeat_redis_options": {"startup_nodes": nodes}}
+    with beat_app("redis-cluster://127.0.0.1:1", now=pinned_now(), redbeat_key_prefix=TAGGED, **options) as app:
+        Entry("via-nodes", "tasks.nodes", schedule(10), app=app).save()
+    client = redis_cluster.node_of(TAGGED).client()
+    assert client.zscore("{redbeat}::schedule", "{redbeat}:via-nodes") == app.now.value.timestamp() + 10
+
+
 def test_beat_refuses_to_start_on_a_cluster_with_an_untagged_prefix(redis_cluster):
     with beat_app(redis_cluster.url, now=pinned_now()) as app:
         with pytest.raises(ClusterKeyPrefixError) as refused:
