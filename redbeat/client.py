@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlparse, urlunparse
 
 import redis
 from celery.exceptions import ImproperlyConfigured
+from redis.cluster import RedisCluster
 from redis.sentinel import MasterNotFoundError, Sentinel, SentinelManagedConnection, SentinelManagedSSLConnection
 
 logger = logging.getLogger("celery.beat")
@@ -229,6 +230,8 @@ def _sentinel_client(url: str, options: Mapping[str, Any], use_ssl: Any) -> Any:
 
 
 def _cluster_client(url: str, options: Mapping[str, Any], passthrough: Mapping[str, Any]) -> Any:
+    # Looked up per call, not bound at import as is_cluster's class: a test that mocks
+    # redis.cluster.RedisCluster sees this call.
     from redis.cluster import ClusterNode, RedisCluster
 
     kwargs = {"decode_responses": True, **passthrough}
@@ -257,6 +260,8 @@ def build_client(url: str, options: Mapping[str, Any], *, forward_options: bool,
     elif scheme in _SENTINEL_SCHEMES:
         client = _sentinel_client(url, options, use_ssl)
     else:
+        if not forward_options:
+            _log_unforwarded(passthrough)
         kwargs = {"decode_responses": True, "health_check_interval": 30, **forwarded}
         if scheme == "rediss":
             kwargs = {**_ssl_options(use_ssl), **kwargs}
@@ -267,14 +272,29 @@ def build_client(url: str, options: Mapping[str, Any], *, forward_options: bool,
     return client
 
 
+def _log_unforwarded(options: Mapping[str, Any]) -> None:
+    """Say which inherited broker options a plain Redis client leaves out (names only: values may be secrets)."""
+    if options:
+        logger.debug(
+            "redbeat: not forwarding broker_transport_options to Redis: %s; "
+            "set redbeat_redis_options to pass options to the redis client",
+            ", ".join(sorted(map(str, options))),
+        )
+
+
 def unwrap(client: Any) -> Any:
     """The redis-py client behind a :class:`RetryingConnection`."""
     return getattr(client, "wrapped_connection", client)
 
 
 def is_cluster(client: Any) -> bool:
-    from redis.cluster import RedisCluster
+    """True for a redis-py cluster client.
 
+    Checked against the class imported with this module, not looked up at call
+    time: a test that patches ``redis.cluster.RedisCluster`` with a mock (as
+    celery-redbeat's suite and its users' suites do) gets a mock client, which is
+    no cluster, instead of a TypeError from ``isinstance``.
+    """
     return isinstance(unwrap(client), RedisCluster)
 
 

@@ -2,7 +2,9 @@
 
 Settings are Celery's lower-case names; the Celery 3 upper-case ``REDBEAT_*``
 spellings are read too, with a UserWarning.  ``redbeat_redis_url`` falls
-back to ``broker_url`` with a logged warning, as celery-redbeat 2.4 does.
+back to ``broker_url`` and ``redbeat_redis_options`` to
+``broker_transport_options``, each with a logged warning and a
+DeprecationWarning, as celery-redbeat 2.4.2 does.
 """
 
 from __future__ import annotations
@@ -39,20 +41,28 @@ class RedBeatConfig:
 
         redis_url = self.either_or("redbeat_redis_url", None)
         if not redis_url:
-            redis_url = self.app.conf.get("broker_url") or self.app.conf.get("BROKER_URL")
+            redis_url = _broker_setting(self.app.conf, "broker_url")
             logger.warning(
                 "redbeat: redbeat_redis_url is not set, using broker_url (%s); "
                 "set redbeat_redis_url explicitly",
                 _sanitize(redis_url),
             )
+            _warn_inherited("redbeat_redis_url", "broker_url")
         self.redis_url: str = redis_url or "redis://localhost:6379/0"
-        self.redis_use_ssl = self.either_or("redbeat_redis_use_ssl", self.app.conf.get("broker_use_ssl"))
+        self.redis_use_ssl = self.either_or("redbeat_redis_use_ssl", _broker_setting(self.app.conf, "broker_use_ssl"))
         self.redis_options_explicit = self.is_key_in_conf("redbeat_redis_options")
         options = self.either_or("redbeat_redis_options", None)
         if options is None:
             # Inherited options belong to the broker: only redbeat's own keys
             # (sentinels, service_name ...) are read from them (celery-redbeat #319).
-            options = self.app.conf.get("broker_transport_options") or {}
+            options = _broker_setting(self.app.conf, "broker_transport_options") or {}
+            if options:
+                logger.warning(
+                    "redbeat: redbeat_redis_options is not set, reading broker_transport_options (%s); "
+                    "set redbeat_redis_options explicitly",
+                    ", ".join(sorted(map(str, options))),
+                )
+                _warn_inherited("redbeat_redis_options", "broker_transport_options")
         self.redbeat_redis_options: dict[str, Any] = dict(options)
 
         lock_key = self.either_or("redbeat_lock_key", _UNSET)
@@ -88,17 +98,24 @@ class RedBeatConfig:
         self.app.conf.beat_schedule = value
 
     def either_or(self, name: str, default: Any = None) -> Any:
-        """The setting ``name`` (lower case) or its Celery 3 upper-case spelling, else ``default``."""
+        """The setting ``name`` (lower case) or its Celery 3 upper-case spelling, else ``default``.
+
+        A UserWarning names the Celery 3 spelling when one is used: read from the
+        configuration, or asked for by the caller (``either_or("BROKER_URL")``), as
+        celery-redbeat warns for either.
+        """
         conf = self.app.conf
         lower, upper = name.lower(), name.upper()
-        if _has(conf, lower):
-            return conf.get(lower)
-        if _has(conf, upper):
+        found_lower = _has(conf, lower)
+        if name.isupper() or (not found_lower and _has(conf, upper)):
             warnings.warn(
                 f"Celery v4 installed, but detected Celery v3 configuration {upper} (use {lower} instead).",
                 UserWarning,
                 stacklevel=2,
             )
+        if found_lower:
+            return conf.get(lower)
+        if _has(conf, upper):
             return conf.get(upper)
         return default
 
@@ -109,6 +126,31 @@ class RedBeatConfig:
 def _has(conf: Any, key: str) -> bool:
     """True when the user set ``key`` (None included: ``redbeat_lock_key=None`` disables locking)."""
     return key in conf.keys()
+
+
+def _broker_setting(conf: Any, name: str) -> Any:
+    """Celery's broker setting ``name`` read as celery-redbeat reads it: by its Celery 3 spelling.
+
+    Celery resolves ``BROKER_URL`` to ``broker_url`` when only that is set, so
+    this differs from ``conf.get(name)`` only when one configuration layer (a
+    config module or dict) sets both spellings: then the Celery 3 value wins,
+    as in celery-redbeat's ``app.conf["BROKER_URL"]``.
+    """
+    return conf.get(name.upper())
+
+
+def _warn_inherited(setting: str, broker_setting: str) -> None:
+    """The DeprecationWarning celery-redbeat 2.4.2 gives when ``setting`` falls back to a broker one.
+
+    Python hides DeprecationWarnings outside ``__main__``, so the caller also logs
+    a warning, which a daemonised beat does show.
+    """
+    warnings.warn(
+        f"redbeat: {setting} is not set, so {broker_setting} is used; this fallback is deprecated "
+        f"(celery-redbeat 2.4.2 announces its end in 2.5.0): set {setting} explicitly",
+        DeprecationWarning,
+        stacklevel=3,  # _warn_inherited <- RedBeatConfig.__init__ <- whoever built the config
+    )
 
 
 def _history_size(value: Any) -> int:

@@ -39,32 +39,16 @@ EXPECTED_DIFFERENCES: dict[str, str] = {
     "tests/test_entry.py::test_RedBeatEntry::test_score": "row 'Sub-second scores': a fraction in last_run_at is kept",
     "tests/test_json.py::RedBeatJSONDecoderTestCase::test_rrule":
         "row 'rrule equality compares the rule' (theirs compares only nowfun)",
-}
-
-# Not choices: differences still to fix (config warnings, Celery-3 style Sentinel/Cluster settings read
-# through mocks).  They stay listed, and strict, so fixing one turns this list red until it is removed.
-KNOWN_GAPS: dict[str, str] = {
-    "tests/test_config.py::test_RedBeatConfig::test_either_or": "row 'Known gaps': no Celery-3 warning for BROKER_URL",
-    "tests/test_config.py::test_BrokerFallbackDeprecation::test_warns_when_inheriting_broker_settings":
-        "row 'Known gaps': no DeprecationWarning for broker fallback",
-    _T + "InheritedBrokerOptionsRedBeatCase::test_inherited_options_not_forwarded_to_redis":
-        "row 'Known gaps': inherited broker options",
-    _T + "InheritedClusterOptionsRedBeatCase::test_no_skip_log_when_options_are_forwarded":
-        "row 'Known gaps': cluster client mocked as redis.cluster.RedisCluster",
+    # row "Cluster startup nodes"
     _T + "InheritedClusterOptionsRedBeatCase::test_startup_nodes_preserved_options_forwarded":
-        "row 'Known gaps': cluster client mocked as redis.cluster.RedisCluster",
+        "row 'Cluster startup nodes are ClusterNode objects': theirs are dicts, which redis-py refuses",
     _T + "ClusterUrlRedBeatCase::test_cluster_scheduler_from_url":
-        "row 'Known gaps': cluster client mocked as redis.cluster.RedisCluster",
-    _T + "SentinelRedBeatCase::test_sentinel_scheduler": "row 'Known gaps': Celery-3 BROKER_URL for Sentinel",
-    _T + "SentinelRedBeatCase::test_sentinel_scheduler_with_retry_period":
-        "row 'Known gaps': Celery-3 BROKER_URL for Sentinel",
-    _T + "SentinelRedBeatCase::test_sentinel_scheduler_with_username":
-        "row 'Known gaps': Celery-3 BROKER_URL for Sentinel",
+        "row 'Cluster startup nodes are ClusterNode objects': theirs are dicts, which redis-py refuses",
 }
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        reason = EXPECTED_DIFFERENCES.get(item.nodeid) or KNOWN_GAPS.get(item.nodeid)
+        reason = EXPECTED_DIFFERENCES.get(item.nodeid)
         if reason is not None:
             item.add_marker(pytest.mark.xfail(strict=True, reason=reason))

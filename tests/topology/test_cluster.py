@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from celery.schedules import schedule
@@ -11,6 +12,7 @@ from redis.exceptions import RedisClusterException
 from redbeat import RedBeatScheduler
 from redbeat import RedBeatSchedulerEntry as Entry
 from redbeat.client import ClusterKeyPrefixError, check_cluster_prefix, cluster_hash_tag
+from support.celery_redbeat_venv import celery_redbeat_python, subprocess_env
 from support.topologies import RedisClusterSet
 from topology.helpers import MANIFEST_NAMES, Recording, apply_twice, beat_app, pinned_now, redbeat_apply
 
@@ -66,6 +68,35 @@ def test_entry_save_on_a_cluster_with_a_hash_tagged_prefix(redis_cluster):
         scheduler.close()
     client = redis_cluster.node_of(TAGGED).client()
     assert json.loads(client.hget("{redbeat}:dynamic", "meta"))["total_run_count"] == 1
+
+
+def test_startup_nodes_option_as_celery_redbeat_documents_it(redis_cluster):
+    """Row 'Cluster startup nodes are ClusterNode objects': dicts with string ports, the URL's node unused."""
+    nodes = [{"host": node["host"], "port": str(node["port"])} for node in redis_cluster.startup_nodes]
+    options = {"redbeat_redis_options": {"startup_nodes": nodes}}
+    with beat_app("redis-cluster://127.0.0.1:1", now=pinned_now(), redbeat_key_prefix=TAGGED, **options) as app:
+        Entry("via-nodes", "tasks.nodes", schedule(10), app=app).save()
+    client = redis_cluster.node_of(TAGGED).client()
+    assert client.zscore("{redbeat}::schedule", "{redbeat}:via-nodes") == app.now.value.timestamp() + 10
+
+
+@pytest.mark.compat
+def test_celery_redbeat_cannot_start_on_a_cluster_with_startup_nodes(redis_cluster, tmp_path):
+    """The other side of that row: celery-redbeat 2.4.2 hands redis-py dicts, which RedisCluster refuses."""
+    nodes = [{"host": node["host"], "port": str(node["port"])} for node in redis_cluster.startup_nodes]
+    code = (
+        "import sys, json\n"
+        "from celery import Celery\n"
+        "from redbeat.schedulers import get_redis\n"
+        "app = Celery(set_as_current=False)\n"
+        "app.conf.update(redbeat_redis_url='redis-cluster://127.0.0.1:1', redbeat_key_prefix='{redbeat}:',\n"
+        "                redbeat_redis_options={'startup_nodes': json.loads(sys.argv[1])})\n"
+        "try:\n    get_redis(app)\nexcept Exception as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    # cwd away from the worktree: `python -c` puts the cwd first on sys.path, where our `redbeat` would win.
+    result = subprocess.run([str(celery_redbeat_python()), "-W", "ignore", "-c", code, json.dumps(nodes)],
+                            cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "AttributeError 'dict' object has no attribute 'name'", result.stderr
 
 
 def test_beat_refuses_to_start_on_a_cluster_with_an_untagged_prefix(redis_cluster):

@@ -133,9 +133,10 @@ def test_lower_case_wins_over_upper_case_silently():
 def test_broker_url_fallback_logs_a_warning(caplog):
     app = make_app()
     app.conf.broker_url = "redis://:s3cret@broker:6379/4"
-    with caplog.at_level(logging.WARNING, logger="celery.beat"):
+    with caplog.at_level(logging.WARNING, logger="celery.beat"), pytest.warns(DeprecationWarning) as caught:
         conf = conf_of(app)
     assert conf.redis_url == "redis://:s3cret@broker:6379/4"
+    assert ["redbeat_redis_url" in str(w.message) and "s3cret" not in str(w.message) for w in caught] == [True]
     warning = [r for r in caplog.records if "redbeat_redis_url is not set" in r.getMessage()]
     assert len(warning) == 1 and warning[0].levelno == logging.WARNING
     assert "s3cret" not in warning[0].getMessage()
@@ -147,11 +148,107 @@ def test_broker_transport_options_are_inherited_but_not_forwarded_to_redis(fake_
 
     app = make_app(broker_transport_options={"visibility_timeout": 3600, "retry_period": 5})
     app.conf.broker_url = "redis://127.0.0.1:1/0"
-    conf = conf_of(app)
+    with pytest.warns(DeprecationWarning):
+        conf = conf_of(app)
     assert conf.redis_options_explicit is False
     client = get_redis(app)
     assert isinstance(client, RetryingConnection) and client.retry_period == 5
     assert "visibility_timeout" not in client.wrapped_connection.connection_pool.connection_kwargs
+
+
+def test_either_or_with_a_celery3_name_warns_as_celery_redbeat_does():
+    conf = no_warnings(redbeat_redis_url="redis://x/0")
+    with pytest.warns(UserWarning, match="Celery v3 configuration BROKER_URL .use broker_url instead"):
+        assert conf.either_or("BROKER_URL") == "memory://"
+    with pytest.warns(UserWarning, match="REDBEAT_NOT_SET"):
+        assert conf.either_or("REDBEAT_NOT_SET", 7) == 7
+
+
+def deprecations(**conf) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        conf_of(make_app(**conf))
+    return [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
+
+
+@pytest.mark.parametrize(
+    "conf, expected",
+    [
+        ({}, ["redbeat_redis_url"]),
+        ({"broker_transport_options": {"visibility_timeout": 1}}, ["redbeat_redis_url", "redbeat_redis_options"]),
+        ({"redbeat_redis_url": "redis://x/0", "broker_transport_options": {"visibility_timeout": 1}},
+         ["redbeat_redis_options"]),
+        ({"redbeat_redis_url": "redis://x/0", "broker_transport_options": {}}, []),  # nothing inherited
+        ({"redbeat_redis_url": "redis://x/0", "redbeat_redis_options": {"socket_timeout": 1},
+          "broker_transport_options": {"visibility_timeout": 1}}, []),
+        ({"REDBEAT_REDIS_URL": "redis://x/0", "REDBEAT_REDIS_OPTIONS": {}}, []),  # Celery 3 names are set too
+    ],
+)
+def test_a_broker_fallback_is_a_deprecation_naming_the_setting_to_set(conf, expected):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the Celery 3 spellings' own warning
+        messages = deprecations(**conf)
+    assert [next(s for s in ("redbeat_redis_url", "redbeat_redis_options") if s in m) for m in messages] == expected
+
+
+def test_celery3_broker_settings_win_over_celery5_ones_in_the_same_layer(caplog):
+    """celery-redbeat reads app.conf['BROKER_URL']: in a config that sets both spellings, the Celery 3 one is used."""
+    from redbeat.schedulers import get_redis
+
+    sentinels = [("127.0.0.1", 1), ("127.0.0.1", 2)]
+    app = Celery("celery3", set_as_current=False, config_source={
+        "broker_url": "memory://", "BROKER_URL": "redis-sentinel://ignored:26379/0",
+        "broker_transport_options": {}, "BROKER_TRANSPORT_OPTIONS": {"sentinels": sentinels},
+    })
+    assert app.conf.broker_url == "memory://"  # what Celery itself reads
+    with pytest.warns(DeprecationWarning), caplog.at_level(logging.DEBUG, logger="celery.beat"):
+        conf = conf_of(app)
+        client = get_redis(app)
+    assert conf.redis_url == "redis-sentinel://ignored:26379/0"
+    assert "Sentinel" in str(client.connection_pool)
+    assert client.connection_pool.connection_kwargs["decode_responses"] is True
+    assert "reading broker_transport_options (sentinels)" in caplog.text
+
+
+def test_inherited_broker_options_left_out_are_logged_by_name_only(caplog):
+    from redbeat.schedulers import get_redis
+
+    app = make_app(redbeat_redis_url="redis://127.0.0.1:1/0",
+                   broker_transport_options={"visibility_timeout": 3600, "password": "s3cret", "retry_period": 1})
+    with pytest.warns(DeprecationWarning), caplog.at_level(logging.DEBUG, logger="celery.beat"):
+        get_redis(app)
+    skipped = [r.getMessage() for r in caplog.records if "not forwarding" in r.getMessage()]
+    assert len(skipped) == 1 and "password, visibility_timeout;" in skipped[0] and "s3cret" not in caplog.text
+
+
+def test_explicit_options_log_no_skipped_ones(caplog):
+    from redbeat.schedulers import get_redis
+
+    app = make_app(redbeat_redis_url="redis://127.0.0.1:1/0", redbeat_redis_options={"socket_timeout": 1},
+                   broker_transport_options={"visibility_timeout": 3600})
+    with caplog.at_level(logging.DEBUG, logger="celery.beat"):
+        get_redis(app)
+    assert "not forwarding" not in caplog.text and "broker_transport_options" not in caplog.text
+
+
+def test_a_mocked_redis_cluster_class_is_called_not_a_type_error():
+    """Suites that patch redis.cluster.RedisCluster (celery-redbeat's, its users') get the mock's client."""
+    from unittest import mock
+
+    from redis.cluster import RedisCluster
+
+    from redbeat.client import is_cluster
+    from redbeat.schedulers import get_redis
+
+    app = make_app(redbeat_redis_url="redis-cluster://node:30001/0",
+                   redbeat_redis_options={"startup_nodes": [{"host": "10.0.0.1", "port": "30002"}], "retry_period": 1})
+    with mock.patch("redis.cluster.RedisCluster") as mocked:
+        client = get_redis(app)
+        assert not is_cluster(client)
+    assert client.wrapped_connection is mocked.return_value
+    [node] = mocked.call_args.kwargs["startup_nodes"]
+    assert (node.host, node.port) == ("10.0.0.1", 30002)
+    assert is_cluster(RetryingConnection(1, RedisCluster.__new__(RedisCluster)))  # the real class still counts
 
 
 def test_explicit_redis_options_are_forwarded(fake_redis):

@@ -189,7 +189,7 @@ def test_broker_url_fallback_warning_masks_every_credential(caplog) -> None:
 
     app = Celery("fallback", set_as_current=False)
     app.conf.broker_url = "redis://user:hunter2@127.0.0.1:1/0?password=s3cr3t"
-    with caplog.at_level("WARNING", logger="redbeat"):
+    with caplog.at_level("WARNING", logger="redbeat"), pytest.warns(DeprecationWarning, match="redbeat_redis_url"):
         ensure_conf(app)
     text = caplog.text
     assert "using broker_url" in text and "hunter2" not in text and "s3cr3t" not in text

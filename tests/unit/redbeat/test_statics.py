@@ -14,20 +14,27 @@ from redbeat.statics import statics_changes
 T = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 
 
+def new_app() -> Celery:
+    """An app with redbeat_redis_url set, so building an entry does not warn about the broker fallback."""
+    app = Celery(set_as_current=False)
+    app.conf.redbeat_redis_url = "redis://127.0.0.1:1/0"
+    return app
+
+
 def entries(app, **everies):
     return {n: RedBeatSchedulerEntry(n, "t." + n, schedule(timedelta(seconds=s)), app=app, last_run_at=T)
             for n, s in everies.items()}
 
 
 def test_unchanged_statics_write_nothing():
-    app = Celery(set_as_current=False)
+    app = new_app()
     current = entries(app, a=10, b=20)
     stored = {n: (e._definition_json(), encode_meta(T), None, 5.0) for n, e in current.items()}
     assert statics_changes(current, stored, {"a", "b"}, ["a", "b"]).empty
 
 
 def test_changed_static_keeps_stored_run_state_and_is_rescored_from_it():
-    app = Celery(set_as_current=False)
+    app = new_app()
     old = entries(app, a=10)["a"]
     new = entries(app, a=60)
     ran = T - timedelta(seconds=30)
@@ -39,7 +46,7 @@ def test_changed_static_keeps_stored_run_state_and_is_rescored_from_it():
 
 
 def test_removed_and_new_names():
-    app = Celery(set_as_current=False)
+    app = new_app()
     new = entries(app, fresh=5)
     changes = statics_changes(new, {"fresh": (None, None, None, None)}, {"gone"}, ["fresh"])
     assert changes.removed == frozenset({"gone"})
@@ -53,7 +60,7 @@ def test_fast_definition_equals_the_entrys_own_json():
     from redbeat.statics import fast_definition
     from redbeat.schedules import rrule
 
-    app = Celery(set_as_current=False)
+    app = new_app()
     items = {
         "number": {"task": "t.a", "schedule": 30},
         "float": {"task": "t.a", "schedule": 0.5, "args": (1, 2), "kwargs": {"k": "v"}, "options": {"queue": "q"}},
