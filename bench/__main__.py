@@ -21,19 +21,18 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import lag  # noqa: E402
 from tests.support.celery_redbeat_venv import celery_redbeat_python, subprocess_env  # noqa: E402
 from tests.support.redis_proc import RedisProcess  # noqa: E402
-
-from bench import lag  # noqa: E402
 
 WORKER = ROOT / "bench" / "worker.py"
 RESULTS = ROOT / "bench" / "results"

@@ -8,7 +8,6 @@ module (so celery-redbeat's python imports its own ``redbeat``).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import statistics
 import subprocess

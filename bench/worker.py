@@ -22,7 +22,6 @@ import gc
 import importlib.metadata
 import json
 import os
-import statistics
 import sys
 import time
 from contextlib import contextmanager
@@ -442,6 +441,7 @@ def _portable(path: Path) -> str:
 def main() -> int:
     spec = json.loads(sys.argv[1])
     import celery
+
     import redbeat
 
     where = _portable(Path(redbeat.__file__).resolve().parent)

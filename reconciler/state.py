@@ -44,7 +44,7 @@ class OwnershipRecord:
         return json.dumps({"digest": self.digest, "protected": self.protected}, sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, raw: str) -> "OwnershipRecord":
+    def from_json(cls, raw: str) -> OwnershipRecord:
         try:
             data = json.loads(raw)
             return cls(str(data["digest"]), bool(data.get("protected", False)))

@@ -63,7 +63,7 @@ class RetryingConnection:
 
         return retrying
 
-    def register_script(self, script: str) -> "_RetryingScript":
+    def register_script(self, script: str) -> _RetryingScript:
         """A script whose calls retry too: the tick and the lock are scripts, so this is what keeps beat up."""
         return _RetryingScript(self, self.wrapped_connection.register_script(script))
 

@@ -122,7 +122,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):
     @classmethod
     def from_stored(
         cls, key: str, definition: str | None, meta: str | None, ext: str | None, app: Any = None
-    ) -> "RedBeatSchedulerEntry":
+    ) -> RedBeatSchedulerEntry:
         if not definition:
             raise KeyError(key)
         app = app_or_default(app)
@@ -136,7 +136,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):
         return entry
 
     @classmethod
-    def from_key(cls, key: str, app: Any = None) -> "RedBeatSchedulerEntry":
+    def from_key(cls, key: str, app: Any = None) -> RedBeatSchedulerEntry:
         ensure_conf(app)
         return cls.from_stored(key, *store_for(app).read(key), app=app)
 
@@ -203,7 +203,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):
             enabled=self.enabled,
         )
 
-    def save(self) -> "RedBeatSchedulerEntry":
+    def save(self) -> RedBeatSchedulerEntry:
         """Upsert: write the definition, keep any stored run state, and score from that run state.
 
         A new entry stores ``last_run_at`` as constructed (celery defaults it
@@ -235,7 +235,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):
 
     def _next_instance(
         self, last_run_at: datetime | None = None, only_update_last_run_at: bool = False
-    ) -> "RedBeatSchedulerEntry":
+    ) -> RedBeatSchedulerEntry:
         entry = super()._next_instance(last_run_at=last_run_at)
         entry.ext = dict(self.ext)
         entry.enabled = self.enabled

@@ -10,7 +10,6 @@ import contextlib
 import logging
 from typing import Any
 
-
 logger = logging.getLogger("celery.beat")
 
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -102,7 +101,7 @@ class BeatMetrics:
 class _Nothing:
     """Stands for any metric when metrics are off: every call is accepted and does nothing."""
 
-    def labels(self, **_: Any) -> "_Nothing":
+    def labels(self, **_: Any) -> _Nothing:
         return self
 
     def inc(self, *_: Any) -> None:

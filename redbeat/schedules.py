@@ -84,7 +84,7 @@ class rrule(BaseSchedule):  # noqa: N801 - celery-redbeat's public name
         fields["byweekday"] = byweekday
         return dateutil_rrule(self.freq, dtstart=dtstart, until=self.until, **fields)
 
-    def localised(self, tz: tzinfo | None, byweekday: Any = None) -> "rrule":
+    def localised(self, tz: tzinfo | None, byweekday: Any = None) -> rrule:
         """This rule with wall-clock occurrences in ``tz`` (DST-aware) and/or nth-weekday forms.
 
         celery-redbeat stores dtstart as a fixed UTC offset, so its occurrences

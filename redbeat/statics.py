@@ -8,14 +8,13 @@ caught up, celery-redbeat PR #233); names recorded as statics but gone from
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
 import hashlib
 import json
 import numbers
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from . import codec, timing
 

@@ -11,7 +11,6 @@ trip.
 from __future__ import annotations
 
 import json
-
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum

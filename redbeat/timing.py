@@ -108,7 +108,7 @@ class Policy:
     end_at: datetime | None = None
 
     @classmethod
-    def from_ext(cls, ext: dict[str, Any] | None, name: str = "") -> "Policy":
+    def from_ext(cls, ext: dict[str, Any] | None, name: str = "") -> Policy:
         if not ext:
             return DEFAULT_POLICY  # the name only matters for jitter, an extension
 
@@ -407,7 +407,7 @@ class _CronSets:
     days_of_week: frozenset[int]  # celery's numbering: 0 = Sunday
 
     @classmethod
-    def of(cls, cron: crontab) -> "_CronSets":
+    def of(cls, cron: crontab) -> _CronSets:
         return cls(
             tuple(sorted(cron.minute)),
             tuple(sorted(cron.hour)),

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from demo.runlog import Run, RunLogReader
 from rich.console import Group
 from rich.table import Table
-
-from demo.runlog import Run, RunLogReader
 
 # celery-redbeat's key layout with the default prefix (see the README's key table).
 SCHEDULE_KEY = "redbeat::schedule"

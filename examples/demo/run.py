@@ -137,8 +137,8 @@ class Demo:
             child, self.redis_url = start_redis(self.workdir)
         self.children.append(child)
         os.environ["DEMO_REDIS_URL"] = self.redis_url  # for the demo app imported below
-        from demo import app
         import redis
+        from demo import app
 
         app.redbeat_redis = redis.Redis.from_url(self.redis_url, decode_responses=True)
         self.app = app
@@ -264,7 +264,7 @@ class Demo:
 
     # -- teardown --------------------------------------------------------------------
 
-    def __enter__(self) -> "Demo":
+    def __enter__(self) -> Demo:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

@@ -29,11 +29,11 @@ from typing import Any
 
 import pytest
 import yaml
-
-import redbeat
 from support.gh_action import BAD, GOOD, ActionRun, FakeGitHub, base_env, evaluate, make_checkout
 from support.gh_action import Runner as ActionRunner
 from support.snapshot import PACKAGE_FILES, copy_tree
+
+import redbeat
 
 ROOT = Path(__file__).resolve().parents[2]
 CI = ROOT / "examples" / "ci"

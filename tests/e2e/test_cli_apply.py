@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from support.redis_proc import RedisProcess, commandstats, dirty_count, write_calls
 
 BIN = Path(sys.executable).parent / "redbeat-apply"

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.redis_proc import RedisProcess, commandstats, write_calls
 
 from reconciler.apply import StalePlanError, apply_plan
 from reconciler.convert import manifest_to_entry
@@ -15,7 +16,6 @@ from reconciler.errors import Location
 from reconciler.model import DesiredEntry
 from reconciler.plan import Op
 from reconciler.reconcile import PlanOptions, PlanRefused, connect, make_plan, reconcile
-from support.redis_proc import RedisProcess, commandstats, write_calls
 
 HERE = Location(Path("x.yaml"), 1, 1, "")
 NOW = 1_800_000_000.0

@@ -11,10 +11,10 @@ import textwrap
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from reconciler.reconcile import connect, load, reconcile
 from support.beat import current, make_app, recording_scheduler_class
 from support.celery_redbeat_venv import run_compat_script
+
+from reconciler.reconcile import connect, load, reconcile
 
 pytestmark = pytest.mark.compat
 

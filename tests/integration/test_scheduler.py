@@ -12,12 +12,12 @@ import pytest
 from celery.schedules import crontab, schedule
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.beat import counting_client, current, definition, make_app, meta, recording_scheduler_class
+from support.redis_proc import commandstats, write_calls
 
 from redbeat import RedBeatScheduler
 from redbeat import RedBeatSchedulerEntry as Entry
 from redbeat.metrics import BeatMetrics
-from support.beat import counting_client, current, definition, make_app, meta, recording_scheduler_class
-from support.redis_proc import commandstats, write_calls
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from redbeat.keys import KeySpace
+from support.redis_proc import commandstats, write_calls
 
 from reconciler import watch
 from reconciler.health import Status
 from reconciler.metrics import WatchMetrics
 from reconciler.reconcile import PlanOptions, connect, load, reconcile
-from support.redis_proc import commandstats, write_calls
+from redbeat.keys import KeySpace
 
 JOBS = "schedules:\n  - {name: a, task: t.a, every: 30s}\n  - {name: b, task: t.b, cron: '0 3 * * *'}\n"
 

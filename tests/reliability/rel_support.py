@@ -14,14 +14,13 @@ import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from celery import Celery
 from celery.schedules import schedule
-
 from support.celery_rig import CeleryRig, Proc
-from support.redis_proc import RedisProcess, wait_until
+from support.redis_proc import wait_until
 
 HERE = Path(__file__).resolve().parent
 SMALL = 1 / 3

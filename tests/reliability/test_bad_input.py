@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from support.redis_proc import commandstats, dirty_count, env_without_redbeat, write_calls
 
 pytestmark = pytest.mark.reliability

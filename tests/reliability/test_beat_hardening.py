@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from applyrun import BIN, run_apply
 from rel_support import by_name, close_pairs, leader_pid, make_rig, report, wait_drained
 from support.redis_proc import wait_until

@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from applyrun import run_apply, write_manifest
-from rel_support import duplicate_slots, by_name, leader_pid, make_rig, report, scaled, wait_drained
+from rel_support import by_name, duplicate_slots, leader_pid, make_rig, report, scaled, wait_drained
 from support.redis_proc import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]

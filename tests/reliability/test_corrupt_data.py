@@ -7,9 +7,8 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-
 from applyrun import run_apply, write_manifest
-from rel_support import audit_slots, report, leader_pid, make_rig, save_interval_entries, stored_counts, wait_drained
+from rel_support import audit_slots, leader_pid, make_rig, report, save_interval_entries, stored_counts, wait_drained
 from support.redis_proc import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]

@@ -7,7 +7,6 @@ was for, which beat sent it and when.
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 import statistics
@@ -15,10 +14,21 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-
 from rel_support import (
-    Outage, audit_slots, close_pairs, duplicate_slots, is_stopped, leader_pid, make_rig, proc_of, report,
-    save_interval_entries, scaled, smallest_gap_ratio, stored_counts, wait_drained,
+    Outage,
+    audit_slots,
+    close_pairs,
+    duplicate_slots,
+    is_stopped,
+    leader_pid,
+    make_rig,
+    proc_of,
+    report,
+    save_interval_entries,
+    scaled,
+    smallest_gap_ratio,
+    stored_counts,
+    wait_drained,
 )
 from support.redis_proc import wait_until
 

@@ -39,7 +39,6 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from support.redis_proc import env_without_redbeat, wait_until
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]

@@ -7,10 +7,17 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-
 from applyrun import run_apply, start_apply, write_manifest
 from rel_support import (
-    Outage, audit_slots, leader_pid, make_rig, report, save_interval_entries, scaled, stored_counts, wait_drained,
+    Outage,
+    audit_slots,
+    leader_pid,
+    make_rig,
+    report,
+    save_interval_entries,
+    scaled,
+    stored_counts,
+    wait_drained,
 )
 from support.redis_proc import wait_until
 

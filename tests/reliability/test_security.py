@@ -30,7 +30,6 @@ from urllib.request import urlopen
 
 import pytest
 import yaml
-
 from support.redis_proc import (
     RedisProcess,
     commandstats,

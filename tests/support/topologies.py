@@ -103,7 +103,7 @@ class TLSRedis(_Group):
         self.other_ca_file = self.dir / "other-ca.pem"
         self.server: TLSRedisProcess | None = None
 
-    def start(self) -> "TLSRedis":
+    def start(self) -> TLSRedis:
         import trustme
 
         ca = trustme.CA()
@@ -143,7 +143,7 @@ class ACLRedis(_Group):
         super().__init__(workdir, "redbeat-acl-")
         self.server: RedisProcess | None = None
 
-    def start(self) -> "ACLRedis":
+    def start(self) -> ACLRedis:
         self.server = RedisProcess(workdir=self.dir / "redis", password=self.ADMIN_PASSWORD)
         self.server.dir.mkdir(parents=True, exist_ok=True)
         self._spawn(self.server)
@@ -215,7 +215,7 @@ class SentinelSet(_Group):
         self.data: list[RedisProcess] = []
         self.sentinels: list[SentinelProcess] = []
 
-    def start(self) -> "SentinelSet":
+    def start(self) -> SentinelSet:
         master = RedisProcess(*self.data_args, workdir=self.dir / "master")
         master.dir.mkdir(parents=True)
         self._spawn(master)
@@ -310,7 +310,7 @@ class RedisClusterSet(_Group):
         super().__init__(workdir, "redbeat-cluster-")
         self.nodes: list[ClusterNodeProcess] = []
 
-    def start(self) -> "RedisClusterSet":
+    def start(self) -> RedisClusterSet:
         for index in range(3):
             node = ClusterNodeProcess(workdir=self.dir / f"node{index}")
             node.dir.mkdir(parents=True)

@@ -7,10 +7,10 @@ from urllib.parse import quote
 
 import pytest
 from celery.schedules import schedule
-
-from redbeat import RedBeatSchedulerEntry as Entry
 from support.topologies import ACLRedis
 from topology.helpers import MANIFEST_NAMES, Recording, apply_twice, beat_app, pinned_now, redbeat_apply
+
+from redbeat import RedBeatSchedulerEntry as Entry
 
 pytestmark = pytest.mark.topology
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from reconciler.apply import encode_definition
+from reconciler.convert import manifest_to_entry
 from reconciler.errors import Location
 from reconciler.model import DesiredEntry
 from reconciler.plan import MASS_DELETE_FLOOR, FieldChange, Op, canonical, plan
 from reconciler.state import STATIC_OWNER, ActualEntry, ActualState, OwnershipRecord, fingerprint
-from reconciler.convert import manifest_to_entry
 
 HERE = Location(Path("schedules/x.yaml"), 1, 1, "")
 

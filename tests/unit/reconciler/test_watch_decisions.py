@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from redbeat.keys import KeySpace
-
 from reconciler import watch
 from reconciler.errors import Location, ManifestError, ManifestErrors
 from reconciler.health import Listen, Status, parse_listen
@@ -23,6 +21,7 @@ from reconciler.model import DesiredEntry
 from reconciler.plan import Plan
 from reconciler.reconcile import Outcome, PlanOptions, PlanRefused, StoreError, Target
 from reconciler.watch import LoopState, Trigger, backoff, decide, next_resync, wait_time
+from redbeat.keys import KeySpace
 
 # --- decisions -------------------------------------------------------------------------------------
 

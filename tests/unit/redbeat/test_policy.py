@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from celery.schedules import crontab
+from celery.schedules import schedule as every
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from celery.schedules import schedule as every
 
 from redbeat.schedules import rrule
 from redbeat.timing import DEFAULT_POLICY, Policy, decide, next_occurrence, previous_occurrence
