@@ -77,7 +77,7 @@ class Impl:
         spec = {**spec, "impl": self.name}
         result = subprocess.run(
             [self.python, str(WORKER), json.dumps(spec)], cwd=self.cwd, env=self.env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
+            capture_output=True, text=True, timeout=timeout,
         )
         if result.returncode != 0:
             raise RuntimeError(f"{self.name} worker {spec['scenario']} exited {result.returncode}:\n"
@@ -479,10 +479,10 @@ def table(rows: list[Row], markdown: bool = False) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
     widths = [max(len(h), *(len(c[i]) for c in body)) if body else len(h) for i, h in enumerate(header)]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)))
     lines.append("  ".join("-" * w for w in widths))
     for cells in body:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)))
     return "\n".join(lines)
 
 

@@ -394,10 +394,7 @@ def statics(n: int) -> dict:
 
     items = {}
     for i in range(n):
-        if i % 2:
-            schedule = 60.0 + i % 3600
-        else:
-            schedule = crontab(minute=str(i % 60), hour="*/2")
+        schedule = 60.0 + i % 3600 if i % 2 else crontab(minute=str(i % 60), hour="*/2")
         items[f"static-{i:05d}"] = {"task": TASK, "schedule": schedule, "args": (i,), "options": {"queue": "celery"}}
     return items
 

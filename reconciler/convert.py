@@ -156,9 +156,12 @@ def _rrule(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         raise FieldError((*base, "until"), "count and until cannot both be set (RFC 5545): choose one")
     if until is not None and until < dtstart:
         raise FieldError((*base, "until"), f"until {spec['until']!r} is before dtstart {spec['dtstart']!r}: the rule never fires")
-    if lists["bymonthday"] and lists["bymonth"]:
-        if not any(abs(d) <= _MONTH_DAYS[m - 1] for m in lists["bymonth"] for d in lists["bymonthday"]):
-            raise FieldError((*base, "bymonthday"), "no month in bymonth has these days: the rule never fires")
+    if (
+        lists["bymonthday"]
+        and lists["bymonth"]
+        and not any(abs(d) <= _MONTH_DAYS[m - 1] for m in lists["bymonth"] for d in lists["bymonthday"])
+    ):
+        raise FieldError((*base, "bymonthday"), "no month in bymonth has these days: the rule never fires")
     if int(spec.get("interval", 1)) > MAX_RRULE_INTERVAL:
         raise FieldError((*base, "interval"), f"interval {spec['interval']} is above {MAX_RRULE_INTERVAL}, the largest allowed")
     schedule: dict[str, Any] = {

@@ -209,7 +209,7 @@ def parse_cron(expression: str) -> CronSpec:
         raise CronError(
             f"expected 5 fields 'minute hour day-of-month month day-of-week', got {len(parts)}"
         )
-    sets = {field: parse_field(field, part) for field, part in zip(CRON_ORDER, parts)}
+    sets = {field: parse_field(field, part) for field, part in zip(CRON_ORDER, parts, strict=False)}
     spec = CronSpec(**sets)
     if spec.restricted("day_of_month") and spec.restricted("day_of_week"):
         raise CronError(

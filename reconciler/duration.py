@@ -36,10 +36,7 @@ def parse_duration(value: object, *, zero: bool = False) -> float:
     """Seconds of ``value`` (a number, or a duration string); > 0 (>= 0 with ``zero``), at most MAX_SECONDS."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise DurationError(f"expected a number of seconds or a duration string, got {value!r}")
-    if isinstance(value, str):
-        seconds = _parse_text(value)
-    else:
-        seconds = float(value)
+    seconds = _parse_text(value) if isinstance(value, str) else float(value)
     if not math.isfinite(seconds):
         raise DurationError(f"{value!r} is not a finite duration")
     if seconds < 0 or (seconds == 0 and not zero):

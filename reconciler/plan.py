@@ -194,12 +194,12 @@ def plan(
         errors.append(f"{change.name}: {change.reason}")
     deletes = [c for c in changes if c.op is Op.DELETE]
     owned = len(actual.owned)
-    if deletes and not allow_mass_delete and len(deletes) > MASS_DELETE_FLOOR:
-        if len(deletes) == owned or len(deletes) > max_delete_share * owned:
-            errors.append(
-                f"refusing to delete {len(deletes)} of the {owned} entries owned by {actual.owner!r} "
-                f"(more than {max_delete_share:.0%}); check the path and --owner, or pass --allow-mass-delete"
-            )
+    too_many = len(deletes) == owned or len(deletes) > max_delete_share * owned
+    if deletes and not allow_mass_delete and len(deletes) > MASS_DELETE_FLOOR and too_many:
+        errors.append(
+            f"refusing to delete {len(deletes)} of the {owned} entries owned by {actual.owner!r} "
+            f"(more than {max_delete_share:.0%}); check the path and --owner, or pass --allow-mass-delete"
+        )
     if deletes and not allow_mass_delete and owned >= 2 and len(deletes) == owned and len(deletes) <= MASS_DELETE_FLOOR:
         errors.append(
             f"refusing to delete all {owned} entries owned by {actual.owner!r}; "

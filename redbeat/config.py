@@ -108,7 +108,7 @@ class RedBeatConfig:
 
 def _has(conf: Any, key: str) -> bool:
     """True when the user set ``key`` (None included: ``redbeat_lock_key=None`` disables locking)."""
-    return key in conf.keys()
+    return key in conf
 
 
 def _history_size(value: Any) -> int:

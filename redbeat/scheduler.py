@@ -11,6 +11,7 @@ sends (at most one slot per entry), but nothing is ever sent twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -204,10 +205,8 @@ class RedBeatScheduler(Scheduler):
             self._standby_logged = False
         elif not won and not self._standby_logged:
             holder = None
-            try:
+            with contextlib.suppress(RedisError):
                 holder = self._beat_lock().holder()
-            except RedisError:
-                pass
             logger.info("beat: Standing by: lock %s is held by %s; retrying every %s",
                         self.lock_key, holder, humanize_seconds(self._standby_interval()))
             self._standby_logged = True
@@ -279,7 +278,7 @@ class RedBeatScheduler(Scheduler):
         except RedisError:
             # The script may have run before the connection broke (Redis killed after writing its AOF):
             # then these runs are claimed and will not be sent.  Never sent twice; say which may be lost.
-            for step, entry in zip(steps, to_send):
+            for _step, entry in zip(steps, to_send, strict=False):
                 if entry is not None:
                     logger.warning("beat: Redis failed while recording the run of %s (%s); "
                                    "if Redis recorded it, this run may be lost", entry.name, entry.task)
@@ -290,7 +289,7 @@ class RedBeatScheduler(Scheduler):
         self.metrics.entries_due.set(len(batch.entries))
         next_scores = [batch.next_score] if batch.next_score is not None else []
         next_scores += self._wake_at  # never-run entries waiting out their jitter, filed under the slot
-        for step, entry, ok in zip(steps, to_send, applied):
+        for step, entry, ok in zip(steps, to_send, applied, strict=False):
             if ok and step.new_score >= 0 and (step.step is Step.CLAIM or step.new_score > now_ts):
                 next_scores.append(step.new_score)
             if ok and entry is not None:
@@ -525,7 +524,7 @@ class RedBeatScheduler(Scheduler):
         members = [member for member, _ in store.members()]
         keys = [self.app.redbeat_conf.keys.entry_key_of(m) for m in members]
         out: dict[str, RedBeatSchedulerEntry] = {}
-        for key, (definition, meta, ext, _score) in zip(keys, store.read_many(keys)):
+        for key, (definition, meta, ext, _score) in zip(keys, store.read_many(keys), strict=False):
             try:
                 entry = self.Entry.from_stored(key, definition, meta, ext, app=self.app)
             except (KeyError, codec.CorruptEntryError) as exc:

@@ -481,7 +481,7 @@ class EntryStore:
         """The recorded static names and, per name, its stored (definition, meta, ext, score)."""
         names = list(names)
         recorded = {_s(m) for m in self.client.smembers(self.keys.statics)}
-        return recorded, dict(zip(names, self.read_entries(names)))
+        return recorded, dict(zip(names, self.read_entries(names), strict=False))
 
     def start_statics_digest(self, names: list[str]) -> Callable[[], tuple[str, int, int]]:
         """Send the digest script now and return a function that reads its answer.

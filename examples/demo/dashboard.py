@@ -165,7 +165,7 @@ class Dashboard:
         A gap counts on one side only when both of its runs are on that side, so
         the gap across the mark belongs to neither.
         """
-        pairs = list(zip(runs, runs[1:]))
+        pairs = list(zip(runs, runs[1:], strict=False))
         if self.mark_at is None:
             return [b.at - a.at for a, b in pairs], []
         before = [b.at - a.at for a, b in pairs if b.at < self.mark_at]

@@ -10,6 +10,7 @@ would have run from the same rows.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -256,8 +257,8 @@ def test_everything_converted_exits_0_and_omit_timezone_keeps_celery_redbeat_com
 def test_a_django_settings_module_works_too(tmp_path):
     db = make_db(tmp_path / "db.sqlite3", [{"name": "ping", "task": "ops.tasks.ping", "interval": {"every": 1, "period": "minutes"}}])
     (tmp_path / "mysite_settings.py").write_text(
-        "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': %r}}\n"
-        "INSTALLED_APPS = ['django_celery_beat']\nUSE_TZ = True\nSECRET_KEY = 'x'\n" % str(db)
+        f"DATABASES = {{'default': {{'ENGINE': 'django.db.backends.sqlite3', 'NAME': {str(db)!r}}}}}\n"
+        "INSTALLED_APPS = ['django_celery_beat']\nUSE_TZ = True\nSECRET_KEY = 'x'\n"
     )
     out = tmp_path / "out"
     result = export(str(out), env={"DJANGO_SETTINGS_MODULE": "mysite_settings", "PYTHONPATH": str(tmp_path)}, cwd=tmp_path)
@@ -336,10 +337,8 @@ def test_switching_from_celery_redbeat_export_then_adopt(tmp_path, redis_url, re
     RedBeatSchedulerEntry("report", "reports.tasks.daily", crontab(minute=0, hour=7), kwargs={"fmt": "pdf"},
                           app=app, last_run_at=last).save()
     meta = {name: redis_client.hget(f"redbeat:{name}", "meta") for name in ("ping", "report")}
-    try:
+    with contextlib.suppress(AttributeError):
         app.redbeat_redis.close()  # type: ignore[attr-defined]
-    except AttributeError:
-        pass
 
     out = tmp_path / "exported"
     exported = redbeat_apply("export", "--all", "--redis-url", redis_url, str(out))
@@ -435,7 +434,7 @@ def test_the_documented_commands_run(postgres_db, tmp_path, redis_url):
     env = {**clean_env(), "DATABASE_URL": postgres_db, "REDBEAT_REDIS_URL": redis_url,
            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     expected = [2, 2, 0, 0]  # the solar task is not converted: exit 2, the rest written
-    for command, code in zip(commands, expected):
+    for command, code in zip(commands, expected, strict=False):
         result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == code, f"{command}\n{result.stdout}{result.stderr}"
         assert "Traceback" not in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -321,10 +322,8 @@ def test_redis_killed_mid_apply_leaves_old_or_new_never_a_mix(tmp_path):
 
 
 def _swallow(fn):
-    try:
+    with contextlib.suppress(Exception):
         fn()
-    except Exception:
-        pass
 
 
 def test_scores_are_whole_seconds_so_entries_applied_in_one_second_share_one(target, redis_client):

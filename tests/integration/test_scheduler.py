@@ -444,7 +444,7 @@ def test_sub_second_interval_in_real_time(redis_url, redis_client):
         while time.monotonic() < deadline:
             time.sleep(min(scheduler.tick(), max(0.0, deadline - time.monotonic())))
         assert 3 <= len(scheduler.sent) <= 5
-        gaps = [(b.last_run_at - a.last_run_at).total_seconds() for a, b in zip(scheduler.sent, scheduler.sent[1:])]
+        gaps = [(b.last_run_at - a.last_run_at).total_seconds() for a, b in zip(scheduler.sent, scheduler.sent[1:], strict=False)]
         assert all(gap == pytest.approx(0.5) for gap in gaps)
 
 

@@ -211,7 +211,7 @@ def close_pairs(runs: list[dict], every: dict[str, float]) -> list[str]:
         if name not in every:
             continue
         sent = sorted(float(run["sent_at"]) for run in mine)
-        for before, after in zip(sent, sent[1:]):
+        for before, after in zip(sent, sent[1:], strict=False):
             if after - before < every[name] / 2 - SEND_STAMP_SLACK:
                 out.append(f"{name}: runs {after - before:.3f}s apart at {before:.3f} (period {every[name]:g}s)")
     return out
@@ -223,7 +223,7 @@ def smallest_gap_ratio(runs: list[dict], every: dict[str, float]) -> float:
     for name, mine in by_name(runs).items():
         if name in every:
             sent = sorted(float(run["sent_at"]) for run in mine)
-            ratios += [(after - before) / every[name] for before, after in zip(sent, sent[1:])]
+            ratios += [(after - before) / every[name] for before, after in zip(sent, sent[1:], strict=False)]
     return round(min(ratios), 3)
 
 

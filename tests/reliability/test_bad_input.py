@@ -27,6 +27,7 @@ Running as root (CI containers) ``chmod 000`` does not stop reads, so the
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import random
@@ -451,10 +452,8 @@ def batch(redis_server, tmp_path_factory) -> Batch:
     finally:
         for path in base.rglob("*"):  # chmod 000 leftovers would stop pytest's tmp cleanup as non-root
             if not path.is_symlink():
-                try:
+                with contextlib.suppress(OSError):
                     path.chmod(0o700)
-                except OSError:
-                    pass
         client.close()
 
 

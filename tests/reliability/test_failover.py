@@ -75,7 +75,7 @@ def test_leader_churn_never_twice_misses_within_the_rule(aof_redis, tmp_path, wr
             killed.add(pid)
             beats = [b for b in beats if b is not victim] + [rig.beat(f"beat-{spawned}")]
             spawned += 1
-            first = wait_until(lambda: first_send_after(rig, killed_at, exclude=killed), timeout=30,
+            first = wait_until(lambda killed_at=killed_at: first_send_after(rig, killed_at, exclude=killed), timeout=30,
                                message="the next leader's first send")
             outages.append(Outage(killed_at, float(first["sent_at"])))
         until = time.time()

@@ -50,7 +50,7 @@ def test_beat_rides_out_redis_restarts(aof_redis, tmp_path, writer):
             aof_redis.kill()
             time.sleep(down)
             aof_redis.start()
-            first = wait_until(lambda: first_send_after(rig, aof_redis_restarted(killed_at, down)), timeout=40,
+            first = wait_until(lambda killed_at=killed_at: first_send_after(rig, aof_redis_restarted(killed_at, down)), timeout=40,
                                message="a run sent after Redis came back")
             outages.append(Outage(killed_at, float(first["sent_at"])))
         time.sleep(3)

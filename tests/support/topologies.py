@@ -316,7 +316,7 @@ class RedisClusterSet(_Group):
             node.dir.mkdir(parents=True)
             self.nodes.append(node)
             self._spawn(node)
-        for epoch, (node, (first, last)) in enumerate(zip(self.nodes, self.SLOT_RANGES), start=1):
+        for epoch, (node, (first, last)) in enumerate(zip(self.nodes, self.SLOT_RANGES, strict=False), start=1):
             admin = node.client()
             admin.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
             admin.execute_command("CLUSTER", "SET-CONFIG-EPOCH", epoch)
@@ -352,7 +352,7 @@ class RedisClusterSet(_Group):
     def node_of(self, key: str) -> ClusterNodeProcess:
         """The node that serves ``key``'s slot."""
         slot = int(self.nodes[0].client().execute_command("CLUSTER", "KEYSLOT", key))
-        for node, (first, last) in zip(self.nodes, self.SLOT_RANGES):
+        for node, (first, last) in zip(self.nodes, self.SLOT_RANGES, strict=False):
             if first <= slot <= last:
                 return node
         raise AssertionError(slot)

@@ -252,7 +252,7 @@ def test_a_catch_up_never_runs_less_than_half_a_period_before_the_next_run(kind,
         at += timedelta(seconds=length * period)
     runs = beat_runs(schedule, spans, start=start, lateness=lateness)
     assert runs
-    for (slot, sent), (next_slot, next_sent) in zip(runs, runs[1:]):
+    for (slot, sent), (next_slot, next_sent) in zip(runs, runs[1:], strict=False):
         gap = _period(schedule, slot)  # an interval's, or for a crontab the gap from the slot to the next
         assert (next_sent - sent).total_seconds() >= gap / 2 - 1e-6, (slot, sent, next_slot, next_sent)
 
