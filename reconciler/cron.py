@@ -169,7 +169,7 @@ def canonical_field(field: str, values: frozenset[int]) -> str:
         if not text:
             pieces: list[str] = []
             run = [ordered[0]]
-            for value in ordered[1:] + [None]:  # type: ignore[list-item]
+            for value in ordered[1:] + [None]:
                 if value is not None and value == run[-1] + 1:
                     run.append(value)
                     continue

@@ -246,7 +246,8 @@ def _count_nodes(text: str, limit: int) -> None:
             count += 1
             if count > limit:
                 raise _NodeError(
-                    yaml.ScalarNode(_TAG + "str", "", event.start_mark, event.end_mark),
+                    # types-PyYAML: the C parser's events carry yaml._yaml.Mark, which ScalarNode's stub rejects
+                    yaml.ScalarNode(_TAG + "str", "", event.start_mark, event.end_mark),  # type: ignore[arg-type]
                     f"file has more than {limit} YAML nodes, the limit for a manifest; "
                     "split it into several files",
                 )

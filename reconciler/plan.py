@@ -245,7 +245,9 @@ def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, ta
         return Change(Op.NOOP, want.name, want, have)
     new_view = view(want.definition, want.ext, want.protected)
     if have is None or (not have.exists and have.owner == owner):
-        drift = () if have is None else (FieldChange("(entry)", "applied", "deleted from Redis"),)
+        drift: tuple[FieldChange, ...] = ()
+        if have is not None:
+            drift = (FieldChange("(entry)", "applied", "deleted from Redis"),)
         return Change(Op.CREATE, want.name, want, have, field_changes({}, new_view), True, drift)
     old_definition, old_ext = canonical(have.decoded_definition(), have.decoded_ext())
     if have.owner != owner:
@@ -259,7 +261,7 @@ def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, ta
         return Change(Op.ADOPT, want.name, want, have, fields,
                       _reschedules(old_definition, want.definition, old_ext, want.ext))
     record = have.record
-    drift: tuple[FieldChange, ...] = ()
+    drift = ()
     if record is not None and record.digest != have.fingerprint:
         drift = (FieldChange("(entry)", "as applied", "changed in Redis since the last apply"),)
     if not have.meta_readable:

@@ -201,4 +201,4 @@ def read_all(client: Any, keys: KeySpace) -> dict[str, ActualEntry]:
 
 
 def records_of(state: ActualState) -> Mapping[str, OwnershipRecord]:
-    return {name: entry.record for name, entry in state.entries.items() if entry.record is not None}  # type: ignore[misc]
+    return {name: entry.record for name, entry in state.entries.items() if entry.record is not None}

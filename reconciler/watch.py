@@ -85,7 +85,7 @@ def next_resync(now: float, interval: float, random: Callable[[], float]) -> flo
 
 def backoff(failures: int, *, cap: float = BACKOFF_CAP) -> float:
     """Seconds to wait after ``failures`` (>= 1) Redis errors in a row: doubling from BACKOFF_BASE, capped."""
-    return min(cap, BACKOFF_BASE * 2 ** min(max(failures, 1) - 1, 32))
+    return min(cap, BACKOFF_BASE * 2.0 ** min(max(failures, 1) - 1, 32))
 
 
 def decide(now: float, digest: str | None, state: LoopState) -> Trigger | None:
@@ -348,7 +348,7 @@ def run(settings: Settings) -> int:
     from reconciler.redaction import redact_url
 
     configure(settings.log_format)
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
     missing = [str(p) for p in settings.paths if not p.exists()]
     if missing:
         log(logger, "path does not exist", logging.ERROR, paths=missing)

@@ -35,7 +35,7 @@ _SENTINEL_SCHEMES = ("redis-sentinel", "sentinel", "redis+sentinel", "rediss+sen
 _RETRYABLE = (redis.ConnectionError, redis.TimeoutError, MasterNotFoundError)
 
 
-class ClusterKeyPrefixError(ImproperlyConfigured):
+class ClusterKeyPrefixError(ImproperlyConfigured):  # type: ignore[misc]  # celery is untyped (the base is Any)
     """On Redis Cluster the key prefix has no hash tag, so redbeat's keys would live in different slots."""
 
 
@@ -220,12 +220,14 @@ def _sentinel_client(url: str, options: Mapping[str, Any], use_ssl: Any) -> Any:
     tls = bool(connection_kwargs.pop("ssl", False))
     if tls:
         connection_kwargs.setdefault("ssl_cert_reqs", ssl.CERT_REQUIRED)
-    sentinel = Sentinel(hosts, sentinel_kwargs=options.get("sentinel_kwargs"), **connection_kwargs)
+    # redis-py leaves Sentinel, master_for and ClusterNode unannotated
+    sentinel = Sentinel(hosts, sentinel_kwargs=options.get("sentinel_kwargs"), **connection_kwargs)  # type: ignore[no-untyped-call]
     service = (
         options.get("service_name") or options.get("master_name")
         or query.get("service_name") or query.get("master_name") or "master"
     )
-    return sentinel.master_for(service, connection_class=_MasterSSLConnection if tls else _MasterConnection)
+    connection_class = _MasterSSLConnection if tls else _MasterConnection
+    return sentinel.master_for(service, connection_class=connection_class)  # type: ignore[no-untyped-call]
 
 
 def _cluster_client(url: str, options: Mapping[str, Any], passthrough: Mapping[str, Any]) -> Any:
@@ -240,7 +242,7 @@ def _cluster_client(url: str, options: Mapping[str, Any], passthrough: Mapping[s
     if parsed.username and "username" not in kwargs:
         kwargs["username"] = unquote(parsed.username)
     nodes = options.get("startup_nodes") or [{"host": parsed.hostname or "localhost", "port": parsed.port or 30001}]
-    startup = [ClusterNode(str(node["host"]), int(node["port"])) for node in nodes]
+    startup = [ClusterNode(str(node["host"]), int(node["port"])) for node in nodes]  # type: ignore[no-untyped-call]
     return RedisCluster(startup_nodes=startup, **kwargs)
 
 

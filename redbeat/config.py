@@ -81,7 +81,8 @@ class RedBeatConfig:
 
     @property
     def schedule(self) -> dict[str, Any]:
-        return self.app.conf.beat_schedule
+        schedule: dict[str, Any] = self.app.conf.beat_schedule  # celery is untyped
+        return schedule
 
     @schedule.setter
     def schedule(self, value: dict[str, Any]) -> None:

@@ -47,7 +47,7 @@ def entry_timezone(ext: dict[str, Any] | None) -> ZoneInfo | None:
     return ZoneInfo(name) if name else None
 
 
-class RedBeatSchedulerEntry(ScheduleEntry):
+class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]  # celery is untyped (ScheduleEntry is Any)
     """A schedule entry stored at ``<prefix><name>`` (see docs/design.md §2.4 for the JSON)."""
 
     _meta = None
@@ -151,7 +151,8 @@ class RedBeatSchedulerEntry(ScheduleEntry):
         return entry_timezone(self.ext)
 
     def _now(self) -> datetime:
-        return self.app.now()
+        now: datetime = self.app.now()  # celery is untyped
+        return now
 
     @property
     def policy(self) -> timing.Policy:
@@ -236,7 +237,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):
     def _next_instance(
         self, last_run_at: datetime | None = None, only_update_last_run_at: bool = False
     ) -> RedBeatSchedulerEntry:
-        entry = super()._next_instance(last_run_at=last_run_at)
+        entry: RedBeatSchedulerEntry = super()._next_instance(last_run_at=last_run_at)  # celery is untyped
         entry.ext = dict(self.ext)
         entry.enabled = self.enabled
         if only_update_last_run_at:

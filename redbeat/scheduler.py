@@ -47,11 +47,12 @@ CORRUPT_RETRY_SECONDS = 60.0
 DEFINITION_CACHE_SIZE = 200_000
 
 
-class RedBeatScheduler(Scheduler):
+class RedBeatScheduler(Scheduler):  # type: ignore[misc]  # celery is untyped (Scheduler is Any)
     Entry = RedBeatSchedulerEntry
 
     lock: BeatLock | None = None
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    max_interval: float  # set by celery's Scheduler.__init__ (beat_max_loop_interval or the scheduler's default)
 
     def __init__(self, app: Any, lock_key: str | None = None, lock_timeout: float | None = None, **kwargs: Any) -> None:
         conf = ensure_conf(app)
@@ -88,6 +89,8 @@ class RedBeatScheduler(Scheduler):
         return self.lock_timeout / 3.0
 
     def _beat_lock(self) -> BeatLock:
+        if self.lock_key is None:  # callers check first: redbeat_lock_key=None runs without a lock
+            raise RuntimeError("beat: no lock key (redbeat_lock_key=None disables the lock)")
         if self.lock is None or self.lock.client is not self.client:
             self.lock = BeatLock(self.client, self.lock_key, self.lock_timeout,
                                  token=self.lock.token if self.lock else None)
@@ -316,7 +319,8 @@ class RedBeatScheduler(Scheduler):
         if len(batch.entries) >= DUE_BATCH_LIMIT:
             return 0.0
         wake_at = min(next_scores) if next_scores else time.time() + self.max_interval
-        return max(0.0, min(wake_at - self.app.now().timestamp(), self.max_interval, self.renew_interval))
+        clock: datetime = self.app.now()  # celery is untyped
+        return max(0.0, min(wake_at - clock.timestamp(), self.max_interval, self.renew_interval))
 
     def _heartbeat(self, now_ts: float) -> str:
         holder = self.lock.token if self.lock is not None and self.lock_key else None
@@ -327,7 +331,7 @@ class RedBeatScheduler(Scheduler):
         event = RunEvent.SENT if failure is None else RunEvent.LOST
         self._outcomes.append(Outcome(event, step.name, step.slot, time.time(), failure or ""))
 
-    def apply_entry(self, entry: Any, producer: Any = None) -> str | None:  # type: ignore[override]
+    def apply_entry(self, entry: Any, producer: Any = None) -> str | None:
         """Celery's own send path (signals, routing, task protocol); a failed send is counted and logged.
 
         Returns None when the broker took it (celery's own returns None too, so an override that does is a
@@ -515,7 +519,7 @@ class RedBeatScheduler(Scheduler):
     # -- inspection and shutdown ----------------------------------------------------
 
     @property
-    def schedule(self) -> dict[str, RedBeatSchedulerEntry]:  # type: ignore[override]
+    def schedule(self) -> dict[str, RedBeatSchedulerEntry]:
         """Every entry in Redis by name (celery-redbeat returned only a tick's window: its #155).
 
         Entries that cannot be loaded are logged and left out.

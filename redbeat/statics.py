@@ -78,7 +78,7 @@ def fast_definition(name: str, item: Any) -> tuple[str, str | None] | None:
     if not isinstance(item, dict) or set(item) - {"task", "schedule", "args", "kwargs", "options", "relative", "enabled"}:
         return None
     sched = item.get("schedule")
-    if isinstance(sched, numbers.Number) and not isinstance(sched, bool):
+    if not isinstance(sched, bool) and isinstance(sched, numbers.Number):
         sched = timedelta(seconds=float(sched))  # type: ignore[arg-type]
     if isinstance(sched, timedelta):
         tagged: Any = {"__type__": "interval", "every": sched.total_seconds(), "relative": bool(item.get("relative", False))}

@@ -458,7 +458,8 @@ class EntryStore:
         return None if value is None else float(value)
 
     def rank(self, member: str) -> int | None:
-        return self.client.zrank(self.keys.schedule, member)
+        rank: int | None = self.client.zrank(self.keys.schedule, member)  # redis-py types replies loosely
+        return rank
 
     # -- beat_schedule (statics) ------------------------------------------------
 
@@ -496,12 +497,14 @@ class EntryStore:
             return lambda: answer
         pool = client.connection_pool
         connection = pool.get_connection()
+        # redis-py leaves Connection.send_command and disconnect unannotated
         try:
-            connection.send_command(
-                "EVALSHA_RO", self._statics_digest_sha, 2, self.keys.schedule, self.keys.statics, self.keys.prefix, *names
+            connection.send_command(  # type: ignore[no-untyped-call]
+                "EVALSHA_RO", self._statics_digest_sha, 2, self.keys.schedule, self.keys.statics, self.keys.prefix,
+                *names,
             )
         except BaseException:
-            connection.disconnect()
+            connection.disconnect()  # type: ignore[no-untyped-call]
             pool.release(connection)
             raise
 
@@ -512,7 +515,7 @@ class EntryStore:
                 pool.release(connection)  # the error was read in full: the connection is clean
                 return self.statics_digest(names)  # loads the script, or runs it on Redis 6
             except BaseException:
-                connection.disconnect()
+                connection.disconnect()  # type: ignore[no-untyped-call]
                 pool.release(connection)
                 raise
             pool.release(connection)
