@@ -139,7 +139,8 @@ def _parse_field(field: str, spec: str) -> frozenset[int]:
             items = _expand(field, low, top, _number(field, first), _number(field, last))
         elif slash:
             raise CronError(
-                f"{LABELS[field]} {part!r}: a step needs '*' or a range before it, e.g. '*/{step}' or '{base}-{top}/{step}'"
+                f"{LABELS[field]} {part!r}: a step needs '*' or a range before it, "
+                f"e.g. '*/{step}' or '{base}-{top}/{step}'"
             )
         else:
             items = [_number(field, base)]
@@ -206,9 +207,7 @@ def parse_cron(expression: str) -> CronSpec:
         text = SHORTCUTS[text.lower()]
     parts = text.split()
     if len(parts) != 5:
-        raise CronError(
-            f"expected 5 fields 'minute hour day-of-month month day-of-week', got {len(parts)}"
-        )
+        raise CronError(f"expected 5 fields 'minute hour day-of-month month day-of-week', got {len(parts)}")
     sets = {field: parse_field(field, part) for field, part in zip(CRON_ORDER, parts, strict=False)}
     spec = CronSpec(**sets)
     if spec.restricted("day_of_month") and spec.restricted("day_of_week"):

@@ -18,7 +18,13 @@ import math
 import re
 from decimal import Decimal
 
-UNITS: dict[str, Decimal] = {"d": Decimal(86400), "h": Decimal(3600), "m": Decimal(60), "s": Decimal(1), "ms": Decimal("0.001")}
+UNITS: dict[str, Decimal] = {
+    "d": Decimal(86400),
+    "h": Decimal(3600),
+    "m": Decimal(60),
+    "s": Decimal(1),
+    "ms": Decimal("0.001"),
+}
 
 #: The longest duration any field accepts (see the module docstring for why).
 MAX_SECONDS = 36500 * 86400.0

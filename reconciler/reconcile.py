@@ -143,7 +143,9 @@ def reconcile(
         except ApplyPermissionError as exc:
             raise StoreError(f"{_redis(target, 'applying')}: {exc}; nothing was written") from None
         except RedisError as exc:
-            raise StoreError(f"{_redis(target, 'applying')}: {exc}; the apply is atomic, so nothing was written") from None
+            raise StoreError(
+                f"{_redis(target, 'applying')}: {exc}; the apply is atomic, so nothing was written"
+            ) from None
         timings["apply"] = time.perf_counter() - started
         return Outcome(current, result, attempt, timings)
     raise StoreError(f"Redis kept changing under the plan ({REPLAN_ATTEMPTS} attempts); nothing was written")

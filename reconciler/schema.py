@@ -283,20 +283,29 @@ def _translate(document: Document, error: jsonschema.ValidationError) -> list[Ma
         errors = []
         for key, needs in expected.items():
             if key in value and any(n not in value for n in needs):
-                errors.append(document.error((*path, key), f"'{key}' only applies to an '{' or '.join(needs)}' schedule", at="key"))
+                message = f"'{key}' only applies to an '{' or '.join(needs)}' schedule"
+                errors.append(document.error((*path, key), message, at="key"))
         return errors
     if kind == "type":
         wanted: list[str] = expected if isinstance(expected, list) else [expected]
         words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted)
         if not path:
-            return [document.error(path, f"a manifest document must be a mapping (one schedule, or defaults and schedules), got {_json_type(value)}")]
+            return [
+                document.error(
+                    path,
+                    "a manifest document must be a mapping (one schedule, or defaults and schedules), "
+                    f"got {_json_type(value)}",
+                )
+            ]
         got = _json_type(value)
         if value is not None and not isinstance(value, (dict, list)):
             got += f" {_short(value)}"
         return [document.error(path, f"expected {words}, got {got}")]
     if kind == "enum":
         options = [str(o) for o in expected]
-        return [document.error(path, f"{_short(value)} is not one of {', '.join(options)}", did_you_mean(value, options))]
+        return [
+            document.error(path, f"{_short(value)} is not one of {', '.join(options)}", did_you_mean(value, options))
+        ]
     if kind == "pattern":
         message = schema.get("x-pattern-message") or f"does not match {expected!r}"
         return [document.error(path, f"{_short(value)}: {message}")]

@@ -136,7 +136,9 @@ def _normalise_query(url: str) -> str:
     return urlunparse(parsed._replace(query=urlencode(query)))
 
 
-def _sentinel_hosts(url: str, options: Mapping[str, Any]) -> tuple[list[tuple[str, int]], dict[str, Any], dict[str, str]]:
+def _sentinel_hosts(
+    url: str, options: Mapping[str, Any]
+) -> tuple[list[tuple[str, int]], dict[str, Any], dict[str, str]]:
     """Sentinel addresses, connection kwargs and query arguments from either URL style.
 
     ``redis-sentinel://`` with the ``sentinels`` option is celery-redbeat's
@@ -223,8 +225,11 @@ def _sentinel_client(url: str, options: Mapping[str, Any], use_ssl: Any) -> Any:
     # redis-py leaves Sentinel, master_for and ClusterNode unannotated
     sentinel = Sentinel(hosts, sentinel_kwargs=options.get("sentinel_kwargs"), **connection_kwargs)  # type: ignore[no-untyped-call]
     service = (
-        options.get("service_name") or options.get("master_name")
-        or query.get("service_name") or query.get("master_name") or "master"
+        options.get("service_name")
+        or options.get("master_name")
+        or query.get("service_name")
+        or query.get("master_name")
+        or "master"
     )
     connection_class = _MasterSSLConnection if tls else _MasterConnection
     return sentinel.master_for(service, connection_class=connection_class)  # type: ignore[no-untyped-call]
@@ -294,7 +299,7 @@ def cluster_hash_tag(prefix: str) -> str | None:
     end = prefix.find("}", start + 1)
     if end <= start + 1:
         return None
-    return prefix[start + 1:end]
+    return prefix[start + 1 : end]
 
 
 def check_cluster_prefix(client: Any, prefix: str) -> None:

@@ -159,7 +159,10 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]  # celery is u
         return timing.Policy.from_ext(self.ext, self.name)
 
     def next_due_after(self, last_run_at: datetime | None, now: datetime | None = None) -> datetime | None:
-        """When the entry is due after a run at ``last_run_at`` (None: never ran), seen at ``now`` (default: the app's)."""
+        """When the entry is due after a run at ``last_run_at`` (None: never ran), seen at ``now``.
+
+        ``now`` defaults to the app's clock.
+        """
         return timing.next_due(self.schedule, last_run_at, now=now or self._now(), tz=self.tz, policy=self.policy)
 
     @property

@@ -62,13 +62,19 @@ class BeatMetrics:
 
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.leader = Gauge("redbeat_beat_leader", "1 while this beat holds the lock and dispatches, else 0", registry=r)
+        self.leader = Gauge(
+            "redbeat_beat_leader", "1 while this beat holds the lock and dispatches, else 0", registry=r
+        )
         self.dispatches = Counter("redbeat_beat_dispatches", "Runs claimed and handed to Celery to send", registry=r)
         self.lag = Histogram(
-            "redbeat_beat_dispatch_lag_seconds", "From a slot's due time to handing its run to Celery",
-            buckets=LAG_BUCKETS, registry=r,
+            "redbeat_beat_dispatch_lag_seconds",
+            "From a slot's due time to handing its run to Celery",
+            buckets=LAG_BUCKETS,
+            registry=r,
         )
-        self.errors = Counter("redbeat_beat_errors", "Errors by kind: redis, entry (corrupt), send", ["kind"], registry=r)
+        self.errors = Counter(
+            "redbeat_beat_errors", "Errors by kind: redis, entry (corrupt), send", ["kind"], registry=r
+        )
         self.unreadable = Gauge(
             "redbeat_beat_entries_unreadable",
             "Entries this beat set aside because it cannot read or schedule them (see the log and status)",
@@ -76,11 +82,17 @@ class BeatMetrics:
         )
         self.entries_due = Gauge("redbeat_beat_entries_due", "Entries the last tick found due (read)", registry=r)
         self.renew = Histogram(
-            "redbeat_beat_lock_renew_seconds", "Round trip that renews the lease and reads due entries",
-            buckets=LATENCY_BUCKETS, registry=r,
+            "redbeat_beat_lock_renew_seconds",
+            "Round trip that renews the lease and reads due entries",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
-        self.tick = Histogram("redbeat_beat_tick_seconds", "Duration of a leader tick", buckets=LATENCY_BUCKETS, registry=r)
-        self.last_tick = Gauge("redbeat_beat_last_tick_timestamp_seconds", "When the last tick ended (Unix time)", registry=r)
+        self.tick = Histogram(
+            "redbeat_beat_tick_seconds", "Duration of a leader tick", buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.last_tick = Gauge(
+            "redbeat_beat_last_tick_timestamp_seconds", "When the last tick ended (Unix time)", registry=r
+        )
         for kind in ("redis", "entry", "send"):
             self.errors.labels(kind=kind)
         self.entry_runs = EntryRuns(r, entry_limit) if entry_limit > 0 else None

@@ -387,8 +387,9 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]  # celery is untyped (S
             return self._set_aside(stored, now, f"{where} holds bytes that are not UTF-8"), None
         key = self.app.redbeat_conf.keys.entry_key_of(stored.member)
         if stored.definition is None:
-            logger.error("beat: %s is in the schedule but its hash or definition is gone; removing it from the schedule",
-                         key)
+            logger.error(
+                "beat: %s is in the schedule but its hash or definition is gone; removing it from the schedule", key
+            )
             return Settlement(Step.DROP, stored.member, stored.score), None
         try:
             fields = self._decoded(stored.definition)
@@ -459,12 +460,24 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]  # celery is untyped (S
             logger.error("beat: Dropping the run-now request of %s: %s", name, exc)
             return Settlement(Step.TRIGGER, stored.member, stored.score, now.timestamp(), stored.trigger), None
         if trigger.expired(now.timestamp()) or not fields["enabled"]:
-            logger.warning("beat: Dropping the run-now request of %s by %s (%s)", name, trigger.by,
-                           "disabled" if not fields["enabled"] else "expired")
+            logger.warning(
+                "beat: Dropping the run-now request of %s by %s (%s)",
+                name,
+                trigger.by,
+                "disabled" if not fields["enabled"] else "expired",
+            )
             return Settlement(Step.TRIGGER, stored.member, stored.score, trigger.score, stored.trigger), None
         entry = self._entry_to_send(name, fields, ext, run_state["last_run_at"], run_state["total_run_count"])
-        step = Settlement(Step.TRIGGER, stored.member, stored.score, trigger.score, stored.trigger, name,
-                          slot_text(now), note=trigger.history_note())
+        step = Settlement(
+            Step.TRIGGER,
+            stored.member,
+            stored.score,
+            trigger.score,
+            stored.trigger,
+            name,
+            slot_text(now),
+            note=trigger.history_note(),
+        )
         return step, entry
 
     def _score_until_due(self, decision: timing.Decision, run_state: dict[str, Any]) -> float:
@@ -490,9 +503,13 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]  # celery is untyped (S
         keys = self.app.redbeat_conf.keys
         label = keys.entry_key_of(member) if isinstance(member, str) else f"{member!r} (a name that is not UTF-8)"
         if self._unreadable.get(member) != reason:
-            logger.error("beat: Skipping %s: %s; the other entries run. Fix or delete it "
-                         "(looked at again every %ss, logged again only if the problem changes)",
-                         label, reason, int(CORRUPT_RETRY_SECONDS))
+            logger.error(
+                "beat: Skipping %s: %s; the other entries run. Fix or delete it "
+                "(looked at again every %ss, logged again only if the problem changes)",
+                label,
+                reason,
+                int(CORRUPT_RETRY_SECONDS),
+            )
             self._unreadable[member] = reason
         self.metrics.unreadable.set(len(self._unreadable))
         record = json.dumps({"reason": reason, "seen_at": round(now.timestamp(), 3)})
@@ -607,4 +624,3 @@ def _process_name() -> str:
     import socket
 
     return f"{socket.gethostname()}:{os.getpid()}"
-

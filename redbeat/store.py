@@ -525,7 +525,8 @@ class EntryStore:
 
     def statics_digest(self, names: list[str]) -> tuple[str, int, int]:
         """(digest of the named entries as stored, size of the statics set, how many of ``names`` are in it)."""
-        digest, size, present = self._statics_digest([self.keys.schedule, self.keys.statics], [self.keys.prefix, *names])
+        keys, args = [self.keys.schedule, self.keys.statics], [self.keys.prefix, *names]
+        digest, size, present = self._statics_digest(keys, args)
         return _s(digest), int(size), int(present)
 
     def write_statics(
@@ -536,16 +537,24 @@ class EntryStore:
         names: Iterable[str],
         record_names: bool,
     ) -> None:
-        """One atomic script: definitions (name -> definition, ext, meta-if-absent, score), removals, the statics set."""
+        """One atomic script: definitions, removals, the statics set.
+
+        A definition is name -> (definition, ext, meta-if-absent, score).
+        """
         removed = list(removed)
         if not writes and not removed and not record_names:
             return
-        payload = json.dumps({
-            "w": [[name, definition, ext or "", meta or "", _fmt_score(score)]
-                  for name, (definition, ext, meta, score) in writes.items()],
-            "r": removed,
-            "n": list(names) if record_names else [],
-        }, separators=(",", ":"))
+        payload = json.dumps(
+            {
+                "w": [
+                    [name, definition, ext or "", meta or "", _fmt_score(score)]
+                    for name, (definition, ext, meta, score) in writes.items()
+                ],
+                "r": removed,
+                "n": list(names) if record_names else [],
+            },
+            separators=(",", ":"),
+        )
         self._write_statics(keys=[self.keys.schedule, self.keys.statics], args=[self.keys.prefix, payload])
 
 

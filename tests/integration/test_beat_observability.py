@@ -75,7 +75,9 @@ def test_corrupt_entry_counts_as_an_entry_error(redis_url, redis_client):
     scheduler.close()
 
 
-@pytest.mark.parametrize("value, expected", [(None, None), ("9186", "127.0.0.1:9186"), ("0.0.0.0:9186", "0.0.0.0:9186")])
+@pytest.mark.parametrize(
+    "value, expected", [(None, None), ("9186", "127.0.0.1:9186"), ("0.0.0.0:9186", "0.0.0.0:9186")]
+)
 def test_metrics_listen_setting(value, expected):
     assert parse_listen(value) == expected
 

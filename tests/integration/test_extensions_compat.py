@@ -44,27 +44,56 @@ schedules:
   - name: once
     at: "2026-12-01T08:00:00Z"
   - name: nth-friday
-    rrule: {freq: monthly, byweekday: ["1fr"], byhour: [7], byminute: [0], bysecond: [0], dtstart: "2026-01-01T00:00:00Z"}
+    rrule:
+      {freq: monthly, byweekday: ["1fr"], byhour: [7], byminute: [0], bysecond: [0], dtstart: "2026-01-01T00:00:00Z"}
 """
 
 
-def test_celery_redbeat_loads_and_runs_entries_with_extensions(celery_redbeat_python, redis_url, redis_client, tmp_path):
+def test_celery_redbeat_loads_and_runs_entries_with_extensions(
+    celery_redbeat_python, redis_url, redis_client, tmp_path
+):
     (tmp_path / "jobs.yaml").write_text(textwrap.dedent(MANIFEST))
     desired = load([tmp_path])
-    assert {n for n, e in desired.items() if e.ext} == {"berlin-morning", "spread", "all-missed", "windowed", "nth-friday"}
+    assert {n for n, e in desired.items() if e.ext} == {
+        "berlin-morning",
+        "spread",
+        "all-missed",
+        "windowed",
+        "nth-friday",
+    }
     reconcile(desired, connect(redis_url), clock=lambda: NOW.timestamp() - 3600)
     # Every entry has ext beside the definition, and nothing of ours inside it.
     for name in desired:
         stored = json.loads(redis_client.hget(f"redbeat:{name}", "definition"))
         assert list(stored) == ["name", "task", "args", "kwargs", "options", "schedule", "enabled"]
 
-    read = json.loads(run_compat_script("cr_read.py", "--redis-url", redis_url, "--prefix", "redbeat:",
-                                        "--now", NOW.isoformat(), python=celery_redbeat_python))
+    read = json.loads(
+        run_compat_script(
+            "cr_read.py",
+            "--redis-url",
+            redis_url,
+            "--prefix",
+            "redbeat:",
+            "--now",
+            NOW.isoformat(),
+            python=celery_redbeat_python,
+        )
+    )
     assert read["errors"] == []
     assert sorted(e["name"] for e in read["entries"]) == sorted(desired)
 
-    ticked = json.loads(run_compat_script("cr_tick.py", "--redis-url", redis_url, "--prefix", "redbeat:",
-                                          "--now", NOW.isoformat(), python=celery_redbeat_python))
+    ticked = json.loads(
+        run_compat_script(
+            "cr_tick.py",
+            "--redis-url",
+            redis_url,
+            "--prefix",
+            "redbeat:",
+            "--now",
+            NOW.isoformat(),
+            python=celery_redbeat_python,
+        )
+    )
     # celery-redbeat runs what it can see: never-run entries at once (its #79), the one-off at its time,
     # without jitter, windows or catch-up rules (validate --compat celery-redbeat warns about exactly that).
     assert sorted(s["name"] for s in ticked["sent"]) == sorted(desired)

@@ -71,7 +71,9 @@ def test_drift_is_corrected_by_the_resync_of_the_last_good_state(tmp_path, redis
     redis_client.hset("redbeat:a", "definition", redis_client.hget("redbeat:a", "definition").replace("30.0", "1.0"))
     (tmp_path / "jobs.yaml").write_text("schedules: [")  # invalid from now on
     applier = run_loop(tmp_path, redis_url, until=1)
-    assert applier.desired is None and '"every": 1.0' in redis_client.hget("redbeat:a", "definition")  # nothing valid yet
+    assert applier.desired is None and '"every": 1.0' in redis_client.hget(
+        "redbeat:a", "definition"
+    )  # nothing valid yet
     (tmp_path / "jobs.yaml").write_text(JOBS)
     applier = run_loop(tmp_path, redis_url, until=1)
     assert '"every": 30.0' in redis_client.hget("redbeat:a", "definition")
