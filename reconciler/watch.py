@@ -25,9 +25,7 @@ import enum
 import logging
 import os
 import random as _random
-import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +42,7 @@ from reconciler.logs import LogFormat, configure, log
 from reconciler.metrics import KINDS, WatchMetrics
 from reconciler.model import DesiredEntry
 from reconciler.reconcile import Outcome, PlanOptions, PlanRefused, Target
+from reconciler.revision import revision_of, run_git
 
 logger = logging.getLogger("reconciler.watch")
 
@@ -127,36 +126,6 @@ def errored(state: LoopState, digest: str, now: float, resync_interval: float) -
     failures = state.failures + 1
     delay = backoff(failures, cap=min(BACKOFF_CAP, resync_interval))
     return replace(state, failed=digest, failures=failures, retry_at=now + delay, attempted=True)
-
-
-# --- revision --------------------------------------------------------------------------------
-
-
-def revision_of(paths: Sequence[Path], digest: str, git: Callable[[Path, Sequence[str]], str | None]) -> str:
-    """The git commit when the first path is a clean checkout, else ``sha256:`` and the content digest."""
-    first = paths[0] if paths else None
-    if first is not None and first.is_dir():
-        head = git(first, ["rev-parse", "HEAD"])
-        if head and git(first, ["status", "--porcelain", "--", "."]) == "":
-            return head
-    return f"sha256:{digest[:16]}"
-
-
-def run_git(directory: Path, args: Sequence[str]) -> str | None:
-    """``git -C directory args`` output, stripped; None when git is missing or fails."""
-    if shutil.which("git") is None:
-        return None
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(directory), *args],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
 
 
 # --- one step: load, decide, apply -----------------------------------------------------------
