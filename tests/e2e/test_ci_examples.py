@@ -516,26 +516,24 @@ def test_pre_commit_hook_via_try_repo(tmp_path, hook_repo):
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=hook_repo, capture_output=True, text=True, check=True)
     config["repos"][0].update(repo=str(hook_repo), rev=head.stdout.strip())
     (project / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))
+
+    def run_hooks() -> subprocess.CompletedProcess[str]:
+        """`pre-commit run --all-files` in the project, as a developer runs it."""
+        return subprocess.run(
+            [sys.executable, "-m", "pre_commit", "run", "--all-files", "--color", "never"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
     git(project, "add", ".pre-commit-config.yaml")
-    run = subprocess.run(
-        [sys.executable, "-m", "pre_commit", "run", "--all-files", "--color", "never"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    run = run_hooks()
     assert run.returncode == 1 and "minute 61 is out of range" in run.stdout, run.stdout + run.stderr
     (project / "schedules" / "bad.yaml").unlink()
     git(project, "add", "-A")
-    run = subprocess.run(
-        [sys.executable, "-m", "pre_commit", "run", "--all-files", "--color", "never"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    run = run_hooks()
     assert run.returncode == 0, run.stdout + run.stderr
 
 

@@ -117,21 +117,9 @@ def test_an_owner_deletes_all_its_entries_only_with_allow_mass_delete(
 
 
 def test_conflict_exits_1_names_the_entry_and_the_remedy(schedules, redis_url, redis_client):
-    redis_client.hset(
-        "redbeat:heartbeat",
-        "definition",
-        json.dumps(
-            {
-                "name": "heartbeat",
-                "task": "ops.tasks.ping",
-                "args": [],
-                "kwargs": {},
-                "options": {},
-                "schedule": {"__type__": "interval", "every": 10.0, "relative": False},
-                "enabled": True,
-            }
-        ),
-    )
+    redis_client.hset("redbeat:heartbeat", "definition", json.dumps(
+        {"name": "heartbeat", "task": "ops.tasks.ping", "args": [], "kwargs": {}, "options": {},
+         "schedule": {"__type__": "interval", "every": 10.0, "relative": False}, "enabled": True}))
     redis_client.config_resetstat()
     result = run("--redis-url", redis_url, str(schedules))
     assert result.returncode == 1
@@ -258,26 +246,9 @@ def test_export_all_brings_celery_redbeat_entries_under_git(redis_url, redis_cli
 
 def test_status_lists_every_entry(schedules, redis_url, redis_client):
     run("--redis-url", redis_url, str(schedules))
-    redis_client.hset(
-        "redbeat:heartbeat",
-        "meta",
-        json.dumps(
-            {
-                "last_run_at": {
-                    "__type__": "datetime",
-                    "year": 2026,
-                    "month": 1,
-                    "day": 2,
-                    "hour": 3,
-                    "minute": 4,
-                    "second": 5,
-                    "microsecond": 0,
-                    "timezone": "UTC",
-                },
-                "total_run_count": 7,
-            }
-        ),
-    )
+    redis_client.hset("redbeat:heartbeat", "meta", json.dumps(
+        {"last_run_at": {"__type__": "datetime", "year": 2026, "month": 1, "day": 2, "hour": 3, "minute": 4,
+                         "second": 5, "microsecond": 0, "timezone": "UTC"}, "total_run_count": 7}))
     table = run("status", "--redis-url", redis_url)
     assert table.returncode == 0, table.stderr
     assert (

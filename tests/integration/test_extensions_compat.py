@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import textwrap
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from support.beat import current, make_app, recording_scheduler_class
@@ -67,33 +68,17 @@ def test_celery_redbeat_loads_and_runs_entries_with_extensions(
         stored = json.loads(redis_client.hget(f"redbeat:{name}", "definition"))
         assert list(stored) == ["name", "task", "args", "kwargs", "options", "schedule", "enabled"]
 
-    read = json.loads(
-        run_compat_script(
-            "cr_read.py",
-            "--redis-url",
-            redis_url,
-            "--prefix",
-            "redbeat:",
-            "--now",
-            NOW.isoformat(),
-            python=celery_redbeat_python,
-        )
-    )
+    def compat(script: str) -> dict[str, Any]:
+        """A celery-redbeat 2.4.2 script's JSON answer about this Redis at NOW."""
+        args = ["--redis-url", redis_url, "--prefix", "redbeat:", "--now", NOW.isoformat()]
+        answer: dict[str, Any] = json.loads(run_compat_script(script, *args, python=celery_redbeat_python))
+        return answer
+
+    read = compat("cr_read.py")
     assert read["errors"] == []
     assert sorted(e["name"] for e in read["entries"]) == sorted(desired)
 
-    ticked = json.loads(
-        run_compat_script(
-            "cr_tick.py",
-            "--redis-url",
-            redis_url,
-            "--prefix",
-            "redbeat:",
-            "--now",
-            NOW.isoformat(),
-            python=celery_redbeat_python,
-        )
-    )
+    ticked = compat("cr_tick.py")
     # celery-redbeat runs what it can see: never-run entries at once (its #79), the one-off at its time,
     # without jitter, windows or catch-up rules (validate --compat celery-redbeat warns about exactly that).
     assert sorted(s["name"] for s in ticked["sent"]) == sorted(desired)
