@@ -21,19 +21,18 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import lag  # noqa: E402
 from tests.support.celery_redbeat_venv import celery_redbeat_python, subprocess_env  # noqa: E402
 from tests.support.redis_proc import RedisProcess  # noqa: E402
-
-from bench import lag  # noqa: E402
 
 WORKER = ROOT / "bench" / "worker.py"
 RESULTS = ROOT / "bench" / "results"
@@ -78,7 +77,7 @@ class Impl:
         spec = {**spec, "impl": self.name}
         result = subprocess.run(
             [self.python, str(WORKER), json.dumps(spec)], cwd=self.cwd, env=self.env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
+            capture_output=True, text=True, timeout=timeout,
         )
         if result.returncode != 0:
             raise RuntimeError(f"{self.name} worker {spec['scenario']} exited {result.returncode}:\n"
@@ -253,8 +252,13 @@ class Bench:
                 ratio, _ = speedup(tick[THEIRS], tick[OURS])
                 if n == max(s.tick_n) and k == max(s.tick_k) and broker == "redis" and not self.quick:
                     row.target = "≥2× faster; overhead/due ≥10× lower; ≤3 round trips"
-                    row.met = bool(ratio and ratio >= 2 and over_ratio and (over_ratio >= 10 or over[OURS]["median"] <= 0)
-                                   and rtt[OURS] <= 3)
+                    row.met = bool(
+                        ratio
+                        and ratio >= 2
+                        and over_ratio
+                        and (over_ratio >= 10 or over[OURS]["median"] <= 0)
+                        and rtt[OURS] <= 3
+                    )
                 else:
                     row.target = "≤3 round trips"
                     row.met = rtt[OURS] <= 3
@@ -269,22 +273,26 @@ class Bench:
             for impl in order:
                 self.log(f"idle N={n} restart={restart} {impl}")
                 db = TICK_DB[impl].get(n) or TICK_DB[impl][min(TICK_DB[impl])]
-                runs[impl].append(self.worker(impl, {"scenario": "idle", "db": db, "n": n, "restart": restart,
-                                                     "skip": max(s.tick_k)}))
+                runs[impl].append(
+                    self.worker(impl, {"scenario": "idle", "db": db, "n": n, "restart": restart, "skip": max(s.tick_k)})
+                )
         self.raw["idle-restart" if restart else "idle"] = runs
         key = "first" if restart else "median"
         times = {i: summary([r[key]["seconds"] for r in runs[i]]) for i in runs}
         rtt = {i: max(r[key]["round_trips"] for r in runs[i]) for i in runs}
         cmds = {i: statistics.median(r[key]["commands"] for r in runs[i]) for i in runs}
-        details = f"schedule round trips {rtt[THEIRS]} / {rtt[OURS]}; Redis commands {cmds[THEIRS]:.0f} / {cmds[OURS]:.0f}"
+        details = (
+            f"schedule round trips {rtt[THEIRS]} / {rtt[OURS]}; Redis commands {cmds[THEIRS]:.0f} / {cmds[OURS]:.0f}"
+        )
         if restart:
             second = {i: summary([r["second"]["seconds"] for r in runs[i]]) for i in runs}
-            details += (f"; second tick {fmt_seconds(second[THEIRS]['median'])} / {fmt_seconds(second[OURS]['median'])}"
-                        f"; every entry re-saved as start-up saves beat_schedule, then a new scheduler")
+            details += (
+                f"; second tick {fmt_seconds(second[THEIRS]['median'])} / {fmt_seconds(second[OURS]['median'])}"
+                f"; every entry re-saved as start-up saves beat_schedule, then a new scheduler"
+            )
         _, label = speedup(times[THEIRS], times[OURS])
         name = "idle tick after restart" if restart else "idle tick"
-        row = Row(name, f"N={fmt_size(n)}", times[THEIRS], times[OURS], ratio=label, details=details,
-                  target="< 2 ms")
+        row = Row(name, f"N={fmt_size(n)}", times[THEIRS], times[OURS], ratio=label, details=details, target="< 2 ms")
         row.met = times[OURS]["median"] is not None and times[OURS]["median"] < 0.002
         self.rows.append(row)
 
@@ -305,9 +313,14 @@ class Bench:
                 times = {i: summary([r[phase] for r in runs[i]]) for i in runs}
                 rtt = {i: max(r[phase + "_round_trips"] for r in runs[i]) for i in runs}
                 ratio, label = speedup(times[THEIRS], times[OURS])
-                row = Row(f"start-up, {'first start' if phase == 'first' else 'restart, unchanged'}",
-                          f"{fmt_size(n)} beat_schedule", times[THEIRS], times[OURS], ratio=label,
-                          details=f"round trips {rtt[THEIRS]} / {rtt[OURS]}")
+                row = Row(
+                    f"start-up, {'first start' if phase == 'first' else 'restart, unchanged'}",
+                    f"{fmt_size(n)} beat_schedule",
+                    times[THEIRS],
+                    times[OURS],
+                    ratio=label,
+                    details=f"round trips {rtt[THEIRS]} / {rtt[OURS]}",
+                )
                 if n == max(s.startup_n) and not self.quick:
                     row.target = f"≥{need}× faster"
                     row.met = bool(ratio and ratio >= need)
@@ -323,27 +336,52 @@ class Bench:
                 self.log(f"dispatch lag {s.lag_seconds:.0f}s {impl}")
                 i = self.impls[impl]
                 workdir = Path(tempfile.mkdtemp(prefix=f"lag-{impl}-", dir=self.workdir))
-                results[impl].append(lag.dispatch_lag(
-                    impl, i.python, i.env, workdir, f"{self.url}/{LAG_DB[impl]}", f"{self.url}/{BROKER_DB}",
-                    s.lag_seconds))
+                results[impl].append(
+                    lag.dispatch_lag(
+                        impl,
+                        i.python,
+                        i.env,
+                        workdir,
+                        f"{self.url}/{LAG_DB[impl]}",
+                        f"{self.url}/{BROKER_DB}",
+                        s.lag_seconds,
+                    )
+                )
         self.raw["lag"] = results
         expected = int(round(50 * s.lag_seconds))
         tolerance = 50 * s.lag_seconds / 60.0
         size = f"50 × 1 s, {s.lag_seconds:.0f} s"
-        for key, label, target in (("p50", "dispatch lag p50", ""), ("p99", "dispatch lag p99", "< 25 ms"),
-                                   ("max", "dispatch lag max", "")):
+        for key, label, target in (
+            ("p50", "dispatch lag p50", ""),
+            ("p99", "dispatch lag p99", "< 25 ms"),
+            ("max", "dispatch lag max", ""),
+        ):
             vals = {i: summary([r[key] for r in results[i]]) for i in results}
             _, ratio = speedup(vals[THEIRS], vals[OURS])
-            row = Row(label, size, vals[THEIRS], vals[OURS], ratio=ratio, target=target,
-                      details="due time (stored last run + 1 s) to message in the broker list")
+            row = Row(
+                label,
+                size,
+                vals[THEIRS],
+                vals[OURS],
+                ratio=ratio,
+                target=target,
+                details="due time (stored last run + 1 s) to message in the broker list",
+            )
             if target:
                 row.met = vals[OURS]["median"] is not None and vals[OURS]["median"] < 0.025
             self.rows.append(row)
         counts = {i: summary([r["dispatches"] for r in results[i]]) for i in results}
-        row = Row("dispatches", size, counts[THEIRS], counts[OURS], unit="count",
-                  ratio=f"{counts[OURS]['median'] - counts[THEIRS]['median']:+.0f}",
-                  target=f"{expected} ± {tolerance:.0f}",
-                  details=f"{expected} slots; lag samples {results[THEIRS][0]['lag_samples']} / {results[OURS][0]['lag_samples']}")
+        row = Row(
+            "dispatches",
+            size,
+            counts[THEIRS],
+            counts[OURS],
+            unit="count",
+            ratio=f"{counts[OURS]['median'] - counts[THEIRS]['median']:+.0f}",
+            target=f"{expected} ± {tolerance:.0f}",
+            details=f"{expected} slots; lag samples "
+            f"{results[THEIRS][0]['lag_samples']} / {results[OURS][0]['lag_samples']}",
+        )
         row.met = abs(counts[OURS]["median"] - expected) <= tolerance
         self.rows.append(row)
 
@@ -354,22 +392,40 @@ class Bench:
         results: dict[str, list[dict[str, Any]]] = {THEIRS: [], OURS: []}
         for impl in (THEIRS, OURS):
             # make sure the db holds the steady-state entries (seeded by the tick/idle worker)
-            self.worker(impl, {"scenario": "idle", "db": TICK_DB[impl][n] if n in TICK_DB[impl] else TICK_DB[impl][1000],
-                               "n": n, "ticks": 1})
+            self.worker(
+                impl,
+                {
+                    "scenario": "idle",
+                    "db": TICK_DB[impl][n] if n in TICK_DB[impl] else TICK_DB[impl][1000],
+                    "n": n,
+                    "ticks": 1,
+                },
+            )
         for impl in alternate(1)[0]:
             self.log(f"beat RSS N={n} {impl}")
             i = self.impls[impl]
             workdir = Path(tempfile.mkdtemp(prefix=f"rss-{impl}-", dir=self.workdir))
             db = TICK_DB[impl].get(n) or TICK_DB[impl][1000]
-            results[impl].append(lag.beat_memory(impl, i.python, i.env, workdir, f"{self.url}/{db}",
-                                                 f"{self.url}/{BROKER_DB}", s.rss_seconds))
+            results[impl].append(
+                lag.beat_memory(
+                    impl, i.python, i.env, workdir, f"{self.url}/{db}", f"{self.url}/{BROKER_DB}", s.rss_seconds
+                )
+            )
         self.raw["rss"] = results
         vals = {i: summary([r["rss_mib"] for r in results[i]]) for i in results}
         peak = {i: summary([r["peak_mib"] for r in results[i]]) for i in results}
         ratio = vals[OURS]["median"] / vals[THEIRS]["median"] if vals[THEIRS]["median"] else None
-        row = Row("beat resident memory", f"N={fmt_size(n)}", vals[THEIRS], vals[OURS], unit="MiB",
-                  ratio=f"{ratio:.2f}× theirs" if ratio else "-", target="≤ celery-redbeat",
-                  details=f"after {s.rss_seconds:.0f} s of ticking; peak {peak[THEIRS]['median']:.0f} / {peak[OURS]['median']:.0f} MiB")
+        row = Row(
+            "beat resident memory",
+            f"N={fmt_size(n)}",
+            vals[THEIRS],
+            vals[OURS],
+            unit="MiB",
+            ratio=f"{ratio:.2f}× theirs" if ratio else "-",
+            target="≤ celery-redbeat",
+            details=f"after {s.rss_seconds:.0f} s of ticking; "
+            f"peak {peak[THEIRS]['median']:.0f} / {peak[OURS]['median']:.0f} MiB",
+        )
         row.met = bool(ratio is not None and ratio <= 1.0)
         self.rows.append(row)
 
@@ -377,11 +433,22 @@ class Bench:
     def reconcile(self) -> None:
         s = self.sizes
         self.log(f"reconciler validate {s.validate_n}, apply {s.apply_n}")
-        spec = {"redis_url": self.url, "db": RECONCILE_DB, "baseline_db": BASELINE_DB,
-                "validate": s.validate_n, "apply": s.apply_n}
+        spec = {
+            "redis_url": self.url,
+            "db": RECONCILE_DB,
+            "baseline_db": BASELINE_DB,
+            "validate": s.validate_n,
+            "apply": s.apply_n,
+        }
         env = self.impls[OURS].env
-        result = subprocess.run([sys.executable, "-m", "bench.reconcile_bench", json.dumps(spec)], cwd=str(ROOT),
-                                env=env, capture_output=True, text=True, timeout=3600)
+        result = subprocess.run(
+            [sys.executable, "-m", "bench.reconcile_bench", json.dumps(spec)],
+            cwd=str(ROOT),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"reconcile_bench exited {result.returncode}:\n{result.stderr[-4000:]}")
         r = json.loads(result.stdout.strip().splitlines()[-1])
@@ -390,15 +457,30 @@ class Bench:
 
         v = r["validate"]
         _, label = versus_baseline(one(v["baseline"]), one(v["ours"]))
-        row = Row("validate (load + schema + semantics)", f"{fmt_size(v['n'])} schedules", one(v["baseline"]),
-                  one(v["ours"]), ratio=label, baseline=True, target="< 2 s" if v["n"] >= 10000 else "",
-                  details="baseline: yaml.load (CSafeLoader) of the same files")
+        row = Row(
+            "validate (load + schema + semantics)",
+            f"{fmt_size(v['n'])} schedules",
+            one(v["baseline"]),
+            one(v["ours"]),
+            ratio=label,
+            baseline=True,
+            target="< 2 s" if v["n"] >= 10000 else "",
+            details="baseline: yaml.load (CSafeLoader) of the same files",
+        )
         if row.target:
             row.met = v["ours"] < 2.0
         self.rows.append(row)
         n = fmt_size(r["load_and_validate"]["n"])
-        self.rows.append(Row("apply: load + validate", f"{n} schedules", {"median": None}, one(r["load_and_validate"]["seconds"]),
-                             details="1000 schedules per file; the same for every apply below", baseline=True))
+        self.rows.append(
+            Row(
+                "apply: load + validate",
+                f"{n} schedules",
+                {"median": None},
+                one(r["load_and_validate"]["seconds"]),
+                details="1000 schedules per file; the same for every apply below",
+                baseline=True,
+            )
+        )
         # The issue-6 target is on the apply step of the first apply (reconciler.apply.apply_plan, the writes)
         # against one raw pipeline writing the same keys; plan (read state + diff) and the whole run are
         # reported beside it.
@@ -406,31 +488,64 @@ class Bench:
         first = "apply: first (create all)"
         base_name = "baseline: one pipeline writing the same keys"
         _, label = versus_baseline(one(p["baseline"]), one(p["apply"]))
-        row = Row(f"{first}, apply step", f"{n} schedules", one(p["baseline"]), one(p["apply"]), ratio=label,
-                  baseline=True, target="" if self.quick else "≤ 3× baseline",
-                  details=f"reconciler.apply.apply_plan only; {p['changes']} changes; "
-                          f"write commands {sum(p['writes'].values())}; {base_name}")
+        row = Row(
+            f"{first}, apply step",
+            f"{n} schedules",
+            one(p["baseline"]),
+            one(p["apply"]),
+            ratio=label,
+            baseline=True,
+            target="" if self.quick else "≤ 3× baseline",
+            details=f"reconciler.apply.apply_plan only; {p['changes']} changes; "
+            f"write commands {sum(p['writes'].values())}; {base_name}",
+        )
         if not self.quick:
             row.met = p["apply"] <= 3 * p["baseline"]
         self.rows.append(row)
-        self.rows.append(Row(f"{first}, plan", f"{n} schedules", {"median": None}, one(p["plan"]), baseline=True,
-                             details="read state (one read-only script) + diff against the manifests"))
+        self.rows.append(
+            Row(
+                f"{first}, plan",
+                f"{n} schedules",
+                {"median": None},
+                one(p["plan"]),
+                baseline=True,
+                details="read state (one read-only script) + diff against the manifests",
+            )
+        )
         _, label = versus_baseline(one(p["baseline"]), one(p["plan"] + p["apply"]))
-        self.rows.append(Row(f"{first}, whole run", f"{n} schedules", one(p["baseline"]), one(p["plan"] + p["apply"]),
-                             ratio=label, baseline=True,
-                             details=f"plan {fmt_seconds(p['plan'])} + apply {fmt_seconds(p['apply'])}; {base_name}"))
-        for key, name, target in (("noop", "apply: no-op", "0 writes"),
-                                  ("change", "apply: 1% changed", "")):
+        self.rows.append(
+            Row(
+                f"{first}, whole run",
+                f"{n} schedules",
+                one(p["baseline"]),
+                one(p["plan"] + p["apply"]),
+                ratio=label,
+                baseline=True,
+                details=f"plan {fmt_seconds(p['plan'])} + apply {fmt_seconds(p['apply'])}; {base_name}",
+            )
+        )
+        for key, name, target in (("noop", "apply: no-op", "0 writes"), ("change", "apply: 1% changed", "")):
             p = r[key]
             ours = one(p["plan"] + p["apply"])
             _, label = versus_baseline(one(p["baseline"]), ours)
             writes = sum(p["writes"].values())
             base_name = "one pipeline reading the same keys" if key == "noop" else "one pipeline writing the same keys"
-            details = (f"plan {fmt_seconds(p['plan'])} + apply {fmt_seconds(p['apply'])}; {p['changes']} changes; "
-                       f"write commands {writes}" + (f" (dirty {p['dirty']})" if key == "noop" else "")
-                       + f"; baseline: {base_name}")
-            row = Row(name, f"{n} schedules", one(p["baseline"]), ours, ratio=label, details=details, baseline=True,
-                      target=target)
+            details = (
+                f"plan {fmt_seconds(p['plan'])} + apply {fmt_seconds(p['apply'])}; {p['changes']} changes; "
+                f"write commands {writes}"
+                + (f" (dirty {p['dirty']})" if key == "noop" else "")
+                + f"; baseline: {base_name}"
+            )
+            row = Row(
+                name,
+                f"{n} schedules",
+                one(p["baseline"]),
+                ours,
+                ratio=label,
+                details=details,
+                baseline=True,
+                target=target,
+            )
             if key == "noop":
                 row.met = writes == 0 and p.get("dirty", 0) == 0
             self.rows.append(row)
@@ -449,7 +564,9 @@ def machine(versions: dict[str, Any]) -> dict[str, Any]:
     except OSError:
         pass
     redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.strip()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     from importlib.metadata import version
 
     return {
@@ -480,10 +597,10 @@ def table(rows: list[Row], markdown: bool = False) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
     widths = [max(len(h), *(len(c[i]) for c in body)) if body else len(h) for i, h in enumerate(header)]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)))
     lines.append("  ".join("-" * w for w in widths))
     for cells in body:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)))
     return "\n".join(lines)
 
 
@@ -494,8 +611,13 @@ def details(rows: list[Row]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[1])
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute (CI smoke test)")
-    parser.add_argument("--only", action="append", default=[], metavar="SCENARIO",
-                        help=f"run only these (repeat or comma-separate): {', '.join(SCENARIOS)}")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="SCENARIO",
+        help=f"run only these (repeat or comma-separate): {', '.join(SCENARIOS)}",
+    )
     parser.add_argument("--rounds", type=int, help="rounds per scenario (default 3, --quick 2)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
@@ -528,8 +650,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(details(bench.rows))
     print()
-    print(f"machine: {info['nproc']} CPUs, {info['cpu']}; {info['redis_server']}; python {info['python']}; "
-          f"celery {info['celery']}; commit {info['commit']}; {elapsed:.0f} s")
+    print(
+        f"machine: {info['nproc']} CPUs, {info['cpu']}; {info['redis_server']}; python {info['python']}; "
+        f"celery {info['celery']}; commit {info['commit']}; {elapsed:.0f} s"
+    )
     missed = [f"{r.scenario} {r.size}" for r in bench.rows if r.met is False]
     if missed:
         print("missed targets: " + "; ".join(missed))

@@ -107,19 +107,24 @@ def main(argv: list[str] | None = None) -> int:
         runs = tick_pair(f"redis://127.0.0.1:{server.port}", args.n, args.k, args.broker, args.rounds)
     summary = summarize(runs)
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps({"args": {**vars(args), "results": _shown(args.results)}, **summary, "runs": runs},
-                                       indent=2) + "\n")
+    args.results.write_text(
+        json.dumps({"args": {**vars(args), "results": _shown(args.results)}, **summary, "runs": runs}, indent=2) + "\n"
+    )
     medians, trips = summary["median_seconds"], summary["round_trips"]
-    print(f"tick with K={args.k} due of N={args.n} ({args.broker} broker, median of {args.rounds}): "
-          f"without history {medians['without'] * 1000:.1f} ms, with history {medians['with'] * 1000:.1f} ms; "
-          f"history costs {summary['ratio'] * 100:+.1f}% (target <= {TARGET_RATIO * 100:.0f}%); "
-          f"round trips {trips['without']} / {trips['with']} (target 2); "
-          f"XADD per tick {summary['xadd_per_tick']['without']} / {summary['xadd_per_tick']['with']}")
+    print(
+        f"tick with K={args.k} due of N={args.n} ({args.broker} broker, median of {args.rounds}): "
+        f"without history {medians['without'] * 1000:.1f} ms, with history {medians['with'] * 1000:.1f} ms; "
+        f"history costs {summary['ratio'] * 100:+.1f}% (target <= {TARGET_RATIO * 100:.0f}%); "
+        f"round trips {trips['without']} / {trips['with']} (target 2); "
+        f"XADD per tick {summary['xadd_per_tick']['without']} / {summary['xadd_per_tick']['with']}"
+    )
     scripts = summary["median_script_seconds"]
     extra = scripts["with"] - scripts["without"]
-    print(f"inside Redis: the tick's scripts took {scripts['without'] * 1000:.1f} ms / "
-          f"{scripts['with'] * 1000:.1f} ms; "
-          f"the history's share of the tick without it: {extra / medians['without'] * 100:.1f}%")
+    print(
+        f"inside Redis: the tick's scripts took {scripts['without'] * 1000:.1f} ms / "
+        f"{scripts['with'] * 1000:.1f} ms; "
+        f"the history's share of the tick without it: {extra / medians['without'] * 100:.1f}%"
+    )
     missed = summary["ratio"] > TARGET_RATIO or max(trips.values()) > 2
     return 1 if args.strict and missed else 0
 

@@ -8,7 +8,6 @@ module (so celery-redbeat's python imports its own ``redbeat``).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -72,7 +71,8 @@ class Beat:
         env.update(BENCH_REDIS_URL=redis_url, BENCH_BROKER_URL=broker_url, BENCH_LAG_ENTRIES=str(lag_entries))
         if publish_log is not None:
             env["BENCH_PUBLISH_LOG"] = str(publish_log)
-        self.log = open(workdir / f"beat-{impl}.log", "wb")
+        # open for the beat's lifetime (the Popen writes to it); stop() closes it
+        self.log = open(workdir / f"beat-{impl}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [python, "-m", "celery", "-A", "benchbeat", "beat", "-S", SCHEDULER[impl], "-l", "warning",
              "-s", str(workdir / "celerybeat-schedule")],

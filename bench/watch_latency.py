@@ -134,9 +134,27 @@ def file_to_dispatch(server: RedisProcess, client: redis.Redis, path: Path, work
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("REDBEAT_", "CELERY_"))},
            "BENCH_REDIS_URL": server.url, "PYTHONPATH": str(workdir)}
     beat_log = (workdir / "beat.log").open("wb")
-    beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "latency_app", "beat", "-S", "redbeat.Scheduler",
-                             "--max-interval", "30", "--loglevel", os.environ.get("BENCH_BEAT_LOGLEVEL", "WARNING")], cwd=workdir, env=env,
-                            stdout=beat_log, stderr=subprocess.STDOUT, start_new_session=True)
+    beat = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "latency_app",
+            "beat",
+            "-S",
+            "redbeat.Scheduler",
+            "--max-interval",
+            "30",
+            "--loglevel",
+            os.environ.get("BENCH_BEAT_LOGLEVEL", "WARNING"),
+        ],
+        cwd=workdir,
+        env=env,
+        stdout=beat_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     latencies = []
     try:
         replace(path, manifest(entries, 5000, probe_enabled=True))
@@ -149,8 +167,9 @@ def file_to_dispatch(server: RedisProcess, client: redis.Redis, path: Path, work
             started = time.perf_counter()
             replace(path, manifest(entries, 5000, probe_enabled=True))
             if client.blpop(["celery"], timeout=15) is None:
-                raise RuntimeError(f"beat write {i}: no dispatch within 15 s; beat log:\n"
-                                   f"{(workdir / 'beat.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"beat write {i}: no dispatch within 15 s; beat log:\n{(workdir / 'beat.log').read_text()[-2000:]}"
+                )
             latencies.append(time.perf_counter() - started)
     finally:
         os.killpg(beat.pid, signal.SIGTERM)
@@ -183,22 +202,30 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         log = workdir / "watch.log"
         with log.open("wb") as out:
-            watcher = subprocess.Popen([str(BIN), "--watch", str(schedules), "--redis-url", server.url,
-                                        "--listen", f"127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT)
+            watcher = subprocess.Popen(
+                [str(BIN), "--watch", str(schedules), "--redis-url", server.url, "--listen", f"127.0.0.1:{port}"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         client = server.client()
         try:
             wait_ready(port, watcher, log)
             to_redis = file_to_redis(client, path, args.writes, args.entries)
-            to_beat = file_to_dispatch(server, client, path, workdir, args.beat_writes, args.entries) \
-                if args.beat_writes else []
+            to_beat = (
+                file_to_dispatch(server, client, path, workdir, args.beat_writes, args.entries)
+                if args.beat_writes
+                else []
+            )
         finally:
             watcher.send_signal(signal.SIGTERM)
             watcher.wait(timeout=10)
             client.close()
     # The command, not the interpreter's path: the output is pasted into documents read on other machines.
     print("$ " + " ".join(["python", "bench/watch_latency.py", *(argv or sys.argv[1:])]))
-    print(f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-          f"{args.entries} schedules, redbeat-apply --watch defaults (debounce 300ms, inotify)")
+    print(
+        f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+        f"{args.entries} schedules, redbeat-apply --watch defaults (debounce 300ms, inotify)"
+    )
     print(summary("file write -> Redis", to_redis))
     if to_beat:
         print(summary("file write -> beat dispatch", to_beat))

@@ -22,7 +22,6 @@ import gc
 import importlib.metadata
 import json
 import os
-import statistics
 import sys
 import time
 from contextlib import contextmanager
@@ -395,10 +394,7 @@ def statics(n: int) -> dict:
 
     items = {}
     for i in range(n):
-        if i % 2:
-            schedule = 60.0 + i % 3600
-        else:
-            schedule = crontab(minute=str(i % 60), hour="*/2")
+        schedule = 60.0 + i % 3600 if i % 2 else crontab(minute=str(i % 60), hour="*/2")
         items[f"static-{i:05d}"] = {"task": TASK, "schedule": schedule, "args": (i,), "options": {"queue": "celery"}}
     return items
 
@@ -442,6 +438,7 @@ def _portable(path: Path) -> str:
 def main() -> int:
     spec = json.loads(sys.argv[1])
     import celery
+
     import redbeat
 
     where = _portable(Path(redbeat.__file__).resolve().parent)

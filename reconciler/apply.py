@@ -19,12 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redbeat.codec import encode_ext
-from redbeat.keys import KeySpace
-
 from reconciler.errors import RedbeatError
 from reconciler.plan import Change, Op, Plan
 from reconciler.state import OwnershipRecord, fingerprint
+from redbeat.codec import encode_ext
+from redbeat.keys import KeySpace
 
 #: KEYS: schedule zset, owner index hash, owners set, beat's statics set.
 #: ARGV: prefix, owner, wake channel, then one JSON array of steps (one
@@ -249,7 +248,7 @@ class WriteStep:
         return {name: getattr(self, name) for name in self.__slots__}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "WriteStep":
+    def from_json(cls, data: dict[str, Any]) -> WriteStep:
         # Plans saved before the handover fields existed lack them: their defaults mean "no previous owner".
         return cls(**{name: data[name] for name in cls.__slots__ if name in data})
 

@@ -134,7 +134,9 @@ def error_handler() -> Iterator[None]:
 
 
 def _configure_validate(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="manifest files or directories (searched recursively)")
+    parser.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="manifest files or directories (searched recursively)"
+    )
     _add_output(parser, report.FORMATS, "report")
     parser.add_argument(
         "--compat",
@@ -186,7 +188,10 @@ def _run_schema(args: argparse.Namespace) -> int:
 
 
 def _add_connection(parser: argparse.ArgumentParser, *, from_plan: bool = False) -> None:
-    """--redis-url, --key-prefix, --owner.  ``from_plan``: the last two come from a saved plan; a flag may only agree."""
+    """--redis-url, --key-prefix, --owner.
+
+    ``from_plan``: the last two come from a saved plan; a flag may only agree.
+    """
     group = parser.add_argument_group("Redis")
     group.add_argument(
         "--redis-url",
@@ -195,8 +200,9 @@ def _add_connection(parser: argparse.ArgumentParser, *, from_plan: bool = False)
         "(env REDBEAT_REDIS_URL; default redis://localhost:6379/0)",
     )
     if from_plan:
-        group.add_argument("--key-prefix",
-                           help="must be the plan's key prefix (env REDBEAT_KEY_PREFIX); default: the plan's")
+        group.add_argument(
+            "--key-prefix", help="must be the plan's key prefix (env REDBEAT_KEY_PREFIX); default: the plan's"
+        )
         group.add_argument("--owner", help="must be the plan's owner (env REDBEAT_OWNER); default: the plan's")
         return
     group.add_argument(
@@ -207,19 +213,40 @@ def _add_connection(parser: argparse.ArgumentParser, *, from_plan: bool = False)
     group.add_argument(
         "--owner",
         default=os.environ.get("REDBEAT_OWNER", "default"),
-        help="name of this source of truth; only its entries are changed or pruned (env REDBEAT_OWNER; default default)",
+        help="name of this source of truth; only its entries are changed or pruned "
+        "(env REDBEAT_OWNER; default default)",
     )
 
 
 def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("plan")
-    group.add_argument("--adopt", action="store_true", help="take over entries that exist but nobody owns, keeping their run state")
-    group.add_argument("--take-over", action="store_true", help="also take entries another owner or beat_schedule holds "
-                       "(removed from the old owner's index in the same atomic write)")
-    group.add_argument("--no-prune", dest="prune", action="store_false", help="never delete owned entries missing from the manifests")
-    group.add_argument("--allow-mass-delete", action="store_true", help="allow deleting all, or more than --max-delete-share, of the owner's entries")
-    group.add_argument("--max-delete-share", type=_share, default=0.5, metavar="SHARE", help="largest share of owned entries one apply may delete (default 0.5)")
-    group.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes (as terraform plan)")
+    group.add_argument(
+        "--adopt", action="store_true", help="take over entries that exist but nobody owns, keeping their run state"
+    )
+    group.add_argument(
+        "--take-over",
+        action="store_true",
+        help="also take entries another owner or beat_schedule holds "
+        "(removed from the old owner's index in the same atomic write)",
+    )
+    group.add_argument(
+        "--no-prune", dest="prune", action="store_false", help="never delete owned entries missing from the manifests"
+    )
+    group.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="allow deleting all, or more than --max-delete-share, of the owner's entries",
+    )
+    group.add_argument(
+        "--max-delete-share",
+        type=_share,
+        default=0.5,
+        metavar="SHARE",
+        help="largest share of owned entries one apply may delete (default 0.5)",
+    )
+    group.add_argument(
+        "--detailed-exitcode", action="store_true", help="exit 2 when there are changes (as terraform plan)"
+    )
     _add_output(group, PLAN_FORMATS, "diff")
     group.add_argument("--no-color", action="store_true", help="never colour the text diff (also: NO_COLOR)")
 
@@ -238,7 +265,10 @@ def _plan_options(args: argparse.Namespace) -> Any:
     from reconciler.reconcile import PlanOptions
 
     return PlanOptions(
-        prune=args.prune, adopt=args.adopt, max_delete_share=args.max_delete_share, allow_mass_delete=args.allow_mass_delete,
+        prune=args.prune,
+        adopt=args.adopt,
+        max_delete_share=args.max_delete_share,
+        allow_mass_delete=args.allow_mass_delete,
         take_over=args.take_over,
     )
 
@@ -275,7 +305,9 @@ def _changes_exit(plan: Any, args: argparse.Namespace) -> int:
 
 
 def _configure_apply_form(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="manifest files or directories (searched recursively)")
+    parser.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="manifest files or directories (searched recursively)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="plan and print the diff; write nothing")
     _add_version(parser)
     _add_verbosity(parser)
@@ -288,16 +320,38 @@ def _add_watch_options(parser: argparse.ArgumentParser) -> None:
     from reconciler.health import DEFAULT_LISTEN
 
     group = parser.add_argument_group("watch mode (a sidecar that keeps Redis equal to the manifests)")
-    group.add_argument("--watch", action="store_true", help="apply now, then on every file change and resync; "
-                       "serve /healthz, /readyz and /metrics; stop on SIGTERM")
-    group.add_argument("--resync-interval", type=_seconds, default=60.0, metavar="DURATION",
-                       help="re-apply this often (+-10%% jitter) to undo changes made in Redis by hand (default 60s)")
-    group.add_argument("--debounce", type=_seconds, default=0.3, metavar="DURATION",
-                       help="group file events over at most this long before re-reading (default 300ms)")
-    group.add_argument("--force-polling", action="store_true", help="poll the files instead of inotify (network file systems)")
-    group.add_argument("--listen", type=_listen, default=DEFAULT_LISTEN, metavar="HOST:PORT",
-                       help=f"address of /healthz, /readyz and /metrics (default {DEFAULT_LISTEN}; 0.0.0.0:9185 for a pod)")
-    group.add_argument("--log-format", choices=("text", "json"), default="text", help="watch-mode log lines (default text)")
+    group.add_argument(
+        "--watch",
+        action="store_true",
+        help="apply now, then on every file change and resync; serve /healthz, /readyz and /metrics; stop on SIGTERM",
+    )
+    group.add_argument(
+        "--resync-interval",
+        type=_seconds,
+        default=60.0,
+        metavar="DURATION",
+        help="re-apply this often (+-10%% jitter) to undo changes made in Redis by hand (default 60s)",
+    )
+    group.add_argument(
+        "--debounce",
+        type=_seconds,
+        default=0.3,
+        metavar="DURATION",
+        help="group file events over at most this long before re-reading (default 300ms)",
+    )
+    group.add_argument(
+        "--force-polling", action="store_true", help="poll the files instead of inotify (network file systems)"
+    )
+    group.add_argument(
+        "--listen",
+        type=_listen,
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help=f"address of /healthz, /readyz and /metrics (default {DEFAULT_LISTEN}; 0.0.0.0:9185 for a pod)",
+    )
+    group.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="watch-mode log lines (default text)"
+    )
 
 
 def _seconds(text: str) -> float:
@@ -321,11 +375,21 @@ def _listen(text: str) -> Any:
 def _run_watch(args: argparse.Namespace) -> int:
     from reconciler import watch
 
-    return watch.run(watch.Settings(
-        paths=tuple(args.paths), redis_url=args.redis_url, key_prefix=args.key_prefix, owner=args.owner,
-        options=_plan_options(args), listen=args.listen, resync_interval=args.resync_interval,
-        debounce=args.debounce, force_polling=args.force_polling, dry_run=args.dry_run, log_format=args.log_format,
-    ))
+    return watch.run(
+        watch.Settings(
+            paths=tuple(args.paths),
+            redis_url=args.redis_url,
+            key_prefix=args.key_prefix,
+            owner=args.owner,
+            options=_plan_options(args),
+            listen=args.listen,
+            resync_interval=args.resync_interval,
+            debounce=args.debounce,
+            force_polling=args.force_polling,
+            dry_run=args.dry_run,
+            log_format=args.log_format,
+        )
+    )
 
 
 def apply_paths(args: argparse.Namespace) -> int:
@@ -350,20 +414,29 @@ def apply_paths(args: argparse.Namespace) -> int:
         from reconciler import audit, operate
 
         try:
-            audit.record(target.client, target.keys, audit.apply_record(
-                operate.actor(os.environ), target.owner, audit.revision(args.paths, desired), outcome.plan.counts()),
-                time.time())
+            audit.record(
+                target.client,
+                target.keys,
+                audit.apply_record(
+                    operate.actor(os.environ), target.owner, audit.revision(args.paths, desired), outcome.plan.counts()
+                ),
+                time.time(),
+            )
         except RedisError as exc:
-            raise RedbeatError(f"applied, but the audit record could not be written to {target.keys.audit} "
-                               f"(grant XADD on it): {exc}") from None
+            raise RedbeatError(
+                f"applied, but the audit record could not be written to {target.keys.audit} (grant XADD on it): {exc}"
+            ) from None
     _print_plan(outcome.plan, args, {"applied": applied, "dry_run": args.dry_run, "timings": timings}, target)
     if args.output == "text":
         if args.dry_run and outcome.plan.has_changes:
             _remark(args, "Dry run: nothing was written.")
         elif applied:
             changes = outcome.result.changes  # type: ignore[union-attr]
-            _remark(args, f"Applied {changes} change{'s' if changes != 1 else ''} "
-                    f"to {target.keys.prefix}* for owner {target.owner!r}.")
+            _remark(
+                args,
+                f"Applied {changes} change{'s' if changes != 1 else ''} "
+                f"to {target.keys.prefix}* for owner {target.owner!r}.",
+            )
         if args.verbose:
             print("Timings: " + ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()), file=sys.stderr)
     return _changes_exit(outcome.plan, args)
@@ -396,8 +469,12 @@ def _run_apply_form(argv: Sequence[str]) -> int:
 
 def _configure_plan(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="manifest files or directories")
-    parser.add_argument("--out", type=Path, metavar="FILE",
-                        help="save the plan here (mode 0600: it holds the arguments), for 'redbeat-apply apply FILE'")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="save the plan here (mode 0600: it holds the arguments), for 'redbeat-apply apply FILE'",
+    )
     _add_connection(parser)
     _add_plan_options(parser)
 
@@ -415,8 +492,11 @@ def _run_plan(args: argparse.Namespace) -> int:
         return ExitCode.ERROR
     if args.out is not None:
         plan_file.save(args.out, plan, target)
-        _remark(args, f"Saved the plan to {args.out}; apply it with: redbeat-apply apply {args.out}",
-                file=sys.stdout if args.output == "text" else sys.stderr)
+        _remark(
+            args,
+            f"Saved the plan to {args.out}; apply it with: redbeat-apply apply {args.out}",
+            file=sys.stdout if args.output == "text" else sys.stderr,
+        )
     return _changes_exit(plan, args)
 
 
@@ -449,11 +529,18 @@ def _run_apply_file(args: argparse.Namespace) -> int:
     target = _target(argparse.Namespace(**{**vars(args), "owner": saved.owner, "key_prefix": saved.key_prefix}))
     result = plan_file.apply(saved, target)
     if args.output == "json":
-        print(json.dumps({"applied": True, "changes": result.changes, "owner": saved.owner,
-                          "key_prefix": saved.key_prefix}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"applied": True, "changes": result.changes, "owner": saved.owner, "key_prefix": saved.key_prefix},
+                ensure_ascii=False,
+            )
+        )
     else:
-        _remark(args, f"Applied {result.changes} change{'s' if result.changes != 1 else ''} from {args.plan_file} "
-                f"for owner {saved.owner!r}.")
+        _remark(
+            args,
+            f"Applied {result.changes} change{'s' if result.changes != 1 else ''} from {args.plan_file} "
+            f"for owner {saved.owner!r}.",
+        )
     return ExitCode.OK
 
 
@@ -462,7 +549,9 @@ def _run_apply_file(args: argparse.Namespace) -> int:
 
 def _configure_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", type=Path, metavar="DIR", help="where to write the manifests (created if missing)")
-    parser.add_argument("--all", action="store_true", help="every entry in Redis, not only the owner's (celery-redbeat ones included)")
+    parser.add_argument(
+        "--all", action="store_true", help="every entry in Redis, not only the owner's (celery-redbeat ones included)"
+    )
     parser.add_argument("--force", action="store_true", help="overwrite manifest files that already exist in DIR")
     _add_output(parser, DATA_FORMATS)
     _add_connection(parser)
@@ -496,8 +585,13 @@ def _run_status(args: argparse.Namespace) -> int:
     rows = full_status(target)
     elsewhere = other_prefixes(target) if not rows else {}
     if args.output == "json":
-        print(json.dumps({"format_version": 1, "key_prefix": target.keys.prefix, "entries": rows,
-                          "other_prefixes": elsewhere}, indent=2, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"format_version": 1, "key_prefix": target.keys.prefix, "entries": rows, "other_prefixes": elsewhere},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
     else:
         sys.stdout.write(render_status(rows, prefix=target.keys.prefix, other_prefixes=elsewhere))
     return ExitCode.OK
@@ -516,13 +610,18 @@ def _run_migrate_django(args: argparse.Namespace) -> int:
     from reconciler.migrate_django import run
 
     return run(args)
+
+
 # --- operating: history -------------------------------------------------------------------
 
 
 def _configure_history(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", metavar="NAME", help="only this entry's runs")
-    parser.add_argument("--since", metavar="TIME|DURATION",
-                        help="runs claimed since this time (ISO 8601, UTC unless it says) or this long ago (90m)")
+    parser.add_argument(
+        "--since",
+        metavar="TIME|DURATION",
+        help="runs claimed since this time (ISO 8601, UTC unless it says) or this long ago (90m)",
+    )
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text", help="format (default: text)")
     _add_connection(parser)
 
@@ -544,8 +643,11 @@ def _run_history(args: argparse.Namespace) -> int:
 
 def _configure_pause(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help="the entry to hold")
-    parser.add_argument("--until", metavar="TIME|DURATION",
-                        help="resume by itself at this time (ISO 8601, UTC unless it says) or after this long (2h)")
+    parser.add_argument(
+        "--until",
+        metavar="TIME|DURATION",
+        help="resume by itself at this time (ISO 8601, UTC unless it says) or after this long (2h)",
+    )
     parser.add_argument("--note", default="", metavar="TEXT", help="why (shown by status, plan and apply)")
     _add_connection(parser)
 
@@ -622,16 +724,25 @@ def _run_audit(args: argparse.Namespace) -> int:
 SUBCOMMANDS: dict[str, Command] = {
     "validate": Command("check manifests without touching Redis", _configure_validate, _run_validate),
     "plan": Command("show (and save with --out FILE) what an apply would change", _configure_plan, _run_plan),
-    "apply": Command("apply a plan saved by 'plan --out FILE', refusing if Redis changed since",
-                     _configure_apply_file, _run_apply_file),
+    "apply": Command(
+        "apply a plan saved by 'plan --out FILE', refusing if Redis changed since",
+        _configure_apply_file,
+        _run_apply_file,
+    ),
     "export": Command("write the entries in Redis as manifests", _configure_export, _run_export),
     "status": Command("show every entry in Redis: owner, schedule, next run, last run", _configure_status, _run_status),
     "schema": Command("print the manifest JSON Schema", _configure_schema, _run_schema),
-    "migrate-django": Command("write django-celery-beat's periodic tasks as manifests (needs the [django] extra)",
-                              _configure_migrate_django, _run_migrate_django),
+    "migrate-django": Command(
+        "write django-celery-beat's periodic tasks as manifests (needs the [django] extra)",
+        _configure_migrate_django,
+        _run_migrate_django,
+    ),
     "history": Command("show the runs beat claimed and what became of them", _configure_history, _run_history),
-    "pause": Command("hold an entry (beat skips it) until resumed or --until, without editing manifests",
-                     _configure_pause, _run_pause),
+    "pause": Command(
+        "hold an entry (beat skips it) until resumed or --until, without editing manifests",
+        _configure_pause,
+        _run_pause,
+    ),
     "resume": Command("lift an entry's pause", _configure_resume, _run_resume),
     "trigger": Command("run an entry once now (the leading beat sends it, once)", _configure_trigger, _run_trigger),
     "audit": Command("show who applied which revision and every pause and resume", _configure_audit, _run_audit),
@@ -659,7 +770,7 @@ def _split_command(argv: list[str]) -> list[str] | None:
         if token in _GLOBAL_FLAGS:
             continue
         if token in SUBCOMMANDS:
-            return [token, *argv[:index], *argv[index + 1:]]
+            return [token, *argv[:index], *argv[index + 1 :]]
         return None
     return None
 

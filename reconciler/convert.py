@@ -155,12 +155,19 @@ def _rrule(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     if until is not None and "count" in spec:
         raise FieldError((*base, "until"), "count and until cannot both be set (RFC 5545): choose one")
     if until is not None and until < dtstart:
-        raise FieldError((*base, "until"), f"until {spec['until']!r} is before dtstart {spec['dtstart']!r}: the rule never fires")
-    if lists["bymonthday"] and lists["bymonth"]:
-        if not any(abs(d) <= _MONTH_DAYS[m - 1] for m in lists["bymonth"] for d in lists["bymonthday"]):
-            raise FieldError((*base, "bymonthday"), "no month in bymonth has these days: the rule never fires")
+        raise FieldError(
+            (*base, "until"), f"until {spec['until']!r} is before dtstart {spec['dtstart']!r}: the rule never fires"
+        )
+    if (
+        lists["bymonthday"]
+        and lists["bymonth"]
+        and not any(abs(d) <= _MONTH_DAYS[m - 1] for m in lists["bymonth"] for d in lists["bymonthday"])
+    ):
+        raise FieldError((*base, "bymonthday"), "no month in bymonth has these days: the rule never fires")
     if int(spec.get("interval", 1)) > MAX_RRULE_INTERVAL:
-        raise FieldError((*base, "interval"), f"interval {spec['interval']} is above {MAX_RRULE_INTERVAL}, the largest allowed")
+        raise FieldError(
+            (*base, "interval"), f"interval {spec['interval']} is above {MAX_RRULE_INTERVAL}, the largest allowed"
+        )
     schedule: dict[str, Any] = {
         "__type__": "rrule",
         "freq": FREQS.index(spec["freq"]),
@@ -179,18 +186,23 @@ def _rrule(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return schedule, ext
 
 
-def _check_fires(schedule: Mapping[str, Any], ext: Mapping[str, Any], dtstart: datetime, until: datetime | None) -> None:
+def _check_fires(
+    schedule: Mapping[str, Any], ext: Mapping[str, Any], dtstart: datetime, until: datetime | None
+) -> None:
     # The Gregorian calendar repeats every 400 years; with the interval that
     # bounds how far the first occurrence can be from dtstart.
     horizon_years = 400 * max(1, schedule["interval"]) if schedule["freq"] <= 1 else 8
     # ... but never past the end of datetime (a yearly rule with interval 20 would reach the year 10026).
-    limit = dtstart + min(timedelta(days=366 * horizon_years), datetime.max.replace(tzinfo=timezone.utc) - dtstart
-                          - timedelta(days=2))
+    limit = dtstart + min(
+        timedelta(days=366 * horizon_years), datetime.max.replace(tzinfo=timezone.utc) - dtstart - timedelta(days=2)
+    )
     if until is not None:
         limit = min(limit, until)
     weekdays: Any = schedule["byweekday"]
     if "rrule_byweekday" in ext:
-        weekdays = [du.weekday(WEEKDAYS.index(w[-2:].lower()), int(w[:-2]) if w[:-2] else None) for w in ext["rrule_byweekday"]]
+        weekdays = [
+            du.weekday(WEEKDAYS.index(w[-2:].lower()), int(w[:-2]) if w[:-2] else None) for w in ext["rrule_byweekday"]
+        ]
     try:
         rule = du.rrule(
             schedule["freq"],
@@ -227,8 +239,11 @@ def _schedule(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
         except duration.DurationError as exc:
             raise FieldError(("every",), str(exc)) from None
         if seconds < MIN_INTERVAL:
-            raise FieldError(("every",), f"{schedule['every']!r} is shorter than {MIN_INTERVAL_TEXT}, the shortest interval",
-                             "beat sends one message per run; a faster task belongs in a worker loop")
+            raise FieldError(
+                ("every",),
+                f"{schedule['every']!r} is shorter than {MIN_INTERVAL_TEXT}, the shortest interval",
+                "beat sends one message per run; a faster task belongs in a worker loop",
+            )
         return {"__type__": "interval", "every": seconds, "relative": bool(schedule.get("relative", False))}, {}
     if kind == "cron":
         text = schedule["cron"]
@@ -287,7 +302,9 @@ def _extensions(schedule: Mapping[str, Any], sched: Mapping[str, Any]) -> dict[s
             raise FieldError(("catch_up_limit",), "catch_up_limit only applies with catch_up: all")
         ext["catch_up_limit"] = int(schedule["catch_up_limit"])
         if ext["catch_up_limit"] > MAX_CATCH_UP_LIMIT:
-            raise FieldError(("catch_up_limit",), f"{ext['catch_up_limit']} is above {MAX_CATCH_UP_LIMIT}, the largest allowed")
+            raise FieldError(
+                ("catch_up_limit",), f"{ext['catch_up_limit']} is above {MAX_CATCH_UP_LIMIT}, the largest allowed"
+            )
     for key in ("starting_deadline", "jitter"):
         # jitter: 0s (or null) turns off a jitter set in the group's defaults.
         if key in schedule and not (key == "jitter" and schedule[key] is None):
@@ -298,7 +315,9 @@ def _extensions(schedule: Mapping[str, Any], sched: Mapping[str, Any]) -> dict[s
             if seconds:
                 ext[key] = seconds
     if "jitter" in ext and sched["__type__"] == "interval" and ext["jitter"] >= sched["every"]:
-        raise FieldError(("jitter",), f"jitter {schedule['jitter']!r} must be shorter than the interval ({sched['every']:g}s)")
+        raise FieldError(
+            ("jitter",), f"jitter {schedule['jitter']!r} must be shorter than the interval ({sched['every']:g}s)"
+        )
     window = {}
     for key in ("start_at", "end_at"):
         if key in schedule:
@@ -353,7 +372,9 @@ def manifest_to_entry(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict
         if sched["__type__"] == "interval":
             raise FieldError(("timezone",), "timezone has no effect on an 'every' schedule; remove it")
         if "at" in schedule:
-            raise FieldError(("timezone",), "timezone has no effect on a one-off 'at' (it carries its own offset); remove it")
+            raise FieldError(
+                ("timezone",), "timezone has no effect on a one-off 'at' (it carries its own offset); remove it"
+            )
         check_timezone(schedule["timezone"])
         ext["timezone"] = schedule["timezone"]
     _check_runnable(schedule, sched, ext)

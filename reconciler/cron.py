@@ -41,8 +41,10 @@ BOUNDS = {
     "month_of_year": (1, 12),
     "day_of_week": (0, 6),
 }
-_MONTHS = {n: i for i, n in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
-_WEEKDAYS = {n: i for i, n in enumerate("sun mon tue wed thu fri sat".split())}
+_MONTHS = {
+    n: i for i, n in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)
+}
+_WEEKDAYS = {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
 
 SHORTCUTS = {
     "@yearly": "0 0 1 1 *",
@@ -137,7 +139,8 @@ def _parse_field(field: str, spec: str) -> frozenset[int]:
             items = _expand(field, low, top, _number(field, first), _number(field, last))
         elif slash:
             raise CronError(
-                f"{LABELS[field]} {part!r}: a step needs '*' or a range before it, e.g. '*/{step}' or '{base}-{top}/{step}'"
+                f"{LABELS[field]} {part!r}: a step needs '*' or a range before it, "
+                f"e.g. '*/{step}' or '{base}-{top}/{step}'"
             )
         else:
             items = [_number(field, base)]
@@ -167,7 +170,7 @@ def canonical_field(field: str, values: frozenset[int]) -> str:
         if not text:
             pieces: list[str] = []
             run = [ordered[0]]
-            for value in ordered[1:] + [None]:  # type: ignore[list-item]
+            for value in ordered[1:] + [None]:
                 if value is not None and value == run[-1] + 1:
                     run.append(value)
                     continue
@@ -204,10 +207,8 @@ def parse_cron(expression: str) -> CronSpec:
         text = SHORTCUTS[text.lower()]
     parts = text.split()
     if len(parts) != 5:
-        raise CronError(
-            f"expected 5 fields 'minute hour day-of-month month day-of-week', got {len(parts)}"
-        )
-    sets = {field: parse_field(field, part) for field, part in zip(CRON_ORDER, parts)}
+        raise CronError(f"expected 5 fields 'minute hour day-of-month month day-of-week', got {len(parts)}")
+    sets = {field: parse_field(field, part) for field, part in zip(CRON_ORDER, parts, strict=False)}
     spec = CronSpec(**sets)
     if spec.restricted("day_of_month") and spec.restricted("day_of_week"):
         raise CronError(

@@ -18,7 +18,13 @@ import math
 import re
 from decimal import Decimal
 
-UNITS: dict[str, Decimal] = {"d": Decimal(86400), "h": Decimal(3600), "m": Decimal(60), "s": Decimal(1), "ms": Decimal("0.001")}
+UNITS: dict[str, Decimal] = {
+    "d": Decimal(86400),
+    "h": Decimal(3600),
+    "m": Decimal(60),
+    "s": Decimal(1),
+    "ms": Decimal("0.001"),
+}
 
 #: The longest duration any field accepts (see the module docstring for why).
 MAX_SECONDS = 36500 * 86400.0
@@ -36,10 +42,7 @@ def parse_duration(value: object, *, zero: bool = False) -> float:
     """Seconds of ``value`` (a number, or a duration string); > 0 (>= 0 with ``zero``), at most MAX_SECONDS."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise DurationError(f"expected a number of seconds or a duration string, got {value!r}")
-    if isinstance(value, str):
-        seconds = _parse_text(value)
-    else:
-        seconds = float(value)
+    seconds = _parse_text(value) if isinstance(value, str) else float(value)
     if not math.isfinite(seconds):
         raise DurationError(f"{value!r} is not a finite duration")
     if seconds < 0 or (seconds == 0 and not zero):

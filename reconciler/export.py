@@ -17,7 +17,6 @@ from reconciler.errors import RedbeatError
 from reconciler.state import STATIC_OWNER, OwnershipRecord, read_all
 
 
-
 def _file_name(owner: str | None) -> str:
     if owner is None:
         return "unmanaged.yaml"

@@ -81,7 +81,13 @@ class FileEvents:
                     self._queue.put(True)
                 return
             except (OSError, RuntimeError) as exc:  # a root vanished (unmounted): say so, look again soon
-                log(logger, "file watch failed; retrying", logging.WARNING, error=str(exc), paths=[str(r) for r in roots])
+                log(
+                    logger,
+                    "file watch failed; retrying",
+                    logging.WARNING,
+                    error=str(exc),
+                    paths=[str(r) for r in roots],
+                )
                 self._queue.put(True)
                 self._stop.wait(1.0)
 

@@ -83,7 +83,7 @@ class Status:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         path = self.path.split("?", 1)[0]
@@ -134,7 +134,7 @@ class HealthServer:
         host, port = self._server.server_address[:2]
         return Listen(str(host), int(port))
 
-    def start(self) -> "HealthServer":
+    def start(self) -> HealthServer:
         self._thread.start()
         return self
 

@@ -246,7 +246,8 @@ def _count_nodes(text: str, limit: int) -> None:
             count += 1
             if count > limit:
                 raise _NodeError(
-                    yaml.ScalarNode(_TAG + "str", "", event.start_mark, event.end_mark),
+                    # types-PyYAML: the C parser's events carry yaml._yaml.Mark, which ScalarNode's stub rejects
+                    yaml.ScalarNode(_TAG + "str", "", event.start_mark, event.end_mark),  # type: ignore[arg-type]
                     f"file has more than {limit} YAML nodes, the limit for a manifest; "
                     "split it into several files",
                 )
@@ -315,18 +316,23 @@ def _read_text(path: Path) -> str:
             data = _read_pipe(path, where)
         else:
             if st.st_size > MAX_FILE_BYTES:
-                raise ManifestError(where, f"file is {st.st_size} bytes; manifests are limited to {MAX_FILE_BYTES} bytes (5 MiB)", code="file")
+                message = f"file is {st.st_size} bytes; manifests are limited to {MAX_FILE_BYTES} bytes (5 MiB)"
+                raise ManifestError(where, message, code="file")
             with path.open("rb") as handle:
                 data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ManifestError(where, f"cannot read file: {exc.strerror or exc}", code="file") from None
     if len(data) > MAX_FILE_BYTES:
-        raise ManifestError(where, f"file is larger than {MAX_FILE_BYTES} bytes (5 MiB), the limit for a manifest", code="file")
+        raise ManifestError(
+            where, f"file is larger than {MAX_FILE_BYTES} bytes (5 MiB), the limit for a manifest", code="file"
+        )
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise ManifestError(where, "file is UTF-16 encoded; save it as UTF-8", code="file")
     nul = data.find(b"\x00")
     if nul >= 0:
-        raise ManifestError(where, f"binary file (NUL byte at offset {nul}); a manifest must be UTF-8 text", code="file")
+        raise ManifestError(
+            where, f"binary file (NUL byte at offset {nul}); a manifest must be UTF-8 text", code="file"
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -355,7 +361,9 @@ def _read_pipe(path: Path, where: Location) -> bytes:
         poller.register(fd, select.POLLIN | select.POLLHUP)
         while size <= MAX_FILE_BYTES:
             if not poller.poll(PIPE_TIMEOUT * 1000):
-                raise ManifestError(where, f"pipe (FIFO) gave no data for {PIPE_TIMEOUT:g} s; nothing writes to it?", code="file")
+                raise ManifestError(
+                    where, f"pipe (FIFO) gave no data for {PIPE_TIMEOUT:g} s; nothing writes to it?", code="file"
+                )
             try:
                 chunk = os.read(fd, 1 << 16)
             except BlockingIOError:
@@ -402,7 +410,9 @@ def parse_file(path: Path) -> ManifestFile:
         source = lines[line - 1] if line and line <= len(lines) else None
         raise ManifestError(where, exc.message, code="yaml", end_column=end_col, source_line=source) from None
     if not documents:
-        raise ManifestError(Location(path, None, None, ""), "file has no YAML documents (only comments or '---')", code="file")
+        raise ManifestError(
+            Location(path, None, None, ""), "file has no YAML documents (only comments or '---')", code="file"
+        )
     return ManifestFile(path, documents)
 
 
@@ -440,16 +450,24 @@ def discover(paths: Sequence[Path], *, allow_empty: bool = False) -> tuple[list[
                 errors.append(ManifestError(Location(path, None, None, ""), "symlink loop", code="file"))
             elif path.is_symlink():
                 target = os.readlink(path)
-                errors.append(ManifestError(Location(path, None, None, ""), f"broken symlink (points to {target})", code="file"))
+                errors.append(
+                    ManifestError(Location(path, None, None, ""), f"broken symlink (points to {target})", code="file")
+                )
             else:
-                errors.append(ManifestError(Location(path, None, None, ""), f"cannot read: {exc.strerror or exc}", code="file"))
+                errors.append(
+                    ManifestError(Location(path, None, None, ""), f"cannot read: {exc.strerror or exc}", code="file")
+                )
             return None
 
     def walk(directory: Path, ancestors: frozenset[tuple[int, int]]) -> None:
         try:
             names = sorted(os.listdir(directory))
         except OSError as exc:
-            errors.append(ManifestError(Location(directory, None, None, ""), f"cannot list directory: {exc.strerror or exc}", code="file"))
+            errors.append(
+                ManifestError(
+                    Location(directory, None, None, ""), f"cannot list directory: {exc.strerror or exc}", code="file"
+                )
+            )
             return
         for name in names:
             if name.startswith("."):
@@ -468,14 +486,23 @@ def discover(paths: Sequence[Path], *, allow_empty: bool = False) -> tuple[list[
             if statmode.S_ISDIR(st.st_mode):
                 ident = (st.st_dev, st.st_ino)
                 if ident in ancestors:
-                    errors.append(ManifestError(Location(child, None, None, ""), "symlink loop: this directory contains itself", code="file"))
+                    errors.append(
+                        ManifestError(
+                            Location(child, None, None, ""), "symlink loop: this directory contains itself", code="file"
+                        )
+                    )
                     continue
                 walk(child, ancestors | {ident})
             elif _is_manifest_name(name) and statmode.S_ISREG(st.st_mode):
                 add(child, st)
             elif _is_manifest_name(name):  # a FIFO, socket or device named *.yaml: never silently skipped
-                errors.append(ManifestError(Location(child, None, None, ""), "not a regular file (a FIFO, socket or device); "
-                                            "a manifest in a directory must be a file", code="file"))
+                errors.append(
+                    ManifestError(
+                        Location(child, None, None, ""),
+                        "not a regular file (a FIFO, socket or device); a manifest in a directory must be a file",
+                        code="file",
+                    )
+                )
 
     for path in paths:
         st = stat(path)
@@ -485,14 +512,22 @@ def discover(paths: Sequence[Path], *, allow_empty: bool = False) -> tuple[list[
             before, errors_before = len(found), len(errors)
             walk(path, frozenset({(st.st_dev, st.st_ino)}))
             if len(found) == before and len(errors) == errors_before and not allow_empty:  # else those errors say why
-                errors.append(ManifestError(Location(path, None, None, ""), "no manifests (*.yaml, *.yml) in this directory",
-                                            EMPTY_HINT, code="file"))
+                errors.append(
+                    ManifestError(
+                        Location(path, None, None, ""),
+                        "no manifests (*.yaml, *.yml) in this directory",
+                        EMPTY_HINT,
+                        code="file",
+                    )
+                )
         else:
             add(path, st)
     return found, errors
 
 
-def load_manifests(paths: Sequence[Path], *, allow_empty: bool = False) -> tuple[list[ManifestFile], list[ManifestError]]:
+def load_manifests(
+    paths: Sequence[Path], *, allow_empty: bool = False
+) -> tuple[list[ManifestFile], list[ManifestError]]:
     """Every manifest file under ``paths`` parsed, plus the errors of those that could not be."""
     files, errors = discover(paths, allow_empty=allow_empty)
     parsed: list[ManifestFile] = []
@@ -528,7 +563,9 @@ def check_manifests(
             result = schema.check(document)
             errors.extend(result.errors)
             if warnings is not None:
-                warnings.extend(document.error(s.path, s.message, code="yaml11") for s in yaml11.surprises(document.node))
+                warnings.extend(
+                    document.error(s.path, s.message, code="yaml11") for s in yaml11.surprises(document.node)
+                )
             if isinstance(document.data, dict) and document.data.get("schedules") == [] and not allow_empty:
                 errors.append(document.error(("schedules",), "must not be empty", EMPTY_HINT))
             if result.broken is not None:
@@ -560,8 +597,7 @@ def load_desired(
 def content_digest(entries: Mapping[str, DesiredEntry]) -> str:
     """sha256 over the canonical entries; independent of key order, formatting and file layout."""
     canonical = [
-        [name, entries[name].definition, entries[name].ext, entries[name].protected]
-        for name in sorted(entries)
+        [name, entries[name].definition, entries[name].ext, entries[name].protected] for name in sorted(entries)
     ]
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()

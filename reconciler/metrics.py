@@ -35,21 +35,31 @@ class WatchMetrics:
         self.changes = Counter(PREFIX + "changes", "Entries written, by kind of change.", ["kind"], registry=r)
         self.triggers = Counter(PREFIX + "triggers", "Apply attempts by what caused them.", ["reason"], registry=r)
         self.drift_corrections = Counter(
-            PREFIX + "drift_corrections", "Entries rewritten because they were changed or deleted in Redis by hand.", registry=r
+            PREFIX + "drift_corrections",
+            "Entries rewritten because they were changed or deleted in Redis by hand.",
+            registry=r,
         )
         self.last_success = Gauge(
-            PREFIX + "last_success_timestamp_seconds", "Unix time of the last successful apply (0: none yet).", registry=r
+            PREFIX + "last_success_timestamp_seconds",
+            "Unix time of the last successful apply (0: none yet).",
+            registry=r,
         )
         self.duration = Histogram(
-            PREFIX + "duration_seconds", "Time to plan and apply (Redis reads and the write), per attempt.",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=r,
+            PREFIX + "duration_seconds",
+            "Time to plan and apply (Redis reads and the write), per attempt.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
         )
         self.manifests_invalid = Gauge(
-            PREFIX + "manifests_invalid", "1 while the manifests on disk are invalid (the last good state is kept).", registry=r
+            PREFIX + "manifests_invalid",
+            "1 while the manifests on disk are invalid (the last good state is kept).",
+            registry=r,
         )
         self.manifest_reads = Counter(
-            PREFIX + "manifest_reads", "Times the whole manifest tree was read (on file events and resyncs), by result.",
-            ["result"], registry=r,
+            PREFIX + "manifest_reads",
+            "Times the whole manifest tree was read (on file events and resyncs), by result.",
+            ["result"],
+            registry=r,
         )
         self.manifest_errors = Gauge(PREFIX + "manifest_errors", "Errors found in the manifests on disk.", registry=r)
         self.desired_entries = Gauge(PREFIX + "desired_entries", "Schedules in the last valid manifests.", registry=r)
@@ -58,8 +68,10 @@ class WatchMetrics:
         )
         self.ready = Gauge(PREFIX + "ready", "1 when /readyz answers 200.", registry=r)
         self.info = Gauge(
-            PREFIX + "info", "Always 1; labels name the applied revision (git commit, or sha256 of the content) and owner.",
-            ["revision", "owner"], registry=r,
+            PREFIX + "info",
+            "Always 1; labels name the applied revision (git commit, or sha256 of the content) and owner.",
+            ["revision", "owner"],
+            registry=r,
         )
         for result in RESULTS:
             self.applies.labels(result=result)
@@ -73,8 +85,15 @@ class WatchMetrics:
     def attempt(self, reason: str) -> None:
         self.triggers.labels(reason=reason).inc()
 
-    def applied(self, result: str, duration: float, *, counts: Mapping[str, int] | None = None, drifted: int = 0,
-                now: float | None = None) -> None:
+    def applied(
+        self,
+        result: str,
+        duration: float,
+        *,
+        counts: Mapping[str, int] | None = None,
+        drifted: int = 0,
+        now: float | None = None,
+    ) -> None:
         """Record one finished attempt; ``now`` (Unix time) marks a success."""
         self.applies.labels(result=result).inc()
         self.duration.observe(duration)

@@ -499,7 +499,9 @@ def report_json(result: Result, written: Path | None) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def export(outdir: Path, *, source: str, force: bool = False, omit_timezone: str | None = None) -> tuple[Result, Path | None]:
+def export(
+    outdir: Path, *, source: str, force: bool = False, omit_timezone: str | None = None
+) -> tuple[Result, Path | None]:
     """Read, convert, validate and write; returns the result and the file written (None if none)."""
     result = drop_invalid(read_tasks(omit_timezone=omit_timezone))
     target = outdir / OUTPUT_NAME
@@ -539,8 +541,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="leave out the crontab timezone where it is ZONE (your app's timezone), e.g. UTC",
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing OUTDIR/django-celery-beat.yaml")
-    parser.add_argument("-o", "--output", choices=("text", "json"), default="text",
-                        help="report format (default: text)")
+    parser.add_argument(
+        "-o", "--output", choices=("text", "json"), default="text", help="report format (default: text)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

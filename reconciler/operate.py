@@ -57,12 +57,14 @@ def history_json(runs: Sequence[Run]) -> str:
 
 def render_history(runs: Sequence[Run]) -> str:
     """A plain-text table, oldest first; names are shown with control characters escaped."""
+    from reconciler.status import lag_text  # lazily, as full_status: `celery redbeat` imports this module
+
     if not runs:
         return "no runs recorded\n"
     header = ("entry", "slot (UTC)", "claimed at", "state", "sent at", "lag")
     rows = [header] + [
         (printable(run.entry), _clock(run.slot), _clock(run.claimed_at), run.state.value + _reason(run),
-         _clock(run.sent_at), _lag(run.lag))
+         _clock(run.sent_at), lag_text(run.lag))
         for run in runs
     ]
     return _table(rows)
@@ -88,16 +90,6 @@ def status_history(rows: list[dict[str, Any]], client: Any, keys: KeySpace) -> N
         row["recent_runs"] = [run.as_json() for run in runs]
         lags = [run.lag for run in runs if run.lag is not None]
         row["dispatch_lag_seconds"] = round(lags[-1], 3) if lags else None
-
-
-def recent_words(row: dict[str, Any]) -> str:
-    """``sent 11:59:00, lost 11:58:00`` (newest first) for the status table."""
-    runs = row.get("recent_runs") or []
-    return ", ".join(f"{run['state']} {(run['slot'] or '?')[11:19]}" for run in reversed(runs)) or "-"
-
-
-def lag_words(row: dict[str, Any]) -> str:
-    return _lag(row.get("dispatch_lag_seconds"))
 
 
 def render_audit(records: Sequence[Mapping[str, Any]]) -> str:
@@ -141,10 +133,6 @@ def _clock(moment: float | None) -> str:
     if moment is None:
         return "-"
     return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
-def _lag(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds:.3f}s"
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:

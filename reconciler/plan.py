@@ -124,7 +124,9 @@ def field_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Field
     )
 
 
-def view(definition: Mapping[str, Any] | None, ext: Mapping[str, Any] | None, protected: bool = False) -> dict[str, Any]:
+def view(
+    definition: Mapping[str, Any] | None, ext: Mapping[str, Any] | None, protected: bool = False
+) -> dict[str, Any]:
     """An entry as a person reads it: the manifest form (``every: 30s``, ``cron: ...``), name left out."""
     if definition is None:
         return {}
@@ -184,8 +186,15 @@ def plan(
                 )
                 changes.append(Change(Op.CONFLICT, name, None, have, reason="protected entry would be deleted"))
                 continue
-            changes.append(Change(Op.DELETE, name, None, have, fields=field_changes(
-                view(have.decoded_definition(), have.decoded_ext()), {})))
+            changes.append(
+                Change(
+                    Op.DELETE,
+                    name,
+                    None,
+                    have,
+                    fields=field_changes(view(have.decoded_definition(), have.decoded_ext()), {}),
+                )
+            )
             continue
         changes.append(_desired_change(want, have, actual.owner, Takeover.of(adopt, take_over)))
 
@@ -194,12 +203,12 @@ def plan(
         errors.append(f"{change.name}: {change.reason}")
     deletes = [c for c in changes if c.op is Op.DELETE]
     owned = len(actual.owned)
-    if deletes and not allow_mass_delete and len(deletes) > MASS_DELETE_FLOOR:
-        if len(deletes) == owned or len(deletes) > max_delete_share * owned:
-            errors.append(
-                f"refusing to delete {len(deletes)} of the {owned} entries owned by {actual.owner!r} "
-                f"(more than {max_delete_share:.0%}); check the path and --owner, or pass --allow-mass-delete"
-            )
+    too_many = len(deletes) == owned or len(deletes) > max_delete_share * owned
+    if deletes and not allow_mass_delete and len(deletes) > MASS_DELETE_FLOOR and too_many:
+        errors.append(
+            f"refusing to delete {len(deletes)} of the {owned} entries owned by {actual.owner!r} "
+            f"(more than {max_delete_share:.0%}); check the path and --owner, or pass --allow-mass-delete"
+        )
     if deletes and not allow_mass_delete and owned >= 2 and len(deletes) == owned and len(deletes) <= MASS_DELETE_FLOOR:
         errors.append(
             f"refusing to delete all {owned} entries owned by {actual.owner!r}; "
@@ -231,9 +240,14 @@ def _conflict_remedy(holder: str | None, takeover: Takeover) -> str:
         return "pass --adopt to take it over, keeping its run state"
     refused = "--adopt takes only unowned entries; " if takeover is Takeover.UNOWNED else ""
     if holder == STATIC_OWNER:
-        return (f"{refused}remove it from beat_schedule first (beat rewrites statics at start-up), "
-                "or pass --take-over to hand it over")
-    return f"{refused}remove it from the manifests of owner {holder!r}, rename it here, or pass --take-over to hand it over"
+        return (
+            f"{refused}remove it from beat_schedule first (beat rewrites statics at start-up), "
+            "or pass --take-over to hand it over"
+        )
+    return (
+        f"{refused}remove it from the manifests of owner {holder!r}, rename it here, "
+        "or pass --take-over to hand it over"
+    )
 
 
 def _may_take(holder: str | None, takeover: Takeover) -> bool:
@@ -245,7 +259,9 @@ def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, ta
         return Change(Op.NOOP, want.name, want, have)
     new_view = view(want.definition, want.ext, want.protected)
     if have is None or (not have.exists and have.owner == owner):
-        drift = () if have is None else (FieldChange("(entry)", "applied", "deleted from Redis"),)
+        drift: tuple[FieldChange, ...] = ()
+        if have is not None:
+            drift = (FieldChange("(entry)", "applied", "deleted from Redis"),)
         return Change(Op.CREATE, want.name, want, have, field_changes({}, new_view), True, drift)
     old_definition, old_ext = canonical(have.decoded_definition(), have.decoded_ext())
     if have.owner != owner:
@@ -256,10 +272,11 @@ def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, ta
             reason = f"exists in Redis, owned by {_holder(have.owner)}; {_conflict_remedy(have.owner, takeover)}"
             return Change(Op.CONFLICT, want.name, want, have, reason=reason)
         fields = field_changes(view(old_definition, old_ext), view(want.definition, want.ext))
-        return Change(Op.ADOPT, want.name, want, have, fields,
-                      _reschedules(old_definition, want.definition, old_ext, want.ext))
+        return Change(
+            Op.ADOPT, want.name, want, have, fields, _reschedules(old_definition, want.definition, old_ext, want.ext)
+        )
     record = have.record
-    drift: tuple[FieldChange, ...] = ()
+    drift = ()
     if record is not None and record.digest != have.fingerprint:
         drift = (FieldChange("(entry)", "as applied", "changed in Redis since the last apply"),)
     if not have.meta_readable:

@@ -15,15 +15,14 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from redbeat.client import build_client, cluster_hash_tag, is_cluster
-from redbeat.keys import DEFAULT_PREFIX, KeySpace
-
 from reconciler.apply import ApplyPermissionError, ApplyResult, StalePlanError, apply_plan
 from reconciler.errors import RedbeatError
 from reconciler.model import DesiredEntry
 from reconciler.plan import Plan, plan
 from redbeat.redaction import redact_url
 from reconciler.state import read_state
+from redbeat.client import build_client, cluster_hash_tag, is_cluster
+from redbeat.keys import DEFAULT_PREFIX, KeySpace
 
 #: A plan refused because Redis moved on is re-planned this many times before giving up.
 REPLAN_ATTEMPTS = 5
@@ -144,7 +143,9 @@ def reconcile(
         except ApplyPermissionError as exc:
             raise StoreError(f"{_redis(target, 'applying')}: {exc}; nothing was written") from None
         except RedisError as exc:
-            raise StoreError(f"{_redis(target, 'applying')}: {exc}; the apply is atomic, so nothing was written") from None
+            raise StoreError(
+                f"{_redis(target, 'applying')}: {exc}; the apply is atomic, so nothing was written"
+            ) from None
         timings["apply"] = time.perf_counter() - started
         return Outcome(current, result, attempt, timings)
     raise StoreError(f"Redis kept changing under the plan ({REPLAN_ATTEMPTS} attempts); nothing was written")

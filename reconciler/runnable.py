@@ -22,7 +22,7 @@ import functools
 import math
 import zoneinfo
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 from celery.schedules import crontab
@@ -31,6 +31,9 @@ from dateutil.parser import isoparse
 from reconciler.cron import parse_field
 from reconciler.duration import MAX_SECONDS, MAX_TEXT
 from redbeat.timing import next_occurrence
+
+# datetime.UTC is Python 3.11+; this package supports 3.10.
+UTC = timezone.utc
 
 #: ``options`` keys Celery reads as a number of seconds.
 SECONDS_OPTIONS = ("countdown", "time_limit", "soft_time_limit")

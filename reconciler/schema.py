@@ -114,7 +114,9 @@ def compile_schema(root: Mapping[str, Any]) -> Predicate | None:
         return cache[name]
 
     def build(schema: Mapping[str, Any]) -> Predicate:  # noqa: C901 - one branch per keyword
-        checks: list[Predicate] = []
+        # Callable[..., bool]: each check binds its keyword's argument as a lambda default (v, n=arg), which
+        # mypy cannot match against Predicate's one parameter; every check is still called with one value.
+        checks: list[Callable[..., bool]] = []
         for keyword, arg in schema.items():
             if keyword in _ANNOTATIONS or keyword.startswith("x-") or keyword in ("then", "else"):
                 continue
@@ -137,8 +139,8 @@ def compile_schema(root: Mapping[str, Any]) -> Predicate | None:
                 allowed = frozenset(schema.get("properties", {}))
                 checks.append(lambda v, allowed=allowed: not isinstance(v, dict) or allowed.issuperset(v))
             elif keyword == "required":
-                names = tuple(arg)
-                checks.append(lambda v, names=names: not isinstance(v, dict) or all(n in v for n in names))
+                required = tuple(arg)
+                checks.append(lambda v, required=required: not isinstance(v, dict) or all(n in v for n in required))
             elif keyword == "dependentRequired":
                 deps = {k: tuple(n) for k, n in arg.items()}
                 checks.append(
@@ -240,11 +242,16 @@ def did_you_mean(word: object, options: Sequence[str]) -> str | None:
 
 def _translate(document: Document, error: jsonschema.ValidationError) -> list[ManifestError]:  # noqa: C901
     path = tuple(error.absolute_path)
-    kind, schema, value = error.validator, error.schema, error.instance
+    kind = error.validator
+    value: Any = error.instance
+    # jsonschema types these for errors made outside validation too (Unset); an error from validation carries
+    # the instance, the (sub)schema mapping and its keyword's JSON value, each of any JSON type.
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+    expected: Any = error.validator_value
     if kind == "required":
-        missing = [n for n in error.validator_value if isinstance(value, dict) and n not in value]
+        missing = [n for n in expected if isinstance(value, dict) and n not in value]
         errors = []
-        for name in missing or list(error.validator_value)[:1]:
+        for name in missing or list(expected)[:1]:
             hint = None
             if name == "task" and len(path) == 2 and path[0] == "schedules":
                 hint = "set it in the schedule, or once for all schedules in defaults.task"
@@ -262,10 +269,10 @@ def _translate(document: Document, error: jsonschema.ValidationError) -> list[Ma
                 message, hint = f"unknown field '{key}'", did_you_mean(key, allowed)
             errors.append(document.error((*path, key), message, hint, at="key"))
         return errors
-    if kind == "oneOf" and all(set(s) == {"required"} for s in error.validator_value):
+    if kind == "oneOf" and all(set(s) == {"required"} for s in expected):
         if not isinstance(value, dict):
             return []  # the type error says it
-        names = [s["required"][0] for s in error.validator_value]
+        names = [s["required"][0] for s in expected]
         present = [n for n in names if isinstance(value, dict) and n in value]
         choices = ", ".join(names)
         if not present:
@@ -274,38 +281,47 @@ def _translate(document: Document, error: jsonschema.ValidationError) -> list[Ma
         return [document.error((*path, present[1]), f"only one of {choices} may be set (found {found})", at="key")]
     if kind == "dependentRequired":
         errors = []
-        for key, needs in error.validator_value.items():
+        for key, needs in expected.items():
             if key in value and any(n not in value for n in needs):
-                errors.append(document.error((*path, key), f"'{key}' only applies to an '{' or '.join(needs)}' schedule", at="key"))
+                message = f"'{key}' only applies to an '{' or '.join(needs)}' schedule"
+                errors.append(document.error((*path, key), message, at="key"))
         return errors
     if kind == "type":
-        wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        wanted: list[str] = expected if isinstance(expected, list) else [expected]
         words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted)
         if not path:
-            return [document.error(path, f"a manifest document must be a mapping (one schedule, or defaults and schedules), got {_json_type(value)}")]
+            return [
+                document.error(
+                    path,
+                    "a manifest document must be a mapping (one schedule, or defaults and schedules), "
+                    f"got {_json_type(value)}",
+                )
+            ]
         got = _json_type(value)
         if value is not None and not isinstance(value, (dict, list)):
             got += f" {_short(value)}"
         return [document.error(path, f"expected {words}, got {got}")]
     if kind == "enum":
-        options = [str(o) for o in error.validator_value]
-        return [document.error(path, f"{_short(value)} is not one of {', '.join(options)}", did_you_mean(value, options))]
+        options = [str(o) for o in expected]
+        return [
+            document.error(path, f"{_short(value)} is not one of {', '.join(options)}", did_you_mean(value, options))
+        ]
     if kind == "pattern":
-        message = schema.get("x-pattern-message") or f"does not match {error.validator_value!r}"
+        message = schema.get("x-pattern-message") or f"does not match {expected!r}"
         return [document.error(path, f"{_short(value)}: {message}")]
     why = f" ({schema['x-maximum-message']})" if kind == "maximum" and "x-maximum-message" in schema else ""
     if kind in ("minimum", "maximum") and "minimum" in schema and "maximum" in schema:
         return [document.error(path, f"{_short(value)} is out of range {schema['minimum']}-{schema['maximum']}{why}")]
     if kind == "minimum":
-        return [document.error(path, f"{_short(value)} is below the minimum {error.validator_value}")]
+        return [document.error(path, f"{_short(value)} is below the minimum {expected}")]
     if kind == "maximum":
-        return [document.error(path, f"{_short(value)} is above the maximum {error.validator_value}{why}")]
+        return [document.error(path, f"{_short(value)} is above the maximum {expected}{why}")]
     if kind == "exclusiveMinimum":
-        return [document.error(path, f"{_short(value)}: must be greater than {error.validator_value}")]
+        return [document.error(path, f"{_short(value)}: must be greater than {expected}")]
     if kind in ("minLength", "minItems"):
         return [document.error(path, "must not be empty")]
     if kind == "maxLength":
-        return [document.error(path, f"is {len(value)} characters long; at most {error.validator_value}")]
+        return [document.error(path, f"is {len(value)} characters long; at most {expected}")]
     return [document.error(path, error.message)]
 
 

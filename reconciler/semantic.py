@@ -53,7 +53,9 @@ class _Schedule:
             from_defaults = path[1] not in self.own["options"]
         return (("defaults",) if from_defaults else self.prefix) + tuple(path)
 
-    def error(self, path: Sequence[str | int], message: str, hint: str | None = None, *, code: str = "semantic") -> ManifestError:
+    def error(
+        self, path: Sequence[str | int], message: str, hint: str | None = None, *, code: str = "semantic"
+    ) -> ManifestError:
         return self.document.error(self.origin(path), message, hint, code=code)
 
 

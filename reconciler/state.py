@@ -44,7 +44,7 @@ class OwnershipRecord:
         return json.dumps({"digest": self.digest, "protected": self.protected}, sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, raw: str) -> "OwnershipRecord":
+    def from_json(cls, raw: str) -> OwnershipRecord:
         try:
             data = json.loads(raw)
             return cls(str(data["digest"]), bool(data.get("protected", False)))
@@ -149,13 +149,13 @@ def read_state(client: Any, keys: KeySpace, owner: str, names: Iterable[str]) ->
         pipe = client.pipeline(transaction=False)
         for other in other_owners:
             pipe.hmget(keys.owner_index(other), unowned)
-        for other, held in zip(other_owners, pipe.execute()):
-            for name, record in zip(unowned, held):
+        for other, held in zip(other_owners, pipe.execute(), strict=False):
+            for name, record in zip(unowned, held, strict=False):
                 if record is not None and name not in foreign:
                     foreign[name] = (other, _s(record))
 
     entries = {}
-    for name, (definition, ext, meta, score) in zip(wanted, stored):
+    for name, (definition, ext, meta, score) in zip(wanted, stored, strict=False):
         foreign_record: str | None = None
         if name in records:
             entry_owner: str | None = owner
@@ -189,16 +189,16 @@ def read_all(client: Any, keys: KeySpace) -> dict[str, ActualEntry]:
     pipe.smembers(keys.statics)
     *indexes, statics_raw = pipe.execute()
     owner_of: dict[str, str] = {}
-    for owner, index in zip(owners, indexes):
+    for owner, index in zip(owners, indexes, strict=False):
         for name in index:
             owner_of.setdefault(_s(name), owner)
     statics = {_s(s) for s in statics_raw}
     out = {}
-    for name, (definition, ext, meta, score) in zip(names, read_entries(client, keys, names)):
+    for name, (definition, ext, meta, score) in zip(names, read_entries(client, keys, names), strict=False):
         owner = owner_of.get(name) or (STATIC_OWNER if name in statics else None)
         out[name] = ActualEntry(name, definition, ext, meta, score, owner, None)
     return out
 
 
 def records_of(state: ActualState) -> Mapping[str, OwnershipRecord]:
-    return {name: entry.record for name, entry in state.entries.items() if entry.record is not None}  # type: ignore[misc]
+    return {name: entry.record for name, entry in state.entries.items() if entry.record is not None}

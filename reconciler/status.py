@@ -187,10 +187,23 @@ def _cell(text: str) -> str:
 COLUMNS = ("name", "owner", "schedule", "state", "next run", "last run (UTC)", "runs", "recent runs", "lag")
 
 
+def lag_text(seconds: float | None) -> str:
+    """A dispatch lag as shown in tables: ``0.012s``, or ``-`` when unknown."""
+    return "-" if seconds is None else f"{seconds:.3f}s"
+
+
+def recent_words(row: dict[str, Any]) -> str:
+    """``sent 11:59:00, lost 11:58:00`` (newest first) for the status table."""
+    runs = row.get("recent_runs") or []
+    return ", ".join(f"{run['state']} {(run['slot'] or '?')[11:19]}" for run in reversed(runs)) or "-"
+
+
+def lag_words(row: dict[str, Any]) -> str:
+    return lag_text(row.get("dispatch_lag_seconds"))
+
+
 def _cells(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
     """Each row's cells as plain text, in :data:`COLUMNS` order."""
-    from reconciler.operate import lag_words, recent_words
-
     return [
         (
             printable(row["name"]),

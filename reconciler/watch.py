@@ -25,9 +25,7 @@ import enum
 import logging
 import os
 import random as _random
-import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +42,7 @@ from reconciler.logs import LogFormat, configure, log
 from reconciler.metrics import KINDS, WatchMetrics
 from reconciler.model import DesiredEntry
 from reconciler.reconcile import Outcome, PlanOptions, PlanRefused, Target
+from reconciler.revision import revision_of, run_git
 
 logger = logging.getLogger("reconciler.watch")
 
@@ -85,7 +84,7 @@ def next_resync(now: float, interval: float, random: Callable[[], float]) -> flo
 
 def backoff(failures: int, *, cap: float = BACKOFF_CAP) -> float:
     """Seconds to wait after ``failures`` (>= 1) Redis errors in a row: doubling from BACKOFF_BASE, capped."""
-    return min(cap, BACKOFF_BASE * 2 ** min(max(failures, 1) - 1, 32))
+    return min(cap, BACKOFF_BASE * 2.0 ** min(max(failures, 1) - 1, 32))
 
 
 def decide(now: float, digest: str | None, state: LoopState) -> Trigger | None:
@@ -118,38 +117,15 @@ def succeeded(state: LoopState, digest: str, resync_at: float) -> LoopState:
 
 def refused(state: LoopState, digest: str, resync_at: float) -> LoopState:
     """A refusal is not retried until the content changes or the next resync (Redis may be fixed by hand)."""
-    return replace(state, resync_at=resync_at, failed=digest, failures=state.failures + 1, retry_at=None, attempted=True)
+    return replace(
+        state, resync_at=resync_at, failed=digest, failures=state.failures + 1, retry_at=None, attempted=True
+    )
 
 
 def errored(state: LoopState, digest: str, now: float, resync_interval: float) -> LoopState:
     failures = state.failures + 1
     delay = backoff(failures, cap=min(BACKOFF_CAP, resync_interval))
     return replace(state, failed=digest, failures=failures, retry_at=now + delay, attempted=True)
-
-
-# --- revision --------------------------------------------------------------------------------
-
-
-def revision_of(paths: Sequence[Path], digest: str, git: Callable[[Path, Sequence[str]], str | None]) -> str:
-    """The git commit when the first path is a clean checkout, else ``sha256:`` and the content digest."""
-    first = paths[0] if paths else None
-    if first is not None and first.is_dir():
-        head = git(first, ["rev-parse", "HEAD"])
-        if head and git(first, ["status", "--porcelain", "--", "."]) == "":
-            return head
-    return f"sha256:{digest[:16]}"
-
-
-def run_git(directory: Path, args: Sequence[str]) -> str | None:
-    """``git -C directory args`` output, stripped; None when git is missing or fails."""
-    if shutil.which("git") is None:
-        return None
-    try:
-        done = subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=5,
-                              env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
 
 
 # --- one step: load, decide, apply -----------------------------------------------------------
@@ -209,7 +185,9 @@ class Applier:
         self._errors = tuple(errors)
         self.metrics.set_manifests(errors=len(errors), entries=None)
         kept = "the last good state is kept" if self.desired is not None else "nothing applied"
-        self.status.manifests(f"{len(errors)} manifest error{'s' if len(errors) != 1 else ''} ({kept}); first: {errors[0]}")
+        self.status.manifests(
+            f"{len(errors)} manifest error{'s' if len(errors) != 1 else ''} ({kept}); first: {errors[0]}"
+        )
 
     def apply(self, trigger: Trigger) -> str:
         """One attempt: 'ok', 'refused' or 'error'.  Never raises for Redis or plan trouble."""
@@ -246,8 +224,12 @@ class Applier:
         from reconciler.operate import actor
 
         try:
-            audit.record(self.target.client, self.target.keys, audit.apply_record(
-                actor(os.environ), self.target.owner, self.revision or "?", plan.counts()), time.time())
+            audit.record(
+                self.target.client,
+                self.target.keys,
+                audit.apply_record(actor(os.environ), self.target.owner, self.revision or "?", plan.counts()),
+                time.time(),
+            )
         except RedisError as exc:
             log(logger, "audit record failed", logging.WARNING, error=str(exc))
 
@@ -257,11 +239,25 @@ class Applier:
         if outcome.result is not None:
             drifted = [c for c in plan.writes if c.drift]
             for change in plan.writes:
-                log(logger, "change", op=change.op.value, name=change.name,
-                    fields=[f.path for f in change.fields], drift=bool(change.drift))
+                log(
+                    logger,
+                    "change",
+                    op=change.op.value,
+                    name=change.name,
+                    fields=[f.path for f in change.fields],
+                    drift=bool(change.drift),
+                )
             self.metrics.applied("changed", elapsed, counts=counts, drifted=len(drifted), now=self.wall())
-            log(logger, "applied", trigger=trigger.value, revision=self.revision, duration_ms=round(elapsed * 1000, 1),
-                drift_corrected=len(drifted), **{k: counts[k] for k in KINDS}, unchanged=counts["no-op"])
+            log(
+                logger,
+                "applied",
+                trigger=trigger.value,
+                revision=self.revision,
+                duration_ms=round(elapsed * 1000, 1),
+                drift_corrected=len(drifted),
+                **{k: counts[k] for k in KINDS},
+                unchanged=counts["no-op"],
+            )
         elif self.dry_run and plan.has_changes:
             for change in plan.writes:
                 log(logger, "would change (dry run)", op=change.op.value, name=change.name)
@@ -310,8 +306,13 @@ def loop(
                     state = refused(state, digest, next_resync(now, resync_interval, random))
                 else:
                     state = errored(state, digest, now, resync_interval)
-                    log(logger, "will retry", logging.WARNING, in_seconds=round(state.retry_at - now, 2),  # type: ignore[operator]
-                        failures=state.failures)
+                    log(
+                        logger,
+                        "will retry",
+                        logging.WARNING,
+                        in_seconds=round(state.retry_at - now, 2),  # type: ignore[operator]
+                        failures=state.failures,
+                    )
                 applier.metrics.consecutive_failures.set(state.failures)
         applier.metrics.ready.set(1 if applier.status.ready()[0] else 0)
         applier.status.heartbeat()
@@ -348,15 +349,20 @@ def run(settings: Settings) -> int:
     from redbeat.redaction import redact_url
 
     configure(settings.log_format)
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
     missing = [str(p) for p in settings.paths if not p.exists()]
     if missing:
         log(logger, "path does not exist", logging.ERROR, paths=missing)
         return 1
     for path in settings.paths:
         if not path.is_dir():
-            log(logger, "watching a single file: a Kubernetes subPath mount is never updated; "
-                "mount the ConfigMap as a directory", logging.WARNING, path=str(path))
+            log(
+                logger,
+                "watching a single file: a Kubernetes subPath mount is never updated; "
+                "mount the ConfigMap as a directory",
+                logging.WARNING,
+                path=str(path),
+            )
     target = connect(settings.redis_url, settings.key_prefix, settings.owner)
     metrics = WatchMetrics()
     status = Status(stall_after=max(120.0, 2 * settings.resync_interval))
@@ -376,9 +382,18 @@ def run(settings: Settings) -> int:
         events.interrupt()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    log(logger, "watching", paths=[str(p) for p in settings.paths], redis=redact_url(settings.redis_url),
-        owner=settings.owner, prefix=settings.key_prefix, listen=str(server.address),
-        resync_interval=settings.resync_interval, debounce=settings.debounce, polling=settings.force_polling)
+    log(
+        logger,
+        "watching",
+        paths=[str(p) for p in settings.paths],
+        redis=redact_url(settings.redis_url),
+        owner=settings.owner,
+        prefix=settings.key_prefix,
+        listen=str(server.address),
+        resync_interval=settings.resync_interval,
+        debounce=settings.debounce,
+        polling=settings.force_polling,
+    )
     try:
         loop(applier, events, stop, resync_interval=settings.resync_interval)
     finally:

@@ -36,7 +36,7 @@ _SENTINEL_SCHEMES = ("redis-sentinel", "sentinel", "redis+sentinel", "rediss+sen
 _RETRYABLE = (redis.ConnectionError, redis.TimeoutError, MasterNotFoundError)
 
 
-class ClusterKeyPrefixError(ImproperlyConfigured):
+class ClusterKeyPrefixError(ImproperlyConfigured):  # type: ignore[misc]  # celery is untyped (the base is Any)
     """On Redis Cluster the key prefix has no hash tag, so redbeat's keys would live in different slots."""
 
 
@@ -64,7 +64,7 @@ class RetryingConnection:
 
         return retrying
 
-    def register_script(self, script: str) -> "_RetryingScript":
+    def register_script(self, script: str) -> _RetryingScript:
         """A script whose calls retry too: the tick and the lock are scripts, so this is what keeps beat up."""
         return _RetryingScript(self, self.wrapped_connection.register_script(script))
 
@@ -137,7 +137,9 @@ def _normalise_query(url: str) -> str:
     return urlunparse(parsed._replace(query=urlencode(query)))
 
 
-def _sentinel_hosts(url: str, options: Mapping[str, Any]) -> tuple[list[tuple[str, int]], dict[str, Any], dict[str, str]]:
+def _sentinel_hosts(
+    url: str, options: Mapping[str, Any]
+) -> tuple[list[tuple[str, int]], dict[str, Any], dict[str, str]]:
     """Sentinel addresses, connection kwargs and query arguments from either URL style.
 
     ``redis-sentinel://`` with the ``sentinels`` option is celery-redbeat's
@@ -221,12 +223,17 @@ def _sentinel_client(url: str, options: Mapping[str, Any], use_ssl: Any) -> Any:
     tls = bool(connection_kwargs.pop("ssl", False))
     if tls:
         connection_kwargs.setdefault("ssl_cert_reqs", ssl.CERT_REQUIRED)
-    sentinel = Sentinel(hosts, sentinel_kwargs=options.get("sentinel_kwargs"), **connection_kwargs)
+    # redis-py leaves Sentinel, master_for and ClusterNode unannotated
+    sentinel = Sentinel(hosts, sentinel_kwargs=options.get("sentinel_kwargs"), **connection_kwargs)  # type: ignore[no-untyped-call]
     service = (
-        options.get("service_name") or options.get("master_name")
-        or query.get("service_name") or query.get("master_name") or "master"
+        options.get("service_name")
+        or options.get("master_name")
+        or query.get("service_name")
+        or query.get("master_name")
+        or "master"
     )
-    return sentinel.master_for(service, connection_class=_MasterSSLConnection if tls else _MasterConnection)
+    connection_class = _MasterSSLConnection if tls else _MasterConnection
+    return sentinel.master_for(service, connection_class=connection_class)  # type: ignore[no-untyped-call]
 
 
 def _cluster_client(url: str, options: Mapping[str, Any], passthrough: Mapping[str, Any]) -> Any:
@@ -243,7 +250,7 @@ def _cluster_client(url: str, options: Mapping[str, Any], passthrough: Mapping[s
     if parsed.username and "username" not in kwargs:
         kwargs["username"] = unquote(parsed.username)
     nodes = options.get("startup_nodes") or [{"host": parsed.hostname or "localhost", "port": parsed.port or 30001}]
-    startup = [ClusterNode(str(node["host"]), int(node["port"])) for node in nodes]
+    startup = [ClusterNode(str(node["host"]), int(node["port"])) for node in nodes]  # type: ignore[no-untyped-call]
     return RedisCluster(startup_nodes=startup, **kwargs)
 
 
@@ -312,7 +319,7 @@ def cluster_hash_tag(prefix: str) -> str | None:
     end = prefix.find("}", start + 1)
     if end <= start + 1:
         return None
-    return prefix[start + 1:end]
+    return prefix[start + 1 : end]
 
 
 def check_cluster_prefix(client: Any, prefix: str) -> None:

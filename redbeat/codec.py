@@ -234,10 +234,7 @@ def decode_definition(raw: str | bytes) -> dict[str, Any]:
     data = _loads(raw, "definition")
     if not isinstance(data, dict):
         raise CorruptEntryError(f"definition must be a JSON object, not {type(data).__name__}")
-    if "schedule" in data:
-        schedule = _decode_nested(data["schedule"])
-    else:
-        schedule = _flat_schedule(data)
+    schedule = _decode_nested(data["schedule"]) if "schedule" in data else _flat_schedule(data)
     if isinstance(schedule, dict):
         raise CorruptEntryError(f"unknown schedule type {schedule.get('__type__')!r}")
     if isinstance(schedule, (int, float)) and not isinstance(schedule, bool) and schedule > 0:

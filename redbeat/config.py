@@ -91,7 +91,8 @@ class RedBeatConfig:
 
     @property
     def schedule(self) -> dict[str, Any]:
-        return self.app.conf.beat_schedule
+        schedule: dict[str, Any] = self.app.conf.beat_schedule  # celery is untyped
+        return schedule
 
     @schedule.setter
     def schedule(self, value: dict[str, Any]) -> None:
@@ -125,7 +126,7 @@ class RedBeatConfig:
 
 def _has(conf: Any, key: str) -> bool:
     """True when the user set ``key`` (None included: ``redbeat_lock_key=None`` disables locking)."""
-    return key in conf.keys()
+    return key in conf
 
 
 def _broker_setting(conf: Any, name: str) -> Any:

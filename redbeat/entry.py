@@ -47,7 +47,7 @@ def entry_timezone(ext: dict[str, Any] | None) -> ZoneInfo | None:
     return ZoneInfo(name) if name else None
 
 
-class RedBeatSchedulerEntry(ScheduleEntry):
+class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]  # celery is untyped (ScheduleEntry is Any)
     """A schedule entry stored at ``<prefix><name>`` (see docs/design.md §2.4 for the JSON)."""
 
     _meta = None
@@ -122,7 +122,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):
     @classmethod
     def from_stored(
         cls, key: str, definition: str | None, meta: str | None, ext: str | None, app: Any = None
-    ) -> "RedBeatSchedulerEntry":
+    ) -> RedBeatSchedulerEntry:
         if not definition:
             raise KeyError(key)
         app = app_or_default(app)
@@ -136,7 +136,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):
         return entry
 
     @classmethod
-    def from_key(cls, key: str, app: Any = None) -> "RedBeatSchedulerEntry":
+    def from_key(cls, key: str, app: Any = None) -> RedBeatSchedulerEntry:
         ensure_conf(app)
         return cls.from_stored(key, *store_for(app).read(key), app=app)
 
@@ -151,14 +151,18 @@ class RedBeatSchedulerEntry(ScheduleEntry):
         return entry_timezone(self.ext)
 
     def _now(self) -> datetime:
-        return self.app.now()
+        now: datetime = self.app.now()  # celery is untyped
+        return now
 
     @property
     def policy(self) -> timing.Policy:
         return timing.Policy.from_ext(self.ext, self.name)
 
     def next_due_after(self, last_run_at: datetime | None, now: datetime | None = None) -> datetime | None:
-        """When the entry is due after a run at ``last_run_at`` (None: never ran), seen at ``now`` (default: the app's)."""
+        """When the entry is due after a run at ``last_run_at`` (None: never ran), seen at ``now``.
+
+        ``now`` defaults to the app's clock.
+        """
         return timing.next_due(self.schedule, last_run_at, now=now or self._now(), tz=self.tz, policy=self.policy)
 
     @property
@@ -203,7 +207,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):
             enabled=self.enabled,
         )
 
-    def save(self) -> "RedBeatSchedulerEntry":
+    def save(self) -> RedBeatSchedulerEntry:
         """Upsert: write the definition, keep any stored run state, and score from that run state.
 
         A new entry stores ``last_run_at`` as constructed (celery defaults it
@@ -235,8 +239,8 @@ class RedBeatSchedulerEntry(ScheduleEntry):
 
     def _next_instance(
         self, last_run_at: datetime | None = None, only_update_last_run_at: bool = False
-    ) -> "RedBeatSchedulerEntry":
-        entry = super()._next_instance(last_run_at=last_run_at)
+    ) -> RedBeatSchedulerEntry:
+        entry: RedBeatSchedulerEntry = super()._next_instance(last_run_at=last_run_at)  # celery is untyped
         entry.ext = dict(self.ext)
         entry.enabled = self.enabled
         if only_update_last_run_at:

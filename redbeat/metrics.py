@@ -10,7 +10,6 @@ import contextlib
 import logging
 from typing import Any
 
-
 logger = logging.getLogger("celery.beat")
 
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -63,13 +62,19 @@ class BeatMetrics:
 
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.leader = Gauge("redbeat_beat_leader", "1 while this beat holds the lock and dispatches, else 0", registry=r)
+        self.leader = Gauge(
+            "redbeat_beat_leader", "1 while this beat holds the lock and dispatches, else 0", registry=r
+        )
         self.dispatches = Counter("redbeat_beat_dispatches", "Runs claimed and handed to Celery to send", registry=r)
         self.lag = Histogram(
-            "redbeat_beat_dispatch_lag_seconds", "From a slot's due time to handing its run to Celery",
-            buckets=LAG_BUCKETS, registry=r,
+            "redbeat_beat_dispatch_lag_seconds",
+            "From a slot's due time to handing its run to Celery",
+            buckets=LAG_BUCKETS,
+            registry=r,
         )
-        self.errors = Counter("redbeat_beat_errors", "Errors by kind: redis, entry (corrupt), send", ["kind"], registry=r)
+        self.errors = Counter(
+            "redbeat_beat_errors", "Errors by kind: redis, entry (corrupt), send", ["kind"], registry=r
+        )
         self.unreadable = Gauge(
             "redbeat_beat_entries_unreadable",
             "Entries this beat set aside because it cannot read or schedule them (see the log and status)",
@@ -77,11 +82,17 @@ class BeatMetrics:
         )
         self.entries_due = Gauge("redbeat_beat_entries_due", "Entries the last tick found due (read)", registry=r)
         self.renew = Histogram(
-            "redbeat_beat_lock_renew_seconds", "Round trip that renews the lease and reads due entries",
-            buckets=LATENCY_BUCKETS, registry=r,
+            "redbeat_beat_lock_renew_seconds",
+            "Round trip that renews the lease and reads due entries",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
-        self.tick = Histogram("redbeat_beat_tick_seconds", "Duration of a leader tick", buckets=LATENCY_BUCKETS, registry=r)
-        self.last_tick = Gauge("redbeat_beat_last_tick_timestamp_seconds", "When the last tick ended (Unix time)", registry=r)
+        self.tick = Histogram(
+            "redbeat_beat_tick_seconds", "Duration of a leader tick", buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.last_tick = Gauge(
+            "redbeat_beat_last_tick_timestamp_seconds", "When the last tick ended (Unix time)", registry=r
+        )
         for kind in ("redis", "entry", "send"):
             self.errors.labels(kind=kind)
         self.entry_runs = EntryRuns(r, entry_limit) if entry_limit > 0 else None
@@ -102,7 +113,7 @@ class BeatMetrics:
 class _Nothing:
     """Stands for any metric when metrics are off: every call is accepted and does nothing."""
 
-    def labels(self, **_: Any) -> "_Nothing":
+    def labels(self, **_: Any) -> _Nothing:
         return self
 
     def inc(self, *_: Any) -> None:

@@ -11,6 +11,7 @@ sends (at most one slot per entry), but nothing is ever sent twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -46,11 +47,12 @@ CORRUPT_RETRY_SECONDS = 60.0
 DEFINITION_CACHE_SIZE = 200_000
 
 
-class RedBeatScheduler(Scheduler):
+class RedBeatScheduler(Scheduler):  # type: ignore[misc]  # celery is untyped (Scheduler is Any)
     Entry = RedBeatSchedulerEntry
 
     lock: BeatLock | None = None
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    max_interval: float  # set by celery's Scheduler.__init__ (beat_max_loop_interval or the scheduler's default)
 
     def __init__(self, app: Any, lock_key: str | None = None, lock_timeout: float | None = None, **kwargs: Any) -> None:
         conf = ensure_conf(app)
@@ -87,6 +89,8 @@ class RedBeatScheduler(Scheduler):
         return self.lock_timeout / 3.0
 
     def _beat_lock(self) -> BeatLock:
+        if self.lock_key is None:  # callers check first: redbeat_lock_key=None runs without a lock
+            raise RuntimeError("beat: no lock key (redbeat_lock_key=None disables the lock)")
         if self.lock is None or self.lock.client is not self.client:
             self.lock = BeatLock(self.client, self.lock_key, self.lock_timeout,
                                  token=self.lock.token if self.lock else None)
@@ -204,10 +208,8 @@ class RedBeatScheduler(Scheduler):
             self._standby_logged = False
         elif not won and not self._standby_logged:
             holder = None
-            try:
+            with contextlib.suppress(RedisError):
                 holder = self._beat_lock().holder()
-            except RedisError:
-                pass
             logger.info("beat: Standing by: lock %s is held by %s; retrying every %s",
                         self.lock_key, holder, humanize_seconds(self._standby_interval()))
             self._standby_logged = True
@@ -279,7 +281,7 @@ class RedBeatScheduler(Scheduler):
         except RedisError:
             # The script may have run before the connection broke (Redis killed after writing its AOF):
             # then these runs are claimed and will not be sent.  Never sent twice; say which may be lost.
-            for step, entry in zip(steps, to_send):
+            for _step, entry in zip(steps, to_send, strict=False):
                 if entry is not None:
                     logger.warning("beat: Redis failed while recording the run of %s (%s); "
                                    "if Redis recorded it, this run may be lost", entry.name, entry.task)
@@ -290,7 +292,7 @@ class RedBeatScheduler(Scheduler):
         self.metrics.entries_due.set(len(batch.entries))
         next_scores = [batch.next_score] if batch.next_score is not None else []
         next_scores += self._wake_at  # never-run entries waiting out their jitter, filed under the slot
-        for step, entry, ok in zip(steps, to_send, applied):
+        for step, entry, ok in zip(steps, to_send, applied, strict=False):
             if ok and step.new_score >= 0 and (step.step is Step.CLAIM or step.new_score > now_ts):
                 next_scores.append(step.new_score)
             if ok and entry is not None:
@@ -317,7 +319,8 @@ class RedBeatScheduler(Scheduler):
         if len(batch.entries) >= DUE_BATCH_LIMIT:
             return 0.0
         wake_at = min(next_scores) if next_scores else time.time() + self.max_interval
-        return max(0.0, min(wake_at - self.app.now().timestamp(), self.max_interval, self.renew_interval))
+        clock: datetime = self.app.now()  # celery is untyped
+        return max(0.0, min(wake_at - clock.timestamp(), self.max_interval, self.renew_interval))
 
     def _heartbeat(self, now_ts: float) -> str:
         holder = self.lock.token if self.lock is not None and self.lock_key else None
@@ -328,7 +331,7 @@ class RedBeatScheduler(Scheduler):
         event = RunEvent.SENT if failure is None else RunEvent.LOST
         self._outcomes.append(Outcome(event, step.name, step.slot, time.time(), failure or ""))
 
-    def apply_entry(self, entry: Any, producer: Any = None) -> str | None:  # type: ignore[override]
+    def apply_entry(self, entry: Any, producer: Any = None) -> str | None:
         """Celery's own send path (signals, routing, task protocol); a failed send is counted and logged.
 
         Returns None when the broker took it (celery's own returns None too, so an override that does is a
@@ -384,8 +387,9 @@ class RedBeatScheduler(Scheduler):
             return self._set_aside(stored, now, f"{where} holds bytes that are not UTF-8"), None
         key = self.app.redbeat_conf.keys.entry_key_of(stored.member)
         if stored.definition is None:
-            logger.error("beat: %s is in the schedule but its hash or definition is gone; removing it from the schedule",
-                         key)
+            logger.error(
+                "beat: %s is in the schedule but its hash or definition is gone; removing it from the schedule", key
+            )
             return Settlement(Step.DROP, stored.member, stored.score), None
         try:
             fields = self._decoded(stored.definition)
@@ -456,12 +460,24 @@ class RedBeatScheduler(Scheduler):
             logger.error("beat: Dropping the run-now request of %s: %s", name, exc)
             return Settlement(Step.TRIGGER, stored.member, stored.score, now.timestamp(), stored.trigger), None
         if trigger.expired(now.timestamp()) or not fields["enabled"]:
-            logger.warning("beat: Dropping the run-now request of %s by %s (%s)", name, trigger.by,
-                           "disabled" if not fields["enabled"] else "expired")
+            logger.warning(
+                "beat: Dropping the run-now request of %s by %s (%s)",
+                name,
+                trigger.by,
+                "disabled" if not fields["enabled"] else "expired",
+            )
             return Settlement(Step.TRIGGER, stored.member, stored.score, trigger.score, stored.trigger), None
         entry = self._entry_to_send(name, fields, ext, run_state["last_run_at"], run_state["total_run_count"])
-        step = Settlement(Step.TRIGGER, stored.member, stored.score, trigger.score, stored.trigger, name,
-                          slot_text(now), note=trigger.history_note())
+        step = Settlement(
+            Step.TRIGGER,
+            stored.member,
+            stored.score,
+            trigger.score,
+            stored.trigger,
+            name,
+            slot_text(now),
+            note=trigger.history_note(),
+        )
         return step, entry
 
     def _score_until_due(self, decision: timing.Decision, run_state: dict[str, Any]) -> float:
@@ -487,9 +503,13 @@ class RedBeatScheduler(Scheduler):
         keys = self.app.redbeat_conf.keys
         label = keys.entry_key_of(member) if isinstance(member, str) else f"{member!r} (a name that is not UTF-8)"
         if self._unreadable.get(member) != reason:
-            logger.error("beat: Skipping %s: %s; the other entries run. Fix or delete it "
-                         "(looked at again every %ss, logged again only if the problem changes)",
-                         label, reason, int(CORRUPT_RETRY_SECONDS))
+            logger.error(
+                "beat: Skipping %s: %s; the other entries run. Fix or delete it "
+                "(looked at again every %ss, logged again only if the problem changes)",
+                label,
+                reason,
+                int(CORRUPT_RETRY_SECONDS),
+            )
             self._unreadable[member] = reason
         self.metrics.unreadable.set(len(self._unreadable))
         record = json.dumps({"reason": reason, "seen_at": round(now.timestamp(), 3)})
@@ -516,7 +536,7 @@ class RedBeatScheduler(Scheduler):
     # -- inspection and shutdown ----------------------------------------------------
 
     @property
-    def schedule(self) -> dict[str, RedBeatSchedulerEntry]:  # type: ignore[override]
+    def schedule(self) -> dict[str, RedBeatSchedulerEntry]:
         """Every entry in Redis by name (celery-redbeat returned only a tick's window: its #155).
 
         Entries that cannot be loaded are logged and left out.
@@ -525,7 +545,7 @@ class RedBeatScheduler(Scheduler):
         members = [member for member, _ in store.members()]
         keys = [self.app.redbeat_conf.keys.entry_key_of(m) for m in members]
         out: dict[str, RedBeatSchedulerEntry] = {}
-        for key, (definition, meta, ext, _score) in zip(keys, store.read_many(keys)):
+        for key, (definition, meta, ext, _score) in zip(keys, store.read_many(keys), strict=False):
             try:
                 entry = self.Entry.from_stored(key, definition, meta, ext, app=self.app)
             except (KeyError, codec.CorruptEntryError) as exc:
@@ -604,4 +624,3 @@ def _process_name() -> str:
     import socket
 
     return f"{socket.gethostname()}:{os.getpid()}"
-

@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 
-@beat_init.connect
+@beat_init.connect  # type: ignore[untyped-decorator]  # celery is untyped
 def acquire_distributed_beat_lock(sender: Any = None, **kwargs: Any) -> None:
     """On ``celery beat`` start: try the lock once and let the tick wait on change notifications.
 

@@ -34,7 +34,7 @@ _RULE_FIELDS = (
 )
 
 
-class rrule(BaseSchedule):  # noqa: N801 - celery-redbeat's public name
+class rrule(BaseSchedule):  # type: ignore[misc]  # celery is untyped (BaseSchedule is Any)  # noqa: N801 - celery-redbeat's public name
     def __init__(
         self,
         freq: int | str,
@@ -82,9 +82,10 @@ class rrule(BaseSchedule):  # noqa: N801 - celery-redbeat's public name
     def _build(self, dtstart: datetime, byweekday: Any) -> dateutil_rrule:
         fields = {name: getattr(self, name) for name in _RULE_FIELDS}
         fields["byweekday"] = byweekday
-        return dateutil_rrule(self.freq, dtstart=dtstart, until=self.until, **fields)
+        # types-python-dateutil wants the Literal 0-6; freq is an int (FREQ_MAP's, or one dateutil checks itself)
+        return dateutil_rrule(self.freq, dtstart=dtstart, until=self.until, **fields)  # type: ignore[arg-type]
 
-    def localised(self, tz: tzinfo | None, byweekday: Any = None) -> "rrule":
+    def localised(self, tz: tzinfo | None, byweekday: Any = None) -> rrule:
         """This rule with wall-clock occurrences in ``tz`` (DST-aware) and/or nth-weekday forms.
 
         celery-redbeat stores dtstart as a fixed UTC offset, so its occurrences
@@ -107,7 +108,8 @@ class rrule(BaseSchedule):  # noqa: N801 - celery-redbeat's public name
         next_run = self.next_after(self.maybe_make_aware(last_run_at))
         if next_run is None:
             return None
-        return self.maybe_make_aware(next_run) - self.maybe_make_aware(self.now())
+        left: timedelta = self.maybe_make_aware(next_run) - self.maybe_make_aware(self.now())  # celery is untyped
+        return left
 
     def is_due(self, last_run_at: datetime) -> schedstate:
         remaining = self.remaining_estimate(last_run_at)

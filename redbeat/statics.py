@@ -8,14 +8,13 @@ caught up, celery-redbeat PR #233); names recorded as statics but gone from
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
 import hashlib
 import json
 import numbers
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from . import codec, timing
 
@@ -76,13 +75,25 @@ def fast_definition(name: str, item: Any) -> tuple[str, str | None] | None:
     Must equal ``Entry(**item)._definition_json()`` byte for byte (a test
     holds it to that); anything unusual returns None and takes the slow path.
     """
-    if not isinstance(item, dict) or set(item) - {"task", "schedule", "args", "kwargs", "options", "relative", "enabled"}:
+    if not isinstance(item, dict) or set(item) - {
+        "task",
+        "schedule",
+        "args",
+        "kwargs",
+        "options",
+        "relative",
+        "enabled",
+    }:
         return None
     sched = item.get("schedule")
-    if isinstance(sched, numbers.Number) and not isinstance(sched, bool):
+    if not isinstance(sched, bool) and isinstance(sched, numbers.Number):
         sched = timedelta(seconds=float(sched))  # type: ignore[arg-type]
     if isinstance(sched, timedelta):
-        tagged: Any = {"__type__": "interval", "every": sched.total_seconds(), "relative": bool(item.get("relative", False))}
+        tagged: Any = {
+            "__type__": "interval",
+            "every": sched.total_seconds(),
+            "relative": bool(item.get("relative", False)),
+        }
     else:
         try:
             tagged = codec.encode_tagged(sched)
@@ -91,15 +102,17 @@ def fast_definition(name: str, item: Any) -> tuple[str, str | None] | None:
     args = item.get("args")
     try:
         # The C encoder with no fallback hook: a value it cannot encode (a datetime in kwargs) takes the slow path.
-        definition = json.dumps({
-            "name": name,
-            "task": item.get("task"),
-            "args": list(args) if isinstance(args, tuple) else args,
-            "kwargs": item.get("kwargs") or {},
-            "options": item.get("options") or {},
-            "schedule": tagged,
-            "enabled": item.get("enabled", True),
-        })
+        definition = json.dumps(
+            {
+                "name": name,
+                "task": item.get("task"),
+                "args": list(args) if isinstance(args, tuple) else args,
+                "kwargs": item.get("kwargs") or {},
+                "options": item.get("options") or {},
+                "schedule": tagged,
+                "enabled": item.get("enabled", True),
+            }
+        )
     except (TypeError, ValueError):
         return None
     return definition, None

@@ -11,7 +11,6 @@ trip.
 from __future__ import annotations
 
 import json
-
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -459,7 +458,8 @@ class EntryStore:
         return None if value is None else float(value)
 
     def rank(self, member: str) -> int | None:
-        return self.client.zrank(self.keys.schedule, member)
+        rank: int | None = self.client.zrank(self.keys.schedule, member)  # redis-py types replies loosely
+        return rank
 
     # -- beat_schedule (statics) ------------------------------------------------
 
@@ -482,7 +482,7 @@ class EntryStore:
         """The recorded static names and, per name, its stored (definition, meta, ext, score)."""
         names = list(names)
         recorded = {_s(m) for m in self.client.smembers(self.keys.statics)}
-        return recorded, dict(zip(names, self.read_entries(names)))
+        return recorded, dict(zip(names, self.read_entries(names), strict=False))
 
     def start_statics_digest(self, names: list[str]) -> Callable[[], tuple[str, int, int]]:
         """Send the digest script now and return a function that reads its answer.
@@ -497,12 +497,14 @@ class EntryStore:
             return lambda: answer
         pool = client.connection_pool
         connection = pool.get_connection()
+        # redis-py leaves Connection.send_command and disconnect unannotated
         try:
-            connection.send_command(
-                "EVALSHA_RO", self._statics_digest_sha, 2, self.keys.schedule, self.keys.statics, self.keys.prefix, *names
+            connection.send_command(  # type: ignore[no-untyped-call]
+                "EVALSHA_RO", self._statics_digest_sha, 2, self.keys.schedule, self.keys.statics, self.keys.prefix,
+                *names,
             )
         except BaseException:
-            connection.disconnect()
+            connection.disconnect()  # type: ignore[no-untyped-call]
             pool.release(connection)
             raise
 
@@ -513,7 +515,7 @@ class EntryStore:
                 pool.release(connection)  # the error was read in full: the connection is clean
                 return self.statics_digest(names)  # loads the script, or runs it on Redis 6
             except BaseException:
-                connection.disconnect()
+                connection.disconnect()  # type: ignore[no-untyped-call]
                 pool.release(connection)
                 raise
             pool.release(connection)
@@ -523,7 +525,8 @@ class EntryStore:
 
     def statics_digest(self, names: list[str]) -> tuple[str, int, int]:
         """(digest of the named entries as stored, size of the statics set, how many of ``names`` are in it)."""
-        digest, size, present = self._statics_digest([self.keys.schedule, self.keys.statics], [self.keys.prefix, *names])
+        keys, args = [self.keys.schedule, self.keys.statics], [self.keys.prefix, *names]
+        digest, size, present = self._statics_digest(keys, args)
         return _s(digest), int(size), int(present)
 
     def write_statics(
@@ -534,16 +537,24 @@ class EntryStore:
         names: Iterable[str],
         record_names: bool,
     ) -> None:
-        """One atomic script: definitions (name -> definition, ext, meta-if-absent, score), removals, the statics set."""
+        """One atomic script: definitions, removals, the statics set.
+
+        A definition is name -> (definition, ext, meta-if-absent, score).
+        """
         removed = list(removed)
         if not writes and not removed and not record_names:
             return
-        payload = json.dumps({
-            "w": [[name, definition, ext or "", meta or "", _fmt_score(score)]
-                  for name, (definition, ext, meta, score) in writes.items()],
-            "r": removed,
-            "n": list(names) if record_names else [],
-        }, separators=(",", ":"))
+        payload = json.dumps(
+            {
+                "w": [
+                    [name, definition, ext or "", meta or "", _fmt_score(score)]
+                    for name, (definition, ext, meta, score) in writes.items()
+                ],
+                "r": removed,
+                "n": list(names) if record_names else [],
+            },
+            separators=(",", ":"),
+        )
         self._write_statics(keys=[self.keys.schedule, self.keys.statics], args=[self.keys.prefix, payload])
 
 

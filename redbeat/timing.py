@@ -108,7 +108,7 @@ class Policy:
     end_at: datetime | None = None
 
     @classmethod
-    def from_ext(cls, ext: dict[str, Any] | None, name: str = "") -> "Policy":
+    def from_ext(cls, ext: dict[str, Any] | None, name: str = "") -> Policy:
         if not ext:
             return DEFAULT_POLICY  # the name only matters for jitter, an extension
 
@@ -278,7 +278,8 @@ def _first_running_from(
 
 def _next_slot(schedule: Any, slot: datetime, tz: tzinfo | None) -> datetime | None:
     if isinstance(schedule, interval_schedule):
-        return slot + schedule.run_every
+        every: timedelta = schedule.run_every  # celery is untyped
+        return slot + every
     return next_occurrence(schedule, slot, tz=tz)
 
 
@@ -300,13 +301,13 @@ def _newest_slot(schedule: Any, first: datetime, now: datetime, tz: tzinfo | Non
         if newest > first and policy.runs_at(newest) > now:
             newest -= schedule.run_every
         return newest
-    newest = previous_occurrence(schedule, limit, tz=tz)
-    if newest is None or newest < first:
+    latest = previous_occurrence(schedule, limit, tz=tz)
+    if latest is None or latest < first:
         return first
-    if newest > first and policy.runs_at(newest) > now:
-        earlier = previous_occurrence(schedule, newest, tz=tz, inclusive=False)
-        newest = first if earlier is None or earlier < first else earlier
-    return newest
+    if latest > first and policy.runs_at(latest) > now:
+        earlier = previous_occurrence(schedule, latest, tz=tz, inclusive=False)
+        latest = first if earlier is None or earlier < first else earlier
+    return latest
 
 
 def _oldest_to_run(schedule: Any, first: datetime, newest: datetime, tz: tzinfo | None, limit: int) -> datetime:
@@ -357,11 +358,13 @@ def _first_due(
             raise ValueError(f"interval must be positive, not {every!r} seconds")
         if last_run_at is None:
             return anchor
+        run_every: timedelta = schedule.run_every  # celery is untyped
         if schedule.relative:
             # celery rounds the *end* (last run + interval) down to the interval's
             # resolution; rounding the start instead differs for e.g. 90 minutes.
-            return last_run_at + remaining(last_run_at, schedule.run_every, now=last_run_at, relative=True)
-        return last_run_at + schedule.run_every
+            left: timedelta = remaining(last_run_at, run_every, now=last_run_at, relative=True)
+            return last_run_at + left
+        return last_run_at + run_every
     if isinstance(schedule, (crontab, rrule)):
         if last_run_at is None:
             return next_occurrence(schedule, anchor, tz=tz, inclusive=True)
@@ -407,7 +410,7 @@ class _CronSets:
     days_of_week: frozenset[int]  # celery's numbering: 0 = Sunday
 
     @classmethod
-    def of(cls, cron: crontab) -> "_CronSets":
+    def of(cls, cron: crontab) -> _CronSets:
         return cls(
             tuple(sorted(cron.minute)),
             tuple(sorted(cron.hour)),

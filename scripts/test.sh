@@ -5,7 +5,8 @@
 #   bash scripts/test.sh tests/unit -q   # any pytest arguments pass through
 #
 # Installs redis-server and kubectl (apt) if missing, creates/reuses .venv, installs
-# '.[test]' into it, and runs pytest.  The tests start their own redis-server
+# '.[test]' into it, runs the fast checks (scripts/check.sh: ruff, mypy, lint-imports;
+# seconds, and any finding fails the run) and then pytest.  The tests start their own redis-server
 # processes on free ports; nothing here uses a Redis already running on 6379.
 set -euo pipefail
 
@@ -18,6 +19,7 @@ redbeat_ensure_venv
 redbeat_pip_install '.[test]'
 
 cd "$REDBEAT_ROOT"
+bash scripts/check.sh
 redbeat_say "python -m pytest $*"
 status=0
 "$REDBEAT_VENV/bin/python" -m pytest "$@" || status=$?

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from demo.runlog import Run, RunLogReader
 from rich.console import Group
 from rich.table import Table
-
-from demo.runlog import Run, RunLogReader
 
 # celery-redbeat's key layout with the default prefix (see the README's key table).
 SCHEDULE_KEY = "redbeat::schedule"
@@ -166,7 +165,7 @@ class Dashboard:
         A gap counts on one side only when both of its runs are on that side, so
         the gap across the mark belongs to neither.
         """
-        pairs = list(zip(runs, runs[1:]))
+        pairs = list(zip(runs, runs[1:], strict=False))
         if self.mark_at is None:
             return [b.at - a.at for a, b in pairs], []
         before = [b.at - a.at for a, b in pairs if b.at < self.mark_at]

@@ -7,6 +7,7 @@ whole group, SIGKILL after a grace period.  Output goes to a log file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -66,10 +67,8 @@ class Child:
         """SIGTERM the process group, then SIGKILL it if it is still there after ``grace`` seconds."""
         if self.proc.returncode is None:
             _signal_group(self.proc.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                pass
         # Whatever the leader did, nothing of the group may outlive the demo.
         _signal_group(self.proc.pid, signal.SIGKILL)
         if self.proc.returncode is None:
@@ -77,10 +76,8 @@ class Child:
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def start_redis(workdir: Path) -> tuple[Child, str]:

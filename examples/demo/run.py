@@ -108,7 +108,9 @@ class Demo:
         output = (result.stdout + result.stderr).rstrip()
         if result.returncode != 0:
             raise StartError(f"redbeat-apply exited with {result.returncode}:\n{output}")
-        self.console.print(Panel(_plan_text(output or "(no output)", fold_fields=fold_fields), title=title, expand=False))
+        self.console.print(
+            Panel(_plan_text(output or "(no output)", fold_fields=fold_fields), title=title, expand=False)
+        )
         return output
 
     def child_env(self) -> dict[str, str]:
@@ -137,26 +139,50 @@ class Demo:
             child, self.redis_url = start_redis(self.workdir)
         self.children.append(child)
         os.environ["DEMO_REDIS_URL"] = self.redis_url  # for the demo app imported below
-        from demo import app
         import redis
+        from demo import app
 
         app.redbeat_redis = redis.Redis.from_url(self.redis_url, decode_responses=True)
         self.app = app
         self.done(f"redis-server on [bold]{self.redis_url}[/bold] (pid {child.pid}), a throwaway in {self.workdir}")
 
     def start_worker(self) -> None:
-        worker = self.spawn("worker", self.celery(
-            "worker", "--pool", "solo", "--concurrency", "1", "-Q", ",".join(QUEUES), "-n", "demo@%h",
-            "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
-        ))
+        worker = self.spawn(
+            "worker",
+            self.celery(
+                "worker",
+                "--pool",
+                "solo",
+                "--concurrency",
+                "1",
+                "-Q",
+                ",".join(QUEUES),
+                "-n",
+                "demo@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel",
+                "INFO",
+            ),
+        )
         with self.console.status("starting the Celery worker"):
             worker.wait_until(lambda: " ready." in worker.log_tail(200), timeout=60, what="'ready' in its log")
         self.done(f"celery worker (pid {worker.pid}), solo pool, queues {', '.join(QUEUES)}")
 
     def start_beat(self) -> None:
-        beat = self.spawn("beat", self.celery(
-            "beat", "-S", "redbeat.Scheduler", "--max-interval", "5", "--loglevel", "INFO",
-        ))
+        beat = self.spawn(
+            "beat",
+            self.celery(
+                "beat",
+                "-S",
+                "redbeat.Scheduler",
+                "--max-interval",
+                "5",
+                "--loglevel",
+                "INFO",
+            ),
+        )
         client = self.app.redbeat_redis  # type: ignore[union-attr]
         with self.console.status("starting celery beat -S redbeat.Scheduler"):
             beat.wait_until(lambda: bool(client.exists(LOCK_KEY)), timeout=60, what=f"lock {LOCK_KEY} taken")
@@ -170,7 +196,9 @@ class Demo:
         """Apply a copy of the manifests with the real CLI; beat picks the entries up at once, no restart."""
         shutil.copytree(SCHEDULES, self.schedules)
         self.redbeat_apply(
-            "schedules/", title="redbeat-apply: the plan, applied (field lines folded)", fold_fields=True,
+            "schedules/",
+            title="redbeat-apply: the plan, applied (field lines folded)",
+            fold_fields=True,
         )
         count = len(list(self.schedules.rglob("*.y*ml")))
         self.done(f"applied {count} manifests, a copy of examples/schedules/ in the temp dir")
@@ -200,15 +228,23 @@ class Demo:
         before = path.read_text()
         after = edit_demo_manifest(before)
         path.write_text(after)
-        diff = "".join(difflib.unified_diff(
-            before.splitlines(keepends=True), after.splitlines(keepends=True),
-            fromfile=f"a/schedules/{EDITED_FILE}", tofile=f"b/schedules/{EDITED_FILE}",
-        ))
-        self.console.print(Panel(Syntax(diff.rstrip(), "diff", theme="ansi_dark"), title=f"the edit of {path}", expand=False))
+        diff = "".join(
+            difflib.unified_diff(
+                before.splitlines(keepends=True),
+                after.splitlines(keepends=True),
+                fromfile=f"a/schedules/{EDITED_FILE}",
+                tofile=f"b/schedules/{EDITED_FILE}",
+            )
+        )
+        self.console.print(
+            Panel(Syntax(diff.rstrip(), "diff", theme="ansi_dark"), title=f"the edit of {path}", expand=False)
+        )
         self.done(f"edited {path}: {HEARTBEAT} every {NEW_EVERY}, new entry demo-sweep every 3s")
 
     def dry_run(self) -> None:
-        output = self.redbeat_apply("--dry-run", "schedules/", title="redbeat-apply --dry-run: the diff, nothing written")
+        output = self.redbeat_apply(
+            "--dry-run", "schedules/", title="redbeat-apply --dry-run: the diff, nothing written"
+        )
         if f'every: "{OLD_EVERY}" -> "{NEW_EVERY}"' not in output:
             raise StartError(f"the dry run does not show the edit of {HEARTBEAT}:\n{output}")
         self.done("the plan shows exactly the edit; Redis is unchanged")
@@ -227,9 +263,7 @@ class Demo:
                 f"{HEARTBEAT} due at {_clock(due_before)} -> {_clock(due_after)} in Redis "
                 f"(its last run {_clock(last_run)} {due_after - last_run:+.1f}s)"
             )
-        self.done(
-            f"beat (pid {self.beat.pid}) keeps running; apply published on {WAKE_CHANNEL}, beat re-reads Redis"
-        )
+        self.done(f"beat (pid {self.beat.pid}) keeps running; apply published on {WAKE_CHANNEL}, beat re-reads Redis")
 
     def _heartbeat_due(self) -> float | None:
         client = self.app.redbeat_redis  # type: ignore[union-attr]
@@ -264,7 +298,7 @@ class Demo:
 
     # -- teardown --------------------------------------------------------------------
 
-    def __enter__(self) -> "Demo":
+    def __enter__(self) -> Demo:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -285,7 +319,9 @@ def edit_demo_manifest(text: str) -> str:
     A plain text edit, comments and layout kept; a manifest that no longer has
     the lines this expects is an error, not a silently different demo.
     """
-    pattern = re.compile(rf"(- name: {re.escape(HEARTBEAT)}\n(?:[ \t]+\w+:.*\n)*?[ \t]+every: ){re.escape(OLD_EVERY)}\b")
+    pattern = re.compile(
+        rf"(- name: {re.escape(HEARTBEAT)}\n(?:[ \t]+\w+:.*\n)*?[ \t]+every: ){re.escape(OLD_EVERY)}\b"
+    )
     edited, count = pattern.subn(rf"\g<1>{NEW_EVERY}", text)
     if count != 1:
         raise StartError(f"examples/schedules/{EDITED_FILE} no longer has '{HEARTBEAT}' with 'every: {OLD_EVERY}'")
@@ -391,7 +427,9 @@ def write_record(demo: Demo, path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--seconds", type=float, default=12.0,
+        "--seconds",
+        type=float,
+        default=12.0,
         help="how long each of the two watches lasts, before and after the edit (default 12)",
     )
     parser.add_argument("--record", type=Path, metavar="FILE", help="also write what happened as JSON to FILE")

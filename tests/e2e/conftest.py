@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 from celery import Celery
-
 from support.celery_rig import CeleryRig, Proc  # noqa: F401  (the rig lives in tests/support, shared with tests/reliability)
 
 

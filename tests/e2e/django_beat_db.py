@@ -63,7 +63,9 @@ def dump() -> None:
         entry = ModelEntry(task, app=app)
         sched = entry.schedule
         if isinstance(sched, crontab):
-            kind = {f: sorted(getattr(sched, f)) for f in ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")}
+            kind = {
+                f: sorted(getattr(sched, f)) for f in ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")
+            }
             kind["timezone"] = str(task.crontab.timezone)
         else:
             assert isinstance(sched, schedule)
@@ -71,8 +73,14 @@ def dump() -> None:
         options = dict(entry.options)
         if "expires" in options and not isinstance(options["expires"], int):
             options["expires"] = options["expires"].isoformat()
-        out[task.name] = {"task": entry.task, "schedule": kind, "args": list(entry.args), "kwargs": entry.kwargs,
-                          "options": options, "enabled": task.enabled}
+        out[task.name] = {
+            "task": entry.task,
+            "schedule": kind,
+            "args": list(entry.args),
+            "kwargs": entry.kwargs,
+            "options": options,
+            "enabled": task.enabled,
+        }
     print(json.dumps(out))
 
 

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from support.gh_action import BAD, GOOD, FakeGitHub, Runner, base_env, make_checkout
 from support.snapshot import PACKAGE_FILES, copy_tree
 

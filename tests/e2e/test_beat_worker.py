@@ -41,9 +41,9 @@ def check_runs_on_slots(runs: list[dict], *, t0: float, until: float) -> None:
     # ... no more runs than slots that fell due ...
     assert len(times) <= int((until - t0) // EVERY), f"more runs than slots: {[t - t0 for t in times]}"
     # ... and the i-th run executed on time for the i-th slot (a duplicate runs early for its index).
-    lateness = [round(at - slot, 3) for at, slot in zip(times, slots)]
+    lateness = [round(at - slot, 3) for at, slot in zip(times, slots, strict=False)]
     assert all(-0.01 <= late < LATE for late in lateness), f"run - slot, per slot: {lateness}"
-    gaps = [round(b - a, 3) for a, b in zip(times, times[1:])]
+    gaps = [round(b - a, 3) for a, b in zip(times, times[1:], strict=False)]
     assert all(gap > EVERY / 2 for gap in gaps), f"two runs for one slot: gaps {gaps}"
 
 

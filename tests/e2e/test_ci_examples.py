@@ -29,11 +29,11 @@ from typing import Any
 
 import pytest
 import yaml
-
-import redbeat
 from support.gh_action import BAD, GOOD, ActionRun, FakeGitHub, base_env, evaluate, make_checkout
 from support.gh_action import Runner as ActionRunner
 from support.snapshot import PACKAGE_FILES, copy_tree
+
+import redbeat
 
 ROOT = Path(__file__).resolve().parents[2]
 CI = ROOT / "examples" / "ci"
@@ -230,9 +230,21 @@ def test_github_merge_to_main_applies_once(checkout, redis_url, redis_client):
 
 
 def test_github_apply_fails_the_job_on_a_conflict(checkout, redis_url, redis_client):
-    redis_client.hset("redbeat:heartbeat", "definition", json.dumps(
-        {"name": "heartbeat", "task": "ops.tasks.ping", "schedule": {"__type__": "interval", "every": 10.0, "relative": False},
-         "args": [], "kwargs": {}, "options": {}, "enabled": True}))
+    redis_client.hset(
+        "redbeat:heartbeat",
+        "definition",
+        json.dumps(
+            {
+                "name": "heartbeat",
+                "task": "ops.tasks.ping",
+                "schedule": {"__type__": "interval", "every": 10.0, "relative": False},
+                "args": [],
+                "kwargs": {},
+                "options": {},
+                "enabled": True,
+            }
+        ),
+    )
     job = run_github_job("apply", checkout, secrets={"REDBEAT_REDIS_URL": redis_url}, event="push")
     assert job.failed is not None and job.failed.returncode == 1
     assert "nothing was written" in job.failed.stderr
@@ -257,16 +269,27 @@ def run_gitlab_job(job_name: str, workdir: Path, variables: dict[str, str]) -> s
     assert before == [INSTALL], "the pipeline installs another version than pyproject.toml's"
     env = base_env()
     env.update(
-        CI="true", GITLAB_CI="true", CI_PROJECT_DIR=str(workdir), CI_PROJECT_PATH=REPOSITORY, CI_PROJECT_ID="42",
-        CI_DEFAULT_BRANCH="main", CI_API_V4_URL="http://127.0.0.1:1/api/v4",
+        CI="true",
+        GITLAB_CI="true",
+        CI_PROJECT_DIR=str(workdir),
+        CI_PROJECT_PATH=REPOSITORY,
+        CI_PROJECT_ID="42",
+        CI_DEFAULT_BRANCH="main",
+        CI_API_V4_URL="http://127.0.0.1:1/api/v4",
     )
     env.update(variables)
     for name, value in {**pipeline.get("variables", {}), **job.get("variables", {})}.items():
         env[name] = expand(value, env)
     # The runner's bash runs the script lines in one shell with `set -eo pipefail`.
     script = "\n".join(job["script"])
-    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-                          cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_gitlab_pipeline_rules():
@@ -341,8 +364,11 @@ def fake_gitlab():
 
 def test_gitlab_merge_request_plan_is_one_updated_comment(checkout, redis_url, redis_client, fake_gitlab):
     variables = {
-        "REDBEAT_REDIS_URL": redis_url, "REDBEAT_GITLAB_TOKEN": "glpat-test", "CI_API_V4_URL": fake_gitlab,
-        "CI_MERGE_REQUEST_IID": "7", "CI_PIPELINE_SOURCE": "merge_request_event",
+        "REDBEAT_REDIS_URL": redis_url,
+        "REDBEAT_GITLAB_TOKEN": "glpat-test",
+        "CI_API_V4_URL": fake_gitlab,
+        "CI_MERGE_REQUEST_IID": "7",
+        "CI_PIPELINE_SOURCE": "merge_request_event",
     }
     first = run_gitlab_job("plan", checkout, variables)
     assert first.returncode == 0, first.stderr
@@ -393,10 +419,21 @@ HOOK_REPO_FILES = (".pre-commit-hooks.yaml", *PACKAGE_FILES)
 
 
 def git(cwd: Path, *args: str) -> None:
-    env = {**base_env(), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    subprocess.run(["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
-                   cwd=cwd, env=env, check=True, capture_output=True, timeout=60)
+    env = {
+        **base_env(),
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
+        cwd=cwd,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -427,9 +464,26 @@ def test_pre_commit_hook_via_try_repo(tmp_path, hook_repo):
 
     def try_repo(*files: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "pre_commit", "try-repo", str(hook_repo), "redbeat-validate",
-             "--ref", "HEAD", "--color", "never", "--verbose", "--files", *files],
-            cwd=project, env=env, capture_output=True, text=True, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "pre_commit",
+                "try-repo",
+                str(hook_repo),
+                "redbeat-validate",
+                "--ref",
+                "HEAD",
+                "--color",
+                "never",
+                "--verbose",
+                "--files",
+                *files,
+            ],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
 
     good = try_repo("schedules/good.yaml")
@@ -462,17 +516,25 @@ def test_pre_commit_hook_via_try_repo(tmp_path, hook_repo):
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=hook_repo, capture_output=True, text=True, check=True)
     config["repos"][0].update(repo=str(hook_repo), rev=head.stdout.strip())
     (project / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))
+
+    def run_hooks() -> subprocess.CompletedProcess[str]:
+        """`pre-commit run --all-files` in the project, as a developer runs it."""
+        return subprocess.run(
+            [sys.executable, "-m", "pre_commit", "run", "--all-files", "--color", "never"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
     git(project, "add", ".pre-commit-config.yaml")
-    run = subprocess.run([sys.executable, "-m", "pre_commit", "run", "--all-files", "--color", "never"],
-                         cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    run = run_hooks()
     assert run.returncode == 1 and "minute 61 is out of range" in run.stdout, run.stdout + run.stderr
     (project / "schedules" / "bad.yaml").unlink()
     git(project, "add", "-A")
-    run = subprocess.run([sys.executable, "-m", "pre_commit", "run", "--all-files", "--color", "never"],
-                         cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    run = run_hooks()
     assert run.returncode == 0, run.stdout + run.stderr
-
-
 
 
 @pytest.mark.slow
@@ -485,12 +547,23 @@ def test_gitlab_install_line_installs(tmp_path, hook_repo):
     line = INSTALL.replace(GIT_URL, f"file://localhost{hook_repo}")
     assert line.startswith("python -m pip install ")
     env = {**base_env(), "PATH": f"{venv / 'bin'}{os.pathsep}{base_env()['PATH']}"}
-    installed = subprocess.run(["bash", "-eo", "pipefail", "-c", line], cwd=tmp_path, env=env,
-                               capture_output=True, text=True, timeout=600)
+    installed = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert installed.returncode == 0, installed.stdout + installed.stderr
-    shown = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "show", "redbeat-gitops"],
-                           capture_output=True, text=True, check=True, timeout=60)
+    shown = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "show", "redbeat-gitops"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     assert f"Version: {VERSION}" in shown.stdout
-    validated = subprocess.run([str(venv / "bin" / "redbeat-apply"), "validate", str(ROOT / "examples" / "schedules")],
-                               cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    validated = subprocess.run(
+        [str(venv / "bin" / "redbeat-apply"), "validate", str(ROOT / "examples" / "schedules")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert validated.returncode == 0, validated.stdout + validated.stderr

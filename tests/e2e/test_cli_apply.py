@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from support.redis_proc import RedisProcess, commandstats, dirty_count, write_calls
 
 BIN = Path(sys.executable).parent / "redbeat-apply"
@@ -71,11 +70,14 @@ def test_apply_then_no_changes_with_zero_writes(schedules, redis_url, redis_clie
 
 
 def test_environment_variables_choose_redis_prefix_and_owner(schedules, redis_url, redis_client):
-    result = run(str(schedules), env={"REDBEAT_REDIS_URL": redis_url, "REDBEAT_KEY_PREFIX": "{jobs}:", "REDBEAT_OWNER": "team-a"})
+    result = run(
+        str(schedules), env={"REDBEAT_REDIS_URL": redis_url, "REDBEAT_KEY_PREFIX": "{jobs}:", "REDBEAT_OWNER": "team-a"}
+    )
     assert result.returncode == 0, result.stderr
     assert redis_client.exists("{jobs}:heartbeat")
     assert redis_client.hkeys("{jobs}::owner:team-a") == ["heartbeat", "nightly"] or sorted(
-        redis_client.hkeys("{jobs}::owner:team-a")) == ["heartbeat", "nightly"]
+        redis_client.hkeys("{jobs}::owner:team-a")
+    ) == ["heartbeat", "nightly"]
 
 
 def test_invalid_manifests_exit_3_and_write_nothing(tmp_path, redis_url, redis_client):
@@ -92,7 +94,9 @@ def test_empty_directory_is_invalid(tmp_path, redis_url):
 
 
 @pytest.mark.parametrize("layout", ["empty-list", "empty-directory"])
-def test_an_owner_deletes_all_its_entries_only_with_allow_mass_delete(schedules, tmp_path, redis_url, redis_client, layout):
+def test_an_owner_deletes_all_its_entries_only_with_allow_mass_delete(
+    schedules, tmp_path, redis_url, redis_client, layout
+):
     assert run("--redis-url", redis_url, str(schedules)).returncode == 0
     nothing = tmp_path / "nothing"
     nothing.mkdir()
@@ -153,8 +157,12 @@ def test_markdown_and_json_outputs(schedules, redis_url, redis_client):
     assert document["format_version"] == 1
     assert document["summary"] == {"create": 0, "update": 1, "delete": 1, "adopt": 0, "no-op": 0, "conflict": 0}
     assert document["changes"][0] == {
-        "op": "update", "name": "heartbeat", "fields": [{"path": "every", "old": "30s", "new": "1m"}],
-        "reschedule": True, "drift": [], "reason": None,
+        "op": "update",
+        "name": "heartbeat",
+        "fields": [{"path": "every", "old": "30s", "new": "1m"}],
+        "reschedule": True,
+        "drift": [],
+        "reason": None,
     }
     assert document["applied"] is False and document["dry_run"] is True
 
@@ -209,9 +217,22 @@ def test_export_refuses_to_overwrite_without_force(schedules, redis_url, tmp_pat
 
 
 def test_export_all_brings_celery_redbeat_entries_under_git(redis_url, redis_client, tmp_path):
-    legacy = {"name": "legacy", "task": "t.legacy", "args": None, "kwargs": {}, "options": {},
-              "schedule": {"__type__": "crontab", "minute": 0, "hour": [3, 9], "day_of_week": "*",
-                           "day_of_month": "*", "month_of_year": "*"}, "enabled": True}
+    legacy = {
+        "name": "legacy",
+        "task": "t.legacy",
+        "args": None,
+        "kwargs": {},
+        "options": {},
+        "schedule": {
+            "__type__": "crontab",
+            "minute": 0,
+            "hour": [3, 9],
+            "day_of_week": "*",
+            "day_of_month": "*",
+            "month_of_year": "*",
+        },
+        "enabled": True,
+    }
     redis_client.hset("redbeat:legacy", "definition", json.dumps(legacy))
     redis_client.zadd("redbeat::schedule", {"redbeat:legacy": 1})
     out = tmp_path / "exported"
@@ -230,32 +251,56 @@ def test_status_lists_every_entry(schedules, redis_url, redis_client):
                          "second": 5, "microsecond": 0, "timezone": "UTC"}, "total_run_count": 7}))
     table = run("status", "--redis-url", redis_url)
     assert table.returncode == 0, table.stderr
-    assert "heartbeat" in table.stdout and "every 30s" in table.stdout and "cron 30 2 * * 1-5 (Europe/Berlin)" in table.stdout
+    assert (
+        "heartbeat" in table.stdout
+        and "every 30s" in table.stdout
+        and "cron 30 2 * * 1-5 (Europe/Berlin)" in table.stdout
+    )
     rows = json.loads(run("status", "--redis-url", redis_url, "--output", "json").stdout)["entries"]
     assert rows[0] == {
-        "name": "heartbeat", "owner": "default", "schedule": "every 30s", "enabled": True, "state": "active",
-        "next_due": rows[0]["next_due"], "next_run": rows[0]["next_run"], "timezone": "UTC",
-        "last_run_at": "2026-01-02T03:04:05+00:00", "total_run_count": 7, "problem": None,
-        "recent_runs": [], "dispatch_lag_seconds": None, "paused": None,  # no run in the history, no pause
+        "name": "heartbeat",
+        "owner": "default",
+        "schedule": "every 30s",
+        "enabled": True,
+        "state": "active",
+        "next_due": rows[0]["next_due"],
+        "next_run": rows[0]["next_run"],
+        "timezone": "UTC",
+        "last_run_at": "2026-01-02T03:04:05+00:00",
+        "total_run_count": 7,
+        "problem": None,
+        "recent_runs": [],
+        "dispatch_lag_seconds": None,
+        "paused": None,  # no run in the history, no pause
     }
     assert rows[0]["next_due"] is not None
 
 
 def test_status_shows_extensions_and_states(tmp_path, redis_url, redis_client):
-    write(tmp_path, "x.yaml", """\
+    write(
+        tmp_path,
+        "x.yaml",
+        """\
         defaults: {task: app.tasks.job}
         schedules:
           - {name: spread, every: 1m, jitter: 20s, catch_up: skip}
           - {name: later, every: 1m, start_at: "2099-01-01T00:00:00Z"}
           - {name: paused, every: 1m, enabled: false}
           - {name: once, at: "2020-01-01T00:00:00Z"}
-    """)
+    """,
+    )
     assert run("--redis-url", redis_url, str(tmp_path)).returncode == 0
     redis_client.zadd("redbeat::schedule", {"redbeat:once": -1})  # what beat files a past one-off under
-    rows = {r["name"]: r for r in json.loads(run("status", "--redis-url", redis_url, "--output", "json").stdout)["entries"]}
+    rows = {
+        r["name"]: r for r in json.loads(run("status", "--redis-url", redis_url, "--output", "json").stdout)["entries"]
+    }
     assert rows["spread"]["schedule"] == "every 1m, catch up skip, jitter 20s"
     assert {name: row["state"] for name, row in rows.items()} == {
-        "spread": "active", "later": "dormant", "paused": "suspended", "once": "finished"}
+        "spread": "active",
+        "later": "dormant",
+        "paused": "suspended",
+        "once": "finished",
+    }
     assert rows["once"]["schedule"] == "once at 2020-01-01T00:00:00+00:00"
 
 
@@ -278,8 +323,12 @@ def test_noop_apply_of_10000_schedules_issues_zero_writes(tmp_path, redis_url, r
     for f in range(20):
         lines = ["schedules:"]
         for i in range(500):
-            lines += [f"  - name: job-{f}-{i}", "    task: app.tasks.work", f"    every: {1 + i % 90}s",
-                      f"    kwargs: {{shard: {i}}}"]
+            lines += [
+                f"  - name: job-{f}-{i}",
+                "    task: app.tasks.work",
+                f"    every: {1 + i % 90}s",
+                f"    kwargs: {{shard: {i}}}",
+            ]
         (directory / f"part{f}.yaml").write_text("\n".join(lines) + "\n")
     first = run("--redis-url", redis_url, str(directory))
     assert first.returncode == 0, first.stderr

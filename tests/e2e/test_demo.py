@@ -23,7 +23,7 @@ TOLERANCE = 0.5  # seconds, on every observed gap
 
 
 def _gaps(times: list[float]) -> list[float]:
-    return [b - a for a, b in zip(times, times[1:])]
+    return [b - a for a, b in zip(times, times[1:], strict=False)]
 
 
 def _between(out: str, start: str, end: str) -> str:
@@ -109,7 +109,7 @@ def test_demo_stops_every_process_and_removes_its_temp_dir(demo):
     code, out, record = demo
     assert code == 0 and record is not None, out
     assert set(record["children"]) == {"redis-server", "worker", "beat"}, record
-    for name, pid in record["children"].items():
+    for _name, pid in record["children"].items():
         with pytest.raises(ProcessLookupError):  # each child led its own process group: none of it is left
             os.killpg(pid, 0)
     workdir = Path(record["workdir"])

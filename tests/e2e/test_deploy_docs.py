@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import yaml
-
 from support.gh_action import base_env
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,6 +10,7 @@ would have run from the same rows.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -77,21 +78,37 @@ RUN_ONCE_AND_WINDOWS = [
 ]
 
 NOT_CONVERTIBLE = [
-    {"name": "sunrise", "task": "garden.tasks.water", "solar": {"event": "sunrise", "latitude": "52.52", "longitude": "13.40"}},
-    {"name": "broken-kwargs", "task": "ops.tasks.broken", "interval": {"every": 1, "period": "hours"}, "kwargs": "{nope"},
-    {"name": "args-not-a-list", "task": "ops.tasks.broken", "interval": {"every": 1, "period": "hours"}, "args": '{"a": 1}'},
+    {
+        "name": "sunrise",
+        "task": "garden.tasks.water",
+        "solar": {"event": "sunrise", "latitude": "52.52", "longitude": "13.40"},
+    },
+    {
+        "name": "broken-kwargs",
+        "task": "ops.tasks.broken",
+        "interval": {"every": 1, "period": "hours"},
+        "kwargs": "{nope",
+    },
+    {
+        "name": "args-not-a-list",
+        "task": "ops.tasks.broken",
+        "interval": {"every": 1, "period": "hours"},
+        "args": '{"a": 1}',
+    },
 ]
 
 
 def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("REDBEAT_", "DJANGO_")) and k != "NO_COLOR"}
+    return {k: v for k, v in os.environ.items() if not k.startswith(("REDBEAT_", "DJANGO_")) and k != "NO_COLOR"}
 
 
 def make_db(path: Path, tasks: list[dict[str, Any]]) -> Path:
     result = subprocess.run(
         [sys.executable, str(HERE / "django_beat_db.py"), str(path), json.dumps(tasks)],
-        capture_output=True, text=True, env=clean_env(), timeout=120,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(len(tasks))
@@ -100,19 +117,32 @@ def make_db(path: Path, tasks: list[dict[str, Any]]) -> Path:
 
 def oracle(db: Path) -> dict[str, Any]:
     """What django-celery-beat's ModelEntry makes of each row."""
-    result = subprocess.run([sys.executable, str(HERE / "django_beat_db.py"), str(db), "--dump"],
-                            capture_output=True, text=True, env=clean_env(), timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(HERE / "django_beat_db.py"), str(db), "--dump"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
 def export(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "redbeat-apply"), "migrate-django", *args],
-                          capture_output=True, text=True, env={**clean_env(), **(env or {})}, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [str(BIN / "redbeat-apply"), "migrate-django", *args],
+        capture_output=True,
+        text=True,
+        env={**clean_env(), **(env or {})},
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def redbeat_apply(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "redbeat-apply"), *args], capture_output=True, text=True, env=clean_env(), timeout=120)
+    return subprocess.run(
+        [str(BIN / "redbeat-apply"), *args], capture_output=True, text=True, env=clean_env(), timeout=120
+    )
 
 
 def sha256(path: Path) -> str:
@@ -121,7 +151,9 @@ def sha256(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def full_db(tmp_path_factory) -> Path:
-    return make_db(tmp_path_factory.mktemp("django") / "db.sqlite3", CONVERTIBLE + RUN_ONCE_AND_WINDOWS + NOT_CONVERTIBLE)
+    return make_db(
+        tmp_path_factory.mktemp("django") / "db.sqlite3", CONVERTIBLE + RUN_ONCE_AND_WINDOWS + NOT_CONVERTIBLE
+    )
 
 
 def test_export_writes_valid_manifests_and_reports_the_rest(full_db, tmp_path):
@@ -139,34 +171,67 @@ def test_export_writes_valid_manifests_and_reports_the_rest(full_db, tmp_path):
     assert schedules == {
         "heartbeat": {"name": "heartbeat", "task": "ops.tasks.ping", "every": "30s"},
         "ledger-sync": {
-            "name": "ledger-sync", "task": "ledger.tasks.sync", "every": "1h30m",
-            "args": [1, "two", None], "kwargs": {"full": True, "depth": {"max": 3}},
-            "options": {"queue": "ledger", "exchange": "ledger-ex", "routing_key": "ledger.sync", "priority": 7,
-                        "headers": {"x-team": "finance"}, "expires": 600},
+            "name": "ledger-sync",
+            "task": "ledger.tasks.sync",
+            "every": "1h30m",
+            "args": [1, "two", None],
+            "kwargs": {"full": True, "depth": {"max": 3}},
+            "options": {
+                "queue": "ledger",
+                "exchange": "ledger-ex",
+                "routing_key": "ledger.sync",
+                "priority": 7,
+                "headers": {"x-team": "finance"},
+                "expires": 600,
+            },
         },
         "every-two-days": {"name": "every-two-days", "task": "ops.tasks.rotate", "every": "2d"},
         "tick": {"name": "tick", "task": "ops.tasks.tick", "every": "250ms"},
-        "nightly-report": {"name": "nightly-report", "task": "reports.tasks.nightly", "cron": "30 2 * * 1-5",
-                           "timezone": "Europe/Berlin", "enabled": False},
+        "nightly-report": {
+            "name": "nightly-report",
+            "task": "reports.tasks.nightly",
+            "cron": "30 2 * * 1-5",
+            "timezone": "Europe/Berlin",
+            "enabled": False,
+        },
         # Both days restricted: Celery means "both", cron would mean "either", so a crontab mapping.
-        "first-monday": {"name": "first-monday", "task": "reports.tasks.monthly", "timezone": "UTC",
-                         "crontab": {"minute": "0", "hour": "6", "day_of_week": "1", "day_of_month": "1-7",
-                                     "month_of_year": "*"}},
-        "quarter-hours": {"name": "quarter-hours", "task": "ops.tasks.poll", "cron": "*/15 8-18 * */3 *",  # canonical: 1,4,7,10 == */3
-                          "timezone": "America/New_York"},
-        "expires-later": {"name": "expires-later", "task": "ops.tasks.campaign", "every": "1h",
-                          "options": {"expires": "2099-01-01T00:00:00+00:00"}, "end_at": "2099-01-01T00:00:00+00:00"},
+        "first-monday": {
+            "name": "first-monday",
+            "task": "reports.tasks.monthly",
+            "timezone": "UTC",
+            "crontab": {"minute": "0", "hour": "6", "day_of_week": "1", "day_of_month": "1-7", "month_of_year": "*"},
+        },
+        "quarter-hours": {
+            "name": "quarter-hours",
+            "task": "ops.tasks.poll",
+            "cron": "*/15 8-18 * */3 *",  # canonical: 1,4,7,10 == */3
+            "timezone": "America/New_York",
+        },
+        "expires-later": {
+            "name": "expires-later",
+            "task": "ops.tasks.campaign",
+            "every": "1h",
+            "options": {"expires": "2099-01-01T00:00:00+00:00"},
+            "end_at": "2099-01-01T00:00:00+00:00",
+        },
         "already-started": {"name": "already-started", "task": "ops.tasks.started", "every": "5m"},
         "launch": {"name": "launch", "task": "ops.tasks.launch", "at": "2030-01-01T09:00:00+00:00"},
         "just-once": {"name": "just-once", "task": "ops.tasks.once", "at": schedules["just-once"]["at"]},
         # the first 09:00 in Berlin after its start_time (2098-01-01T00:00Z)
         "once-at-nine": {"name": "once-at-nine", "task": "ops.tasks.nine", "at": "2098-01-01T09:00:00+01:00"},
         "ran-once": {"name": "ran-once", "task": "ops.tasks.ran", "at": "2021-01-01T09:00:00+00:00", "enabled": False},
-        "not-yet": {"name": "not-yet", "task": "ops.tasks.later", "every": "1h", "start_at": "2099-06-01T00:00:00+00:00"},
+        "not-yet": {
+            "name": "not-yet",
+            "task": "ops.tasks.later",
+            "every": "1h",
+            "start_at": "2099-06-01T00:00:00+00:00",
+        },
     }
     # A one-off interval task runs one interval after django-celery-beat first sees it.
     once = dt.datetime.fromisoformat(schedules["just-once"]["at"])
-    assert started + dt.timedelta(hours=1) <= once + dt.timedelta(seconds=1) and once <= finished + dt.timedelta(hours=1)
+    assert started + dt.timedelta(hours=1) <= once + dt.timedelta(seconds=1) and once <= finished + dt.timedelta(
+        hours=1
+    )
     text = manifest.read_text()
     assert "  # Sync the ledger.\n  # Runs all day.\n  - name: ledger-sync\n" in text
     assert "# NOTE: clocked schedule: written as a one-off at 2030-01-01T09:00:00+00:00" in text
@@ -182,13 +247,16 @@ def test_export_writes_valid_manifests_and_reports_the_rest(full_db, tmp_path):
     report = result.stdout
     assert report.startswith(f"wrote 14 schedules to {manifest}\n")
     assert "NOT CONVERTED (3):" in report
-    tail = text[text.index("# NOT CONVERTED (still only in django-celery-beat):"):]
+    tail = text[text.index("# NOT CONVERTED (still only in django-celery-beat):") :]
     for name, reason in reasons.items():
         line = next(line for line in report.splitlines() if line.startswith(f"  {name} ("))
         assert reason in line, line
         assert f"# - {name} (" in tail and reason in tail
     assert "note: already-started: start_time 2020-01-01T00:00:00+00:00 is in the past: left out" in report
-    assert text.startswith("# Exported from django-celery-beat (sqlite:///") and "14 of 17 periodic tasks converted" in text
+    assert (
+        text.startswith("# Exported from django-celery-beat (sqlite:///")
+        and "14 of 17 periodic tasks converted" in text
+    )
 
     validate = redbeat_apply("validate", str(out))
     assert validate.returncode == 0, validate.stdout + validate.stderr
@@ -226,10 +294,17 @@ def test_applied_entries_run_what_django_celery_beat_ran(full_db, tmp_path, redi
 
 
 def test_everything_converted_exits_0_and_omit_timezone_keeps_celery_redbeat_compat(tmp_path):
-    db = make_db(tmp_path / "db.sqlite3", [
-        {"name": "report", "task": "reports.tasks.daily", "crontab": {"minute": "0", "hour": "7", "timezone": "UTC"}},
-        {"name": "ping", "task": "ops.tasks.ping", "interval": {"every": 10, "period": "seconds"}},
-    ])
+    db = make_db(
+        tmp_path / "db.sqlite3",
+        [
+            {
+                "name": "report",
+                "task": "reports.tasks.daily",
+                "crontab": {"minute": "0", "hour": "7", "timezone": "UTC"},
+            },
+            {"name": "ping", "task": "ops.tasks.ping", "interval": {"every": 10, "period": "seconds"}},
+        ],
+    )
     out = tmp_path / "out"
     result = export("--database-url", f"sqlite:///{db}", "--omit-timezone", "UTC", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -254,13 +329,18 @@ def test_everything_converted_exits_0_and_omit_timezone_keeps_celery_redbeat_com
 
 
 def test_a_django_settings_module_works_too(tmp_path):
-    db = make_db(tmp_path / "db.sqlite3", [{"name": "ping", "task": "ops.tasks.ping", "interval": {"every": 1, "period": "minutes"}}])
+    db = make_db(
+        tmp_path / "db.sqlite3",
+        [{"name": "ping", "task": "ops.tasks.ping", "interval": {"every": 1, "period": "minutes"}}],
+    )
     (tmp_path / "mysite_settings.py").write_text(
-        "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': %r}}\n"
-        "INSTALLED_APPS = ['django_celery_beat']\nUSE_TZ = True\nSECRET_KEY = 'x'\n" % str(db)
+        f"DATABASES = {{'default': {{'ENGINE': 'django.db.backends.sqlite3', 'NAME': {str(db)!r}}}}}\n"
+        "INSTALLED_APPS = ['django_celery_beat']\nUSE_TZ = True\nSECRET_KEY = 'x'\n"
     )
     out = tmp_path / "out"
-    result = export(str(out), env={"DJANGO_SETTINGS_MODULE": "mysite_settings", "PYTHONPATH": str(tmp_path)}, cwd=tmp_path)
+    result = export(
+        str(out), env={"DJANGO_SETTINGS_MODULE": "mysite_settings", "PYTHONPATH": str(tmp_path)}, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert yaml.safe_load((out / "django-celery-beat.yaml").read_text())["schedules"] == [
         {"name": "ping", "task": "ops.tasks.ping", "every": "1m"}
@@ -294,8 +374,12 @@ def test_database_urls():
 
     pg = database_settings("postgresql://app:p%40ss@db.example.com:6543/beat?sslmode=require")
     assert pg == {
-        "ENGINE": "django.db.backends.postgresql", "NAME": "beat", "USER": "app", "PASSWORD": "p@ss",
-        "HOST": "db.example.com", "PORT": "6543",
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "beat",
+        "USER": "app",
+        "PASSWORD": "p@ss",
+        "HOST": "db.example.com",
+        "PORT": "6543",
         "OPTIONS": {"sslmode": "require", "options": "-c default_transaction_read_only=on"},
     }
     assert database_settings("mysql://u@localhost/beat")["ENGINE"] == "django.db.backends.mysql"
@@ -314,8 +398,9 @@ def test_interval_and_crontab_conversion_units():
     with pytest.raises(ValueError, match="unknown interval period"):
         interval_every(1, "weeks")
     # Spellings Celery accepts and the cron parser does not are read with Celery's parser.
-    assert crontab_schedule({"minute": "0", "hour": "9", "day_of_week": "monday-friday",
-                             "day_of_month": "*", "month_of_year": "*"}) == {"cron": "0 9 * * 1-5"}
+    assert crontab_schedule(
+        {"minute": "0", "hour": "9", "day_of_week": "monday-friday", "day_of_month": "*", "month_of_year": "*"}
+    ) == {"cron": "0 9 * * 1-5"}
     with pytest.raises(ValueError, match="is not valid"):
         crontab_schedule({"minute": "61", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"})
 
@@ -333,13 +418,12 @@ def test_switching_from_celery_redbeat_export_then_adopt(tmp_path, redis_url, re
     app.conf.update(redbeat_redis_url=redis_url, timezone="UTC")
     last = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
     RedBeatSchedulerEntry("ping", "ops.tasks.ping", schedule(timedelta(seconds=30)), app=app, last_run_at=last).save()
-    RedBeatSchedulerEntry("report", "reports.tasks.daily", crontab(minute=0, hour=7), kwargs={"fmt": "pdf"},
-                          app=app, last_run_at=last).save()
+    RedBeatSchedulerEntry(
+        "report", "reports.tasks.daily", crontab(minute=0, hour=7), kwargs={"fmt": "pdf"}, app=app, last_run_at=last
+    ).save()
     meta = {name: redis_client.hget(f"redbeat:{name}", "meta") for name in ("ping", "report")}
-    try:
+    with contextlib.suppress(AttributeError):
         app.redbeat_redis.close()  # type: ignore[attr-defined]
-    except AttributeError:
-        pass
 
     out = tmp_path / "exported"
     exported = redbeat_apply("export", "--all", "--redis-url", redis_url, str(out))
@@ -351,7 +435,10 @@ def test_switching_from_celery_redbeat_export_then_adopt(tmp_path, redis_url, re
     dry = redbeat_apply("--dry-run", "--adopt", "--redis-url", redis_url, "--output", "json", str(out))
     assert dry.returncode == 0, dry.stderr
     plan = json.loads(dry.stdout)
-    assert [(c["op"], c["name"], c["fields"]) for c in plan["changes"]] == [("adopt", "ping", []), ("adopt", "report", [])]
+    assert [(c["op"], c["name"], c["fields"]) for c in plan["changes"]] == [
+        ("adopt", "ping", []),
+        ("adopt", "report", []),
+    ]
     adopted = redbeat_apply("--adopt", "--redis-url", redis_url, str(out))
     assert adopted.returncode == 0, adopted.stderr
     assert {name: redis_client.hget(f"redbeat:{name}", "meta") for name in meta} == meta, "run state is kept"
@@ -371,6 +458,7 @@ def postgres_db() -> Any:
     import uuid
 
     import psycopg  # in the test extra: a missing driver is a failure too
+
     name = f"redbeat_migrate_{uuid.uuid4().hex[:12]}"
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
@@ -386,17 +474,33 @@ def postgres_db() -> Any:
 
 @pytest.mark.slow
 def test_export_from_postgresql(postgres_db, tmp_path, redis_url, redis_client):
-    tasks = [CONVERTIBLE[1], CONVERTIBLE[4], CONVERTIBLE[7], RUN_ONCE_AND_WINDOWS[0], RUN_ONCE_AND_WINDOWS[4],
-             NOT_CONVERTIBLE[0]]
-    result = subprocess.run([sys.executable, str(HERE / "django_beat_db.py"), postgres_db, json.dumps(tasks)],
-                            capture_output=True, text=True, env=clean_env(), timeout=120)
+    tasks = [
+        CONVERTIBLE[1],
+        CONVERTIBLE[4],
+        CONVERTIBLE[7],
+        RUN_ONCE_AND_WINDOWS[0],
+        RUN_ONCE_AND_WINDOWS[4],
+        NOT_CONVERTIBLE[0],
+    ]
+    result = subprocess.run(
+        [sys.executable, str(HERE / "django_beat_db.py"), postgres_db, json.dumps(tasks)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     out = tmp_path / "schedules"
     exported = export("--database-url", postgres_db, str(out))
     assert exported.returncode == 2, exported.stdout + exported.stderr  # the solar task is not converted
     schedules = {s["name"]: s for s in yaml.safe_load((out / "django-celery-beat.yaml").read_text())["schedules"]}
-    assert schedules["nightly-report"] == {"name": "nightly-report", "task": "reports.tasks.nightly",
-                                           "cron": "30 2 * * 1-5", "timezone": "Europe/Berlin", "enabled": False}
+    assert schedules["nightly-report"] == {
+        "name": "nightly-report",
+        "task": "reports.tasks.nightly",
+        "cron": "30 2 * * 1-5",
+        "timezone": "Europe/Berlin",
+        "enabled": False,
+    }
     assert schedules["launch"]["at"] == "2030-01-01T09:00:00+00:00"
     assert schedules["not-yet"]["start_at"] == "2099-06-01T00:00:00+00:00"
     assert schedules["expires-later"]["end_at"] == "2099-01-01T00:00:00+00:00"
@@ -429,15 +533,28 @@ def test_the_documented_commands_run(postgres_db, tmp_path, redis_url):
     assert len(commands) == 4, commands
     tasks = [CONVERTIBLE[0], RUN_ONCE_AND_WINDOWS[0], NOT_CONVERTIBLE[0]]
     make_db(tmp_path / "db.sqlite3", tasks)
-    filled = subprocess.run([sys.executable, str(HERE / "django_beat_db.py"), postgres_db, json.dumps(tasks)],
-                            capture_output=True, text=True, env=clean_env(), timeout=120)
+    filled = subprocess.run(
+        [sys.executable, str(HERE / "django_beat_db.py"), postgres_db, json.dumps(tasks)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=120,
+    )
     assert filled.returncode == 0, filled.stderr
-    env = {**clean_env(), "DATABASE_URL": postgres_db, "REDBEAT_REDIS_URL": redis_url,
-           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **clean_env(),
+        "DATABASE_URL": postgres_db,
+        "REDBEAT_REDIS_URL": redis_url,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    }
     expected = [2, 2, 0, 0]  # the solar task is not converted: exit 2, the rest written
-    for command, code in zip(commands, expected):
-        result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    for command, code in zip(commands, expected, strict=False):
+        result = subprocess.run(
+            ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == code, f"{command}\n{result.stdout}{result.stderr}"
         assert "Traceback" not in result.stderr
-    names = {s["name"] for s in yaml.safe_load((tmp_path / "schedules" / "django-celery-beat.yaml").read_text())["schedules"]}
+    names = {
+        s["name"] for s in yaml.safe_load((tmp_path / "schedules" / "django-celery-beat.yaml").read_text())["schedules"]
+    }
     assert names == {"heartbeat", "launch"}

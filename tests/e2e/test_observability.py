@@ -17,7 +17,6 @@ from typing import Any
 import promql_parser
 import pytest
 import yaml
-
 from support.kube import BASE, ROOT, container, container_env, localize, render, scrape, start_beat, start_until_ready
 from support.kube import stop as stop_sidecar
 from support.redis_proc import free_port, wait_until

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import tomllib
+from support.snapshot import PACKAGE_FILES, copy_tree
 
 import redbeat
 from redbeat._version import __version__
-from support.snapshot import PACKAGE_FILES, copy_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = "redbeat-gitops"

@@ -103,6 +103,10 @@ class Elsewhere:
 
 #: Commands other tests run (as written, or as said in ``how``), by command text.
 COVERED_ELSEWHERE: dict[str, Elsewhere] = {
+    "bash scripts/check.sh": Elsewhere(
+        "tests/unit/test_check_config.py::test_check_sh_fails_on_any_finding_and_still_runs_every_check",
+        "scripts/check.sh with stand-in tools; scripts/test.sh runs it with the real ones before every test run",
+    ),
     "bash scripts/demo.sh": Elsewhere(
         "tests/e2e/test_demo.py::test_demo_shows_the_edit_diff_apply_loop_and_the_new_timing_without_restarting_beat",
         "examples/demo/run.py, what scripts/demo.sh runs after installing",

@@ -14,15 +14,14 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import datetime
 import urllib.error
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-
 from support.redis_proc import free_port, wait_until
 
 BIN = Path(sys.executable).parent / "redbeat-apply"

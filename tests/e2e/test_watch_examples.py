@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from support.kube import localize, start_until_ready, stop
 from support.redis_proc import free_port
 

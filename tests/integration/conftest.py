@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from support.celery_redbeat_venv import celery_redbeat_python as _celery_redbeat_python
 
 

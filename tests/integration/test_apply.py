@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from support.redis_proc import RedisProcess, commandstats, write_calls
 
 from reconciler.apply import StalePlanError, apply_plan
 from reconciler.convert import manifest_to_entry
@@ -15,7 +17,6 @@ from reconciler.errors import Location
 from reconciler.model import DesiredEntry
 from reconciler.plan import Op
 from reconciler.reconcile import PlanOptions, PlanRefused, connect, make_plan, reconcile
-from support.redis_proc import RedisProcess, commandstats, write_calls
 
 HERE = Location(Path("x.yaml"), 1, 1, "")
 NOW = 1_800_000_000.0
@@ -41,7 +42,9 @@ def target(redis_url):
 
 def test_first_apply_writes_definition_score_and_ownership_but_no_meta(target, redis_client):
     every = entry("every-minute")
-    definition, ext = manifest_to_entry({"name": "nightly", "task": "app.tasks.t", "cron": "30 2 * * *", "timezone": "Europe/Berlin"})
+    definition, ext = manifest_to_entry(
+        {"name": "nightly", "task": "app.tasks.t", "cron": "30 2 * * *", "timezone": "Europe/Berlin"}
+    )
     nightly = DesiredEntry("nightly", definition, ext, False, HERE)
     outcome = reconcile(entries(every, nightly), target, clock=clock)
     assert [c.op for c in outcome.plan.changes] == [Op.CREATE, Op.CREATE]
@@ -115,7 +118,10 @@ def test_conflict_writes_nothing_and_names_the_remedy(target, redis_client):
 
 
 def test_adopt_keeps_run_state(target, redis_client):
-    redis_client.hset("redbeat:legacy", mapping={"definition": json.dumps(entry("legacy").definition), "meta": '{"total_run_count": 3}'})
+    redis_client.hset(
+        "redbeat:legacy",
+        mapping={"definition": json.dumps(entry("legacy").definition), "meta": '{"total_run_count": 3}'},
+    )
     reconcile(entries(entry("legacy", every=120)), target, PlanOptions(adopt=True), clock=clock)
     assert redis_client.hget("redbeat:legacy", "meta") == '{"total_run_count": 3}'
     assert json.loads(redis_client.hget("redbeat:legacy", "definition"))["schedule"]["every"] == 120.0
@@ -306,7 +312,9 @@ def test_redis_killed_mid_apply_leaves_old_or_new_never_a_mix(tmp_path):
         reconcile(entries(*(entry(n, kwargs={"v": 1}) for n in old)), target, clock=clock)
         desired = entries(*(entry(n, kwargs={"v": 2}) for n in old), *(entry(f"new{i}") for i in range(40_000)))
         big = make_plan(desired, target, PlanOptions())
-        thread = threading.Thread(target=lambda: _swallow(lambda: apply_plan(big, target.client, target.keys, clock=clock)))
+        thread = threading.Thread(
+            target=lambda: _swallow(lambda: apply_plan(big, target.client, target.keys, clock=clock))
+        )
         thread.start()
         time.sleep(0.3)  # the script takes seconds with appendfsync always: kill inside it
         server.kill()
@@ -321,10 +329,8 @@ def test_redis_killed_mid_apply_leaves_old_or_new_never_a_mix(tmp_path):
 
 
 def _swallow(fn):
-    try:
+    with contextlib.suppress(Exception):
         fn()
-    except Exception:
-        pass
 
 
 def test_scores_are_whole_seconds_so_entries_applied_in_one_second_share_one(target, redis_client):

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from celery.schedules import schedule
+from support.beat import current, make_app, recording_scheduler_class
+from support.redis_proc import free_port
 
 from redbeat import RedBeatSchedulerEntry
 from redbeat.metrics import parse_listen
-from support.beat import current, make_app, recording_scheduler_class
-from support.redis_proc import free_port
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 Recording = recording_scheduler_class()
@@ -75,7 +75,9 @@ def test_corrupt_entry_counts_as_an_entry_error(redis_url, redis_client):
     scheduler.close()
 
 
-@pytest.mark.parametrize("value, expected", [(None, None), ("9186", "127.0.0.1:9186"), ("0.0.0.0:9186", "0.0.0.0:9186")])
+@pytest.mark.parametrize(
+    "value, expected", [(None, None), ("9186", "127.0.0.1:9186"), ("0.0.0.0:9186", "0.0.0.0:9186")]
+)
 def test_metrics_listen_setting(value, expected):
     assert parse_listen(value) == expected
 

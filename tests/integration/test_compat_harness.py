@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from support.celery_redbeat_venv import ROOT, run_compat_script
 from support.redis_dump import dump, restore
 

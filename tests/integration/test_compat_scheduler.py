@@ -15,13 +15,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from celery.schedules import crontab, schedule
 from dateutil.rrule import FR, MO
+from support.beat import current, make_app, recording_scheduler_class
+from support.celery_redbeat_venv import ROOT, run_compat_script
+from support.redis_dump import dump, restore
 
 from redbeat import RedBeatSchedulerEntry as Entry
 from redbeat.schedules import rrule
 from redbeat.timing import next_occurrence, previous_occurrence
-from support.beat import current, make_app, recording_scheduler_class
-from support.celery_redbeat_venv import ROOT, run_compat_script
-from support.redis_dump import dump, restore
 
 pytestmark = [pytest.mark.compat,
               pytest.mark.filterwarnings("ignore:Using both 'count' and 'until':DeprecationWarning")]

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from celery.schedules import crontab, schedule
+from support.beat import current, make_app, recording_scheduler_class
 
 from redbeat import RedBeatSchedulerEntry as Entry
 from redbeat.schedules import rrule
-from support.beat import current, make_app, recording_scheduler_class
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from celery.schedules import schedule
+from support.beat import current, make_app, recording_scheduler_class
+from support.redis_proc import free_port
 
 from redbeat import RedBeatSchedulerEntry
 from redbeat.metrics import parse_entry_limit
-from support.beat import current, make_app, recording_scheduler_class
-from support.redis_proc import free_port
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 Recording = recording_scheduler_class()

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import textwrap
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
-
-from reconciler.reconcile import connect, load, reconcile
 from support.beat import current, make_app, recording_scheduler_class
 from support.celery_redbeat_venv import run_compat_script
+
+from reconciler.reconcile import connect, load, reconcile
 
 pytestmark = pytest.mark.compat
 
@@ -44,27 +45,40 @@ schedules:
   - name: once
     at: "2026-12-01T08:00:00Z"
   - name: nth-friday
-    rrule: {freq: monthly, byweekday: ["1fr"], byhour: [7], byminute: [0], bysecond: [0], dtstart: "2026-01-01T00:00:00Z"}
+    rrule:
+      {freq: monthly, byweekday: ["1fr"], byhour: [7], byminute: [0], bysecond: [0], dtstart: "2026-01-01T00:00:00Z"}
 """
 
 
-def test_celery_redbeat_loads_and_runs_entries_with_extensions(celery_redbeat_python, redis_url, redis_client, tmp_path):
+def test_celery_redbeat_loads_and_runs_entries_with_extensions(
+    celery_redbeat_python, redis_url, redis_client, tmp_path
+):
     (tmp_path / "jobs.yaml").write_text(textwrap.dedent(MANIFEST))
     desired = load([tmp_path])
-    assert {n for n, e in desired.items() if e.ext} == {"berlin-morning", "spread", "all-missed", "windowed", "nth-friday"}
+    assert {n for n, e in desired.items() if e.ext} == {
+        "berlin-morning",
+        "spread",
+        "all-missed",
+        "windowed",
+        "nth-friday",
+    }
     reconcile(desired, connect(redis_url), clock=lambda: NOW.timestamp() - 3600)
     # Every entry has ext beside the definition, and nothing of ours inside it.
     for name in desired:
         stored = json.loads(redis_client.hget(f"redbeat:{name}", "definition"))
         assert list(stored) == ["name", "task", "args", "kwargs", "options", "schedule", "enabled"]
 
-    read = json.loads(run_compat_script("cr_read.py", "--redis-url", redis_url, "--prefix", "redbeat:",
-                                        "--now", NOW.isoformat(), python=celery_redbeat_python))
+    def compat(script: str) -> dict[str, Any]:
+        """A celery-redbeat 2.4.2 script's JSON answer about this Redis at NOW."""
+        args = ["--redis-url", redis_url, "--prefix", "redbeat:", "--now", NOW.isoformat()]
+        answer: dict[str, Any] = json.loads(run_compat_script(script, *args, python=celery_redbeat_python))
+        return answer
+
+    read = compat("cr_read.py")
     assert read["errors"] == []
     assert sorted(e["name"] for e in read["entries"]) == sorted(desired)
 
-    ticked = json.loads(run_compat_script("cr_tick.py", "--redis-url", redis_url, "--prefix", "redbeat:",
-                                          "--now", NOW.isoformat(), python=celery_redbeat_python))
+    ticked = compat("cr_tick.py")
     # celery-redbeat runs what it can see: never-run entries at once (its #79), the one-off at its time,
     # without jitter, windows or catch-up rules (validate --compat celery-redbeat warns about exactly that).
     assert sorted(s["name"] for s in ticked["sent"]) == sorted(desired)

@@ -12,12 +12,12 @@ import pytest
 from celery.schedules import crontab, schedule
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.beat import counting_client, current, definition, make_app, meta, recording_scheduler_class
+from support.redis_proc import commandstats, write_calls
 
 from redbeat import RedBeatScheduler
 from redbeat import RedBeatSchedulerEntry as Entry
 from redbeat.metrics import BeatMetrics
-from support.beat import counting_client, current, definition, make_app, meta, recording_scheduler_class
-from support.redis_proc import commandstats, write_calls
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -185,11 +185,17 @@ def test_a_tick_costs_two_round_trips_whatever_the_number_of_due_entries(redis_u
 BAD_ENTRIES = {
     "corrupt-json": {"definition": "{not json"},
     "unknown-type": {"definition": json.dumps({"name": "x", "task": "t", "schedule": {"__type__": "solar"}})},
-    "args-not-a-list": {"definition": json.dumps({"name": "x", "task": "t", "args": "1,2",
-                                                  "schedule": {"__type__": "interval", "every": 5.0}})},
+    "args-not-a-list": {
+        "definition": json.dumps(
+            {"name": "x", "task": "t", "args": "1,2", "schedule": {"__type__": "interval", "every": 5.0}}
+        )
+    },
     "definition-is-a-list": {"definition": "[1, 2]"},
     "meta-wrong-type": {"definition": definition("x", "t", 5), "meta": '{"last_run_at": "yesterday"}'},
-    "count-wrong-type": {"definition": definition("x", "t", 5), "meta": '{"last_run_at": null, "total_run_count": "2"}'},
+    "count-wrong-type": {
+        "definition": definition("x", "t", 5),
+        "meta": '{"last_run_at": null, "total_run_count": "2"}',
+    },
     "no-definition-field": {"meta": meta(NOW)},
 }
 
@@ -229,8 +235,7 @@ def test_a_member_whose_hash_vanished_is_logged_and_dropped(app, redis_client, c
 
 
 def test_a_disabled_due_entry_leaves_the_due_index(app, redis_client):
-    add(redis_client, "paused", 60, score=NOW.timestamp() - 30, last_run_at=NOW - timedelta(minutes=5),
-        enabled=False)
+    add(redis_client, "paused", 60, score=NOW.timestamp() - 30, last_run_at=NOW - timedelta(minutes=5), enabled=False)
     scheduler = Recording(app=app)
     scheduler.tick()
     assert scheduler.sent == []
@@ -243,9 +248,22 @@ def test_a_disabled_due_entry_leaves_the_due_index(app, redis_client):
 
 def test_flat_entry_added_with_zadd_0_and_no_meta_is_run(unlocked_app, redis_client):
     app = unlocked_app
-    redis_client.hset(P + "legacy", "definition", json.dumps(
-        {"name": "legacy", "task": "tasks.add", "enabled": True, "args": [2, 3], "kwargs": {},
-         "__type__": "interval", "every": 5, "relative": False}))
+    redis_client.hset(
+        P + "legacy",
+        "definition",
+        json.dumps(
+            {
+                "name": "legacy",
+                "task": "tasks.add",
+                "enabled": True,
+                "args": [2, 3],
+                "kwargs": {},
+                "__type__": "interval",
+                "every": 5,
+                "relative": False,
+            }
+        ),
+    )
     redis_client.zadd(SCHEDULE, {"legacy": 0})  # "zadd PREFIX::schedule 0 new-task-name"
     scheduler = Recording(app=app)
     scheduler.tick()
@@ -268,9 +286,21 @@ def test_flat_entry_added_with_zadd_0_and_no_meta_is_run(unlocked_app, redis_cli
 
 
 def test_flat_crontab_entry_is_scheduled(unlocked_app, redis_client):
-    redis_client.hset(P + "legacy-cron", "definition", json.dumps(
-        {"name": "legacy-cron", "task": "tasks.cron", "enabled": True, "__type__": "interval",
-         "minute": "*/10", "hour": "*", "month_of_year": "[1-12]"}))
+    redis_client.hset(
+        P + "legacy-cron",
+        "definition",
+        json.dumps(
+            {
+                "name": "legacy-cron",
+                "task": "tasks.cron",
+                "enabled": True,
+                "__type__": "interval",
+                "minute": "*/10",
+                "hour": "*",
+                "month_of_year": "[1-12]",
+            }
+        ),
+    )
     redis_client.zadd(SCHEDULE, {"legacy-cron": 0})
     scheduler = Recording(app=unlocked_app)
     unlocked_app.now.set(NOW + timedelta(minutes=3))
@@ -444,7 +474,10 @@ def test_sub_second_interval_in_real_time(redis_url, redis_client):
         while time.monotonic() < deadline:
             time.sleep(min(scheduler.tick(), max(0.0, deadline - time.monotonic())))
         assert 3 <= len(scheduler.sent) <= 5
-        gaps = [(b.last_run_at - a.last_run_at).total_seconds() for a, b in zip(scheduler.sent, scheduler.sent[1:])]
+        gaps = [
+            (b.last_run_at - a.last_run_at).total_seconds()
+            for a, b in zip(scheduler.sent, scheduler.sent[1:], strict=False)
+        ]
         assert all(gap == pytest.approx(0.5) for gap in gaps)
 
 
@@ -465,11 +498,17 @@ def test_schedule_lists_every_entry_outside_a_tick(unlocked_app, redis_client, c
 
 
 def test_crontab_in_the_app_time_zone_across_spring_forward(redis_url, redis_client):
-    app = make_app(redis_url, now=datetime(2026, 3, 28, 12, tzinfo=UTC), redbeat_lock_key=None,
-                   timezone="Europe/Berlin")
+    app = make_app(
+        redis_url, now=datetime(2026, 3, 28, 12, tzinfo=UTC), redbeat_lock_key=None, timezone="Europe/Berlin"
+    )
     with current(app):
-        Entry("nightly", "tasks.nightly", crontab(minute="30", hour="2"),
-              last_run_at=datetime(2026, 3, 28, 1, 30, tzinfo=UTC), app=app).save()
+        Entry(
+            "nightly",
+            "tasks.nightly",
+            crontab(minute="30", hour="2"),
+            last_run_at=datetime(2026, 3, 28, 1, 30, tzinfo=UTC),
+            app=app,
+        ).save()
         assert redis_client.zscore(SCHEDULE, P + "nightly") == datetime(2026, 3, 29, 1, 0, tzinfo=UTC).timestamp()
         scheduler = Recording(app=app, lazy=True)
         for minute in range(0, 121):  # 00:00Z .. 02:00Z on the day clocks go 02:00 -> 03:00
@@ -491,8 +530,9 @@ POISON = {
 
 
 @pytest.mark.parametrize("kind", sorted(POISON))
-def test_a_poison_entry_is_set_aside_logged_once_recorded_and_the_others_run(app, redis_url, redis_client, caplog,
-                                                                             kind):
+def test_a_poison_entry_is_set_aside_logged_once_recorded_and_the_others_run(
+    app, redis_url, redis_client, caplog, kind
+):
     """One entry beat cannot read (bytes that are not UTF-8, a schedule that cannot be built) stops nothing else."""
     import redis
 
@@ -550,8 +590,10 @@ def reconciler_scores(every: float | None, now: datetime) -> float:
 
 
 def new_jittered_entry(redis_client, name: str, every: float | None, jitter: float, now: datetime) -> None:
-    redis_client.hset(P + name, mapping={"definition": definition(name, "tasks." + name, every),
-                                         "ext": json.dumps({"jitter": jitter})})
+    redis_client.hset(
+        P + name,
+        mapping={"definition": definition(name, "tasks." + name, every), "ext": json.dumps({"jitter": jitter})},
+    )
     redis_client.zadd(SCHEDULE, {P + name: reconciler_scores(every, now)})
 
 
@@ -565,11 +607,15 @@ def first_run_time(scheduler, app, name: str, *, step: float, until: datetime) -
     return None
 
 
-@given(every=st.sampled_from([None, 1.0, 5.0, 6.0, 10.0, 300.0]), fraction=st.floats(0.01, 0.99),
-       step=st.sampled_from([0.05, 0.5, 1.0]))
+@given(
+    every=st.sampled_from([None, 1.0, 5.0, 6.0, 10.0, 300.0]),
+    fraction=st.floats(0.01, 0.99),
+    step=st.sampled_from([0.05, 0.5, 1.0]),
+)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_a_new_entry_with_any_jitter_runs_within_its_first_period_plus_its_jitter(redis_url, redis_client, every,
-                                                                                  fraction, step):
+def test_a_new_entry_with_any_jitter_runs_within_its_first_period_plus_its_jitter(
+    redis_url, redis_client, every, fraction, step
+):
     """Issue 19 #3: a never-run entry with jitter was re-anchored at its jittered time each tick and never ran."""
     redis_client.flushall()
     period = every or 60.0

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 from celery.schedules import crontab
+from support.beat import make_app
+from support.redis_proc import commandstats, write_calls
 
 from redbeat import RedBeatScheduler
 from redbeat.statics import fast_definition, statics_digest
-from support.beat import make_app
-from support.redis_proc import commandstats, write_calls
 
 SCHEDULE = {
     "every-ten": {"task": "t.ten", "schedule": 10.0, "args": [1]},

@@ -145,15 +145,18 @@ def _beat_runs_it(redis_url: str, client: Any, desired: DesiredEntry, log: _Line
     return _runs(client), elapsed, [line for line in log.lines if "job" in line or "never" in line]
 
 
-def _check_sent_at_first_due_time(redis_url: str, redis_client: Any, beat_log: _Lines, manifest: dict[str, Any]) -> None:
+def _check_sent_at_first_due_time(
+    redis_url: str, redis_client: Any, beat_log: _Lines, manifest: dict[str, Any]
+) -> None:
     try:
         definition, ext = manifest_to_entry(manifest)
     except FieldError:
         return  # refused: the examples below show beat would fail on these
     redis_client.flushdb()
     beat_log.lines.clear()
-    runs, elapsed, problems = _beat_runs_it(redis_url, redis_client, DesiredEntry("job", definition, ext, False, HERE),
-                                            beat_log)
+    runs, elapsed, problems = _beat_runs_it(
+        redis_url, redis_client, DesiredEntry("job", definition, ext, False, HERE), beat_log
+    )
     assert problems == []
     assert runs == 1, f"{manifest} was not sent at its first due time"
     if definition["schedule"]["__type__"] == "interval":  # a new entry runs within its first period plus its jitter
@@ -170,23 +173,46 @@ def test_what_validate_accepts_beat_sends_at_its_first_due_time(redis_url, redis
 @pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(schedules(DURATIONS))
-def test_what_validate_accepts_with_a_jitter_beat_sends_at_its_first_due_time(redis_url, redis_client, beat_log,
-                                                                             manifest):
+def test_what_validate_accepts_with_a_jitter_beat_sends_at_its_first_due_time(
+    redis_url, redis_client, beat_log, manifest
+):
     _check_sent_at_first_due_time(redis_url, redis_client, beat_log, manifest)
 
 
 def _raw(schedule: dict[str, Any], options: dict[str, Any] | None = None) -> str:
-    return json.dumps({"name": "job", "task": "app.tasks.job", "args": [], "kwargs": {}, "options": options or {},
-                       "schedule": schedule, "enabled": True})
+    return json.dumps(
+        {
+            "name": "job",
+            "task": "app.tasks.job",
+            "args": [],
+            "kwargs": {},
+            "options": options or {},
+            "schedule": schedule,
+            "enabled": True,
+        }
+    )
 
 
 INTERVAL = {"__type__": "interval", "every": 60.0, "relative": False}
 REFUSED = {
-    "cron 0 0 30 2 *": ({"cron": "0 0 30 2 *"}, _raw({
-        "__type__": "crontab", "minute": "0", "hour": "0", "day_of_week": "*", "day_of_month": "30",
-        "month_of_year": "2"})),
+    "cron 0 0 30 2 *": (
+        {"cron": "0 0 30 2 *"},
+        _raw(
+            {
+                "__type__": "crontab",
+                "minute": "0",
+                "hour": "0",
+                "day_of_week": "*",
+                "day_of_month": "30",
+                "month_of_year": "2",
+            }
+        ),
+    ),
     "expires tomorrow": ({"every": 60, "options": {"expires": "tomorrow"}}, _raw(INTERVAL, {"expires": "tomorrow"})),
-    "expires 2026-13-45": ({"every": 60, "options": {"expires": "2026-13-45"}}, _raw(INTERVAL, {"expires": "2026-13-45"})),
+    "expires 2026-13-45": (
+        {"every": 60, "options": {"expires": "2026-13-45"}},
+        _raw(INTERVAL, {"expires": "2026-13-45"}),
+    ),
     "expires 1.0e300": ({"every": 60, "options": {"expires": 1.0e300}}, _raw(INTERVAL, {"expires": 1.0e300})),
     "every 3000000d": ({"every": "3000000d"}, _raw({**INTERVAL, "every": 3000000 * 86400.0})),
 }

@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from redbeat.keys import KeySpace
+from support.redis_proc import commandstats, write_calls
 
 from reconciler import watch
 from reconciler.health import Status
 from reconciler.metrics import WatchMetrics
 from reconciler.reconcile import PlanOptions, connect, load, reconcile
-from support.redis_proc import commandstats, write_calls
+from redbeat.keys import KeySpace
 
 JOBS = "schedules:\n  - {name: a, task: t.a, every: 30s}\n  - {name: b, task: t.b, cron: '0 3 * * *'}\n"
 
@@ -71,7 +71,9 @@ def test_drift_is_corrected_by_the_resync_of_the_last_good_state(tmp_path, redis
     redis_client.hset("redbeat:a", "definition", redis_client.hget("redbeat:a", "definition").replace("30.0", "1.0"))
     (tmp_path / "jobs.yaml").write_text("schedules: [")  # invalid from now on
     applier = run_loop(tmp_path, redis_url, until=1)
-    assert applier.desired is None and '"every": 1.0' in redis_client.hget("redbeat:a", "definition")  # nothing valid yet
+    assert applier.desired is None and '"every": 1.0' in redis_client.hget(
+        "redbeat:a", "definition"
+    )  # nothing valid yet
     (tmp_path / "jobs.yaml").write_text(JOBS)
     applier = run_loop(tmp_path, redis_url, until=1)
     assert '"every": 30.0' in redis_client.hget("redbeat:a", "definition")

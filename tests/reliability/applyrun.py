@@ -11,16 +11,28 @@ from pathlib import Path
 BIN = Path(sys.executable).parent / "redbeat-apply"
 
 
-def run_apply(redis_url: str, *paths: Path, timeout: float = 120, args: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def run_apply(
+    redis_url: str, *paths: Path, timeout: float = 120, args: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REDBEAT_") and k != "NO_COLOR"}
-    return subprocess.run([str(BIN), "--redis-url", redis_url, "--no-color", *args, *map(str, paths)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [str(BIN), "--redis-url", redis_url, "--no-color", *args, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def start_apply(redis_url: str, *paths: Path, args: tuple[str, ...] = ()) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REDBEAT_") and k != "NO_COLOR"}
-    return subprocess.Popen([str(BIN), "--redis-url", redis_url, "--no-color", *args, *map(str, paths)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [str(BIN), "--redis-url", redis_url, "--no-color", *args, *map(str, paths)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def write_manifest(path: Path, entries: list[dict]) -> Path:

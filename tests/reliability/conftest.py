@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from celery import Celery
-
 from support.redis_proc import RedisProcess
 
 

@@ -14,14 +14,13 @@ import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from celery import Celery
 from celery.schedules import schedule
-
 from support.celery_rig import CeleryRig, Proc
-from support.redis_proc import RedisProcess, wait_until
+from support.redis_proc import wait_until
 
 HERE = Path(__file__).resolve().parent
 SMALL = 1 / 3
@@ -212,7 +211,7 @@ def close_pairs(runs: list[dict], every: dict[str, float]) -> list[str]:
         if name not in every:
             continue
         sent = sorted(float(run["sent_at"]) for run in mine)
-        for before, after in zip(sent, sent[1:]):
+        for before, after in zip(sent, sent[1:], strict=False):
             if after - before < every[name] / 2 - SEND_STAMP_SLACK:
                 out.append(f"{name}: runs {after - before:.3f}s apart at {before:.3f} (period {every[name]:g}s)")
     return out
@@ -224,7 +223,7 @@ def smallest_gap_ratio(runs: list[dict], every: dict[str, float]) -> float:
     for name, mine in by_name(runs).items():
         if name in every:
             sent = sorted(float(run["sent_at"]) for run in mine)
-            ratios += [(after - before) / every[name] for before, after in zip(sent, sent[1:])]
+            ratios += [(after - before) / every[name] for before, after in zip(sent, sent[1:], strict=False)]
     return round(min(ratios), 3)
 
 

@@ -78,7 +78,7 @@ def _install_stall() -> None:
     def settle_then_maybe_stall(self, steps, **kwargs):
         applied = original(self, steps, **kwargs)
         claimed = applied is not None and any(
-            ok and step.step.value == "c" for step, ok in zip(steps, applied)
+            ok and step.step.value == "c" for step, ok in zip(steps, applied, strict=False)
         )
         if claimed and os.path.exists(stall_file):
             os.unlink(stall_file)

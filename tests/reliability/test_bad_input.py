@@ -27,6 +27,7 @@ Running as root (CI containers) ``chmod 000`` does not stop reads, so the
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import random
@@ -44,7 +45,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from support.redis_proc import commandstats, dirty_count, env_without_redbeat, write_calls
 
 pytestmark = pytest.mark.reliability
@@ -228,7 +228,13 @@ class Case:
 C = Case
 CASES: list[Case] = [
     # malformed YAML
-    C("yaml-unclosed-flow-mapping", one("a.yaml", "schedules:\n  - {name: a, task: app.t, every: 30s\n"), "a.yaml", 3, "invalid YAML"),
+    C(
+        "yaml-unclosed-flow-mapping",
+        one("a.yaml", "schedules:\n  - {name: a, task: app.t, every: 30s\n"),
+        "a.yaml",
+        3,
+        "invalid YAML",
+    ),
     C("yaml-unclosed-quote", one("a.yaml", 'name: "abc\ntask: app.t\nevery: 30s\n'), "a.yaml", 4, "invalid YAML"),
     C("yaml-bad-indentation", one("a.yaml", "name: a\n  task: app.t\nevery: 30s\n"), "a.yaml", 2, "invalid YAML"),
     C("yaml-tab-indentation", one("a.yaml", "schedules:\n\t- name: a\n"), "a.yaml", 2, "tab character"),
@@ -236,29 +242,94 @@ CASES: list[Case] = [
     C("yaml-undefined-alias", one("a.yaml", "name: *nope\ntask: app.t\nevery: 30s\n"), "a.yaml", 1, "invalid YAML"),
     C("yaml-stray-bracket", one("a.yaml", "name: a\nargs: [1, 2]]\n"), "a.yaml", 2, "invalid YAML"),
     C("yaml-unknown-version", one("a.yaml", "%YAML 2.0\n---\nname: a\n"), "a.yaml", 1, "invalid YAML"),
-    C("yaml-second-document-broken", one("a.yaml", JOB.format(name="first") + "---\nname: [x\n"), "a.yaml", 6, "invalid YAML"),
-    C("yaml-control-character", one("a.yaml", "name: a\x07b\ntask: app.t\nevery: 30s\n"), "a.yaml", None, "invalid YAML"),
-    C("yaml-long-implicit-key", one("a.yaml", JOB.format(name="k") + "k" * 2000 + ": 1\n"), "a.yaml", 4, "invalid YAML"),
-    C("yaml-content-after-document-end", one("a.yaml", JOB.format(name="t") + "...\nplain words\n"), "a.yaml", 5, "invalid YAML"),
+    C(
+        "yaml-second-document-broken",
+        one("a.yaml", JOB.format(name="first") + "---\nname: [x\n"),
+        "a.yaml",
+        6,
+        "invalid YAML",
+    ),
+    C(
+        "yaml-control-character",
+        one("a.yaml", "name: a\x07b\ntask: app.t\nevery: 30s\n"),
+        "a.yaml",
+        None,
+        "invalid YAML",
+    ),
+    C(
+        "yaml-long-implicit-key",
+        one("a.yaml", JOB.format(name="k") + "k" * 2000 + ": 1\n"),
+        "a.yaml",
+        4,
+        "invalid YAML",
+    ),
+    C(
+        "yaml-content-after-document-end",
+        one("a.yaml", JOB.format(name="t") + "...\nplain words\n"),
+        "a.yaml",
+        5,
+        "invalid YAML",
+    ),
     # schema and semantic violations, seen from the process
     C("schema-missing-task", one("a.yaml", "name: a\nevery: 30s\n"), "a.yaml", 1, "missing required field 'task'"),
-    C("schema-unknown-field", one("a.yaml", JOB.format(name="a") + "retries: 3\n"), "a.yaml", 4, "unknown field 'retries'"),
+    C(
+        "schema-unknown-field",
+        one("a.yaml", JOB.format(name="a") + "retries: 3\n"),
+        "a.yaml",
+        4,
+        "unknown field 'retries'",
+    ),
     C("schema-two-kinds", one("a.yaml", JOB.format(name="a") + 'cron: "* * * * *"\n'), "a.yaml", 3, "only one of"),
-    C("schema-schedules-not-a-list", one("a.yaml", "schedules: {name: a, task: app.t, every: 30s}\n"), "a.yaml", 1, "expected a list"),
+    C(
+        "schema-schedules-not-a-list",
+        one("a.yaml", "schedules: {name: a, task: app.t, every: 30s}\n"),
+        "a.yaml",
+        1,
+        "expected a list",
+    ),
     C("schema-name-number", one("a.yaml", "name: 123\ntask: app.t\nevery: 30s\n"), "a.yaml", 1, "expected a string"),
-    C("schema-defaults-name", one("a.yaml", "defaults: {name: x}\nschedules:\n  - {name: a, task: app.t, every: 30s}\n"), "a.yaml", 1, "cannot be set in defaults"),
+    C(
+        "schema-defaults-name",
+        one("a.yaml", "defaults: {name: x}\nschedules:\n  - {name: a, task: app.t, every: 30s}\n"),
+        "a.yaml",
+        1,
+        "cannot be set in defaults",
+    ),
     C("schema-bad-item-37-of-50", many_good_then_bad, "many.yaml", 38, "schedules[36].every"),
     C("semantic-cron-minute-61", one("a.yaml", 'name: a\ntask: app.t\ncron: "61 * * * *"\n'), "a.yaml", 3),
-    C("semantic-unknown-timezone", one("a.yaml", 'name: a\ntask: app.t\ncron: "0 3 * * *"\ntimezone: Mars/Olympus_Mons\n'), "a.yaml", 4),
+    C(
+        "semantic-unknown-timezone",
+        one("a.yaml", 'name: a\ntask: app.t\ncron: "0 3 * * *"\ntimezone: Mars/Olympus_Mons\n'),
+        "a.yaml",
+        4,
+    ),
     # hostile YAML
     C("hostile-billion-laughs", one("a.yaml", billion_laughs()), "a.yaml", 1, "billion laughs"),
     C("hostile-merge-key-bomb", one("a.yaml", merge_bomb()), "a.yaml", 1, "billion laughs"),
     C("hostile-alias-flood", one("a.yaml", "a: &x [1]\nb: [" + "*x, " * 300_000 + "]\n"), "a.yaml", 2, "YAML nodes"),
     C("hostile-recursive-alias", one("a.yaml", "name: &x [*x]\n"), "a.yaml", 1, "recursive alias"),
     C("hostile-10k-deep-flow-lists", one("a.yaml", "[" * 10_000 + "]" * 10_000 + "\n"), "a.yaml", 1, "nesting depth"),
-    C("hostile-10k-deep-flow-maps", one("a.yaml", "{a: " * 10_000 + "1" + "}" * 10_000 + "\n"), "a.yaml", 1, "nesting depth"),
-    C("hostile-2000-deep-block-maps", one("a.yaml", "".join("  " * i + "a:\n" for i in range(2000)) + "  " * 2000 + "1\n"), "a.yaml", 1000, "nesting depth"),
-    C("hostile-500-deep-kwargs", one("a.yaml", JOB.format(name="deep") + "kwargs: " + "{a: " * 500 + "1" + "}" * 500 + "\n"), "a.yaml", 4, "nest deeper"),
+    C(
+        "hostile-10k-deep-flow-maps",
+        one("a.yaml", "{a: " * 10_000 + "1" + "}" * 10_000 + "\n"),
+        "a.yaml",
+        1,
+        "nesting depth",
+    ),
+    C(
+        "hostile-2000-deep-block-maps",
+        one("a.yaml", "".join("  " * i + "a:\n" for i in range(2000)) + "  " * 2000 + "1\n"),
+        "a.yaml",
+        1000,
+        "nesting depth",
+    ),
+    C(
+        "hostile-500-deep-kwargs",
+        one("a.yaml", JOB.format(name="deep") + "kwargs: " + "{a: " * 500 + "1" + "}" * 500 + "\n"),
+        "a.yaml",
+        4,
+        "nest deeper",
+    ),
     C("hostile-500-deep-list", one("a.yaml", "schedules: " + "[" * 500 + "]" * 500 + "\n"), "a.yaml", 1, "nest deeper"),
     C("hostile-50MB-file", big_file, "huge.yaml", None, "limited to"),
     C("hostile-one-byte-over-5MiB", one("a.yaml", "#" * (5 * 1024 * 1024) + "\n"), "a.yaml", None, "limited to"),
@@ -266,28 +337,95 @@ CASES: list[Case] = [
     C("hostile-million-item-list", one("a.yaml", "- 1\n" * 1_000_000), "a.yaml", 200_000, "YAML nodes"),
     C("hostile-2.5M-flow-items", one("a.yaml", "[" + "1," * 2_500_000 + "1]\n"), "a.yaml", 1, "YAML nodes"),
     C("hostile-million-empty-documents", one("a.yaml", "---\n" * 1_000_000), "a.yaml", 200_002, "YAML nodes"),
-    C("hostile-150k-kwargs-keys", one("a.yaml", JOB.format(name="keys") + "kwargs:\n" + "".join(f"  k{i}: {i}\n" for i in range(150_000))), "a.yaml", 100_000, "YAML nodes"),
-    C("hostile-4MB-value-of-unknown-field", one("a.yaml", JOB.format(name="v") + "notes: '" + "x" * 4_000_000 + "'\n"), "a.yaml", 4, "unknown field 'notes'"),
-    C("hostile-3MB-explicit-key", one("a.yaml", JOB.format(name="k") + "? " + "k" * 3_000_000 + "\n: 1\n"), "a.yaml", 4),  # message: see the report-size test
+    C(
+        "hostile-150k-kwargs-keys",
+        one("a.yaml", JOB.format(name="keys") + "kwargs:\n" + "".join(f"  k{i}: {i}\n" for i in range(150_000))),
+        "a.yaml",
+        100_000,
+        "YAML nodes",
+    ),
+    C(
+        "hostile-4MB-value-of-unknown-field",
+        one("a.yaml", JOB.format(name="v") + "notes: '" + "x" * 4_000_000 + "'\n"),
+        "a.yaml",
+        4,
+        "unknown field 'notes'",
+    ),
+    C(
+        "hostile-3MB-explicit-key",
+        one("a.yaml", JOB.format(name="k") + "? " + "k" * 3_000_000 + "\n: 1\n"),
+        "a.yaml",
+        4,
+    ),  # message: see the report-size test
     # encodings
-    C("encoding-utf16-le-bom", one("a.yaml", "\ufeff".encode("utf-16-le") + GOOD.replace("good-one", "u16").encode("utf-16-le")), "a.yaml", None, "UTF-16"),
-    C("encoding-utf16-no-bom", one("a.yaml", GOOD.replace("good-one", "u16").encode("utf-16-le")), "a.yaml", None, "NUL byte"),
+    C(
+        "encoding-utf16-le-bom",
+        one("a.yaml", "\ufeff".encode("utf-16-le") + GOOD.replace("good-one", "u16").encode("utf-16-le")),
+        "a.yaml",
+        None,
+        "UTF-16",
+    ),
+    C(
+        "encoding-utf16-no-bom",
+        one("a.yaml", GOOD.replace("good-one", "u16").encode("utf-16-le")),
+        "a.yaml",
+        None,
+        "NUL byte",
+    ),
     C("encoding-utf32-bom", one("a.yaml", GOOD.replace("good-one", "u32").encode("utf-32")), "a.yaml", None),
-    C("encoding-latin1", one("a.yaml", "name: a\ntask: app.t\nevery: 30s\nkwargs: {city: 'Zürich'}\n".encode("latin-1")), "a.yaml", 4, "not valid UTF-8"),
+    C(
+        "encoding-latin1",
+        one("a.yaml", "name: a\ntask: app.t\nevery: 30s\nkwargs: {city: 'Zürich'}\n".encode("latin-1")),
+        "a.yaml",
+        4,
+        "not valid UTF-8",
+    ),
     C("encoding-bom-then-tab", one("a.yaml", "\ufeffschedules:\n\t- name: a\n".encode()), "a.yaml", 2, "tab character"),
     C("encoding-nul-in-middle", one("a.yaml", b"name: a\ntask: app.t\x00\nevery: 30s\n"), "a.yaml", None, "NUL byte"),
     C("encoding-gzip", one("a.yaml", gzip.compress(GOOD.encode(), mtime=0)), "a.yaml", None),
-    C("encoding-random-bytes", one("a.yaml", bytes(random.Random(5).randrange(1, 256) for _ in range(4096))), "a.yaml", 1, "not valid UTF-8"),
-    C("encoding-overlong-utf8", one("a.yaml", b"name: a\xc0\xafb\ntask: app.t\nevery: 30s\n"), "a.yaml", 1, "not valid UTF-8"),
+    C(
+        "encoding-random-bytes",
+        one("a.yaml", bytes(random.Random(5).randrange(1, 256) for _ in range(4096))),
+        "a.yaml",
+        1,
+        "not valid UTF-8",
+    ),
+    C(
+        "encoding-overlong-utf8",
+        one("a.yaml", b"name: a\xc0\xafb\ntask: app.t\nevery: 30s\n"),
+        "a.yaml",
+        1,
+        "not valid UTF-8",
+    ),
     C("encoding-truncated-utf8-at-eof", one("a.yaml", GOOD.encode() + b"# \xe2\x82"), "a.yaml", 4, "not valid UTF-8"),
-    C("encoding-utf8-surrogate", one("a.yaml", b"name: a\ntask: app.t\nevery: 30s\nargs: ['\xed\xa0\x80']\n"), "a.yaml", 4, "not valid UTF-8"),
+    C(
+        "encoding-utf8-surrogate",
+        one("a.yaml", b"name: a\ntask: app.t\nevery: 30s\nargs: ['\xed\xa0\x80']\n"),
+        "a.yaml",
+        4,
+        "not valid UTF-8",
+    ),
     # the file system
     C("fs-symlink-loop", symlink_loop, "loop/a.yaml", None, "symlink loop", errors=2),  # a.yaml and b.yaml
     C("fs-symlink-to-itself", symlink("self.yaml", "self.yaml"), "self.yaml", None, "symlink loop"),
     C("fs-directory-contains-itself", directory_loop, "tree/sub/up", None, "contains itself"),
-    C("fs-broken-symlink", symlink("dir/dangling.yaml", "nowhere.yaml", arg="dir", extra={"dir/ok.yaml": JOB.format(name="near-dangling")}), "dir/dangling.yaml", None, "broken symlink"),
+    C(
+        "fs-broken-symlink",
+        symlink(
+            "dir/dangling.yaml", "nowhere.yaml", arg="dir", extra={"dir/ok.yaml": JOB.format(name="near-dangling")}
+        ),
+        "dir/dangling.yaml",
+        None,
+        "broken symlink",
+    ),
     C("fs-missing-path", lambda root: ["does-not-exist.yaml"], "does-not-exist.yaml", None, "No such file"),
-    C("fs-path-through-a-file", lambda root: ["good/ok.yaml/sub.yaml"], "good/ok.yaml/sub.yaml", None, "Not a directory"),
+    C(
+        "fs-path-through-a-file",
+        lambda root: ["good/ok.yaml/sub.yaml"],
+        "good/ok.yaml/sub.yaml",
+        None,
+        "Not a directory",
+    ),
     C("fs-unreadable-file", unreadable_file, "locked.yaml", None, "cannot read"),
     C("fs-unlistable-directory", unlistable_dir, "locked", None, "cannot list directory"),
     C("fs-fifo-without-writer", fifo("pipe.yaml"), "pipe.yaml", None, "FIFO", timeout=FIFO_TIME_BOUND),
@@ -296,17 +434,55 @@ CASES: list[Case] = [
     C("fs-socket-in-directory", unix_socket("s/sock.yaml", explicit=False), "s/sock.yaml", None, "not a regular file"),
     C("fs-dev-zero", dev_zero, "zero.yaml", None, "larger than"),
     C("fs-empty-directory", empty_dir, "empty", None, "no manifests"),
-    C("fs-directory-of-non-yaml", in_dir("docs", {"README.md": "# hi\n", "data.json": "{}", "x.yaml.bak": GOOD, "x.yml~": GOOD, "yaml": "name: a\n"}), "docs", None, "no manifests"),
-    C("fs-only-hidden-yaml", in_dir("hid", {".a.yaml": JOB.format(name="hidden"), ".git/b.yaml": JOB.format(name="git")}), "hid", None, "no manifests"),
+    C(
+        "fs-directory-of-non-yaml",
+        in_dir(
+            "docs", {"README.md": "# hi\n", "data.json": "{}", "x.yaml.bak": GOOD, "x.yml~": GOOD, "yaml": "name: a\n"}
+        ),
+        "docs",
+        None,
+        "no manifests",
+    ),
+    C(
+        "fs-only-hidden-yaml",
+        in_dir("hid", {".a.yaml": JOB.format(name="hidden"), ".git/b.yaml": JOB.format(name="git")}),
+        "hid",
+        None,
+        "no manifests",
+    ),
     C("fs-empty-file", one("a.yaml", b""), "a.yaml", None, "empty"),
     C("fs-only-comments", one("a.yaml", "# nothing\n# here\n"), "a.yaml", None, "no YAML documents"),
     C("fs-null-document", one("a.yaml", "~\n"), "a.yaml", None, "no YAML documents"),
     # names
-    C("name-leading-colon", one("a.yaml", "name: ':schedule'\ntask: app.t\nevery: 30s\n"), "a.yaml", 1, "may not begin with ':'"),
+    C(
+        "name-leading-colon",
+        one("a.yaml", "name: ':schedule'\ntask: app.t\nevery: 30s\n"),
+        "a.yaml",
+        1,
+        "may not begin with ':'",
+    ),
     C("name-empty", one("a.yaml", "name: ''\ntask: app.t\nevery: 30s\n"), "a.yaml", 1, "must not be empty"),
-    C("name-duplicate-across-files", in_dir("dup", {"a.yaml": JOB.format(name="twice"), "b.yaml": "# b\n" + JOB.format(name="twice")}), "dup/b.yaml", 2, "duplicate name"),
-    C("name-duplicate-across-subdirs", in_dir("dup", {"x/a.yaml": JOB.format(name="twice"), "y/z/b.yaml": JOB.format(name="twice")}), "dup/y/z/b.yaml", 1, "duplicate name"),
-    C("name-duplicate-in-two-documents", one("a.yaml", JOB.format(name="twice") + "---\n" + JOB.format(name="twice")), "a.yaml", 5, "duplicate name"),
+    C(
+        "name-duplicate-across-files",
+        in_dir("dup", {"a.yaml": JOB.format(name="twice"), "b.yaml": "# b\n" + JOB.format(name="twice")}),
+        "dup/b.yaml",
+        2,
+        "duplicate name",
+    ),
+    C(
+        "name-duplicate-across-subdirs",
+        in_dir("dup", {"x/a.yaml": JOB.format(name="twice"), "y/z/b.yaml": JOB.format(name="twice")}),
+        "dup/y/z/b.yaml",
+        1,
+        "duplicate name",
+    ),
+    C(
+        "name-duplicate-in-two-documents",
+        one("a.yaml", JOB.format(name="twice") + "---\n" + JOB.format(name="twice")),
+        "a.yaml",
+        5,
+        "duplicate name",
+    ),
     C("name-duplicate-with-good", one("a.yaml", JOB.format(name="good-one")), "a.yaml", 1, "duplicate name"),
 ]
 
@@ -317,8 +493,12 @@ def _fifo_in_directory(root: Path) -> list[str]:
     return ["d"]
 
 
-CASES = [C("fs-fifo-in-directory", _fifo_in_directory, "d/pipe.yaml", None, "not a regular file") if c.id == "fs-fifo-in-directory" else c
-         for c in CASES]
+CASES = [
+    C("fs-fifo-in-directory", _fifo_in_directory, "d/pipe.yaml", None, "not a regular file")
+    if c.id == "fs-fifo-in-directory"
+    else c
+    for c in CASES
+]
 
 #: Names that are refused: control characters would reach the terminal raw in the text diff, and
 #: django-celery-beat's own limit is 200 characters.
@@ -348,8 +528,15 @@ class Result:
 def run_measured(argv: list[str], cwd: Path, timeout: float) -> Result:
     """Run ``argv``; wall time, and the child's own peak RSS from wait4 (not the whole process tree's)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                env=env_without_redbeat(), start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=env_without_redbeat(),
+            start_new_session=True,
+        )
         killer = threading.Timer(timeout + 10, lambda: os.killpg(proc.pid, signal.SIGKILL))
         started = time.monotonic()
         killer.start()
@@ -366,8 +553,15 @@ def run_measured(argv: list[str], cwd: Path, timeout: float) -> Result:
             err.seek(max(HEAD_BYTES, size - 4096))
             text += b"\n[...]\n" + err.read()
         out.seek(0)
-        return Result(argv, proc.returncode, seconds, usage.ru_maxrss / 1024.0,
-                      text.decode("utf-8", "replace"), size, out.read(HEAD_BYTES).decode("utf-8", "replace"))
+        return Result(
+            argv,
+            proc.returncode,
+            seconds,
+            usage.ru_maxrss / 1024.0,
+            text.decode("utf-8", "replace"),
+            size,
+            out.read(HEAD_BYTES).decode("utf-8", "replace"),
+        )
 
 
 def prepare(case: Case, base: Path) -> tuple[Path, list[str]]:
@@ -384,8 +578,10 @@ def run_case(case: Case, base: Path, redis_url: str) -> Result:
 
 def check(case: Case, result: Result) -> None:
     where = f"{case.file}:{case.line}:" if case.line is not None else f"{case.file}: "
-    context = (f"{case.id}: {' '.join(result.args[-3:])}\nexit {result.returncode}, {result.seconds:.2f} s, "
-               f"{result.max_rss_mb:.0f} MB\nstderr ({result.stderr_bytes} bytes):\n{result.stderr[:3000]}")
+    context = (
+        f"{case.id}: {' '.join(result.args[-3:])}\nexit {result.returncode}, {result.seconds:.2f} s, "
+        f"{result.max_rss_mb:.0f} MB\nstderr ({result.stderr_bytes} bytes):\n{result.stderr[:3000]}"
+    )
     assert "Traceback" not in result.stderr, context
     assert result.returncode == 3, context
     headlines = [line for line in result.stderr.splitlines() if line.startswith(where)]
@@ -452,10 +648,8 @@ def batch(redis_server, tmp_path_factory) -> Batch:
     finally:
         for path in base.rglob("*"):  # chmod 000 leftovers would stop pytest's tmp cleanup as non-root
             if not path.is_symlink():
-                try:
+                with contextlib.suppress(OSError):
                     path.chmod(0o700)
-                except OSError:
-                    pass
         client.close()
 
 
@@ -488,9 +682,12 @@ def test_report_figures(batch: Batch, capsys: pytest.CaptureFixture[str]) -> Non
     name_of = {id(r): k for k, r in batch.results.items()}
     with capsys.disabled():
         total = sum(r.seconds for r in batch.results.values())
-        print(f"\nbad input: {len(batch.results)} cases in {batch.seconds:.1f} s (sum {total:.1f} s); slowest {name_of[id(slowest)]} "
-              f"{slowest.seconds:.2f} s; largest RSS {name_of[id(biggest)]} {biggest.max_rss_mb:.0f} MB; "
-              f"redis dirty delta {batch.dirty_after - batch.dirty_before}, writes {batch.writes}")
+        print(
+            f"\nbad input: {len(batch.results)} cases in {batch.seconds:.1f} s (sum {total:.1f} s); "
+            f"slowest {name_of[id(slowest)]} "
+            f"{slowest.seconds:.2f} s; largest RSS {name_of[id(biggest)]} {biggest.max_rss_mb:.0f} MB; "
+            f"redis dirty delta {batch.dirty_after - batch.dirty_before}, writes {batch.writes}"
+        )
 
 
 #: Cases whose one error is quoted with a multi-megabyte source line (and as wide a caret line, and for a
@@ -510,7 +707,9 @@ def test_error_report_stays_small_for_huge_lines(case_id: str, batch: Batch) -> 
     NAME_GAPS,
     ids=[c.id for c in NAME_GAPS],
 )
-def test_names_with_control_characters_or_unbounded_length_are_rejected(case: Case, tmp_path, redis_url, redis_client) -> None:
+def test_names_with_control_characters_or_unbounded_length_are_rejected(
+    case: Case, tmp_path, redis_url, redis_client
+) -> None:
     before = dirty_count(redis_client)
     result = run_case(case, tmp_path, redis_url)
     assert dirty_count(redis_client) == before and not write_calls(commandstats(redis_client)), result.stderr
@@ -519,9 +718,19 @@ def test_names_with_control_characters_or_unbounded_length_are_rejected(case: Ca
 
 def test_ordinary_odd_names_stay_valid(tmp_path) -> None:
     """Spaces, unicode and punctuation are real names (django-celery-beat's are free text): not bad input."""
-    names = ["Import contacts every night", "rapport-mensuel-été", "报表", "a:b", "x/y.z", "emoji-\U0001f680", "Tab\u00a0nbsp"]
+    names = [
+        "Import contacts every night",
+        "rapport-mensuel-été",
+        "报表",
+        "a:b",
+        "x/y.z",
+        "emoji-\U0001f680",
+        "Tab\u00a0nbsp",
+    ]
     path = tmp_path / "odd.yaml"
-    path.write_text("schedules:\n" + "".join(f'  - {{name: "{n}", task: app.t, every: 30s}}\n' for n in names), encoding="utf-8")
+    path.write_text(
+        "schedules:\n" + "".join(f'  - {{name: "{n}", task: app.t, every: 30s}}\n' for n in names), encoding="utf-8"
+    )
     result = run_measured([*cli(), "validate", str(path)], tmp_path, TIME_BOUND)
     assert result.returncode == 0, result.stderr
     assert f"ok: {len(names)} schedules" in result.stdout

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from applyrun import BIN, run_apply
 from rel_support import by_name, close_pairs, leader_pid, make_rig, report, wait_drained
 from support.redis_proc import wait_until
@@ -92,7 +91,7 @@ def test_poison_entry_jitter_and_re_enabling_with_real_processes(aof_redis, tmp_
     mine = by_name(runs)
     first_runs = {name: round(min(float(r["sent_at"]) for r in mine[name]) - first_slots[name], 2) for name in JITTERED}
     healthy = sorted(float(r["slot"]) for r in mine["healthy"])
-    healthy_gaps = [b - a for a, b in zip(healthy, healthy[1:])]
+    healthy_gaps = [b - a for a, b in zip(healthy, healthy[1:], strict=False)]
     paused = [float(r["sent_at"]) for r in mine["paused"]]
     after_enable = [t for t in paused if t > enabled]
     while_disabled = [t for t in paused if disabled + 0.5 < t < enabled]

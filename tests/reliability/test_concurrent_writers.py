@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from applyrun import run_apply, write_manifest
-from rel_support import duplicate_slots, by_name, leader_pid, make_rig, report, scaled, wait_drained
+from rel_support import by_name, duplicate_slots, leader_pid, make_rig, report, scaled, wait_drained
 from support.redis_proc import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
@@ -83,10 +82,21 @@ def test_no_lost_meta_no_resurrected_deletions(aof_redis, tmp_path):
     late = [r for r in runs if r["name"] in deleted and float(r["slot"]) >= deleted[r["name"]]]
     stale = [out for code, out in applies if code == 1]
     bad_applies = [out for code, out in applies if code not in (0, 1) or (code == 1 and "since the plan" not in out)]
-    figures = {"seconds": round(seconds), "applied_entries": n, "applies": len(applies), "stale_plan_refusals": len(stale),
-               "manual_saves": totals["saves"], "manual_deletes": totals["deletes"], "runs": len(runs),
-               "entries_checked": len(metas), "lost_meta": len(lost_meta), "count_gaps": len(gaps),
-               "duplicates": len(duplicate_slots(runs)), "resurrected": len(resurrected), "runs_after_delete": len(late)}
+    figures = {
+        "seconds": round(seconds),
+        "applied_entries": n,
+        "applies": len(applies),
+        "stale_plan_refusals": len(stale),
+        "manual_saves": totals["saves"],
+        "manual_deletes": totals["deletes"],
+        "runs": len(runs),
+        "entries_checked": len(metas),
+        "lost_meta": len(lost_meta),
+        "count_gaps": len(gaps),
+        "duplicates": len(duplicate_slots(runs)),
+        "resurrected": len(resurrected),
+        "runs_after_delete": len(late),
+    }
     report("concurrent-writers", figures)
     assert lost_meta == [], (lost_meta[:10], figures)
     assert gaps == [], (gaps[:3], figures)

@@ -7,9 +7,8 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-
 from applyrun import run_apply, write_manifest
-from rel_support import audit_slots, report, leader_pid, make_rig, save_interval_entries, stored_counts, wait_drained
+from rel_support import audit_slots, leader_pid, make_rig, report, save_interval_entries, stored_counts, wait_drained
 from support.redis_proc import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
@@ -29,7 +28,10 @@ def corrupt_values(name: str) -> dict[str, dict[str, str]]:
     return {
         "truncated-json": {"definition": good[:-9]},
         "wrong-types": {"definition": good.replace('"kwargs": {}', '"kwargs": [1, 2]')},
-        "meta-wrong-types": {"definition": good, "meta": json.dumps({"last_run_at": "yesterday", "total_run_count": "x"})},
+        "meta-wrong-types": {
+            "definition": good,
+            "meta": json.dumps({"last_run_at": "yesterday", "total_run_count": "x"}),
+        },
         "unknown-type": {"definition": good.replace('"__type__": "interval"', '"__type__": "lunar"')},
         "no-definition": {"meta": json.dumps({"last_run_at": None, "total_run_count": 3})},
         "member-without-hash": {},
@@ -66,8 +68,11 @@ def test_beat_skips_exactly_the_corrupt_entries_and_apply_repairs_only_its_own(a
         now = time.time()
         for name, kind in bad.items():
             plant(client, name, corrupt_values(name)[kind], now)
-        wait_until(lambda: all(any(r["name"] == n for r in rig.runs()) for n in owned), timeout=15,
-                   message="every owned entry to run once")
+        wait_until(
+            lambda: all(any(r["name"] == n for r in rig.runs()) for n in owned),
+            timeout=15,
+            message="every owned entry to run once",
+        )
         corrupted_at = time.time()
         for name, kind in owned.items():
             key = f"redbeat:{name}"
@@ -82,14 +87,18 @@ def test_beat_skips_exactly_the_corrupt_entries_and_apply_repairs_only_its_own(a
         repaired = run_apply(aof_redis.url, manifest)
         repaired_at = time.time()
         # ... and refuses to touch a corrupt entry it does not own (a conflict: nothing written).
-        both = write_manifest(tmp_path / "m2" / "both.yaml",
-                              [{"name": n, "every": "1s"} for n in [*owned, "bad-truncated-json"]])
+        both = write_manifest(
+            tmp_path / "m2" / "both.yaml", [{"name": n, "every": "1s"} for n in [*owned, "bad-truncated-json"]]
+        )
         refused = run_apply(aof_redis.url, both)
         after_unowned = {n: client.hgetall(f"redbeat:{n}") for n in bad}
         # (own-wrong-types too, but only after beat's 60 s corrupt-entry back-off: see the test below)
         rerun = [n for n in owned if n != "own-wrong-types"]
-        wait_until(lambda: all(any(r["name"] == n and r["sent_at"] > repaired_at for r in rig.runs()) for n in rerun),
-                   timeout=15, message="every repaired entry to run again")
+        wait_until(
+            lambda: all(any(r["name"] == n and r["sent_at"] > repaired_at for r in rig.runs()) for n in rerun),
+            timeout=15,
+            message="every repaired entry to run again",
+        )
         until = time.time()
         rig.stop(beat)
         runs = wait_drained(client, rig)
@@ -100,11 +109,16 @@ def test_beat_skips_exactly_the_corrupt_entries_and_apply_repairs_only_its_own(a
     finally:
         rig.stop_all()
 
-    audit = audit_slots([r for r in runs if r["name"] in GOOD], GOOD, t0=t0.timestamp(), until=until, outages=[],
-                        stored=stored, lag=1.5)
+    audit = audit_slots(
+        [r for r in runs if r["name"] in GOOD], GOOD, t0=t0.timestamp(), until=until, outages=[], stored=stored, lag=1.5
+    )
     skipped = {name: log.count(f"redbeat:{name}:") + log.count(f"redbeat:{name} is in the schedule") for name in bad}
-    figures = {"kinds": len(bad), "good_runs": audit.dispatched, **{f"log_lines_{k}": v for k, v in skipped.items()},
-               "unexplained_misses": len(audit.unexplained_misses)}
+    figures = {
+        "kinds": len(bad),
+        "good_runs": audit.dispatched,
+        **{f"log_lines_{k}": v for k, v in skipped.items()},
+        "unexplained_misses": len(audit.unexplained_misses),
+    }
     report("corrupt-data", figures)
     # Beat: the good entries ran every slot; each bad one was logged once (by its key) and never run.
     assert audit.unexplained_misses == [] and audit.duplicates == 0, (audit.unexplained_misses, figures)
@@ -154,8 +168,11 @@ def test_apply_over_an_owned_corrupt_entry_makes_it_run_at_the_next_tick(aof_red
         repaired_at = time.time()
         ran_again = False
         try:
-            wait_until(lambda: any(r["name"] == name and r["sent_at"] > repaired_at for r in rig.runs()),
-                       timeout=5, message="the repaired entry to run")
+            wait_until(
+                lambda: any(r["name"] == name and r["sent_at"] > repaired_at for r in rig.runs()),
+                timeout=5,
+                message="the repaired entry to run",
+            )
             ran_again = True
         except AssertionError:
             pass

@@ -7,7 +7,6 @@ was for, which beat sent it and when.
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 import statistics
@@ -15,10 +14,21 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-
 from rel_support import (
-    Outage, audit_slots, close_pairs, duplicate_slots, is_stopped, leader_pid, make_rig, proc_of, report,
-    save_interval_entries, scaled, smallest_gap_ratio, stored_counts, wait_drained,
+    Outage,
+    audit_slots,
+    close_pairs,
+    duplicate_slots,
+    is_stopped,
+    leader_pid,
+    make_rig,
+    proc_of,
+    report,
+    save_interval_entries,
+    scaled,
+    smallest_gap_ratio,
+    stored_counts,
+    wait_drained,
 )
 from support.redis_proc import wait_until
 
@@ -65,7 +75,7 @@ def test_leader_churn_never_twice_misses_within_the_rule(aof_redis, tmp_path, wr
             killed.add(pid)
             beats = [b for b in beats if b is not victim] + [rig.beat(f"beat-{spawned}")]
             spawned += 1
-            first = wait_until(lambda: first_send_after(rig, killed_at, exclude=killed), timeout=30,
+            first = wait_until(lambda killed_at=killed_at: first_send_after(rig, killed_at, exclude=killed), timeout=30,
                                message="the next leader's first send")
             outages.append(Outage(killed_at, float(first["sent_at"])))
         until = time.time()

@@ -39,7 +39,6 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from support.redis_proc import env_without_redbeat, wait_until
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
@@ -215,7 +214,7 @@ def test_beat_keeps_up_under_load_with_flat_memory(fresh_redis, tmp_path) -> Non
         duplicates += max(0, len(got) - len(slots))
         # the k-th message is for the k-th slot: a second message for one slot shifts the rest onto later
         # slots, so it shows as a message that arrived before its slot was due
-        for slot, arrived in zip(slots, got):
+        for slot, arrived in zip(slots, got, strict=False):
             if arrived < slot - 0.05:
                 early += 1
             if slot < end:
@@ -233,12 +232,15 @@ def test_beat_keeps_up_under_load_with_flat_memory(fresh_redis, tmp_path) -> Non
     rss_first = next(mib for at, mib in window if at >= t0 + PERIOD)
     rss_last, rss_peak = window[-1][1], max(mib for _, mib in window)
     messages = sum(len(v) for v in record.arrivals.values())
-    figures = (f"load: {ENTRIES} entries ({ACTIVE} every {PERIOD:g} s), {RATE}/s due for {SECONDS:g} s, seeded in "
-               f"{seeded_in:.1f} s: {messages} messages for {in_window} slots due in the window: {misses} missed, "
-               f"{early} early or duplicated (+{duplicates} beyond the last slot), {len(stray)} stray; lag p50 {p50 * 1000:.0f} ms, "
-               f"p99 {p99 * 1000:.0f} ms, max {worst * 1000:.0f} ms (p99 first tenth {first_tenth * 1000:.0f} ms, "
-               f"last tenth {last_tenth * 1000:.0f} ms); beat RSS at t0 {rss_cold:.1f} MiB, after one period "
-               f"{rss_first:.1f} MiB, last {rss_last:.1f} MiB, peak {rss_peak:.1f} MiB ({len(window)} samples)")
+    figures = (
+        f"load: {ENTRIES} entries ({ACTIVE} every {PERIOD:g} s), {RATE}/s due for {SECONDS:g} s, seeded in "
+        f"{seeded_in:.1f} s: {messages} messages for {in_window} slots due in the window: {misses} missed, "
+        f"{early} early or duplicated (+{duplicates} beyond the last slot), {len(stray)} stray; "
+        f"lag p50 {p50 * 1000:.0f} ms, "
+        f"p99 {p99 * 1000:.0f} ms, max {worst * 1000:.0f} ms (p99 first tenth {first_tenth * 1000:.0f} ms, "
+        f"last tenth {last_tenth * 1000:.0f} ms); beat RSS at t0 {rss_cold:.1f} MiB, after one period "
+        f"{rss_first:.1f} MiB, last {rss_last:.1f} MiB, peak {rss_peak:.1f} MiB ({len(window)} samples)"
+    )
     print("\n" + figures)
     (tmp_path / "figures.txt").write_text(figures + "\n")
     context = f"{figures}\nbeat log tail:\n{beat_log[-2000:]}"

@@ -7,10 +7,17 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-
 from applyrun import run_apply, start_apply, write_manifest
 from rel_support import (
-    Outage, audit_slots, leader_pid, make_rig, report, save_interval_entries, scaled, stored_counts, wait_drained,
+    Outage,
+    audit_slots,
+    leader_pid,
+    make_rig,
+    report,
+    save_interval_entries,
+    scaled,
+    stored_counts,
+    wait_drained,
 )
 from support.redis_proc import wait_until
 
@@ -43,8 +50,11 @@ def test_beat_rides_out_redis_restarts(aof_redis, tmp_path, writer):
             aof_redis.kill()
             time.sleep(down)
             aof_redis.start()
-            first = wait_until(lambda: first_send_after(rig, aof_redis_restarted(killed_at, down)), timeout=40,
-                               message="a run sent after Redis came back")
+            first = wait_until(
+                lambda killed_at=killed_at: first_send_after(rig, aof_redis_restarted(killed_at, down)),
+                timeout=40,
+                message="a run sent after Redis came back",
+            )
             outages.append(Outage(killed_at, float(first["sent_at"])))
         time.sleep(3)
         until = time.time()
@@ -65,8 +75,14 @@ def test_beat_rides_out_redis_restarts(aof_redis, tmp_path, writer):
     # stands, the run is not sent, and beat can only say it *may* be lost.
     maybe_lost = sum(log.count("this run may be lost") for log in logs.values())
     recovery = [round(o.end - o.start - down, 2) for o in outages]
-    figures = {"restarts": restarts, "down_seconds": down, "resume_after_restart": recovery, **audit.as_dict(),
-               "lost_sends_logged": lost_logged, "maybe_lost_logged": maybe_lost}
+    figures = {
+        "restarts": restarts,
+        "down_seconds": down,
+        "resume_after_restart": recovery,
+        **audit.as_dict(),
+        "lost_sends_logged": lost_logged,
+        "maybe_lost_logged": maybe_lost,
+    }
     report("redis-restart-beat", figures)
     assert all(alive.values()), (alive, {k: v[-3000:] for k, v in logs.items()})
     for name, log in logs.items():
@@ -145,6 +161,14 @@ def test_redis_killed_during_apply_leaves_all_or_nothing_and_converges(aof_redis
         assert set(generations(client, names).values()) == {gen}
         again = run_apply(aof_redis.url, manifest)
         assert again.stdout.startswith("No changes."), again.stdout
-    report("redis-restart-apply", {"entries": n, "rounds": rounds, "apply_seconds": round(duration, 2),
-                                   "interrupted_mid_apply": interrupted, "mixed_states": 0})
+    report(
+        "redis-restart-apply",
+        {
+            "entries": n,
+            "rounds": rounds,
+            "apply_seconds": round(duration, 2),
+            "interrupted_mid_apply": interrupted,
+            "mixed_states": 0,
+        },
+    )
     assert interrupted >= 1, "no kill landed while the apply ran: the scenario proved nothing"

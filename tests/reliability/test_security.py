@@ -30,7 +30,6 @@ from urllib.request import urlopen
 
 import pytest
 import yaml
-
 from support.redis_proc import (
     RedisProcess,
     commandstats,
@@ -49,11 +48,36 @@ FULL = os.environ.get("REDBEAT_RELIABILITY_SCALE", "").strip().lower() == "full"
 #: The commands redbeat-apply needs (apply, plan, plan --out / apply FILE, status, export), found by
 #: removing each in turn from a working set (test_acl_line_is_minimal); with ``~redbeat:*`` (the key
 #: prefix) and ``&redbeat::wake`` (the channel an apply publishes to, so beat re-reads at once).
-ACL_COMMANDS = ("evalsha", "evalsha_ro", "script|load", "hgetall", "smembers", "hmget", "zscore", "hget", "hset", "hdel", "del",
-                "zrem", "zadd", "hexists", "sismember", "hlen", "sadd", "publish", "zrange",
-                "xadd", "xrange")  # the audit record of an apply, the run history in status
+ACL_COMMANDS = (
+    "evalsha",
+    "evalsha_ro",
+    "script|load",
+    "hgetall",
+    "smembers",
+    "hmget",
+    "zscore",
+    "hget",
+    "hset",
+    "hdel",
+    "del",
+    "zrem",
+    "zadd",
+    "hexists",
+    "sismember",
+    "hlen",
+    "sadd",
+    "publish",
+    "zrange",
+    "xadd",
+    "xrange",
+)  # the audit record of an apply, the run history in status
 ACL_KEYS = ("~redbeat:*", "&redbeat::wake")
-ACL_LINE = "user redbeat-apply on >PASSWORD resetchannels -@all " + " ".join(f"+{c}" for c in ACL_COMMANDS) + " " + " ".join(ACL_KEYS)
+ACL_LINE = (
+    "user redbeat-apply on >PASSWORD resetchannels -@all "
+    + " ".join(f"+{c}" for c in ACL_COMMANDS)
+    + " "
+    + " ".join(ACL_KEYS)
+)
 
 ADMIN_PASSWORD = "adm-SECRET-0"
 
@@ -64,8 +88,15 @@ def cli() -> list[str]:
 
 
 def run(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*cli(), *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
-                          env=env_without_redbeat(), stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*cli(), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env=env_without_redbeat(),
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture
@@ -105,27 +136,35 @@ def write_manifest(path: Path, entries: list[tuple[str, str]]) -> None:
 
 # --- 1. only the safe loader -------------------------------------------------------------------------
 
+_JOB = "name: a\ntask: app.t\nevery: 30s\n"
 PAYLOADS = {
-    "apply-os-system": 'name: a\ntask: app.t\nevery: 30s\nkwargs: {x: !!python/object/apply:os.system ["touch {canary}"]}\n',
-    "apply-subprocess": 'name: a\ntask: app.t\nevery: 30s\nargs: [!!python/object/apply:subprocess.check_call [["touch", "{canary}"]]]\n',
+    "apply-os-system": _JOB + 'kwargs: {x: !!python/object/apply:os.system ["touch {canary}"]}\n',
+    "apply-subprocess": _JOB + 'args: [!!python/object/apply:subprocess.check_call [["touch", "{canary}"]]]\n',
     "new-os-system": 'name: !!python/object/new:os.system ["touch {canary}"]\ntask: app.t\nevery: 30s\n',
-    "apply-exec": 'name: a\ntask: app.t\nevery: 30s\nkwargs: {x: !!python/object/apply:builtins.exec ["open(\'{canary}\', \'w\')"]}\n',
-    "name-reference": 'name: a\ntask: !!python/name:os.system\nevery: 30s\n',
-    "module": 'name: a\ntask: app.t\nevery: 30s\nkwargs: {m: !!python/module:os}\n',
-    "object-state": 'name: a\ntask: app.t\nevery: 30s\nkwargs: {o: !!python/object:subprocess.Popen {args: ["touch", "{canary}"]}}\n',
-    "tuple": 'name: a\ntask: app.t\nevery: 30s\nargs: !!python/tuple [1, 2]\n',
-    "on-a-key": 'name: a\ntask: app.t\nevery: 30s\nkwargs:\n  ? !!python/object/apply:os.system ["touch {canary}"]\n  : 1\n',
-    "in-a-merge": 'base: &b !!python/object/apply:os.system ["touch {canary}"]\nname: a\ntask: app.t\nevery: 30s\n<<: *b\n',
-    "second-document": 'name: ok\ntask: app.t\nevery: 30s\n---\nname: !!python/object/apply:os.system ["touch {canary}"]\n',
-    "tag-directive": '%TAG !p! tag:yaml.org,2002:python/object/apply:\n---\nname: a\ntask: app.t\nevery: 30s\nkwargs: {x: !p!os.system ["touch {canary}"]}\n',
-    "verbatim-tag": 'name: a\ntask: app.t\nevery: 30s\nkwargs: {x: !<tag:yaml.org,2002:python/object/apply:os.system> ["touch {canary}"]}\n',
-    "in-defaults": 'defaults: {kwargs: {x: !!python/object/apply:os.system ["touch {canary}"]}}\nschedules:\n  - {name: a, task: app.t, every: 30s}\n',
-    "local-tag": 'name: a\ntask: !Ref app.t\nevery: 30s\n',
+    "apply-exec": _JOB + "kwargs: {x: !!python/object/apply:builtins.exec [\"open('{canary}', 'w')\"]}\n",
+    "name-reference": "name: a\ntask: !!python/name:os.system\nevery: 30s\n",
+    "module": "name: a\ntask: app.t\nevery: 30s\nkwargs: {m: !!python/module:os}\n",
+    "object-state": _JOB + 'kwargs: {o: !!python/object:subprocess.Popen {args: ["touch", "{canary}"]}}\n',
+    "tuple": "name: a\ntask: app.t\nevery: 30s\nargs: !!python/tuple [1, 2]\n",
+    "on-a-key": _JOB + 'kwargs:\n  ? !!python/object/apply:os.system ["touch {canary}"]\n  : 1\n',
+    "in-a-merge": 'base: &b !!python/object/apply:os.system ["touch {canary}"]\n' + _JOB + "<<: *b\n",
+    "second-document": 'name: ok\ntask: app.t\nevery: 30s\n---\n'
+    'name: !!python/object/apply:os.system ["touch {canary}"]\n',
+    "tag-directive": "%TAG !p! tag:yaml.org,2002:python/object/apply:\n---\n"
+    + _JOB
+    + 'kwargs: {x: !p!os.system ["touch {canary}"]}\n',
+    "verbatim-tag": _JOB + 'kwargs: {x: !<tag:yaml.org,2002:python/object/apply:os.system> ["touch {canary}"]}\n',
+    "in-defaults": 'defaults: {kwargs: {x: !!python/object/apply:os.system ["touch {canary}"]}}\n'
+    "schedules:\n  - {name: a, task: app.t, every: 30s}\n",
+    "local-tag": "name: a\ntask: !Ref app.t\nevery: 30s\n",
 }
 
 
 def test_object_tags_are_rejected_and_nothing_runs(tmp_path, redis_server, redis_client) -> None:
-    """Every payload through the apply form (some through plan and validate too), concurrently: exit 3, the tag named, no canary, no write."""
+    """Every payload through the apply form (some through plan and validate too), concurrently.
+
+    Each exits 3 naming the tag; no canary file appears and nothing is written.
+    """
     jobs = []
     for name, template in PAYLOADS.items():
         case = tmp_path / name
@@ -145,8 +184,10 @@ def test_object_tags_are_rejected_and_nothing_runs(tmp_path, redis_server, redis
         context = f"{name}: {args}\n{output[-1500:]}"
         assert result.returncode == 3, context
         assert "Traceback" not in output, context
-        assert any(why in output for why in ("is not allowed in a manifest", "invalid YAML",
-                                              "mapping keys must be plain strings")), context
+        assert any(
+            why in output
+            for why in ("is not allowed in a manifest", "invalid YAML", "mapping keys must be plain strings")
+        ), context
         assert output.startswith(str(canary.parent / "m.yaml") + ":"), context
         assert not canary.exists(), f"{name}: the payload ran"
     assert dirty_count(redis_client) == before
@@ -157,19 +198,40 @@ def test_only_the_safe_yaml_loader_is_reachable() -> None:
     """Static guard: no unsafe PyYAML entry point in the shipped code, and the manifest loader is a SafeLoader."""
     from reconciler import manifest
 
-    unsafe = {"load", "load_all", "unsafe_load", "unsafe_load_all", "full_load", "full_load_all", "Loader",
-              "FullLoader", "UnsafeLoader", "CLoader", "CFullLoader", "CUnsafeLoader", "add_constructor",
-              "add_multi_constructor", "construct_python_object_apply"}
+    unsafe = {
+        "load",
+        "load_all",
+        "unsafe_load",
+        "unsafe_load_all",
+        "full_load",
+        "full_load_all",
+        "Loader",
+        "FullLoader",
+        "UnsafeLoader",
+        "CLoader",
+        "CFullLoader",
+        "CUnsafeLoader",
+        "add_constructor",
+        "add_multi_constructor",
+        "construct_python_object_apply",
+    }
     found = []
     for path in sorted([*ROOT.joinpath("reconciler").rglob("*.py"), *ROOT.joinpath("redbeat").rglob("*.py")]):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "yaml" \
-                    and node.attr in unsafe:
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "yaml"
+                and node.attr in unsafe
+            ):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}: yaml.{node.attr}")
             if isinstance(node, ast.ImportFrom) and node.module == "yaml":
-                found += [f"{path.relative_to(ROOT)}:{node.lineno}: from yaml import {a.name}"
-                          for a in node.names if a.name in unsafe]
+                found += [
+                    f"{path.relative_to(ROOT)}:{node.lineno}: from yaml import {a.name}"
+                    for a in node.names
+                    if a.name in unsafe
+                ]
     assert found == []
     assert issubclass(manifest._Loader, (yaml.SafeLoader, getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
     assert not issubclass(manifest._Loader, (yaml.FullLoader, yaml.UnsafeLoader))
@@ -178,19 +240,37 @@ def test_only_the_safe_yaml_loader_is_reachable() -> None:
 # --- 2. secrets masked in every output --------------------------------------------------------------
 
 SECRETS = {
-    "password": "SECRET-pw-1", "db_password": "SECRET-pw-2", "apiKey": "SECRET-key-3", "client_secret": "SECRET-cs-4",
-    "access_token": "SECRET-tok-5", "X-Auth-Token": "SECRET-tok-6", "private_key": "SECRET-pk-7", "dsn": "SECRET-dsn-8",
+    "password": "SECRET-pw-1",
+    "db_password": "SECRET-pw-2",
+    "apiKey": "SECRET-key-3",
+    "client_secret": "SECRET-cs-4",
+    "access_token": "SECRET-tok-5",
+    "X-Auth-Token": "SECRET-tok-6",
+    "private_key": "SECRET-pk-7",
+    "dsn": "SECRET-dsn-8",
 }
 
 
 def secret_manifest(path: Path, version: int) -> None:
     kwargs = {k: f"{v}-v{version}" for k, v in SECRETS.items()}
     kwargs["nested"] = {"token": f"SECRET-nested-v{version}", "visible": "plain-value"}
-    doc = {"schedules": [{
-        "name": "with-secrets", "task": "app.tasks.t", "every": "30s", "kwargs": kwargs,
-        "options": {"queue": "q", "headers": {"Authorization": f"Bearer SECRET-auth-v{version}",
-                                               "X-Api-Key": f"SECRET-hdr-v{version}"}},
-    }]}
+    doc = {
+        "schedules": [
+            {
+                "name": "with-secrets",
+                "task": "app.tasks.t",
+                "every": "30s",
+                "kwargs": kwargs,
+                "options": {
+                    "queue": "q",
+                    "headers": {
+                        "Authorization": f"Bearer SECRET-auth-v{version}",
+                        "X-Api-Key": f"SECRET-hdr-v{version}",
+                    },
+                },
+            }
+        ]
+    }
     doc["schedules"].append({"name": "plain", "task": "app.tasks.t", "every": "1m"})
     doc["schedules"].append({"name": "plain-2", "task": "app.tasks.t", "every": "2m"})
     doc["schedules"].append({"name": "plain-3", "task": "app.tasks.t", "every": "3m"})
@@ -199,7 +279,9 @@ def secret_manifest(path: Path, version: int) -> None:
 
 def assert_masked(label: str, text: str, redis_password: str) -> None:
     assert "SECRET" not in text, f"{label} shows a secret:\n{text[:3000]}"
-    assert redis_password not in text and quote(redis_password, safe="") not in text, f"{label} shows the Redis password"
+    assert redis_password not in text and quote(redis_password, safe="") not in text, (
+        f"{label} shows the Redis password"
+    )
 
 
 def test_secrets_masked_in_every_output(tmp_path, acl_redis) -> None:
@@ -226,7 +308,9 @@ def test_secrets_masked_in_every_output(tmp_path, acl_redis) -> None:
     text = (manifests / "jobs.yaml").read_text().replace("name: with-secrets", "name: renamed-with-secrets")
     (manifests / "jobs.yaml").write_text(text)  # a delete (old values) and a create
     outputs["apply (delete + create) --output json"] = run("--output", "json", "--redis-url", url, str(manifests))
-    outputs["apply with a wrong password"] = run("--redis-url", url.replace(ADMIN_PASSWORD, "wr0ng-SECRET"), str(manifests))
+    outputs["apply with a wrong password"] = run(
+        "--redis-url", url.replace(ADMIN_PASSWORD, "wr0ng-SECRET"), str(manifests)
+    )
     for label, result in outputs.items():
         assert_masked(label, result.stdout + result.stderr, ADMIN_PASSWORD)
     updated = json.loads(run("plan", "--output", "json", "--redis-url", url, str(manifests)).stdout)
@@ -272,9 +356,14 @@ class Watch:
     def __init__(self, args: list[str], log: Path) -> None:
         self.log = log
         self.handle = log.open("wb")
-        self.proc = subprocess.Popen([*cli(), "--watch", "--debounce", "50ms", *args], stdout=self.handle,
-                                     stderr=subprocess.STDOUT, env=env_without_redbeat(), stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [*cli(), "--watch", "--debounce", "50ms", *args],
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            env=env_without_redbeat(),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -313,9 +402,13 @@ def test_watch_listens_on_loopback_and_masks_its_logs(log_format, tmp_path, acl_
     if default_port_free:
         port = 9185
     canary = tmp_path / "CANARY"
-    watch = Watch(["--redis-url", url, "--log-format", log_format, *listen_args, str(manifests)], tmp_path / "watch.log")
+    watch = Watch(
+        ["--redis-url", url, "--log-format", log_format, *listen_args, str(manifests)], tmp_path / "watch.log"
+    )
     try:
-        wait_until(lambda: "applied" in watch.text() or watch.proc.poll() is not None, timeout=20, message="first apply")
+        wait_until(
+            lambda: "applied" in watch.text() or watch.proc.poll() is not None, timeout=20, message="first apply"
+        )
         assert watch.proc.poll() is None, watch.text()
         addresses = wait_until(lambda: listening(watch.proc.pid), timeout=10, message="the listener")
         assert addresses == [f"127.0.0.1:{port}"], addresses
@@ -346,7 +439,10 @@ def test_watch_listens_on_loopback_and_masks_its_logs(log_format, tmp_path, acl_
 
 
 def lifecycle(workdir: Path, url: str) -> list[tuple[str, subprocess.CompletedProcess[str]]]:
-    """Everything the reconciler does, in order: create, no-op, update + delete, plan --out, apply FILE, status, export."""
+    """Everything the reconciler does, in order.
+
+    create, no-op, update + delete, plan --out, apply FILE, status, export.
+    """
     manifest = workdir / "m" / "jobs.yaml"
     steps = []
     write_manifest(manifest, [("a1", "30s"), ("a2", "1m"), ("a3", "2m"), ("a4", "3m")])
@@ -355,7 +451,9 @@ def lifecycle(workdir: Path, url: str) -> list[tuple[str, subprocess.CompletedPr
     write_manifest(manifest, [("a1", "45s"), ("a2", "1m"), ("a3", "2m")])
     steps.append(("apply (update + delete)", run("--redis-url", url, str(manifest.parent))))
     write_manifest(manifest, [("a1", "50s"), ("a2", "1m"), ("a3", "2m")])
-    steps.append(("plan --out", run("plan", "--out", str(workdir / "p.json"), "--redis-url", url, str(manifest.parent))))
+    steps.append(
+        ("plan --out", run("plan", "--out", str(workdir / "p.json"), "--redis-url", url, str(manifest.parent)))
+    )
     steps.append(("apply FILE", run("apply", "--redis-url", url, str(workdir / "p.json"))))
     steps.append(("status", run("status", "--redis-url", url)))
     steps.append(("export", run("export", "--redis-url", url, str(workdir / "export"))))
@@ -376,10 +474,14 @@ def test_minimal_acl_user_can_do_everything(tmp_path, acl_redis) -> None:
     assert admin.hlen("redbeat::owner:default") == 3 and admin.zcard("redbeat::schedule") == 3
     assert '"every": 50.0' in admin.hget("redbeat:a1", "definition")
     # the README documents the same line
-    documented = next(line for line in (ROOT / "README.md").read_text().splitlines()
-                      if line.startswith("ACL SETUSER deployer "))
-    assert set(documented.split()) - {"ACL", "SETUSER", "deployer", "on", ">PASSWORD"} == \
-        {"-@all", *[f"+{c}" for c in ACL_COMMANDS], *ACL_KEYS}
+    documented = next(
+        line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("ACL SETUSER deployer ")
+    )
+    assert set(documented.split()) - {"ACL", "SETUSER", "deployer", "on", ">PASSWORD"} == {
+        "-@all",
+        *[f"+{c}" for c in ACL_COMMANDS],
+        *ACL_KEYS,
+    }
 
 
 @pytest.mark.slow
@@ -418,11 +520,14 @@ def seed(acl_redis, workdir: Path) -> Path:
     return manifest.parent
 
 
-@pytest.mark.parametrize("rules", [
-    pytest.param(("-@all", "+@read", "~redbeat:*"), id="read-only"),
-    pytest.param(("-@all", "+@read", "+@scripting", "~redbeat:*", "&*"), id="read-only-with-scripting"),
-    pytest.param(("-@all", "+@read", "+@connection", "%R~redbeat:*", "&*"), id="read-only-keys"),
-])
+@pytest.mark.parametrize(
+    "rules",
+    [
+        pytest.param(("-@all", "+@read", "~redbeat:*"), id="read-only"),
+        pytest.param(("-@all", "+@read", "+@scripting", "~redbeat:*", "&*"), id="read-only-with-scripting"),
+        pytest.param(("-@all", "+@read", "+@connection", "%R~redbeat:*", "&*"), id="read-only-keys"),
+    ],
+)
 def test_read_only_user_gets_a_clear_error_and_nothing_partial(rules, tmp_path, acl_redis) -> None:
     admin = acl_redis.client()
     manifests = seed(acl_redis, tmp_path)

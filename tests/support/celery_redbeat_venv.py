@@ -132,8 +132,7 @@ def run_compat_script(script: str, *args: str, python: Path | None = None, timeo
         [str(python), str(path), *args],
         cwd=str(path.parent),
         env=subprocess_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         timeout=timeout,
     )

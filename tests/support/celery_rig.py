@@ -9,6 +9,7 @@ sets: E2E_REDIS_URL, E2E_LOCK_TIMEOUT, E2E_RUN_LOG, plus ``extra_env``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -132,10 +133,8 @@ class CeleryRig:
         """SIGTERM the group (beat releases its lock), then SIGKILL whatever of the group is left."""
         signal_group(proc, signal.SIGCONT)
         signal_group(proc, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
         signal_group(proc, signal.SIGKILL)
         proc.popen.wait(timeout=10)
 
@@ -145,7 +144,5 @@ class CeleryRig:
 
 
 def signal_group(proc: Proc, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.popen.pid, sig)
-    except ProcessLookupError:
-        pass

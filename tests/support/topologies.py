@@ -103,7 +103,7 @@ class TLSRedis(_Group):
         self.other_ca_file = self.dir / "other-ca.pem"
         self.server: TLSRedisProcess | None = None
 
-    def start(self) -> "TLSRedis":
+    def start(self) -> TLSRedis:
         import trustme
 
         ca = trustme.CA()
@@ -143,7 +143,7 @@ class ACLRedis(_Group):
         super().__init__(workdir, "redbeat-acl-")
         self.server: RedisProcess | None = None
 
-    def start(self) -> "ACLRedis":
+    def start(self) -> ACLRedis:
         self.server = RedisProcess(workdir=self.dir / "redis", password=self.ADMIN_PASSWORD)
         self.server.dir.mkdir(parents=True, exist_ok=True)
         self._spawn(self.server)
@@ -215,7 +215,7 @@ class SentinelSet(_Group):
         self.data: list[RedisProcess] = []
         self.sentinels: list[SentinelProcess] = []
 
-    def start(self) -> "SentinelSet":
+    def start(self) -> SentinelSet:
         master = RedisProcess(*self.data_args, workdir=self.dir / "master")
         master.dir.mkdir(parents=True)
         self._spawn(master)
@@ -310,13 +310,13 @@ class RedisClusterSet(_Group):
         super().__init__(workdir, "redbeat-cluster-")
         self.nodes: list[ClusterNodeProcess] = []
 
-    def start(self) -> "RedisClusterSet":
+    def start(self) -> RedisClusterSet:
         for index in range(3):
             node = ClusterNodeProcess(workdir=self.dir / f"node{index}")
             node.dir.mkdir(parents=True)
             self.nodes.append(node)
             self._spawn(node)
-        for epoch, (node, (first, last)) in enumerate(zip(self.nodes, self.SLOT_RANGES), start=1):
+        for epoch, (node, (first, last)) in enumerate(zip(self.nodes, self.SLOT_RANGES, strict=False), start=1):
             admin = node.client()
             admin.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
             admin.execute_command("CLUSTER", "SET-CONFIG-EPOCH", epoch)
@@ -352,7 +352,7 @@ class RedisClusterSet(_Group):
     def node_of(self, key: str) -> ClusterNodeProcess:
         """The node that serves ``key``'s slot."""
         slot = int(self.nodes[0].client().execute_command("CLUSTER", "KEYSLOT", key))
-        for node, (first, last) in zip(self.nodes, self.SLOT_RANGES):
+        for node, (first, last) in zip(self.nodes, self.SLOT_RANGES, strict=False):
             if first <= slot <= last:
                 return node
         raise AssertionError(slot)

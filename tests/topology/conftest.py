@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from support.topologies import ACLRedis, RedisClusterSet, SentinelSet, TLSRedis
 from topology.helpers import MANIFEST
 

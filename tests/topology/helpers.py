@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-
 from support.beat import current, make_app, recording_scheduler_class
 from support.redis_proc import env_without_redbeat
 

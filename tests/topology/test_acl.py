@@ -7,10 +7,10 @@ from urllib.parse import quote
 
 import pytest
 from celery.schedules import schedule
-
-from redbeat import RedBeatSchedulerEntry as Entry
 from support.topologies import ACLRedis
 from topology.helpers import MANIFEST_NAMES, Recording, apply_twice, beat_app, pinned_now, redbeat_apply
+
+from redbeat import RedBeatSchedulerEntry as Entry
 
 pytestmark = pytest.mark.topology
 
@@ -101,7 +101,9 @@ def test_adopt_and_take_over_with_the_minimal_acl(acl_redis, manifests):
 
 
 def test_redbeat_apply_as_a_read_only_user_fails_clearly_and_writes_nothing(acl_redis, manifests):
-    acl_redis.add_user("reader", DEPLOY_PASSWORD, "~redbeat:*", "-@all", "+@read", "+evalsha", "+evalsha_ro", "+script|load")
+    acl_redis.add_user(
+        "reader", DEPLOY_PASSWORD, "~redbeat:*", "-@all", "+@read", "+evalsha", "+evalsha_ro", "+script|load"
+    )
     result = redbeat_apply(acl_redis.url("reader", DEPLOY_PASSWORD), str(manifests))
     assert result.returncode == 1
     assert result.stderr.startswith("redbeat-apply: error: Redis at redis://reader:***@127.0.0.1:")

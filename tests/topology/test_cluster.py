@@ -8,13 +8,13 @@ import subprocess
 import pytest
 from celery.schedules import schedule
 from redis.exceptions import RedisClusterException
+from support.celery_redbeat_venv import celery_redbeat_python, subprocess_env
+from support.topologies import RedisClusterSet
+from topology.helpers import MANIFEST_NAMES, Recording, apply_twice, beat_app, pinned_now, redbeat_apply
 
 from redbeat import RedBeatScheduler
 from redbeat import RedBeatSchedulerEntry as Entry
 from redbeat.client import ClusterKeyPrefixError, check_cluster_prefix, cluster_hash_tag
-from support.celery_redbeat_venv import celery_redbeat_python, subprocess_env
-from support.topologies import RedisClusterSet
-from topology.helpers import MANIFEST_NAMES, Recording, apply_twice, beat_app, pinned_now, redbeat_apply
 
 pytestmark = pytest.mark.topology
 

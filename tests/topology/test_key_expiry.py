@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-
-from redbeat import RedBeatKeyExpiryError, RedBeatScheduler
 from support.topologies import ACLRedis
 from topology.helpers import beat_app, pinned_now
+
+from redbeat import RedBeatKeyExpiryError, RedBeatScheduler
 
 pytestmark = pytest.mark.topology
 

@@ -10,12 +10,12 @@ import time
 import pytest
 import redis
 from celery.schedules import schedule
-
-from redbeat import RedBeatSchedulerEntry as Entry
-from redbeat.client import RetryingConnection, build_client
 from support.redis_proc import RedisProcess, free_port
 from support.topologies import wait_port_closed
 from topology.helpers import Recording, beat_app, pinned_now
+
+from redbeat import RedBeatSchedulerEntry as Entry
+from redbeat.client import RetryingConnection, build_client
 
 pytestmark = pytest.mark.topology
 

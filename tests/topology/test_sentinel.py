@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import redis
 from celery.schedules import schedule
-
-from redbeat import RedBeatSchedulerEntry as Entry
 from support.topologies import MASTER_NAME, SentinelSet
 from topology.helpers import MANIFEST_NAMES, Recording, apply_twice, beat_app, pinned_now, redbeat_apply
+
+from redbeat import RedBeatSchedulerEntry as Entry
 
 pytestmark = pytest.mark.topology
 

@@ -8,10 +8,10 @@ from urllib.parse import quote
 import pytest
 import redis
 from celery.schedules import schedule
-
-from redbeat import RedBeatSchedulerEntry as Entry
 from support.topologies import TLSRedis
 from topology.helpers import MANIFEST_NAMES, Recording, apply_twice, beat_app, pinned_now, redbeat_apply
+
+from redbeat import RedBeatSchedulerEntry as Entry
 
 pytestmark = pytest.mark.topology
 

@@ -51,7 +51,9 @@ def test_validate_compat_reports_extensions(tmp_path: Path, capsys: pytest.Captu
     assert main(["validate", "--compat", "celery-redbeat", "-o", "json", str(path)]) == 3
     payload = json.loads(capsys.readouterr().out)
     assert payload["valid"] is False
-    assert [(e["line"], e["column"], e["field"], e["code"]) for e in payload["errors"]] == [(4, 11, "timezone", "compat")]
+    assert [(e["line"], e["column"], e["field"], e["code"]) for e in payload["errors"]] == [
+        (4, 11, "timezone", "compat")
+    ]
 
 
 def test_validate_json_when_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -89,11 +91,16 @@ def test_schema_command_prints_the_schema_file(capsys: pytest.CaptureFixture[str
 
 
 def _errors(count: int) -> list[ManifestError]:
-    return [ManifestError(Location(Path(f"s/f{i:02d}.yaml"), i + 1, 3, f"schedules[{i}].cron"), f"bad {i}") for i in range(count)]
+    return [
+        ManifestError(Location(Path(f"s/f{i:02d}.yaml"), i + 1, 3, f"schedules[{i}].cron"), f"bad {i}")
+        for i in range(count)
+    ]
 
 
 def test_github_output_escapes_as_github_requires() -> None:
-    error = ManifestError(Location(Path("dir,x/a:b.yaml"), 2, 5, "kwargs"), "100% wrong\nsecond line\r", "did you mean 'kwargs'?")
+    error = ManifestError(
+        Location(Path("dir,x/a:b.yaml"), 2, 5, "kwargs"), "100% wrong\nsecond line\r", "did you mean 'kwargs'?"
+    )
     assert report.render_github([error]) == (
         "::error file=dir%2Cx/a%3Ab.yaml,line=2,col=5,title=redbeat-apply%3A kwargs::"
         "100%25 wrong%0Asecond line%0D (did you mean 'kwargs'?)"
@@ -124,13 +131,26 @@ def test_sarif_output() -> None:
         "ruleId": "redbeat/manifest",
         "level": "error",
         "message": {"text": "schedules[1].cron: bad 1"},
-        "locations": [{"physicalLocation": {"artifactLocation": {"uri": "s/f01.yaml"}, "region": {"startLine": 2, "startColumn": 3}}}],
+        "locations": [
+            {
+                "physicalLocation": {
+                    "artifactLocation": {"uri": "s/f01.yaml"},
+                    "region": {"startLine": 2, "startColumn": 3},
+                }
+            }
+        ],
     }
     assert {r["id"] for r in run["tool"]["driver"]["rules"]} >= {"redbeat/manifest", "redbeat/schema"}
 
 
 def test_text_frame_with_hint_and_unknown_line() -> None:
-    located = ManifestError(Location(Path("a.yaml"), 12, 5, "kwarg"), "unknown field 'kwarg'", "did you mean 'kwargs'?", end_column=10, source_line="    kwarg: {}")
+    located = ManifestError(
+        Location(Path("a.yaml"), 12, 5, "kwarg"),
+        "unknown field 'kwarg'",
+        "did you mean 'kwargs'?",
+        end_column=10,
+        source_line="    kwarg: {}",
+    )
     whole_file = ManifestError(Location(Path("b.yaml"), None, None, ""), "file is empty")
     assert report.render_text([located, whole_file]) == (
         "a.yaml:12:5: kwarg: unknown field 'kwarg'\n"
@@ -148,5 +168,6 @@ def test_validate_warns_on_yaml_1_1_surprises_on_stderr(tmp_path: Path, capsys: 
     captured = capsys.readouterr()
     assert json.loads(captured.out)["valid"] is True
     assert captured.err == (
-        f"warning: {path}:3:8: every: unquoted 1:30 is a base-60 number in YAML 1.1 (not a time or a duration); quote it\n"
+        f"warning: {path}:3:8: every: unquoted 1:30 is a base-60 number in YAML 1.1 "
+        "(not a time or a duration); quote it\n"
     )

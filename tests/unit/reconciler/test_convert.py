@@ -58,10 +58,18 @@ def test_rrule_encoding_key_order_and_extension() -> None:
     [
         ({"every": "1h", "timezone": "UTC"}, ("timezone",), "timezone has no effect on an 'every' schedule; remove it"),
         ({"cron": "0 0 * * *", "timezone": "Mars/Olympus"}, ("timezone",), "unknown time zone 'Mars/Olympus'"),
-        ({"every": 5, "kwargs": {"a": {1: 2}}}, ("kwargs", "a"), "key 1 is not a string; JSON object keys must be strings (quote it)"),
+        (
+            {"every": 5, "kwargs": {"a": {1: 2}}},
+            ("kwargs", "a"),
+            "key 1 is not a string; JSON object keys must be strings (quote it)",
+        ),
         ({"every": 5, "args": [float("inf")]}, ("args", 0), "inf cannot be encoded as JSON"),
         ({"crontab": {"minute": "99"}}, ("crontab", "minute"), "'99': minute 99 is out of range 0-59"),
-        ({"rrule": {"freq": "daily", "dtstart": "2026-02-30T00:00:00Z"}}, ("rrule", "dtstart"), "'2026-02-30T00:00:00Z' is not a valid datetime: day is out of range for month"),
+        (
+            {"rrule": {"freq": "daily", "dtstart": "2026-02-30T00:00:00Z"}},
+            ("rrule", "dtstart"),
+            "'2026-02-30T00:00:00Z' is not a valid datetime: day is out of range for month",
+        ),
     ],
 )
 def test_field_errors(schedule: dict, path: tuple, message: str) -> None:
@@ -77,7 +85,10 @@ def test_field_errors(schedule: dict, path: tuple, message: str) -> None:
         ({"every": 1.2345}, {"every": 1.2345}),
         ({"every": "90m", "relative": True}, {"every": "1h30m", "relative": True}),
         ({"cron": "0,15,30,45 * * * *"}, {"cron": "*/15 * * * *"}),
-        ({"crontab": {"day_of_month": "1", "day_of_week": "mon"}}, {"crontab": {"day_of_week": "1", "day_of_month": "1"}}),
+        (
+            {"crontab": {"day_of_month": "1", "day_of_week": "mon"}},
+            {"crontab": {"day_of_week": "1", "day_of_month": "1"}},
+        ),
     ],
 )
 def test_export_is_shortest_natural_form(schedule: dict, manifest_part: dict) -> None:
@@ -87,7 +98,13 @@ def test_export_is_shortest_natural_form(schedule: dict, manifest_part: dict) ->
 
 def test_export_keeps_only_non_defaults() -> None:
     got, ext = manifest_to_entry({**BASE, "cron": "@daily", "enabled": False, "args": [1], "timezone": "UTC"})
-    assert entry_to_manifest(got, ext) == {**BASE, "cron": "0 0 * * *", "args": [1], "enabled": False, "timezone": "UTC"}
+    assert entry_to_manifest(got, ext) == {
+        **BASE,
+        "cron": "0 0 * * *",
+        "args": [1],
+        "enabled": False,
+        "timezone": "UTC",
+    }
 
 
 def test_export_refuses_unknown_extension() -> None:

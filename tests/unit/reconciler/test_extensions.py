@@ -52,12 +52,19 @@ def test_round_trip_through_export_is_the_identity_on_definitions(manifest):
     assert manifest_to_entry(entry_to_manifest(definition, ext)) == (definition, ext)
 
 
-@pytest.mark.parametrize("manifest, path, message", [
-    ({**BASE, "every": 30, "jitter": "30s"}, ("jitter",), "shorter than the interval"),
-    ({**BASE, "every": 30, "catch_up_limit": 3}, ("catch_up_limit",), "only applies with catch_up: all"),
-    ({**BASE, "every": 30, "start_at": "2026-12-02T00:00:00Z", "end_at": "2026-12-01T00:00:00Z"}, ("end_at",), "not after start_at"),
-    ({**BASE, "at": "2026-12-01T09:00:00+01:00", "timezone": "Europe/Berlin"}, ("timezone",), "one-off"),
-])
+@pytest.mark.parametrize(
+    "manifest, path, message",
+    [
+        ({**BASE, "every": 30, "jitter": "30s"}, ("jitter",), "shorter than the interval"),
+        ({**BASE, "every": 30, "catch_up_limit": 3}, ("catch_up_limit",), "only applies with catch_up: all"),
+        (
+            {**BASE, "every": 30, "start_at": "2026-12-02T00:00:00Z", "end_at": "2026-12-01T00:00:00Z"},
+            ("end_at",),
+            "not after start_at",
+        ),
+        ({**BASE, "at": "2026-12-01T09:00:00+01:00", "timezone": "Europe/Berlin"}, ("timezone",), "one-off"),
+    ],
+)
 def test_conflicting_extension_values_are_errors(manifest, path, message):
     with pytest.raises(FieldError) as error:
         manifest_to_entry(manifest)
@@ -73,12 +80,15 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_schema_rejects_an_unknown_catch_up_policy_with_a_hint(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write(tmp_path, """\
+    write(
+        tmp_path,
+        """\
         name: job
         task: app.tasks.job
         every: 30s
         catch_up: onse
-    """)
+    """,
+    )
     _, errors = check_manifests([Path("jobs.yaml")])
     assert [str(e) for e in errors] == ["jobs.yaml:4:11: catch_up: 'onse' is not one of skip, once, all"]
     assert errors[0].hint is not None and "once" in errors[0].hint
@@ -86,13 +96,16 @@ def test_schema_rejects_an_unknown_catch_up_policy_with_a_hint(tmp_path, monkeyp
 
 def test_compat_celery_redbeat_names_every_extension(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write(tmp_path, """\
+    write(
+        tmp_path,
+        """\
         name: job
         task: app.tasks.job
         every: 30s
         jitter: 5s
         catch_up: skip
-    """)
+    """,
+    )
     entries, errors = check_manifests([Path("jobs.yaml")], compat="celery-redbeat")
     assert sorted(str(e) for e in errors) == [
         "jobs.yaml:4:9: jitter: celery-redbeat ignores jitter (an extension): there the entry runs without it",
@@ -103,7 +116,9 @@ def test_compat_celery_redbeat_names_every_extension(tmp_path, monkeypatch):
 
 def test_defaults_carry_extensions(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write(tmp_path, """\
+    write(
+        tmp_path,
+        """\
         defaults:
           task: app.tasks.job
           catch_up: skip
@@ -114,7 +129,8 @@ def test_defaults_carry_extensions(tmp_path, monkeypatch):
           - name: b
             cron: "0 * * * *"
             catch_up: all
-    """)
+    """,
+    )
     entries, errors = check_manifests([Path("jobs.yaml")])
     assert errors == []
     assert entries["a"].ext == {"catch_up": "skip", "jitter": 2.0}

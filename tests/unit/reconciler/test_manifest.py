@@ -33,7 +33,12 @@ def test_location_and_error_text() -> None:
     where = Location(Path("s/r.yaml"), 14, 7, "schedules[2].cron")
     assert str(where) == "s/r.yaml:14:7: schedules[2].cron"
     error = ManifestError(where, "bad", "did you mean x?")
-    assert (error.where, error.message, error.hint, str(error)) == (where, "bad", "did you mean x?", "s/r.yaml:14:7: schedules[2].cron: bad")
+    assert (error.where, error.message, error.hint, str(error)) == (
+        where,
+        "bad",
+        "did you mean x?",
+        "s/r.yaml:14:7: schedules[2].cron: bad",
+    )
     assert str(Location(Path("d"), None, None, "")) == "d"
 
 
@@ -94,7 +99,9 @@ def test_missing_path_and_empty_directory(tmp_path: Path) -> None:
 def test_file_size_limit(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     path.write_text("# " + "x" * MAX_FILE_BYTES + "\n" + JOB.format(name="big"), encoding="utf-8")
-    assert messages([path]) == [f"{path}: file is {path.stat().st_size} bytes; manifests are limited to 5242880 bytes (5 MiB)"]
+    assert messages([path]) == [
+        f"{path}: file is {path.stat().st_size} bytes; manifests are limited to 5242880 bytes (5 MiB)"
+    ]
 
 
 def test_billion_laughs_fails_fast(tmp_path: Path) -> None:
@@ -106,18 +113,25 @@ def test_billion_laughs_fails_fast(tmp_path: Path) -> None:
     start = time.perf_counter()
     found = messages([path])
     assert time.perf_counter() - start < 1.0
-    assert found == [f"{path}:1:1: anchors and aliases expand this document past 1000000 nodes (a 'billion laughs' document?)"]
+    assert found == [
+        f"{path}:1:1: anchors and aliases expand this document past 1000000 nodes (a 'billion laughs' document?)"
+    ]
 
 
 def test_all_errors_of_a_run_are_raised_together_sorted(tmp_path: Path) -> None:
     write(tmp_path / "b.yaml", "name: b\ntask: demo.tasks.b\nevery: 0\n")
-    write(tmp_path / "a.yaml", "schedules:\n  - name: a\n    task: demo.tasks.a\n    every: 5s\n    kwarg: {}\n  - name: a2\n    task: demo.tasks.a\n    cron: '* * *'\n")
+    write(
+        tmp_path / "a.yaml",
+        "schedules:\n  - name: a\n    task: demo.tasks.a\n    every: 5s\n    kwarg: {}\n"
+        "  - name: a2\n    task: demo.tasks.a\n    cron: '* * *'\n",
+    )
     write(tmp_path / "c.yaml", JOB.format(name="fine"))
     with pytest.raises(ManifestErrors) as info:
         load_desired([tmp_path])
     assert [str(e) for e in info.value.errors] == [
         f"{tmp_path / 'a.yaml'}:5:5: schedules[0].kwarg: unknown field 'kwarg'",
-        f"{tmp_path / 'a.yaml'}:8:11: schedules[1].cron: '* * *': expected 5 fields 'minute hour day-of-month month day-of-week', got 3",
+        f"{tmp_path / 'a.yaml'}:8:11: schedules[1].cron: '* * *': "
+        "expected 5 fields 'minute hour day-of-month month day-of-week', got 3",
         f"{tmp_path / 'b.yaml'}:3:8: every: 0: must be greater than 0",
     ]
     assert info.value.errors[0].hint == "did you mean 'kwargs'?"
@@ -125,15 +139,25 @@ def test_all_errors_of_a_run_are_raised_together_sorted(tmp_path: Path) -> None:
 
 
 def test_error_in_defaults_points_at_defaults_once(tmp_path: Path) -> None:
-    path = write(tmp_path / "g.yaml", "defaults:\n  task: demo.tasks.x\n  timezone: Europe/Berln\nschedules:\n  - {name: a, cron: '0 0 * * *'}\n  - {name: b, cron: '0 1 * * *'}\n")
+    path = write(
+        tmp_path / "g.yaml",
+        "defaults:\n  task: demo.tasks.x\n  timezone: Europe/Berln\n"
+        "schedules:\n  - {name: a, cron: '0 0 * * *'}\n  - {name: b, cron: '0 1 * * *'}\n",
+    )
     errors = check_manifests([path])[1]
     assert [str(e) for e in errors] == [f"{path}:3:13: defaults.timezone: unknown time zone 'Europe/Berln'"]
     assert errors[0].hint == "did you mean 'Europe/Berlin'?"
 
 
 def test_option_merged_from_defaults_points_at_its_origin(tmp_path: Path) -> None:
-    path = write(tmp_path / "g.yaml", "defaults:\n  task: demo.tasks.x\n  options: {queue: q, headers: {1: x}}\nschedules:\n  - name: a\n    every: 5s\n    options: {priority: 1}\n")
-    assert messages([path]) == [f"{path}:3:32: defaults.options.headers: key 1 is not a string; JSON object keys must be strings (quote it)"]
+    path = write(
+        tmp_path / "g.yaml",
+        "defaults:\n  task: demo.tasks.x\n  options: {queue: q, headers: {1: x}}\n"
+        "schedules:\n  - name: a\n    every: 5s\n    options: {priority: 1}\n",
+    )
+    assert messages([path]) == [
+        f"{path}:3:32: defaults.options.headers: key 1 is not a string; JSON object keys must be strings (quote it)"
+    ]
 
 
 def test_multi_document_files_and_parsed_source_maps(tmp_path: Path) -> None:
@@ -146,9 +170,20 @@ def test_multi_document_files_and_parsed_source_maps(tmp_path: Path) -> None:
 
 
 def test_content_digest_ignores_formatting_and_order(tmp_path: Path) -> None:
-    a = write(tmp_path / "a" / "x.yaml", "schedules:\n  - {name: a, task: demo.tasks.a, every: 60, kwargs: {x: 1, y: 2}}\n  - {name: b, task: demo.tasks.b, cron: '*/15 * * * mon-fri'}\n")
-    b = write(tmp_path / "b" / "y.yaml", "name: b\ntask: demo.tasks.b\ncron: '0,15,30,45 * * * 1-5'\n---\ntask: demo.tasks.a\nkwargs:\n  y: 2\n  x: 1\nevery: 1m\nname: a\n")
-    c = write(tmp_path / "c" / "z.yaml", "name: a\ntask: demo.tasks.a\nevery: 61\n---\nname: b\ntask: demo.tasks.b\ncron: '*/15 * * * 1-5'\n")
+    a = write(
+        tmp_path / "a" / "x.yaml",
+        "schedules:\n  - {name: a, task: demo.tasks.a, every: 60, kwargs: {x: 1, y: 2}}\n"
+        "  - {name: b, task: demo.tasks.b, cron: '*/15 * * * mon-fri'}\n",
+    )
+    b = write(
+        tmp_path / "b" / "y.yaml",
+        "name: b\ntask: demo.tasks.b\ncron: '0,15,30,45 * * * 1-5'\n---\n"
+        "task: demo.tasks.a\nkwargs:\n  y: 2\n  x: 1\nevery: 1m\nname: a\n",
+    )
+    c = write(
+        tmp_path / "c" / "z.yaml",
+        "name: a\ntask: demo.tasks.a\nevery: 61\n---\nname: b\ntask: demo.tasks.b\ncron: '*/15 * * * 1-5'\n",
+    )
     digest_a = content_digest(load_desired([a]))
     assert digest_a == content_digest(load_desired([b]))
     assert digest_a != content_digest(load_desired([c]))
@@ -173,22 +208,27 @@ def test_upper_case_suffixes_are_manifests_too(tmp_path: Path) -> None:
 
 
 def test_yaml_1_1_surprises_are_warnings_where_a_string_or_duration_is_expected(tmp_path: Path) -> None:
-    path = write(tmp_path / "m.yaml", (
-        "defaults:\n"
-        "  task: app.tasks.t\n"
-        "  jitter: 010\n"
-        "schedules:\n"
-        "  - name: report\n"
-        "    every: 1:30\n"
-        "    options: {expires: 1.0e300, countdown: 30, queue: \"0777\"}\n"
-        "    kwargs: {at: 12:30:00, mode: 010}\n"
-    ))
+    path = write(
+        tmp_path / "m.yaml",
+        (
+            "defaults:\n"
+            "  task: app.tasks.t\n"
+            "  jitter: 010\n"
+            "schedules:\n"
+            "  - name: report\n"
+            "    every: 1:30\n"
+            '    options: {expires: 1.0e300, countdown: 30, queue: "0777"}\n'
+            "    kwargs: {at: 12:30:00, mode: 010}\n"
+        ),
+    )
     warnings: list[ManifestError] = []
     check_manifests([path], warnings=warnings)
     assert [f"{w.where.field}: {w.message}" for w in warnings] == [
         "defaults.jitter: unquoted 010 is the octal number 8 in YAML 1.1; quote it",
         "schedules[0].every: unquoted 1:30 is a base-60 number in YAML 1.1 (not a time or a duration); quote it",
-        ("schedules[0].options.expires: unquoted 1.0e300 is a string in YAML 1.1, not a number; "
-         "write the exponent with a sign, e.g. 1.0e+3"),
+        (
+            "schedules[0].options.expires: unquoted 1.0e300 is a string in YAML 1.1, not a number; "
+            "write the exponent with a sign, e.g. 1.0e+3"
+        ),
     ]
     assert [(w.where.line, w.where.column) for w in warnings] == [(3, 11), (6, 12), (7, 24)]

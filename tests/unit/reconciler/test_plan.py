@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from reconciler.apply import encode_definition
+from reconciler.convert import manifest_to_entry
 from reconciler.errors import Location
 from reconciler.model import DesiredEntry
 from reconciler.plan import MASS_DELETE_FLOOR, FieldChange, Op, canonical, plan
 from reconciler.state import STATIC_OWNER, ActualEntry, ActualState, OwnershipRecord, fingerprint
-from reconciler.convert import manifest_to_entry
 
 HERE = Location(Path("schedules/x.yaml"), 1, 1, "")
 
@@ -27,7 +27,11 @@ def stored(entry: DesiredEntry, owner: str | None = "default", *, record: bool =
            definition: str | None = None, meta: str | None = None) -> ActualEntry:
     raw = definition if definition is not None else encode_definition(entry.definition)
     ext = json.dumps(entry.ext, sort_keys=True, separators=(",", ":")) if entry.ext else None
-    record_raw = OwnershipRecord(fingerprint(encode_definition(entry.definition), ext), protected).to_json() if record and owner == "default" else None
+    record_raw = (
+        OwnershipRecord(fingerprint(encode_definition(entry.definition), ext), protected).to_json()
+        if record and owner == "default"
+        else None
+    )
     return ActualEntry(entry.name, raw, ext, meta, 1.0, owner, record_raw)
 
 
@@ -74,11 +78,14 @@ def test_kwargs_change_does_not_reschedule():
     assert p.changes[0].reschedule is False
 
 
-@pytest.mark.parametrize("owner, expected_reason", [
-    (None, "owned by nobody"),
-    ("other-repo", "owned by owner 'other-repo'"),
-    (STATIC_OWNER, "owned by beat_schedule"),
-])
+@pytest.mark.parametrize(
+    "owner, expected_reason",
+    [
+        (None, "owned by nobody"),
+        ("other-repo", "owned by owner 'other-repo'"),
+        (STATIC_OWNER, "owned by beat_schedule"),
+    ],
+)
 def test_unowned_entries_are_conflicts(owner, expected_reason):
     a = desired("a")
     p = plan({"a": a}, state(stored(a, owner=owner, record=False)))
@@ -179,7 +186,15 @@ def test_owned_entry_deleted_behind_our_back_is_recreated_as_drift():
 
 
 def test_canonical_passes_through_what_it_cannot_express():
-    odd = {"name": "n", "task": "t", "args": [], "kwargs": {}, "options": {}, "schedule": {"__type__": "solar"}, "enabled": True}
+    odd = {
+        "name": "n",
+        "task": "t",
+        "args": [],
+        "kwargs": {},
+        "options": {},
+        "schedule": {"__type__": "solar"},
+        "enabled": True,
+    }
     assert canonical(odd, None) == (odd, None)
 
 

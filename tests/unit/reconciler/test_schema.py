@@ -46,7 +46,9 @@ def test_compiler_gives_up_on_unknown_keywords() -> None:
 
 def _corpus_documents() -> list[Any]:
     documents = []
-    for path in sorted((ROOT / "tests" / "data" / "manifests").rglob("*.yaml")) + sorted((ROOT / "examples").rglob("*.yaml")):
+    for path in sorted((ROOT / "tests" / "data" / "manifests").rglob("*.yaml")) + sorted(
+        (ROOT / "examples").rglob("*.yaml")
+    ):
         text = path.read_bytes()
         if b"&" in text:  # anchors: billion laughs and recursive aliases are the loader's business
             continue
@@ -85,7 +87,10 @@ schedules = st.fixed_dictionaries(
 )
 documents = st.one_of(
     schedules,
-    st.fixed_dictionaries({"schedules": st.lists(schedules, max_size=3)}, optional={"defaults": st.dictionaries(st.sampled_from(KEYS), values, max_size=3)}),
+    st.fixed_dictionaries(
+        {"schedules": st.lists(schedules, max_size=3)},
+        optional={"defaults": st.dictionaries(st.sampled_from(KEYS), values, max_size=3)},
+    ),
     values,
 )
 

@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from redbeat.keys import KeySpace
-
 from reconciler import watch
 from reconciler.errors import Location, ManifestError, ManifestErrors
 from reconciler.health import Listen, Status, parse_listen
@@ -23,6 +21,7 @@ from reconciler.model import DesiredEntry
 from reconciler.plan import Plan
 from reconciler.reconcile import Outcome, PlanOptions, PlanRefused, StoreError, Target
 from reconciler.watch import LoopState, Trigger, backoff, decide, next_resync, wait_time
+from redbeat.keys import KeySpace
 
 # --- decisions -------------------------------------------------------------------------------------
 
@@ -91,7 +90,10 @@ def test_revision_is_the_commit_of_a_clean_checkout_else_the_content(tmp_path):
     digest = "ab" * 32
     assert watch.revision_of([tmp_path], digest, git({"rev-parse": "c0ffee", "status": ""})) == "c0ffee"
     assert calls == [(tmp_path, ("rev-parse", "HEAD")), (tmp_path, ("status", "--porcelain", "--", "."))]
-    assert watch.revision_of([tmp_path], digest, git({"rev-parse": "c0ffee", "status": " M jobs.yaml"})) == "sha256:" + "ab" * 8
+    assert (
+        watch.revision_of([tmp_path], digest, git({"rev-parse": "c0ffee", "status": " M jobs.yaml"}))
+        == "sha256:" + "ab" * 8
+    )
     assert watch.revision_of([tmp_path], digest, git({"rev-parse": None, "status": None})) == "sha256:" + "ab" * 8
     (tmp_path / "jobs.yaml").write_text("")
     calls.clear()
@@ -108,8 +110,13 @@ def test_run_git_reads_a_real_checkout(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("127.0.0.1:9185", Listen("127.0.0.1", 9185)), ("0.0.0.0:80", Listen("0.0.0.0", 80)),
-     (":9185", Listen("127.0.0.1", 9185)), ("[::1]:9000", Listen("::1", 9000)), ("localhost:0", Listen("localhost", 0))],
+    [
+        ("127.0.0.1:9185", Listen("127.0.0.1", 9185)),
+        ("0.0.0.0:80", Listen("0.0.0.0", 80)),
+        (":9185", Listen("127.0.0.1", 9185)),
+        ("[::1]:9000", Listen("::1", 9000)),
+        ("localhost:0", Listen("localhost", 0)),
+    ],
 )
 def test_parse_listen(text, expected):
     assert parse_listen(text) == expected
@@ -151,8 +158,14 @@ def _record(message: str, **fields) -> logging.LogRecord:
 
 def test_json_log_lines():
     line = JsonFormatter().format(_record("applied", create=2, names=["a b"], event="not overridden"))
-    assert json.loads(line) == {"ts": "2027-01-15T08:00:00.250Z", "level": "warning", "logger": "reconciler.watch",
-                                "event": "applied", "create": 2, "names": ["a b"]}
+    assert json.loads(line) == {
+        "ts": "2027-01-15T08:00:00.250Z",
+        "level": "warning",
+        "logger": "reconciler.watch",
+        "event": "applied",
+        "create": 2,
+        "names": ["a b"],
+    }
 
 
 def test_text_log_lines_quote_only_what_needs_it():
@@ -172,15 +185,26 @@ def test_log_helper_passes_fields():
     finally:
         logger.removeHandler(handler)
     assert {k: v for k, v in json.loads(stream.getvalue()).items() if k != "ts"} == {
-        "level": "info", "logger": "reconciler.test_watch_unit", "event": "in sync", "unchanged": 4}
+        "level": "info",
+        "logger": "reconciler.test_watch_unit",
+        "event": "in sync",
+        "unchanged": 4,
+    }
 
 
 # --- the loop on a fake clock -----------------------------------------------------------------------
 
 
 def entry(name: str, every: float) -> DesiredEntry:
-    definition = {"name": name, "task": "t", "args": [], "kwargs": {}, "options": {},
-                  "schedule": {"__type__": "interval", "every": every, "relative": False}, "enabled": True}
+    definition = {
+        "name": name,
+        "task": "t",
+        "args": [],
+        "kwargs": {},
+        "options": {},
+        "schedule": {"__type__": "interval", "every": every, "relative": False},
+        "enabled": True,
+    }
     return DesiredEntry(name, definition, None, False, Location(Path("jobs.yaml"), 1, 1, ""))
 
 
@@ -231,16 +255,27 @@ class World:
     def run(self) -> tuple[LoopState, watch.Applier]:
         metrics = WatchMetrics()
         status = Status(clock=lambda: self.now)
-        applier = watch.Applier([Path("schedules")], Target(None, KeySpace(), "default"), PlanOptions(), metrics,
-                                status, self.load, self.reconcile, wall=lambda: 1_800_000_000 + self.now,
-                                git=lambda directory, args: None)
+        applier = watch.Applier(
+            [Path("schedules")],
+            Target(None, KeySpace(), "default"),
+            PlanOptions(),
+            metrics,
+            status,
+            self.load,
+            self.reconcile,
+            wall=lambda: 1_800_000_000 + self.now,
+            git=lambda directory, args: None,
+        )
         state = watch.loop(applier, self, self.stop, resync_interval=60, clock=lambda: self.now, random=lambda: 0.5)
         return state, applier
 
 
 def samples(metrics: WatchMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for f in text_string_to_metric_families(metrics.render().decode()) for s in f.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(metrics.render().decode())
+        for s in f.samples
+    }
 
 
 def test_loop_applies_at_start_on_change_and_at_resync_only():
@@ -253,8 +288,9 @@ def test_loop_applies_at_start_on_change_and_at_resync_only():
     assert world.calls == [(0, {"a": 30}), (10, {"a": 45}), (70, {"a": 45}), (130, {"a": 45})]
     assert state.resync_at == 190 and state.failures == 0
     values = samples(applier.metrics)
-    assert [values[("redbeat_apply_triggers_total", (("reason", r),))] for r in ("start", "change", "resync", "retry")] \
-        == [1, 1, 2, 0]
+    assert [
+        values[("redbeat_apply_triggers_total", (("reason", r),))] for r in ("start", "change", "resync", "retry")
+    ] == [1, 1, 2, 0]
     assert values[("redbeat_apply_applies_total", (("result", "unchanged"),))] == 4
     assert values[("redbeat_apply_last_success_timestamp_seconds", ())] == 1_800_000_130
     assert values[("redbeat_apply_ready", ())] == 1
@@ -307,8 +343,12 @@ def test_loop_never_valid_applies_nothing_and_does_not_spin():
     state, applier = world.run()
     assert world.calls == []
     assert applier.status.ready() == (
-        False, "1 manifest error (nothing applied); first: x.yaml: no schedules found; no apply yet")
-    assert samples(applier.metrics)[("redbeat_apply_manifest_reads_total", (("result", "invalid"),))] == 4  # 0, 60, 120, 180
+        False,
+        "1 manifest error (nothing applied); first: x.yaml: no schedules found; no apply yet",
+    )
+    assert (
+        samples(applier.metrics)[("redbeat_apply_manifest_reads_total", (("result", "invalid"),))] == 4
+    )  # 0, 60, 120, 180
     assert world.waits < 220
 
 
@@ -340,8 +380,12 @@ def test_stop_during_an_apply_lets_it_finish_then_returns():
 
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
-    [("--listen", "9185", "expected HOST:PORT"), ("--resync-interval", "0", "greater than 0"),
-     ("--debounce", "soon", "not a duration"), ("--log-format", "xml", "invalid choice")],
+    [
+        ("--listen", "9185", "expected HOST:PORT"),
+        ("--resync-interval", "0", "greater than 0"),
+        ("--debounce", "soon", "not a duration"),
+        ("--log-format", "xml", "invalid choice"),
+    ],
 )
 def test_watch_options_are_checked_before_anything_runs(tmp_path, capsys, flag, value, message):
     from reconciler.cli import main
@@ -355,13 +399,44 @@ def test_watch_options_reach_watch_run(tmp_path, monkeypatch):
 
     seen: list[watch.Settings] = []
     monkeypatch.setattr(watch, "run", lambda settings: seen.append(settings) or 0)
-    assert main(["--watch", str(tmp_path), "--resync-interval", "2m", "--debounce", "150ms", "--force-polling",
-                 "--listen", "0.0.0.0:9999", "--log-format", "json", "--owner", "team-a", "--no-prune",
-                 "--redis-url", "redis://h:1/2"]) == 0
-    assert seen == [watch.Settings(
-        paths=(tmp_path,), redis_url="redis://h:1/2", key_prefix="redbeat:", owner="team-a",
-        options=PlanOptions(prune=False), listen=Listen("0.0.0.0", 9999), resync_interval=120.0, debounce=0.15,
-        force_polling=True, dry_run=False, log_format="json")]
+    assert (
+        main(
+            [
+                "--watch",
+                str(tmp_path),
+                "--resync-interval",
+                "2m",
+                "--debounce",
+                "150ms",
+                "--force-polling",
+                "--listen",
+                "0.0.0.0:9999",
+                "--log-format",
+                "json",
+                "--owner",
+                "team-a",
+                "--no-prune",
+                "--redis-url",
+                "redis://h:1/2",
+            ]
+        )
+        == 0
+    )
+    assert seen == [
+        watch.Settings(
+            paths=(tmp_path,),
+            redis_url="redis://h:1/2",
+            key_prefix="redbeat:",
+            owner="team-a",
+            options=PlanOptions(prune=False),
+            listen=Listen("0.0.0.0", 9999),
+            resync_interval=120.0,
+            debounce=0.15,
+            force_polling=True,
+            dry_run=False,
+            log_format="json",
+        )
+    ]
 
 
 def test_watch_defaults(tmp_path, monkeypatch):
@@ -372,4 +447,9 @@ def test_watch_defaults(tmp_path, monkeypatch):
     monkeypatch.delenv("REDBEAT_REDIS_URL", raising=False)
     assert main(["--watch", str(tmp_path)]) == 0
     assert (seen[0].listen, seen[0].resync_interval, seen[0].debounce, seen[0].force_polling, seen[0].log_format) == (
-        Listen("127.0.0.1", 9185), 60.0, 0.3, False, "text")
+        Listen("127.0.0.1", 9185),
+        60.0,
+        0.3,
+        False,
+        "text",
+    )

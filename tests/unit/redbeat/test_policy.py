@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from celery.schedules import crontab
+from celery.schedules import schedule as every
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from celery.schedules import schedule as every
 
 from redbeat.schedules import rrule
 from redbeat.timing import DEFAULT_POLICY, Policy, decide, next_occurrence, previous_occurrence
@@ -68,17 +68,41 @@ def test_daily_0130_and_0230_run_once_on_fall_back_night(zone, autumn, month):
 
 def test_same_crontab_in_two_zones_runs_at_different_instants():
     start = datetime(2026, 6, 1, tzinfo=UTC)
-    berlin = simulate(crontab(minute="0", hour="9"), start=start, end=start + timedelta(days=1), step=timedelta(minutes=5), tz=BERLIN)
-    new_york = simulate(crontab(minute="0", hour="9"), start=start, end=start + timedelta(days=1), step=timedelta(minutes=5), tz=NEW_YORK)
+    berlin = simulate(
+        crontab(minute="0", hour="9"), start=start, end=start + timedelta(days=1), step=timedelta(minutes=5), tz=BERLIN
+    )
+    new_york = simulate(
+        crontab(minute="0", hour="9"),
+        start=start,
+        end=start + timedelta(days=1),
+        step=timedelta(minutes=5),
+        tz=NEW_YORK,
+    )
     assert [s.astimezone(UTC).hour for s, _ in berlin] == [7]
     assert [s.astimezone(UTC).hour for s, _ in new_york] == [13]
 
 
 def test_rrule_in_a_zone_keeps_local_wall_time_across_dst():
-    rule = rrule("DAILY", dtstart=datetime(2026, 3, 27, 9, 0, tzinfo=timezone(timedelta(hours=1))), byhour=[9], byminute=[0], bysecond=[0])
-    runs = simulate(rule, start=datetime(2026, 3, 27, tzinfo=UTC), end=datetime(2026, 3, 31, tzinfo=UTC),
-                    step=timedelta(minutes=10), tz=BERLIN)
-    assert [s.astimezone(BERLIN).strftime("%d %H:%M") for s, _ in runs] == ["27 09:00", "28 09:00", "29 09:00", "30 09:00"]
+    rule = rrule(
+        "DAILY",
+        dtstart=datetime(2026, 3, 27, 9, 0, tzinfo=timezone(timedelta(hours=1))),
+        byhour=[9],
+        byminute=[0],
+        bysecond=[0],
+    )
+    runs = simulate(
+        rule,
+        start=datetime(2026, 3, 27, tzinfo=UTC),
+        end=datetime(2026, 3, 31, tzinfo=UTC),
+        step=timedelta(minutes=10),
+        tz=BERLIN,
+    )
+    assert [s.astimezone(BERLIN).strftime("%d %H:%M") for s, _ in runs] == [
+        "27 09:00",
+        "28 09:00",
+        "29 09:00",
+        "30 09:00",
+    ]
 
 
 # -- catch-up after downtime ----------------------------------------------------------------------------
@@ -95,32 +119,63 @@ def test_catch_up_once_runs_the_newest_missed_slot_once():
 
 def test_catch_up_skip_runs_no_slot_missed_by_more_than_the_grace():
     policy = Policy(catch_up="skip")
-    runs = simulate(MINUTELY, start=T0, end=None, step=None, last_run_at=T0 - timedelta(minutes=1), ticks=DOWN,
-                    policy=policy)
+    runs = simulate(
+        MINUTELY, start=T0, end=None, step=None, last_run_at=T0 - timedelta(minutes=1), ticks=DOWN, policy=policy
+    )
     # 12:00 ran on time; 12:01..12:30 missed while down; at 12:30:01 the 12:30 slot is 1 s late: it runs.
     assert [(s - T0).total_seconds() / 60 for s, _ in runs] == [0, 30, 31]
     late = [T0 + timedelta(seconds=1), T0 + timedelta(minutes=30, seconds=50), T0 + timedelta(minutes=31, seconds=1)]
-    runs = simulate(MINUTELY, start=T0, end=None, step=None, last_run_at=T0 - timedelta(minutes=1), ticks=late,
-                    policy=Policy(catch_up="skip", starting_deadline=30))
+    runs = simulate(
+        MINUTELY,
+        start=T0,
+        end=None,
+        step=None,
+        last_run_at=T0 - timedelta(minutes=1),
+        ticks=late,
+        policy=Policy(catch_up="skip", starting_deadline=30),
+    )
     assert [(s - T0).total_seconds() / 60 for s, _ in runs] == [0, 31]
 
 
 def test_catch_up_all_runs_each_missed_slot_oldest_first_up_to_the_limit():
-    runs = simulate(MINUTELY, start=T0, end=None, step=None, last_run_at=T0 - timedelta(minutes=1),
-                    ticks=[T0 + timedelta(minutes=4, seconds=1)], policy=Policy(catch_up="all"))
+    runs = simulate(
+        MINUTELY,
+        start=T0,
+        end=None,
+        step=None,
+        last_run_at=T0 - timedelta(minutes=1),
+        ticks=[T0 + timedelta(minutes=4, seconds=1)],
+        policy=Policy(catch_up="all"),
+    )
     assert [(s - T0).total_seconds() / 60 for s, _ in runs] == [0, 1, 2, 3, 4]
-    capped = simulate(MINUTELY, start=T0, end=None, step=None, last_run_at=T0 - timedelta(minutes=1),
-                      ticks=[T0 + timedelta(days=7)], policy=Policy(catch_up="all", catch_up_limit=3))
+    capped = simulate(
+        MINUTELY,
+        start=T0,
+        end=None,
+        step=None,
+        last_run_at=T0 - timedelta(minutes=1),
+        ticks=[T0 + timedelta(days=7)],
+        policy=Policy(catch_up="all", catch_up_limit=3),
+    )
     assert [(s - T0).total_seconds() / 60 for s, _ in capped] == [7 * 1440 - 2, 7 * 1440 - 1, 7 * 1440]
 
 
 def test_catch_up_all_with_a_crontab_caps_too():
-    runs = simulate(crontab(minute="0"), start=T0, end=None, step=None, last_run_at=T0 - timedelta(hours=1),
-                    ticks=[T0 + timedelta(days=2, minutes=5)], policy=Policy(catch_up="all", catch_up_limit=4))
+    runs = simulate(
+        crontab(minute="0"),
+        start=T0,
+        end=None,
+        step=None,
+        last_run_at=T0 - timedelta(hours=1),
+        ticks=[T0 + timedelta(days=2, minutes=5)],
+        policy=Policy(catch_up="all", catch_up_limit=4),
+    )
     assert [(s - T0) / timedelta(hours=1) for s, _ in runs] == [45, 46, 47, 48]
 
 
-@pytest.mark.parametrize("late, runs_it", [(timedelta(seconds=30), True), (timedelta(seconds=30, microseconds=1), False)])
+@pytest.mark.parametrize(
+    "late, runs_it", [(timedelta(seconds=30), True), (timedelta(seconds=30, microseconds=1), False)]
+)
 def test_starting_deadline_boundary(late, runs_it):
     policy = Policy(starting_deadline=30)
     decision = decide(MINUTELY, T0 - timedelta(minutes=1), now=T0 + late, anchor=None, policy=policy)
@@ -129,6 +184,7 @@ def test_starting_deadline_boundary(late, runs_it):
 
 
 # -- windows ---------------------------------------------------------------------------------------------
+
 
 def test_start_at_keeps_an_entry_dormant_until_its_first_slot_after_it():
     start_at = T0 + timedelta(minutes=2, seconds=30)
@@ -141,14 +197,21 @@ def test_start_at_keeps_an_entry_dormant_until_its_first_slot_after_it():
 
 def test_end_at_exactly_on_a_slot_runs_that_slot_then_finishes():
     policy = Policy(end_at=T0 + timedelta(minutes=3))
-    runs = simulate(MINUTELY, start=T0, end=T0 + timedelta(minutes=10), step=timedelta(seconds=20),
-                    last_run_at=T0 - timedelta(minutes=1), policy=policy)
+    runs = simulate(
+        MINUTELY,
+        start=T0,
+        end=T0 + timedelta(minutes=10),
+        step=timedelta(seconds=20),
+        last_run_at=T0 - timedelta(minutes=1),
+        policy=policy,
+    )
     assert [(s - T0).total_seconds() / 60 for s, _ in runs] == [0, 1, 2, 3]
     after = decide(MINUTELY, T0 + timedelta(minutes=3), now=T0 + timedelta(minutes=10), anchor=None, policy=policy)
     assert (after.due, after.next_due, after.next_score) == (False, None, -1.0)
 
 
 # -- one-off runs -----------------------------------------------------------------------------------------
+
 
 def test_one_off_runs_once_then_is_finished():
     at = rrule(0, dtstart=T0 + timedelta(hours=1), count=1)
@@ -165,6 +228,7 @@ def test_one_off_in_the_past_never_runs_for_a_new_entry():
 
 
 # -- jitter -----------------------------------------------------------------------------------------------
+
 
 def test_jitter_is_deterministic_per_entry_and_slot_and_within_the_window():
     a, again, other = Policy(name="a", jitter=30), Policy(name="a", jitter=30), Policy(name="b", jitter=30)
@@ -189,11 +253,23 @@ def test_jittered_slot_runs_at_its_offset_not_before():
 
 
 def test_policy_from_ext():
-    ext = {"catch_up": "all", "catch_up_limit": 3, "starting_deadline": 90.0, "jitter": 5.0,
-           "start_at": "2026-12-01T00:00:00+01:00", "end_at": "2026-12-31T00:00:00+01:00", "timezone": "UTC"}
+    ext = {
+        "catch_up": "all",
+        "catch_up_limit": 3,
+        "starting_deadline": 90.0,
+        "jitter": 5.0,
+        "start_at": "2026-12-01T00:00:00+01:00",
+        "end_at": "2026-12-31T00:00:00+01:00",
+        "timezone": "UTC",
+    }
     assert Policy.from_ext(ext, "n") == Policy(
-        name="n", catch_up="all", catch_up_limit=3, starting_deadline=90.0, jitter=5.0,
-        start_at=datetime(2026, 11, 30, 23, tzinfo=UTC), end_at=datetime(2026, 12, 30, 23, tzinfo=UTC),
+        name="n",
+        catch_up="all",
+        catch_up_limit=3,
+        starting_deadline=90.0,
+        jitter=5.0,
+        start_at=datetime(2026, 11, 30, 23, tzinfo=UTC),
+        end_at=datetime(2026, 12, 30, 23, tzinfo=UTC),
     )
     assert Policy.from_ext(None, "n") is DEFAULT_POLICY
 
@@ -225,8 +301,12 @@ def _period(schedule, moment):
     return (next_occurrence(schedule, previous, tz=UTC) - previous).total_seconds()
 
 
-SPACED = {"every-1s": every(1.0), "every-7s": every(7.0), "cron-9-and-10": crontab(minute="0", hour="9,10"),
-          "cron-every-5-min": crontab(minute="*/5")}
+SPACED = {
+    "every-1s": every(1.0),
+    "every-7s": every(7.0),
+    "cron-9-and-10": crontab(minute="0", hour="9,10"),
+    "cron-every-5-min": crontab(minute="*/5"),
+}
 
 
 @given(
@@ -252,7 +332,7 @@ def test_a_catch_up_never_runs_less_than_half_a_period_before_the_next_run(kind,
         at += timedelta(seconds=length * period)
     runs = beat_runs(schedule, spans, start=start, lateness=lateness)
     assert runs
-    for (slot, sent), (next_slot, next_sent) in zip(runs, runs[1:]):
+    for (slot, sent), (next_slot, next_sent) in zip(runs, runs[1:], strict=False):
         gap = _period(schedule, slot)  # an interval's, or for a crontab the gap from the slot to the next
         assert (next_sent - sent).total_seconds() >= gap / 2 - 1e-6, (slot, sent, next_slot, next_sent)
 
@@ -270,8 +350,9 @@ def test_a_catch_up_is_merged_only_past_half_a_period_and_never_with_catch_up_al
     assert on_time_enough.due and on_time_enough.slot == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
     late = decide(hourly, last, now=datetime(2026, 11, 25, 10, 31, tzinfo=UTC), anchor=None)
     assert not late.due and late.next_due == late.next_slot == datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
-    everything = decide(hourly, last, now=datetime(2026, 11, 25, 10, 31, tzinfo=UTC), anchor=None,
-                        policy=Policy(catch_up="all"))
+    everything = decide(
+        hourly, last, now=datetime(2026, 11, 25, 10, 31, tzinfo=UTC), anchor=None, policy=Policy(catch_up="all")
+    )
     assert everything.due and everything.slot == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
     # The last slot before end_at has no next slot to merge into: it runs, however late.
     ending = Policy(end_at=datetime(2026, 11, 25, 10, 0, tzinfo=UTC))

@@ -57,8 +57,8 @@ def test_removed_and_new_names():
 def test_fast_definition_equals_the_entrys_own_json():
     from celery.schedules import crontab
 
-    from redbeat.statics import fast_definition
     from redbeat.schedules import rrule
+    from redbeat.statics import fast_definition
 
     app = new_app()
     items = {
