@@ -19,10 +19,10 @@ from reconciler.apply import ApplyPermissionError, ApplyResult, StalePlanError, 
 from reconciler.errors import RedbeatError
 from reconciler.model import DesiredEntry
 from reconciler.plan import Plan, plan
-from redbeat.redaction import redact_url
 from reconciler.state import read_state
 from redbeat.client import build_client, cluster_hash_tag, is_cluster
 from redbeat.keys import DEFAULT_PREFIX, KeySpace
+from redbeat.redaction import redact_url
 
 #: A plan refused because Redis moved on is re-planned this many times before giving up.
 REPLAN_ATTEMPTS = 5

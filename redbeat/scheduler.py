@@ -31,8 +31,8 @@ from .entry import RedBeatSchedulerEntry, anchor_of, entry_timezone, store_for
 from .history import Outcome, RunEvent, slot_text
 from .lock import BeatLock
 from .metrics import BeatMetrics, NullMetrics
-from .redaction import redact_url
 from .operator import PauseError, active_pause, decode_trigger
+from .redaction import redact_url
 from .statics import FastStatic, fast_definition, statics_changes, statics_digest
 from .store import EntryStore, Settlement, Step, StoredEntry
 from .wakeup import ChangeListener

@@ -12,8 +12,8 @@ from reconciler.errors import Location
 from reconciler.model import DesiredEntry
 from reconciler.plan import Plan, plan
 from reconciler.plan_report import render
-from redbeat.redaction import MASK, is_secret_key, redact, redact_text, redact_url
 from reconciler.state import ActualState
+from redbeat.redaction import MASK, is_secret_key, redact, redact_text, redact_url
 
 SECRET_KEYS = [
     "password",
