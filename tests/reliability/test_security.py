@@ -66,7 +66,8 @@ ACL_COMMANDS = (
     "sismember",
     "hlen",
     "sadd",
-    "srem",  # --adopt drops a bare-name member; test_adopt_and_take_over_with_the_minimal_acl in tests/topology/test_acl.py shows the need
+    # --adopt drops a bare-name member: test_adopt_and_take_over_with_the_minimal_acl (tests/topology) needs it
+    "srem",
     "publish",
     "zrange",
     "xadd",
