@@ -516,7 +516,8 @@ def test_the_tests_named_as_covering_commands_exist() -> None:
     missing = {text: e.test for text, e in COVERED_ELSEWHERE.items() if not _defines_test(e.test)}
     assert not missing, f"COVERED_ELSEWHERE names tests that do not exist: {missing}"
     documents_now = {path.relative_to(ROOT).as_posix() for path in documents()}
-    missing = {doc: e.test for doc, e in DOCUMENT_TESTS.items() if doc not in documents_now or not _defines_test(e.test)}
+    missing = {doc: e.test for doc, e in DOCUMENT_TESTS.items()
+               if doc not in documents_now or not _defines_test(e.test)}
     assert not missing, f"DOCUMENT_TESTS names documents or tests that do not exist: {missing}"
     unread = [doc for doc, e in DOCUMENT_TESTS.items()
               if f'"{Path(doc).name}"' not in (ROOT / e.test.split("::")[0]).read_text()]
