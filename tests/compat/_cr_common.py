@@ -1,4 +1,4 @@
-"""Shared by the cr_*.py scripts. Runs ONLY inside the celery-redbeat 2.4.2 venv (see README.md)."""
+"""Shared by the cr_*.py scripts. Runs ONLY inside the celery-redbeat 2.4.2 venv (see CONTRIBUTING.md)."""
 
 from __future__ import annotations
 

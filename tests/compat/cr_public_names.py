@@ -1,6 +1,6 @@
 """Print, as JSON, every public name of celery-redbeat 2.4.2's modules: its kind and call signature.
 
-Runs ONLY with the celery-redbeat venv python (see README.md); tests/compat/test_public_names.py
+Runs ONLY with the celery-redbeat venv python (see CONTRIBUTING.md); tests/compat/test_public_names.py
 compares the output with our package.
 """
 

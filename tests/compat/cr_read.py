@@ -1,6 +1,6 @@
 """Load every entry of P:schedule with celery-redbeat 2.4.2 and print what it sees, as JSON.
 
-Run ONLY with the celery-redbeat venv python (see README.md):
+Run ONLY with the celery-redbeat venv python (see CONTRIBUTING.md):
 
     .cache/celery-redbeat-venv/bin/python tests/compat/cr_read.py \
         --redis-url redis://127.0.0.1:PORT/0 --prefix redbeat: [--now 2026-11-25T12:00:00+00:00]

@@ -1,6 +1,6 @@
 """Write a representative set of entries with celery-redbeat 2.4.2's own API.
 
-Run ONLY with the celery-redbeat venv python (see README.md):
+Run ONLY with the celery-redbeat venv python (see CONTRIBUTING.md):
 
     .cache/celery-redbeat-venv/bin/python tests/compat/cr_write.py \
         --redis-url redis://127.0.0.1:PORT/0 --prefix redbeat: --now 2026-11-25T12:00:00+00:00

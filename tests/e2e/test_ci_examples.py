@@ -168,10 +168,10 @@ def test_github_pull_request_posts_the_dry_run(checkout, redis_url, redis_client
     assert redis_client.keys("*") == [], "a dry run writes nothing"
 
 
-def test_readme_pr_comment_example_is_what_the_plan_job_posts(checkout, redis_url, redis_client, github_api):
-    readme = (ROOT / "README.md").read_text()
-    match = re.search(r"<!-- example: pr-plan -->\n````markdown\n(.*?)````\n<!-- /example: pr-plan -->", readme, re.S)
-    assert match, "README: the PR plan example block is missing"
+def test_docs_pr_comment_example_is_what_the_plan_job_posts(checkout, redis_url, redis_client, github_api):
+    ci_doc = (ROOT / "docs" / "ci.md").read_text()
+    match = re.search(r"<!-- example: pr-plan -->\n````markdown\n(.*?)````\n<!-- /example: pr-plan -->", ci_doc, re.S)
+    assert match, "docs/ci.md: the PR plan example block is missing"
     secrets = {"REDBEAT_REDIS_URL": redis_url}
     assert run_github_job("apply", checkout, secrets=secrets, event="push").failed is None
     (checkout / "schedules" / "jobs.yaml").write_text(textwrap.dedent("""\
@@ -511,8 +511,8 @@ def test_pre_commit_hook_via_try_repo(tmp_path, hook_repo):
     # The example .pre-commit-config.yaml, pointed at the snapshot, as `pre-commit run` reads it.
     config = yaml.safe_load((CI / "pre-commit-config.yaml").read_text())
     assert [h["id"] for h in config["repos"][0]["hooks"]] == ["redbeat-validate"]
-    shown = re.search(r"^```yml\n(repos:\n.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M)
-    assert shown and yaml.safe_load(shown.group(1)) == config, "README's pre-commit config is the example's"
+    shown = re.search(r"^```yml\n(repos:\n.*?)^```", (ROOT / "docs" / "ci.md").read_text(), re.S | re.M)
+    assert shown and yaml.safe_load(shown.group(1)) == config, "docs/ci.md's pre-commit config is the example's"
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=hook_repo, capture_output=True, text=True, check=True)
     config["repos"][0].update(repo=str(hook_repo), rev=head.stdout.strip())
     (project / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))

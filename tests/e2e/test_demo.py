@@ -1,4 +1,4 @@
-"""The README's demo, run as ``scripts/demo.sh`` runs it (minus the install).
+"""The README's quick-start demo, run as ``scripts/demo.sh`` runs it (minus the install).
 
 It applies the example manifests, edits a copy (``demo-heartbeat`` every 2 s
 -> 4 s, a new ``demo-sweep``), shows the dry-run diff, applies it to the same

@@ -54,7 +54,7 @@ def test_every_shell_command_runs(tmp_path):
 
 def test_action_snippets_use_real_inputs():
     action = yaml.safe_load((ROOT / "action.yml").read_text())
-    snippets = [yaml.safe_load(block) for block in blocks("yaml")]
+    snippets = [yaml.safe_load(block) for block in blocks("yml")]
     uses = [step for snippet in snippets for job in snippet.values() for step in job["steps"]
             if ACTION_USE.match(step.get("uses", ""))]
     assert uses, "docs/deploy.md shows the action"

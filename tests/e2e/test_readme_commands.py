@@ -119,17 +119,9 @@ COVERED_ELSEWHERE: dict[str, Elsewhere] = {
         "tests/unit/redbeat/test_config.py::test_celery_resolves_the_scheduler_names_users_type",
         "celery resolves -S redbeat.RedBeatScheduler (and redbeat.Scheduler) to this scheduler",
     ),
-    "python -m reconciler.migrate_django --database-url sqlite:///db.sqlite3 schedules/": Elsewhere(
-        "tests/e2e/test_migrate_django.py::test_export_writes_valid_manifests_and_reports_the_rest",
-        "the same command against a real django-celery-beat SQLite database",
-    ),
-    "python -m reconciler.migrate_django --database-url postgresql://user:password@db:5432/app schedules/": Elsewhere(
-        "tests/e2e/test_migrate_django.py::test_database_urls",
-        "the URL forms, PostgreSQL's included (no PostgreSQL server here; the export itself runs on SQLite)",
-    ),
-    "DJANGO_SETTINGS_MODULE=mysite.settings python -m reconciler.migrate_django schedules/": Elsewhere(
-        "tests/e2e/test_migrate_django.py::test_a_django_settings_module_works_too",
-        "the same command with a settings module of the test's own",
+    "pip install celery-redbeat==2.4.2": Elsewhere(
+        "tests/e2e/test_rollback.py::test_rollback_to_celery_redbeat_runs_every_entry_on_time",
+        "celery-redbeat 2.4.2 installed with pip into its own venv (tests/support/celery_redbeat_venv.py), then run",
     ),
     ".venv/bin/python -m bench --quick": Elsewhere(
         "tests/e2e/test_bench_commands.py::test_bench_runs_both_implementations_and_records_the_command",
@@ -160,6 +152,24 @@ COVERED_ELSEWHERE: dict[str, Elsewhere] = {
 NOT_RUN: dict[str, str] = {
     "pip uninstall -y celery-redbeat": "changes the interpreter the tests run in",
     "pip install redbeat-gitops": "installs from PyPI; the tests run the package installed from the clone",
+    "pip uninstall -y redbeat-gitops": "changes the interpreter the tests run in",
+}
+#: Documents whose every shell command (in ``sh`` blocks) a test of their own runs as written, in order, from
+#: the state the document describes (history beat recorded, a django-celery-beat database, a kustomize tree):
+#: their commands are not run here. The test is checked to exist and to read the document.
+DOCUMENT_TESTS: dict[str, Elsewhere] = {
+    "docs/operating.md": Elsewhere(
+        "tests/e2e/test_operating_doc.py::test_every_command_in_the_doc_runs_as_written",
+        "every redbeat-apply and celery command, after a beat recorded a run of the entry the commands name",
+    ),
+    "docs/deploy.md": Elsewhere(
+        "tests/e2e/test_deploy_docs.py::test_every_shell_command_runs",
+        "every line of its sh blocks in a directory with deploy/ (kubectl apply -k rendered with kustomize)",
+    ),
+    "docs/migrate-django.md": Elsewhere(
+        "tests/e2e/test_migrate_django.py::test_the_documented_commands_run",
+        "every command against a django-celery-beat SQLite database and a PostgreSQL one",
+    ),
 }
 
 
@@ -292,8 +302,8 @@ def doc_commands(doc: str, text: str) -> list[Command]:
 ALL_COMMANDS = [
     command for path in documents() for command in doc_commands(path.relative_to(ROOT).as_posix(), path.read_text())
 ]
-#: The redbeat-apply commands, which this module runs.
-COMMANDS = [c for c in ALL_COMMANDS if c.words()[:1] == ["redbeat-apply"]]
+#: The redbeat-apply commands, which this module runs (those of DOCUMENT_TESTS' documents run there).
+COMMANDS = [c for c in ALL_COMMANDS if c.words()[:1] == ["redbeat-apply"] and c.doc not in DOCUMENT_TESTS]
 
 
 def _skip_reason(command: Command) -> str | None:
@@ -322,6 +332,8 @@ def _pytest_arguments(command: Command) -> list[str] | None:
 
 def coverage(command: Command) -> Coverage | None:
     """How a documented command is covered; None when it is not (the test fails on it)."""
+    if command.doc in DOCUMENT_TESTS:
+        return Coverage.ELSEWHERE
     if command in COMMANDS:
         return Coverage.NOT_RUN if _skip_reason(command) else Coverage.RUN_HERE
     if _pytest_arguments(command) is not None:
@@ -416,8 +428,15 @@ def _jobs_heartbeat_edited(workspace: Path, redis_url: str) -> None:
     """)
 
 
-#: The state a README section's commands start from, when it is not _examples (by heading).
+def _examples_applied(workspace: Path, redis_url: str) -> None:
+    """README "Operating schedules": the examples applied (nightly-report among them), no runs yet."""
+    _examples(workspace, redis_url)
+    apply_cli(workspace, redis_url, "schedules/")
+
+
+#: The state a document section's commands start from, when it is not _examples (by heading).
 SECTION_STATES: dict[str, Callable[[Path, str], None]] = {
+    "Operating schedules": _examples_applied,
     "From celery-redbeat": _celery_redbeat_deployment,
     "Rolling back to celery-redbeat": _ready_to_roll_back,
 }
@@ -500,6 +519,13 @@ def _defines_test(node_id: str) -> bool:
 def test_the_tests_named_as_covering_commands_exist() -> None:
     missing = {text: e.test for text, e in COVERED_ELSEWHERE.items() if not _defines_test(e.test)}
     assert not missing, f"COVERED_ELSEWHERE names tests that do not exist: {missing}"
+    documents_now = {path.relative_to(ROOT).as_posix() for path in documents()}
+    missing = {doc: e.test for doc, e in DOCUMENT_TESTS.items()
+               if doc not in documents_now or not _defines_test(e.test)}
+    assert not missing, f"DOCUMENT_TESTS names documents or tests that do not exist: {missing}"
+    unread = [doc for doc, e in DOCUMENT_TESTS.items()
+              if f'"{Path(doc).name}"' not in (ROOT / e.test.split("::")[0]).read_text()]
+    assert not unread, f"the tests DOCUMENT_TESTS names do not read these documents: {unread}"
 
 
 def test_the_rules_find_commands_and_only_commands() -> None:

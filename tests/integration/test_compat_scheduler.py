@@ -100,7 +100,7 @@ def test_we_send_what_celery_redbeat_sends(celery_redbeat_python, app, redis_cli
     ours = sorted(scheduler.sent_names)
     assert set(ours) <= set(theirs) and len(ours) >= 3
     # One difference, on purpose: celery-redbeat runs a catch-up however close the next slot is; we merge
-    # one that would run less than half a period before the next slot into that slot (README "Guarantees").
+    # one that would run less than half a period before the next slot into that slot (docs/guarantees.md).
     for name in set(theirs) - set(ours):
         entry = Entry.from_key(PREFIX + name, app=app)
         before = previous_occurrence(entry.schedule, when, tz=entry.tz)

@@ -153,7 +153,7 @@ def audit_slots(
     stored: dict[str, int],
     lag: float = 1.0,
 ) -> SlotAudit:
-    """Check the record against the written rule (README "Guarantees"); count what it allows.
+    """Check the record against the written rule (docs/guarantees.md); count what it allows.
 
     For each entry due every E s from t0: every run is for a grid slot t0+kE;
     no slot is sent as two messages; every run is for the newest slot due when
@@ -202,7 +202,7 @@ SEND_STAMP_SLACK = 0.1
 
 
 def close_pairs(runs: list[dict], every: dict[str, float]) -> list[str]:
-    """The spacing rule (README "Guarantees"): consecutive runs of an entry are at least half its period apart.
+    """The spacing rule (docs/guarantees.md): consecutive runs of an entry are at least half its period apart.
 
     Measured between send times, as a user sees them; one line per pair that breaks it.
     """

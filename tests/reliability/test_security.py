@@ -475,9 +475,11 @@ def test_minimal_acl_user_can_do_everything(tmp_path, acl_redis) -> None:
         assert result.returncode == 0, f"{label}: {result.stderr}"
     assert admin.hlen("redbeat::owner:default") == 3 and admin.zcard("redbeat::schedule") == 3
     assert '"every": 50.0' in admin.hget("redbeat:a1", "definition")
-    # the README documents the same line
+    # docs/topologies.md documents the same line
     documented = next(
-        line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("ACL SETUSER deployer ")
+        line
+        for line in (ROOT / "docs" / "topologies.md").read_text().splitlines()
+        if line.startswith("ACL SETUSER deployer ")
     )
     assert set(documented.split()) - {"ACL", "SETUSER", "deployer", "on", ">PASSWORD"} == {
         "-@all",

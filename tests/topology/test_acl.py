@@ -17,7 +17,7 @@ pytestmark = pytest.mark.topology
 BEAT_PASSWORD = "p@ss:w/rd%"
 DEPLOY_PASSWORD = "d3pl@y:/%?#&"
 
-#: The smallest rights redbeat-apply needs (apply, prune, status, export): the README's ACL line.
+#: The smallest rights redbeat-apply needs (apply, prune, status, export): docs/topologies.md's ACL line.
 APPLY_RULES = (
     "~redbeat:*", "&redbeat::wake", "-@all",
     "+evalsha", "+evalsha_ro", "+script|load",
@@ -36,7 +36,7 @@ def users(acl_redis: ACLRedis) -> None:
     admin = acl_redis.admin()
     admin.flushall()
     admin.script_flush()  # so redbeat-apply must load its script (SCRIPT LOAD is in the ACL line)
-    acl_redis.add_user("beat", BEAT_PASSWORD, "~redbeat:*", "&redbeat::wake", "+@all")  # the README line
+    acl_redis.add_user("beat", BEAT_PASSWORD, "~redbeat:*", "&redbeat::wake", "+@all")  # the docs/topologies.md line
     acl_redis.add_user("deployer", DEPLOY_PASSWORD, *APPLY_RULES)
 
 

@@ -19,7 +19,7 @@ BEAT_PASSWORD = "b3at-pw"
 def policy(acl_redis: ACLRedis):
     admin = acl_redis.admin()
     admin.flushall()
-    acl_redis.add_user("beat", BEAT_PASSWORD, "~redbeat:*", "&redbeat::wake", "+@all")  # the README line
+    acl_redis.add_user("beat", BEAT_PASSWORD, "~redbeat:*", "&redbeat::wake", "+@all")  # the docs/topologies.md line
     acl_redis.add_user("no-config", BEAT_PASSWORD, "~redbeat:*", "&*", "+@all", "-config")
     yield admin.config_set
     admin.config_set("maxmemory-policy", "noeviction")

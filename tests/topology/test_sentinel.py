@@ -92,7 +92,7 @@ def test_redbeat_apply_with_an_unknown_service_name_fails_clearly(sentinel_set, 
     ],
 )
 def test_beat_keeps_ticking_through_a_failover_and_sends_no_slot_twice(tmp_path, caplog, how, replicas):
-    """A real failover while beat runs in real time, with ``min-replicas-to-write 1`` as the README advises.
+    """A real failover while beat runs in real time, with ``min-replicas-to-write 1`` as docs/topologies.md advises.
 
     Errors during the switch are logged and the tick goes on; beat finds the
     new master through Sentinel.  A replaced master that is still up refuses

@@ -1,4 +1,4 @@
-"""The manifest corpora in tests/data/manifests, the examples and the README snippets."""
+"""The manifest corpora in tests/data/manifests, the examples and the manifests shown in README.md and docs/."""
 
 from __future__ import annotations
 
@@ -92,14 +92,16 @@ def test_example_validates_and_has_modeline(path: Path) -> None:
     load_desired([path])
 
 
-def _readme_yaml_blocks() -> list[str]:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    return re.findall(r"^```yaml\n(.*?)^```", readme, flags=re.S | re.M)
+def _doc_yaml_blocks() -> list[str]:
+    """The ```yaml blocks of README.md and docs/**/*.md: manifests (other YAML, a workflow say, is ```yml)."""
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    return [block for doc in docs
+            for block in re.findall(r"^```yaml\n(.*?)^```", doc.read_text(encoding="utf-8"), flags=re.S | re.M)]
 
 
-def test_readme_yaml_snippets_validate(tmp_path: Path) -> None:
-    blocks = _readme_yaml_blocks()
-    assert len(blocks) >= 3, "the Writing schedules section shows its YAML in ```yaml blocks"
+def test_doc_yaml_snippets_validate(tmp_path: Path) -> None:
+    blocks = _doc_yaml_blocks()
+    assert len(blocks) >= 6, "README and docs/manifests.md show their manifests in ```yaml blocks"
     for index, block in enumerate(blocks):
         for document in yaml.safe_load_all(block):
             assert check_value(document) == [], block
