@@ -25,6 +25,18 @@ from reconciler.state import OwnershipRecord, fingerprint
 from redbeat.codec import encode_ext
 from redbeat.keys import KeySpace
 
+#: ``allowed(command, key, ...)``: whether this connection's ACL user may run it (Redis 7's
+#: redis.acl_check_cmd; older servers have no ACLs to check).  Scripts check before their first write,
+#: so a user without a right gets an error and Redis stays unchanged.
+ACL_ALLOWED_LUA = """
+local function allowed(...)
+  if not redis.acl_check_cmd then
+    return true
+  end
+  return redis.acl_check_cmd(...)
+end
+"""
+
 #: KEYS: schedule zset, owner index hash, owners set, beat's statics set.
 #: ARGV: prefix, owner, wake channel, then one JSON array of steps (one
 #: argument, not ten per change: redis-py packs each argument in Python),
@@ -65,12 +77,7 @@ local function holder_changed(name, previous, previous_record, unowned)
   end
   return previous ~= '' and redis.call('HGET', owner_index .. previous, name) ~= previous_record
 end
-local function allowed(...)
-  if not redis.acl_check_cmd then
-    return true
-  end
-  return redis.acl_check_cmd(...)
-end
+ACL_ALLOWED_LUA
 if not (allowed('PUBLISH', channel, 'm') and allowed('SADD', KEYS[3], 'o')) then
   return {0, '', 'permission'}
 end
@@ -171,6 +178,7 @@ if written > 0 then
 end
 return {1, written}
 """
+APPLY_SCRIPT = APPLY_SCRIPT.replace("ACL_ALLOWED_LUA", ACL_ALLOWED_LUA)
 
 
 class ApplyPermissionError(RedbeatError):

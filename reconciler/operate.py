@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from reconciler import audit
+from reconciler.apply import ACL_ALLOWED_LUA
 from reconciler.duration import DurationError, parse_duration
 from reconciler.errors import RedbeatError
 from redbeat.history import Run, last_runs, read_runs
@@ -144,13 +145,7 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 # --- pause and resume ----------------------------------------------------------------------
 
 #: Appends the audit record (ARGV[2] maxlen, ARGV[3] at, ARGV[4..] field, value ...) to KEYS[2].
-AUDIT_LUA = """
-local function allowed(...)
-  if not redis.acl_check_cmd then
-    return true
-  end
-  return redis.acl_check_cmd(...)
-end
+AUDIT_LUA = ACL_ALLOWED_LUA + """
 local function audit()
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'at', ARGV[3], unpack(ARGV, 4))
 end
