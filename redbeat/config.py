@@ -125,8 +125,12 @@ class RedBeatConfig:
 
 
 def _has(conf: Any, key: str) -> bool:
-    """True when the user set ``key`` (None included: ``redbeat_lock_key=None`` disables locking)."""
-    return key in conf
+    """True when the user set ``key`` (None included: ``redbeat_lock_key=None`` disables locking).
+
+    ``conf.keys()``, not ``in conf``: on Celery's settings ``'BROKER_URL' in conf`` is also true when only
+    ``broker_url`` is set, which would hide which spelling the user wrote.
+    """
+    return key in conf.keys()  # noqa: SIM118 - see the docstring
 
 
 def _broker_setting(conf: Any, name: str) -> Any:
