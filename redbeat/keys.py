@@ -61,7 +61,7 @@ class KeySpace:
 
     @property
     def unreadable(self) -> str:
-        """Hash of member -> why beat set the entry aside (JSON {"reason", "since"}); cleared once it reads fine."""
+        """Hash of member -> why beat set the entry aside (JSON {"reason", "seen_at"}); cleared once it reads fine."""
         return self.prefix + ":unreadable"
 
     @property

@@ -342,13 +342,13 @@ class EntryStore:
         return bool(self._uncount(keys=[self.keys.entry_key_of(member)], args=[claimed_meta, meta]))
 
     def unreadable(self) -> dict[str, dict[str, Any]]:
-        """The entries beat set aside as unreadable: member -> {"reason", "since"} (as beat recorded them)."""
+        """The entries beat set aside as unreadable: member -> {"reason", "seen_at"} (as beat recorded them)."""
         out: dict[str, dict[str, Any]] = {}
         for member, raw in self.client.hgetall(self.keys.unreadable).items():
             try:
                 out[_s(member)] = json.loads(_s(raw))
             except (ValueError, UnicodeDecodeError):
-                out[_s(member)] = {"reason": "unreadable record", "since": None}
+                out[_s(member)] = {"reason": "unreadable record", "seen_at": None}
         return out
 
     def append_history(self, outcomes: Sequence[Outcome], maxlen: int) -> None:
