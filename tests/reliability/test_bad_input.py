@@ -525,11 +525,31 @@ class Result:
     stdout: str
 
 
+#: Runs argv[2:] as its child and writes that child's peak RSS (KiB) to the file argv[1].  Linux carries the
+#: high-water mark of the memory a process had before exec into its ru_maxrss, so a child forked straight
+#: from this (large, late in the suite) test process would report the test process's size; forked from
+#: this small launcher, it reports its own.
+RSS_LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
+"""
+
+
 def run_measured(argv: list[str], cwd: Path, timeout: float) -> Result:
-    """Run ``argv``; wall time, and the child's own peak RSS from wait4 (not the whole process tree's)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run ``argv``; wall time, and the child's own peak RSS from wait4 (through :data:`RSS_LAUNCHER`)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as rss:
         proc = subprocess.Popen(
-            argv,
+            [sys.executable, "-c", RSS_LAUNCHER, rss.name, *argv],
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -557,7 +577,7 @@ def run_measured(argv: list[str], cwd: Path, timeout: float) -> Result:
             argv,
             proc.returncode,
             seconds,
-            usage.ru_maxrss / 1024.0,
+            int(rss.read() or usage.ru_maxrss) / 1024.0,
             text.decode("utf-8", "replace"),
             size,
             out.read(HEAD_BYTES).decode("utf-8", "replace"),

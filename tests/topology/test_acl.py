@@ -53,7 +53,7 @@ def test_beat_as_an_acl_user_whose_quoted_password_is_in_the_url(acl_redis, capl
         clients = acl_redis.admin().client_list()
         scheduler.close()
     assert any(c["user"] == "beat" for c in clients)
-    assert "redis://beat:**@127.0.0.1" in banner
+    assert "redis://beat:***@127.0.0.1" in banner  # the password itself never shows
     assert secrets_in(banner + caplog.text, BEAT_PASSWORD) == []
 
 
