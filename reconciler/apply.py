@@ -291,8 +291,10 @@ def apply_steps(
     if not steps:
         return ApplyResult(0, 0)
     # Whole seconds: a never-run interval entry's slots are anchored at its score, and celery-redbeat's tick
-    # fetches scores up to the current whole second, so entries due in one second must share it.
-    now = float(math.floor(clock()))
+    # fetches scores up to the current whole second, so entries due in one second must share it.  Rounded
+    # up: an entry re-enabled (or changed) now is filed no earlier than now, so it never runs a slot that
+    # fell before the apply.
+    now = float(math.ceil(clock()))
     payload = json.dumps([step.arguments(now) for step in steps], separators=(",", ":"))
     script = client.register_script(APPLY_SCRIPT)
     reply = script(keys=[keys.schedule, keys.owner_index(owner), keys.owners, keys.statics],
