@@ -481,7 +481,7 @@ class Bench:
                 baseline=True,
             )
         )
-        # The issue-6 target is on the apply step of the first apply (reconciler.apply.apply_plan, the writes)
+        # The issue-6 target is on the apply step of the first apply (reconciler.sync.apply.apply_plan, the writes)
         # against one raw pipeline writing the same keys; plan (read state + diff) and the whole run are
         # reported beside it.
         p = r["first"]
@@ -496,7 +496,7 @@ class Bench:
             ratio=label,
             baseline=True,
             target="" if self.quick else "≤ 3× baseline",
-            details=f"reconciler.apply.apply_plan only; {p['changes']} changes; "
+            details=f"reconciler.sync.apply.apply_plan only; {p['changes']} changes; "
             f"write commands {sum(p['writes'].values())}; {base_name}",
         )
         if not self.quick:

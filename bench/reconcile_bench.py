@@ -9,7 +9,7 @@ redis-server:
   semantic checks) of ``validate`` schedules vs ``yaml.load`` with the C safe
   loader of the same files (bench/validate_bench.py's corpus and baseline);
 * first apply of ``apply`` new schedules, no-op apply, apply of 1% changes:
-  the phases of ``reconciler.reconcile.reconcile`` (what ``redbeat-apply``
+  the phases of ``reconciler.sync.reconcile.reconcile`` (what ``redbeat-apply``
   runs after loading) vs one redis-py pipeline writing the same keys
   (HSET definition [+ ext], ZADD, HSET ownership record per entry); for the
   no-op apply the baseline is one pipeline reading them (HMGET + ZSCORE +
@@ -30,10 +30,10 @@ import redis
 import yaml
 
 from bench.validate_bench import write_corpus
-from reconciler.apply import encode_definition
-from reconciler.manifest import load_desired
-from reconciler.reconcile import PlanOptions, Target, reconcile
-from reconciler.state import OwnershipRecord, fingerprint
+from reconciler.manifests.loader import load_desired
+from reconciler.sync.apply import encode_definition
+from reconciler.sync.reconcile import PlanOptions, Target, reconcile
+from reconciler.sync.state import OwnershipRecord, fingerprint
 from redbeat.codec import encode_ext
 from redbeat.keys import KeySpace
 

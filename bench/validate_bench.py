@@ -4,7 +4,7 @@
 
 Generates the manifests in a temporary directory, then times, in the same
 run, (a) the baseline: ``yaml.load`` with the C safe loader of every file, and
-(b) ``reconciler.manifest.load_desired`` (discovery, safe YAML with source
+(b) ``reconciler.manifests.loader.load_desired`` (discovery, safe YAML with source
 map, JSON Schema, semantic checks, canonical definitions). Prints the best of
 ``--repeat`` runs of each and their ratio. Target: (b) under 2 s.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from reconciler.manifest import load_desired
+from reconciler.manifests.loader import load_desired
 
 KINDS = (
     '    every: {n}s\n',

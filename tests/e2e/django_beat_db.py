@@ -29,7 +29,7 @@ def setup(db: str) -> None:
     from django.conf import settings
 
     if "://" in db:
-        from reconciler.migrate_django import database_settings
+        from reconciler.migrate.from_django import database_settings
 
         database = database_settings(db, read_only=False)
     else:

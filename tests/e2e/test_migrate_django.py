@@ -370,7 +370,7 @@ def test_errors_write_nothing(tmp_path):
 
 
 def test_database_urls():
-    from reconciler.migrate_django import database_settings, redact_url
+    from reconciler.migrate.from_django import database_settings, redact_url
 
     pg = database_settings("postgresql://app:p%40ss@db.example.com:6543/beat?sslmode=require")
     assert pg == {
@@ -388,7 +388,7 @@ def test_database_urls():
 
 
 def test_interval_and_crontab_conversion_units():
-    from reconciler.migrate_django import crontab_schedule, interval_every
+    from reconciler.migrate.from_django import crontab_schedule, interval_every
 
     assert interval_every(1, "days") == "1d"
     assert interval_every(36, "hours") == "1d12h"
@@ -514,7 +514,7 @@ def test_export_from_postgresql(postgres_db, tmp_path, redis_url, redis_client):
 def test_sub_millisecond_intervals_are_noted():
     from types import SimpleNamespace
 
-    from reconciler.migrate_django import _schedule_part
+    from reconciler.migrate.from_django import _schedule_part
 
     task = SimpleNamespace(interval_id=1, interval=SimpleNamespace(every=1500, period="microseconds"))
     part, notes = _schedule_part(task, None)

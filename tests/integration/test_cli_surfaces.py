@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 
 BIN = Path(sys.executable).parent / "redbeat-apply"
 JOBS = """\

@@ -15,7 +15,7 @@ import pytest
 from support.beat import current, make_app, recording_scheduler_class
 from support.celery_redbeat_venv import run_compat_script
 
-from reconciler.reconcile import connect, load, reconcile
+from reconciler.sync.reconcile import connect, load, reconcile
 
 pytestmark = pytest.mark.compat
 

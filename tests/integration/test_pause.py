@@ -9,8 +9,8 @@ import pytest
 from support.beat import current, definition, make_app, meta, recording_scheduler_class
 from support.celery_redbeat_venv import run_compat_script
 
-from reconciler.errors import RedbeatError
-from reconciler.operate import pause_entry, resume_entry, status_pauses
+from reconciler.core.errors import RedbeatError
+from reconciler.operating.operate import pause_entry, resume_entry, status_pauses
 from redbeat.keys import KeySpace
 from redbeat.operator import Pause
 
@@ -101,7 +101,7 @@ def test_status_shows_the_pause_in_force_only(redis_client):
 
 @pytest.mark.compat
 def test_celery_redbeat_reads_paused_triggered_and_resumed_entries(celery_redbeat_python, redis_client, redis_url):
-    from reconciler.operate import trigger_entry
+    from reconciler.operating.operate import trigger_entry
     from redbeat.operator import Trigger
 
     for name in ("report", "rebuild", "resumed"):

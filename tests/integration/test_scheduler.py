@@ -582,8 +582,8 @@ def test_a_member_whose_name_is_not_utf8_is_set_aside(app, redis_url, redis_clie
 
 
 def reconciler_scores(every: float | None, now: datetime) -> float:
-    """The score redbeat-apply gives a new entry (reconciler.apply.scores_for): "never ran" is anchored there."""
-    from reconciler.apply import scores_for
+    """The score redbeat-apply gives a new entry (reconciler.sync.apply.scores_for): "never ran" is anchored there."""
+    from reconciler.sync.apply import scores_for
 
     sched = {"__type__": "interval", "every": every} if every is not None else {"__type__": "crontab"}
     return scores_for({"enabled": True, "schedule": sched}, now.timestamp())[1]
@@ -633,7 +633,7 @@ def test_a_new_entry_with_any_jitter_runs_within_its_first_period_plus_its_jitte
 
 def test_re_enabling_files_the_entry_under_its_next_slot_and_runs_nothing_at_once(app, redis_client):
     """Issue 19 #4: enabling an entry again caught up the slots it spent disabled, at once."""
-    from reconciler.apply import scores_for
+    from reconciler.sync.apply import scores_for
 
     add(redis_client, "paused", 10, score=-1, last_run_at=NOW - timedelta(seconds=70), count=3, enabled=False)
     scheduler = Recording(app=app)

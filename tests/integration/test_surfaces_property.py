@@ -15,8 +15,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.cli import main
-from reconciler.plan_report import GITHUB_COMMENT_LIMIT, md_code
+from reconciler.cli.main import main
+from reconciler.sync.plan_report import GITHUB_COMMENT_LIMIT, md_code
 
 SPECIAL = " []/:{}|`'\"<>#&*!%@,?-_.~$^\\"
 NAME_CHARS = st.one_of(st.sampled_from(SPECIAL), st.characters(categories=("L", "N", "So", "Sm")))

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 import pytest
 from support.beat import current, definition, make_app, meta, recording_scheduler_class
 
-from reconciler.errors import RedbeatError
-from reconciler.operate import trigger_entry
+from reconciler.core.errors import RedbeatError
+from reconciler.operating.operate import trigger_entry
 from redbeat.history import read_runs
 from redbeat.keys import KeySpace
 from redbeat.operator import TRIGGER_TTL_SECONDS, Trigger
@@ -105,7 +105,7 @@ def test_the_score_is_kept_exactly(redis_client):
 
 
 def test_a_paused_entry_is_run_by_an_explicit_request_and_stays_paused(redis_url, redis_client):
-    from reconciler.operate import pause_entry
+    from reconciler.operating.operate import pause_entry
     from redbeat.operator import Pause
 
     add(redis_client, "report")

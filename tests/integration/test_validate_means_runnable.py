@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.beat import current, make_app
 
-from reconciler.convert import FieldError, manifest_to_entry
-from reconciler.errors import Location
-from reconciler.model import DesiredEntry
-from reconciler.reconcile import connect, reconcile
+from reconciler.core.errors import Location
+from reconciler.core.model import DesiredEntry
+from reconciler.schedules.convert import FieldError, manifest_to_entry
+from reconciler.sync.reconcile import connect, reconcile
 from redbeat import RedBeatScheduler
 
 HERE = Location(Path("x.yaml"), 1, 1, "")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from support.redis_proc import commandstats, write_calls
 
-from reconciler import watch
-from reconciler.health import Status
-from reconciler.metrics import WatchMetrics
-from reconciler.reconcile import PlanOptions, connect, load, reconcile
+from reconciler.sidecar import watch
+from reconciler.sidecar.health import Status
+from reconciler.sidecar.metrics import WatchMetrics
+from reconciler.sync.reconcile import PlanOptions, connect, load, reconcile
 from redbeat.keys import KeySpace
 
 JOBS = "schedules:\n  - {name: a, task: t.a, every: 30s}\n  - {name: b, task: t.b, cron: '0 3 * * *'}\n"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from test_watch_loop import JOBS, run_loop
 
-from reconciler import audit
-from reconciler.operate import pause_entry
+from reconciler.operating import audit
+from reconciler.operating.operate import pause_entry
 from redbeat.keys import KeySpace
 from redbeat.operator import Pause
 

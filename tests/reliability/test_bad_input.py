@@ -51,7 +51,7 @@ pytestmark = pytest.mark.reliability
 
 TIME_BOUND = 10.0  # seconds, per process
 MEMORY_BOUND_MB = 300.0  # max RSS of the child
-FIFO_TIME_BOUND = 20.0  # the FIFO case waits reconciler.manifest.PIPE_TIMEOUT (10 s) by design
+FIFO_TIME_BOUND = 20.0  # the FIFO case waits reconciler.manifests.loader.PIPE_TIMEOUT (10 s) by design
 HEAD_BYTES = 256 * 1024  # stderr read for the checks (some reports quote multi-MB lines)
 
 GOOD = "name: good-one\ntask: app.tasks.ok\nevery: 30s\n"
@@ -63,7 +63,7 @@ def cli() -> list[str]:
     if script.exists():
         return [str(script)]
     found = shutil.which("redbeat-apply")
-    return [found] if found else [sys.executable, "-m", "reconciler.cli"]
+    return [found] if found else [sys.executable, "-m", "reconciler.cli.main"]
 
 
 def is_root() -> bool:

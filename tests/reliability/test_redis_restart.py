@@ -119,7 +119,7 @@ def generations(client, names: list[str]) -> dict[str, object]:
 @pytest.mark.timeout(400)
 def test_redis_killed_during_apply_leaves_all_or_nothing_and_converges(aof_redis, tmp_path):
     """kill -9 Redis at points across an apply's life: after restart it is all old or all new, never mixed."""
-    from reconciler.state import OwnershipRecord, fingerprint
+    from reconciler.sync.state import OwnershipRecord, fingerprint
 
     n = int(scaled(6000, 2000))
     rounds = int(scaled(10, 4))

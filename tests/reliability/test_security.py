@@ -86,7 +86,7 @@ ADMIN_PASSWORD = "adm-SECRET-0"
 
 def cli() -> list[str]:
     script = Path(sys.executable).with_name("redbeat-apply")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "reconciler.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "reconciler.cli.main"]
 
 
 def run(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -198,7 +198,7 @@ def test_object_tags_are_rejected_and_nothing_runs(tmp_path, redis_server, redis
 
 def test_only_the_safe_yaml_loader_is_reachable() -> None:
     """Static guard: no unsafe PyYAML entry point in the shipped code, and the manifest loader is a SafeLoader."""
-    from reconciler import manifest
+    from reconciler.manifests import loader as manifest
 
     unsafe = {
         "load",

@@ -44,11 +44,29 @@ def test_every_module_a_contract_names_exists() -> None:
     assert [m for m in named if not module_exists(m)] == []
 
 
-def test_every_reconciler_module_is_in_the_layers_or_deliberately_left_out() -> None:
-    (layers,) = [c for c in CONTRACTS if c["type"] == "layers" and c["containers"] == ["reconciler"]]
-    placed = layered_modules(layers)
+def _contract_for(container: str) -> dict[str, object]:
+    (contract,) = [c for c in CONTRACTS if c["type"] == "layers" and c["containers"] == [container]]
+    return contract
+
+
+def test_every_reconciler_package_is_in_the_package_layers() -> None:
+    placed = layered_modules(_contract_for("reconciler"))
+    assert len(placed) == len(set(placed)), "a package is in two layers"
+    # schemas/ holds only the JSON Schema file (package data), no code.
+    present = {p.parent.name for p in (ROOT / "reconciler").glob("*/__init__.py")} - {"schemas"}
+    assert set(placed) == present
+    assert list((ROOT / "reconciler").glob("*.py")) == [ROOT / "reconciler" / "__init__.py"], (
+        "reconciler/ holds packages only; put a new module in the package whose job it shares"
+    )
+
+
+@pytest.mark.parametrize("package", layered_modules(_contract_for("reconciler")))
+def test_every_module_of_a_reconciler_package_is_in_its_layers(package: str) -> None:
+    present = {p.stem for p in (ROOT / "reconciler" / package).glob("*.py")} - {"__init__"}
+    if len(present) == 1:
+        return  # one module has nothing to be layered against
+    placed = layered_modules(_contract_for(f"reconciler.{package}"))
     assert len(placed) == len(set(placed)), "a module is in two layers"
-    present = {p.stem for p in (ROOT / "reconciler").glob("*.py")} - {"__init__"}
     assert present - set(placed) == UNLAYERED
     assert set(placed) <= present
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import report
-from reconciler.cli import SUBCOMMANDS, ExitCode, main
-from reconciler.errors import Location, ManifestError
+from reconciler.cli import report
+from reconciler.cli.main import SUBCOMMANDS, ExitCode, main
+from reconciler.core.errors import Location, ManifestError
 
 JOB = "name: {name}\ntask: demo.tasks.job\nevery: 5s\n"
 
@@ -75,7 +75,7 @@ def test_arguments_without_subcommand_go_to_the_apply_form(monkeypatch: pytest.M
         seen.append(list(argv))
         return 2
 
-    monkeypatch.setattr("reconciler.cli._run_apply_form", fake_apply_form)
+    monkeypatch.setattr("reconciler.cli.main._run_apply_form", fake_apply_form)
     assert main(["--dry-run", "schedules/"]) == 2
     assert main(["schedules/"]) == 2
     assert main(["validate", "--help"]) == 0

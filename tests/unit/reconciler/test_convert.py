@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.convert import FieldError, entry_to_manifest, manifest_to_entry
+from reconciler.schedules.convert import FieldError, entry_to_manifest, manifest_to_entry
 
 BASE = {"name": "job", "task": "demo.tasks.job"}
 DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler.convert import entry_to_manifest, manifest_to_entry
-from reconciler.manifest import check_manifests, load_desired
-from reconciler.schema import check_value
+from reconciler.manifests.loader import check_manifests, load_desired
+from reconciler.manifests.schema import check_value
+from reconciler.schedules.convert import entry_to_manifest, manifest_to_entry
 
 ROOT = Path(__file__).resolve().parents[3]
 INVALID = ROOT / "tests" / "data" / "manifests" / "invalid"

@@ -5,7 +5,7 @@ from celery.schedules import crontab_parser
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.cron import (
+from reconciler.schedules.cron import (
     BOUNDS,
     CELERY_FIELDS,
     CronError,

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.duration import DurationError, format_duration, parse_duration
+from reconciler.schedules.duration import DurationError, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

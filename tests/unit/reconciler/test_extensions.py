@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.convert import FieldError, entry_to_manifest, manifest_to_entry
-from reconciler.manifest import check_manifests
+from reconciler.manifests.loader import check_manifests
+from reconciler.schedules.convert import FieldError, entry_to_manifest, manifest_to_entry
 
 BASE = {"name": "job", "task": "app.tasks.job"}
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import Location, ManifestError, ManifestErrors
-from reconciler.manifest import (
+from reconciler.core.errors import Location, ManifestError, ManifestErrors
+from reconciler.manifests.loader import (
     MAX_FILE_BYTES,
     check_manifests,
     content_digest,

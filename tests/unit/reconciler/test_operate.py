@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from reconciler.errors import RedbeatError
-from reconciler.operate import parse_moment, printable, render_history
+from reconciler.core.errors import RedbeatError
+from reconciler.operating.operate import parse_moment, printable, render_history
 from redbeat.history import RunState, runs_from_records
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.apply import encode_definition
-from reconciler.convert import manifest_to_entry
-from reconciler.errors import Location
-from reconciler.model import DesiredEntry
-from reconciler.plan import MASS_DELETE_FLOOR, FieldChange, Op, canonical, plan
-from reconciler.state import STATIC_OWNER, ActualEntry, ActualState, OwnershipRecord, fingerprint
+from reconciler.core.errors import Location
+from reconciler.core.model import DesiredEntry
+from reconciler.schedules.convert import manifest_to_entry
+from reconciler.sync.apply import encode_definition
+from reconciler.sync.plan import MASS_DELETE_FLOOR, FieldChange, Op, canonical, plan
+from reconciler.sync.state import STATIC_OWNER, ActualEntry, ActualState, OwnershipRecord, fingerprint
 
 HERE = Location(Path("schedules/x.yaml"), 1, 1, "")
 
@@ -137,7 +137,7 @@ def test_unprotecting_is_an_update_of_the_record_only():
     guarded = desired("g", protected=True)
     p = plan({"g": desired("g")}, state(stored(guarded, protected=True)))
     assert p.changes[0].op is Op.UPDATE
-    from reconciler.plan import _MISSING
+    from reconciler.sync.plan import _MISSING
 
     assert p.changes[0].fields == (FieldChange("protected", True, _MISSING),)
     assert p.changes[0].reschedule is False
@@ -210,6 +210,6 @@ def test_extension_changes_show_in_the_diff_and_reschedule(change):
 
 
 def _missing():
-    from reconciler.plan import _MISSING
+    from reconciler.sync.plan import _MISSING
 
     return _MISSING

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from reconciler.convert import manifest_to_entry
-from reconciler.errors import Location
-from reconciler.model import DesiredEntry
-from reconciler.plan import Plan, plan
-from reconciler.plan_report import GITHUB_COMMENT_LIMIT, render_markdown
-from reconciler.state import ActualState
+from reconciler.core.errors import Location
+from reconciler.core.model import DesiredEntry
+from reconciler.schedules.convert import manifest_to_entry
+from reconciler.sync.plan import Plan, plan
+from reconciler.sync.plan_report import GITHUB_COMMENT_LIMIT, render_markdown
+from reconciler.sync.state import ActualState
 
 
 def creates(names: list[str]) -> Plan:

@@ -9,7 +9,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.schema import compile_schema, load_schema
+from reconciler.manifests.schema import compile_schema, load_schema
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMA = load_schema()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.convert import MIN_INTERVAL, FieldError, manifest_to_entry
-from reconciler.duration import MAX_SECONDS, DurationError, parse_duration
-from reconciler.manifest import check_manifests
-from reconciler.schema import check_value
+from reconciler.manifests.loader import check_manifests
+from reconciler.manifests.schema import check_value
+from reconciler.schedules.convert import MIN_INTERVAL, FieldError, manifest_to_entry
+from reconciler.schedules.duration import MAX_SECONDS, DurationError, parse_duration
 
 BASE = {"name": "job", "task": "app.tasks.job"}
 

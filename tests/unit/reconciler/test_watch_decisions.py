@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from reconciler import watch
-from reconciler.errors import Location, ManifestError, ManifestErrors
-from reconciler.health import Listen, Status, parse_listen
-from reconciler.logs import JsonFormatter, TextFormatter, log
-from reconciler.metrics import WatchMetrics
-from reconciler.model import DesiredEntry
-from reconciler.plan import Plan
-from reconciler.reconcile import Outcome, PlanOptions, PlanRefused, StoreError, Target
-from reconciler.watch import LoopState, Trigger, backoff, decide, next_resync, wait_time
+from reconciler.core.errors import Location, ManifestError, ManifestErrors
+from reconciler.core.logs import JsonFormatter, TextFormatter, log
+from reconciler.core.model import DesiredEntry
+from reconciler.sidecar import watch
+from reconciler.sidecar.health import Listen, Status, parse_listen
+from reconciler.sidecar.metrics import WatchMetrics
+from reconciler.sidecar.watch import LoopState, Trigger, backoff, decide, next_resync, wait_time
+from reconciler.sync.plan import Plan
+from reconciler.sync.reconcile import Outcome, PlanOptions, PlanRefused, StoreError, Target
 from redbeat.keys import KeySpace
 
 # --- decisions -------------------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def test_status_ready_needs_valid_manifests_and_a_good_apply_and_live_needs_a_re
 
 
 def _record(message: str, **fields) -> logging.LogRecord:
-    record = logging.LogRecord("reconciler.watch", logging.WARNING, __file__, 1, message, None, None)
+    record = logging.LogRecord("reconciler.sidecar.watch", logging.WARNING, __file__, 1, message, None, None)
     record.created, record.msecs = 1_800_000_000.25, 250.0
     record.redbeat_fields = fields  # as logs.log() sets it
     return record
@@ -161,7 +161,7 @@ def test_json_log_lines():
     assert json.loads(line) == {
         "ts": "2027-01-15T08:00:00.250Z",
         "level": "warning",
-        "logger": "reconciler.watch",
+        "logger": "reconciler.sidecar.watch",
         "event": "applied",
         "create": 2,
         "names": ["a b"],
@@ -388,14 +388,14 @@ def test_stop_during_an_apply_lets_it_finish_then_returns():
     ],
 )
 def test_watch_options_are_checked_before_anything_runs(tmp_path, capsys, flag, value, message):
-    from reconciler.cli import main
+    from reconciler.cli.main import main
 
     assert main(["--watch", str(tmp_path), flag, value]) == 1
     assert message in capsys.readouterr().err
 
 
 def test_watch_options_reach_watch_run(tmp_path, monkeypatch):
-    from reconciler.cli import main
+    from reconciler.cli.main import main
 
     seen: list[watch.Settings] = []
     monkeypatch.setattr(watch, "run", lambda settings: seen.append(settings) or 0)
@@ -440,7 +440,7 @@ def test_watch_options_reach_watch_run(tmp_path, monkeypatch):
 
 
 def test_watch_defaults(tmp_path, monkeypatch):
-    from reconciler.cli import main
+    from reconciler.cli.main import main
 
     seen: list[watch.Settings] = []
     monkeypatch.setattr(watch, "run", lambda settings: seen.append(settings) or 0)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.convert import manifest_to_entry
-from reconciler.errors import Location
-from reconciler.model import DesiredEntry
-from reconciler.plan import Plan, plan
-from reconciler.plan_report import render
-from reconciler.state import ActualState
+from reconciler.core.errors import Location
+from reconciler.core.model import DesiredEntry
+from reconciler.schedules.convert import manifest_to_entry
+from reconciler.sync.plan import Plan, plan
+from reconciler.sync.plan_report import render
+from reconciler.sync.state import ActualState
 from redbeat.redaction import MASK, is_secret_key, redact, redact_text, redact_url
 
 SECRET_KEYS = [
@@ -149,7 +149,7 @@ def test_log_lines_mask_url_credentials(fmt: str) -> None:
     import io
     import logging
 
-    from reconciler.logs import configure, log
+    from reconciler.core.logs import configure, log
 
     stream = io.StringIO()
     configure(fmt, stream)  # type: ignore[arg-type]

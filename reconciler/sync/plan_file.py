@@ -18,10 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from reconciler.apply import ApplyResult, StalePlanError, WriteStep, apply_steps, write_step
-from reconciler.errors import RedbeatError
-from reconciler.plan import Plan
-from reconciler.plan_report import plan_json
+from reconciler.core.errors import RedbeatError
+from reconciler.sync.apply import ApplyResult, StalePlanError, WriteStep, apply_steps, write_step
+from reconciler.sync.plan import Plan
+from reconciler.sync.plan_report import plan_json
 
 KIND = "redbeat-apply-plan"
 FORMAT_VERSION = 1

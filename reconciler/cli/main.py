@@ -23,8 +23,8 @@ from typing import Any, NoReturn
 
 from redis.exceptions import RedisClusterException, RedisError
 
-from reconciler import report
-from reconciler.errors import ManifestErrors, RedbeatError
+from reconciler.cli import report
+from reconciler.core.errors import ManifestErrors, RedbeatError
 from redbeat.redaction import redact_text
 
 #: The distribution this command belongs to (for --version).
@@ -102,7 +102,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
     logger = logging.getLogger("reconciler")
     logger.setLevel(level)
     if not logger.handlers:
-        from reconciler.logs import configure
+        from reconciler.core.logs import configure
 
         configure("text", level=level)
 
@@ -147,7 +147,7 @@ def _configure_validate(parser: argparse.ArgumentParser) -> None:
 
 def validate(paths: Sequence[Path], *, output: str = "text", compat: str | None = None, quiet: bool = False) -> int:
     """Check manifests and print a report; writes nothing anywhere."""
-    from reconciler.manifest import check_manifests
+    from reconciler.manifests.loader import check_manifests
 
     warnings: list[Any] = []
     entries, errors = check_manifests(paths, compat=compat, warnings=warnings)
@@ -178,7 +178,7 @@ def _configure_schema(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_schema(args: argparse.Namespace) -> int:
-    from reconciler.schema import schema_text
+    from reconciler.manifests.schema import schema_text
 
     sys.stdout.write(schema_text())
     return ExitCode.OK
@@ -262,7 +262,7 @@ def _share(text: str) -> float:
 
 
 def _plan_options(args: argparse.Namespace) -> Any:
-    from reconciler.reconcile import PlanOptions
+    from reconciler.sync.reconcile import PlanOptions
 
     return PlanOptions(
         prune=args.prune,
@@ -274,7 +274,7 @@ def _plan_options(args: argparse.Namespace) -> Any:
 
 
 def _target(args: argparse.Namespace) -> Any:
-    from reconciler.reconcile import connect
+    from reconciler.sync.reconcile import connect
 
     return connect(args.redis_url, args.key_prefix, args.owner)
 
@@ -284,8 +284,8 @@ def _color(args: argparse.Namespace) -> bool:
 
 
 def _print_plan(plan: Any, args: argparse.Namespace, extra: dict[str, Any] | None = None, target: Any = None) -> None:
-    from reconciler import plan_report
-    from reconciler.operate import pause_lines, pauses_of
+    from reconciler.operating.operate import pause_lines, pauses_of
+    from reconciler.sync import plan_report
 
     pauses = pauses_of(target.client, target.keys, [c.name for c in plan.changes], time.time()) if target else {}
     if args.output == "json":
@@ -317,7 +317,7 @@ def _configure_apply_form(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_watch_options(parser: argparse.ArgumentParser) -> None:
-    from reconciler.health import DEFAULT_LISTEN
+    from reconciler.sidecar.health import DEFAULT_LISTEN
 
     group = parser.add_argument_group("watch mode (a sidecar that keeps Redis equal to the manifests)")
     group.add_argument(
@@ -355,7 +355,7 @@ def _add_watch_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _seconds(text: str) -> float:
-    from reconciler.duration import DurationError, parse_duration
+    from reconciler.schedules.duration import DurationError, parse_duration
 
     try:
         return parse_duration(text)
@@ -364,7 +364,7 @@ def _seconds(text: str) -> float:
 
 
 def _listen(text: str) -> Any:
-    from reconciler.health import parse_listen
+    from reconciler.sidecar.health import parse_listen
 
     try:
         return parse_listen(text)
@@ -373,7 +373,7 @@ def _listen(text: str) -> Any:
 
 
 def _run_watch(args: argparse.Namespace) -> int:
-    from reconciler import watch
+    from reconciler.sidecar import watch
 
     return watch.run(
         watch.Settings(
@@ -394,7 +394,7 @@ def _run_watch(args: argparse.Namespace) -> int:
 
 def apply_paths(args: argparse.Namespace) -> int:
     """Load, validate, plan and (unless --dry-run) apply; all or nothing.  --watch hands over to watch.run."""
-    from reconciler.reconcile import PlanRefused, load, reconcile
+    from reconciler.sync.reconcile import PlanRefused, load, reconcile
 
     if args.watch:
         return _run_watch(args)
@@ -411,7 +411,7 @@ def apply_paths(args: argparse.Namespace) -> int:
     timings = {"load_and_validate": round(loaded, 4), **{k: round(v, 4) for k, v in (outcome.timings or {}).items()}}
     applied = outcome.result is not None
     if applied:
-        from reconciler import audit, operate
+        from reconciler.operating import audit, operate
 
         try:
             audit.record(
@@ -480,8 +480,8 @@ def _configure_plan(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_plan(args: argparse.Namespace) -> int:
-    from reconciler import plan_file
-    from reconciler.reconcile import load, make_plan
+    from reconciler.sync import plan_file
+    from reconciler.sync.reconcile import load, make_plan
 
     desired = load(args.paths, allow_empty=args.allow_mass_delete)  # deleting everything, on purpose
     target = _target(args)
@@ -522,7 +522,7 @@ def _agree_with_plan(args: argparse.Namespace, saved: Any) -> None:
 
 
 def _run_apply_file(args: argparse.Namespace) -> int:
-    from reconciler import plan_file
+    from reconciler.sync import plan_file
 
     saved = plan_file.load(args.plan_file)
     _agree_with_plan(args, saved)
@@ -558,7 +558,7 @@ def _configure_export(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from reconciler.export import export_entries
+    from reconciler.sync.export import export_entries
 
     target = _target(args)
     written = export_entries(target, args.directory, everything=args.all, force=args.force)
@@ -578,8 +578,8 @@ def _configure_status(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    from reconciler.operate import full_status
-    from reconciler.status import other_prefixes, render_status
+    from reconciler.operating.operate import full_status
+    from reconciler.operating.status import other_prefixes, render_status
 
     target = _target(args)
     rows = full_status(target)
@@ -601,13 +601,13 @@ def _run_status(args: argparse.Namespace) -> int:
 
 
 def _configure_migrate_django(parser: argparse.ArgumentParser) -> None:
-    from reconciler.migrate_django import configure_parser
+    from reconciler.migrate.from_django import configure_parser
 
     configure_parser(parser)
 
 
 def _run_migrate_django(args: argparse.Namespace) -> int:
-    from reconciler.migrate_django import run
+    from reconciler.migrate.from_django import run
 
     return run(args)
 
@@ -629,7 +629,7 @@ def _configure_history(parser: argparse.ArgumentParser) -> None:
 def _run_history(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
-    from reconciler import operate  # noqa: I001  (stdlib, then ours: the file's own style)
+    from reconciler.operating import operate  # noqa: I001  (stdlib, then ours: the file's own style)
 
     since = operate.parse_moment(args.since, datetime.now(timezone.utc), ago=True) if args.since else None
     target = _target(args)
@@ -655,7 +655,7 @@ def _configure_pause(parser: argparse.ArgumentParser) -> None:
 def _run_pause(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
-    from reconciler import operate  # noqa: I001  (stdlib, then ours: the file's own style)
+    from reconciler.operating import operate  # noqa: I001  (stdlib, then ours: the file's own style)
     from redbeat.operator import PauseError, new_pause
 
     now = datetime.now(timezone.utc)
@@ -676,7 +676,7 @@ def _configure_resume(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_resume(args: argparse.Namespace) -> int:
-    from reconciler import operate
+    from reconciler.operating import operate
 
     target = _target(args)
     operate.resume_entry(target.client, target.keys, args.name, time.time())
@@ -694,7 +694,7 @@ def _configure_trigger(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_trigger(args: argparse.Namespace) -> int:
-    from reconciler import operate
+    from reconciler.operating import operate
 
     print(operate.request_run(_target(args), args.name, args.note, os.environ))
     return ExitCode.OK
@@ -710,7 +710,7 @@ def _configure_audit(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_audit(args: argparse.Namespace) -> int:
-    from reconciler import audit, operate
+    from reconciler.operating import audit, operate
 
     target = _target(args)
     records = audit.read(target.client, target.keys, args.limit)

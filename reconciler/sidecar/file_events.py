@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from reconciler.logs import log
+from reconciler.core.logs import log
 
-logger = logging.getLogger("reconciler.watch")
+logger = logging.getLogger("reconciler.sidecar.watch")
 
 
 # --- file events -----------------------------------------------------------------------------

@@ -35,16 +35,16 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from reconciler.errors import ManifestErrors, RedbeatError
-from reconciler.file_events import EventSource, FileEvents
-from reconciler.health import HealthServer, Listen, Status
-from reconciler.logs import LogFormat, configure, log
-from reconciler.metrics import KINDS, WatchMetrics
-from reconciler.model import DesiredEntry
-from reconciler.reconcile import Outcome, PlanOptions, PlanRefused, Target
-from reconciler.revision import revision_of, run_git
+from reconciler.core.errors import ManifestErrors, RedbeatError
+from reconciler.core.logs import LogFormat, configure, log
+from reconciler.core.model import DesiredEntry
+from reconciler.core.revision import revision_of, run_git
+from reconciler.sidecar.file_events import EventSource, FileEvents
+from reconciler.sidecar.health import HealthServer, Listen, Status
+from reconciler.sidecar.metrics import KINDS, WatchMetrics
+from reconciler.sync.reconcile import Outcome, PlanOptions, PlanRefused, Target
 
-logger = logging.getLogger("reconciler.watch")
+logger = logging.getLogger("reconciler.sidecar.watch")
 
 #: Resync times are spread by this share either way, so replicas do not resync in step.
 JITTER = 0.1
@@ -155,7 +155,7 @@ class Applier:
 
     def reload(self) -> None:
         """Re-read every manifest; on errors log each (once per distinct set) and keep the last good state."""
-        from reconciler.manifest import content_digest
+        from reconciler.manifests.loader import content_digest
 
         try:
             desired = self.load(self.paths)
@@ -220,8 +220,8 @@ class Applier:
 
     def _audit(self, plan: Any) -> None:
         """Append the apply to the audit trail; a failure to is logged, never fails the apply that happened."""
-        from reconciler import audit
-        from reconciler.operate import actor
+        from reconciler.operating import audit
+        from reconciler.operating.operate import actor
 
         try:
             audit.record(
@@ -345,7 +345,7 @@ def run(settings: Settings) -> int:
     """The ``--watch`` process: HTTP, file events and signals around :func:`loop`; 0 on SIGTERM/SIGINT."""
     from prometheus_client import disable_created_metrics
 
-    from reconciler.reconcile import connect, load, reconcile
+    from reconciler.sync.reconcile import connect, load, reconcile
     from redbeat.redaction import redact_url
 
     configure(settings.log_format)

@@ -35,8 +35,8 @@ from typing import Any, Literal
 
 import yaml
 
-from reconciler.errors import Location, ManifestError, ManifestErrors
-from reconciler.model import DesiredEntry
+from reconciler.core.errors import Location, ManifestError, ManifestErrors
+from reconciler.core.model import DesiredEntry
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_EXPANDED_NODES = 1_000_000
@@ -551,10 +551,10 @@ def check_manifests(
     ``allow_empty`` accepts ``schedules: []`` and a directory without
     manifests: the way an owner removes all its entries, on purpose.
     ``warnings``, when given, receives the YAML 1.1 surprises of every
-    document (see :mod:`reconciler.yaml11`): not errors, as the value may be
+    document (see :mod:`reconciler.manifests.yaml11`): not errors, as the value may be
     meant, but worth a look.
     """
-    from reconciler import schema, semantic, yaml11
+    from reconciler.manifests import schema, semantic, yaml11
 
     files, errors = load_manifests(paths, allow_empty=allow_empty)
     documents: list[tuple[Document, set[int]]] = []

@@ -21,13 +21,13 @@ from typing import Any
 import click
 from redis.exceptions import RedisError
 
-from reconciler import operate
-from reconciler.errors import RedbeatError
+from reconciler.core.errors import RedbeatError
+from reconciler.operating import operate
 
 
 def _target(ctx: click.Context) -> Any:
     """(client, keys) of the app celery loaded, as a reconciler target (owner unused here)."""
-    from reconciler.reconcile import Target
+    from reconciler.sync.reconcile import Target
     from redbeat.client import get_redis
     from redbeat.config import ensure_conf
 
@@ -61,7 +61,7 @@ def redbeat() -> None:
 @click.pass_context
 @_one_line_errors
 def status(ctx: click.Context, output: str) -> None:
-    from reconciler.status import render_status
+    from reconciler.operating.status import render_status
 
     rows = operate.full_status(_target(ctx))
     if output == "json":

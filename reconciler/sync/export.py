@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from reconciler.convert import entry_to_manifest
-from reconciler.errors import RedbeatError
-from reconciler.state import STATIC_OWNER, OwnershipRecord, read_all
+from reconciler.core.errors import RedbeatError
+from reconciler.schedules.convert import entry_to_manifest
+from reconciler.sync.state import STATIC_OWNER, OwnershipRecord, read_all
 
 
 def _file_name(owner: str | None) -> str:

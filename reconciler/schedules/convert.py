@@ -4,7 +4,7 @@
 schedule into the canonical ``definition`` celery-redbeat 2.4.2 reads, plus
 our extensions (``ext``). Canonical means that equal schedules give equal
 definitions whatever their spelling: ``every: 1m`` == ``every: 60``, crontab
-strings normalised by :mod:`reconciler.cron`, rrule lists sorted.
+strings normalised by :mod:`reconciler.schedules.cron`, rrule lists sorted.
 
 :func:`entry_to_manifest` is the inverse used by ``export``: the shortest
 natural manifest (``every: 30s``, ``cron: "*/5 * * * *"``) whose definition is
@@ -25,7 +25,7 @@ from typing import Any
 
 from dateutil import rrule as du
 
-from reconciler import cron, duration, runnable
+from reconciler.schedules import cron, duration, runnable
 
 FREQS = ("yearly", "monthly", "weekly", "daily", "hourly", "minutely", "secondly")
 WEEKDAYS = ("mo", "tu", "we", "th", "fr", "sa", "su")

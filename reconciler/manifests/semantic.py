@@ -6,7 +6,7 @@ key by key with the schedule's keys winning; a default ``timezone`` is not
 applied to ``every`` or ``at`` schedules, where it means nothing, so one
 group can mix them with calendar schedules; a ``jitter: 0s`` or ``null`` in a
 schedule turns off a default jitter), converts each
-schedule with :mod:`reconciler.convert` (cron fields through Celery's parser,
+schedule with :mod:`reconciler.schedules.convert` (cron fields through Celery's parser,
 time zones, rrules that never fire, intervals <= 0, JSON-encodable values),
 and checks that names are unique across the whole run. Every error points at
 the field where the offending value was written, in the schedule or in the
@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from reconciler.convert import FieldError, manifest_to_entry
-from reconciler.errors import ManifestError
-from reconciler.model import DesiredEntry
+from reconciler.core.errors import ManifestError
+from reconciler.core.model import DesiredEntry
+from reconciler.schedules.convert import FieldError, manifest_to_entry
 
 if TYPE_CHECKING:
-    from reconciler.manifest import Document
+    from reconciler.manifests.loader import Document
 
 COMPAT_TARGETS = ("celery-redbeat",)
 

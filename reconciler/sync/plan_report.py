@@ -9,7 +9,7 @@ import json
 import re
 from typing import Any
 
-from reconciler.plan import _MISSING, Change, Op, Plan
+from reconciler.sync.plan import _MISSING, Change, Op, Plan
 from redbeat.redaction import MASK, is_secret_path, redact
 
 FORMAT_VERSION = 1

@@ -16,9 +16,9 @@ import math
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 
-from reconciler.convert import EXT_FIELDS, entry_to_manifest
-from reconciler.plan_report import printable
-from reconciler.state import ActualEntry, read_all
+from reconciler.schedules.convert import EXT_FIELDS, entry_to_manifest
+from reconciler.sync.plan_report import printable
+from reconciler.sync.state import ActualEntry, read_all
 from redbeat.codec import CorruptEntryError, decode_definition, decode_meta
 
 #: Errors any computation on stored values may raise: a date beyond year 9999, a bad zone, a bad value.

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 
 import reconciler
-from reconciler.errors import ManifestError
+from reconciler.core.errors import ManifestError
 
 if TYPE_CHECKING:
-    from reconciler.manifest import Document
+    from reconciler.manifests.loader import Document
 
 SCHEMA_NAME = "redbeat-manifest.schema.json"
 KINDS = ("cron", "crontab", "every", "rrule", "at")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.errors import Location
+from reconciler.core.errors import Location
 
 
 @dataclass(frozen=True)

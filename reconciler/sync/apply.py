@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.errors import RedbeatError
-from reconciler.plan import Change, Op, Plan
-from reconciler.state import OwnershipRecord, fingerprint
+from reconciler.core.errors import RedbeatError
+from reconciler.sync.plan import Change, Op, Plan
+from reconciler.sync.state import OwnershipRecord, fingerprint
 from redbeat.codec import encode_ext
 from redbeat.keys import KeySpace
 

@@ -33,10 +33,10 @@ class Action(enum.Enum):
 def revision(paths: Sequence[Path], desired: Mapping[str, Any]) -> str:
     """The apply's revision: the manifests' git commit when a clean checkout, else their content digest.
 
-    The watch mode's own rule (:func:`reconciler.revision.revision_of`), so both name a revision alike.
+    The watch mode's own rule (:func:`reconciler.core.revision.revision_of`), so both name a revision alike.
     """
-    from reconciler.manifest import content_digest
-    from reconciler.revision import revision_of, run_git
+    from reconciler.core.revision import revision_of, run_git
+    from reconciler.manifests.loader import content_digest
 
     return revision_of(paths, content_digest(desired), run_git)
 

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.convert import entry_to_manifest, manifest_to_entry
-from reconciler.model import DesiredEntry
-from reconciler.state import STATIC_OWNER, ActualEntry, ActualState, fingerprint
+from reconciler.core.model import DesiredEntry
+from reconciler.schedules.convert import entry_to_manifest, manifest_to_entry
+from reconciler.sync.state import STATIC_OWNER, ActualEntry, ActualState, fingerprint
 
 #: Deleting up to this many entries never needs --allow-mass-delete.
 MASS_DELETE_FLOOR = 3

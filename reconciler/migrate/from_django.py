@@ -196,7 +196,7 @@ def _json_field(task: Any, attribute: str, default: Any, kind: type) -> Any:
 
 
 def interval_every(every: int, period: str) -> str | float | int:
-    from reconciler.duration import format_duration
+    from reconciler.schedules.duration import format_duration
 
     if period not in PERIOD_SECONDS:
         raise ValueError(f"unknown interval period {period!r}")
@@ -215,7 +215,7 @@ def crontab_schedule(fields: dict[str, str]) -> dict[str, Any]:
     """``{"cron": "..."}``, or ``{"crontab": {...}}`` when cron would read it differently."""
     from celery.schedules import crontab as celery_crontab
 
-    from reconciler.cron import CELERY_FIELDS, CronError, CronSpec, cron_string, parse_crontab
+    from reconciler.schedules.cron import CELERY_FIELDS, CronError, CronSpec, cron_string, parse_crontab
 
     try:
         spec = parse_crontab(fields)
@@ -269,8 +269,8 @@ def _schedule_part(task: Any, omit_timezone: str | None) -> tuple[dict[str, Any]
 
 def _first_run(part: dict[str, Any], task: Any, now: dt.datetime) -> dt.datetime | None:
     """When django-celery-beat would run a one-off interval/crontab task: its first slot from now (or start_time)."""
-    from reconciler.apply import encode_definition
-    from reconciler.convert import manifest_to_entry
+    from reconciler.schedules.convert import manifest_to_entry
+    from reconciler.sync.apply import encode_definition
     from redbeat import timing
     from redbeat.codec import decode_definition
     from redbeat.entry import entry_timezone
@@ -281,7 +281,7 @@ def _first_run(part: dict[str, Any], task: Any, now: dt.datetime) -> dt.datetime
         base = task.last_run_at or after
         seconds = part["every"] if isinstance(part["every"], (int, float)) else None
         if seconds is None:
-            from reconciler.duration import parse_duration
+            from reconciler.schedules.duration import parse_duration
 
             seconds = parse_duration(part["every"])
         return base + dt.timedelta(seconds=seconds)
@@ -410,7 +410,7 @@ def read_tasks(*, now: dt.datetime | None = None, omit_timezone: str | None = No
 
 def _check_schedule(converted: Converted) -> str | None:
     """The validation errors of one schedule on its own, or None when redbeat-apply accepts it."""
-    from reconciler.manifest import check_manifests
+    from reconciler.manifests.loader import check_manifests
 
     with tempfile.TemporaryDirectory(prefix="redbeat-migrate-") as tmp:
         path = Path(tmp) / "one.yaml"

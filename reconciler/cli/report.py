@@ -1,6 +1,6 @@
 """Render manifest errors for people (text), machines (json), GitHub and code scanning.
 
-Pure functions from errors to a string; :mod:`reconciler.cli` prints them.
+Pure functions from errors to a string; :mod:`reconciler.cli.main` prints them.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from reconciler.errors import ManifestError
+from reconciler.core.errors import ManifestError
 
 FORMATS = ("text", "json", "github", "sarif")
 GITHUB_ANNOTATION_LIMIT = 10  # GitHub shows at most 10 error annotations per step and drops the rest

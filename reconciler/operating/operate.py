@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from reconciler import audit
-from reconciler.apply import ACL_ALLOWED_LUA
-from reconciler.duration import DurationError, parse_duration
-from reconciler.errors import RedbeatError
+from reconciler.core.errors import RedbeatError
+from reconciler.operating import audit
+from reconciler.schedules.duration import DurationError, parse_duration
+from reconciler.sync.apply import ACL_ALLOWED_LUA
 from redbeat.history import Run, last_runs, read_runs
 from redbeat.keys import KeySpace
 from redbeat.operator import PAUSE_FIELD, Pause, Trigger, active_pause
@@ -58,7 +58,7 @@ def history_json(runs: Sequence[Run]) -> str:
 
 def render_history(runs: Sequence[Run]) -> str:
     """A plain-text table, oldest first; names are shown with control characters escaped."""
-    from reconciler.status import lag_text  # lazily, as full_status: `celery redbeat` imports this module
+    from reconciler.operating.status import lag_text  # lazily, as full_status: `celery redbeat` imports this module
 
     if not runs:
         return "no runs recorded\n"
@@ -75,7 +75,7 @@ def full_status(target: Any) -> list[dict[str, Any]]:
     """``status`` rows with each entry's last runs, dispatch lag and pause (the CLI's and ``celery redbeat``'s)."""
     import time
 
-    from reconciler.status import status_rows
+    from reconciler.operating.status import status_rows
 
     rows = status_rows(target)
     status_history(rows, target.client, target.keys)

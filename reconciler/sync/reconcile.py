@@ -15,11 +15,11 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from reconciler.apply import ApplyPermissionError, ApplyResult, StalePlanError, apply_plan
-from reconciler.errors import RedbeatError
-from reconciler.model import DesiredEntry
-from reconciler.plan import Plan, plan
-from reconciler.state import read_state
+from reconciler.core.errors import RedbeatError
+from reconciler.core.model import DesiredEntry
+from reconciler.sync.apply import ApplyPermissionError, ApplyResult, StalePlanError, apply_plan
+from reconciler.sync.plan import Plan, plan
+from reconciler.sync.state import read_state
 from redbeat.client import build_client, cluster_hash_tag, is_cluster
 from redbeat.keys import DEFAULT_PREFIX, KeySpace
 from redbeat.redaction import redact_url
@@ -109,7 +109,7 @@ def make_plan(desired: Mapping[str, DesiredEntry], target: Target, options: Plan
 
 
 def load(paths: Sequence[Path], *, compat: str | None = None, allow_empty: bool = False) -> dict[str, DesiredEntry]:
-    from reconciler.manifest import load_desired
+    from reconciler.manifests.loader import load_desired
 
     return load_desired(paths, compat=compat, allow_empty=allow_empty)
 

@@ -28,8 +28,8 @@ from typing import Any
 from celery.schedules import crontab
 from dateutil.parser import isoparse
 
-from reconciler.cron import parse_field
-from reconciler.duration import MAX_SECONDS, MAX_TEXT
+from reconciler.schedules.cron import parse_field
+from reconciler.schedules.duration import MAX_SECONDS, MAX_TEXT
 from redbeat.timing import next_occurrence
 
 # datetime.UTC is Python 3.11+; this package supports 3.10.

@@ -1,0 +1,1 @@
+"""Command-line surfaces: redbeat-apply and the `celery redbeat` command."""

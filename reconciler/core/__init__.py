@@ -1,0 +1,1 @@
+"""Foundations every other package uses: error types, the desired-entry model, logging, git revisions."""

@@ -1,0 +1,1 @@
+"""One-off migrations into manifests (django-celery-beat)."""

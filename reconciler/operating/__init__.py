@@ -1,0 +1,1 @@
+"""Day-two operations: status, pause/resume/trigger, and the audit stream."""

@@ -1,0 +1,1 @@
+"""Schedule semantics: cron, durations, what Celery can run, and manifest <-> Redis entry conversion."""

@@ -1,0 +1,1 @@
+"""Watch mode: file events, the reconcile loop, health endpoints and metrics."""
