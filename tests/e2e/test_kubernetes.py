@@ -118,7 +118,7 @@ def test_the_sidecar_runs_with_the_pod_env_on_the_configmap(objects, request, tm
 
 def test_every_variable_the_pod_sets_is_read_by_its_process(base):
     sidecar = {v["name"] for v in container(base, "schedules")["env"]}
-    assert not sidecar - environ_reads(ROOT / "reconciler" / "cli.py")
+    assert not sidecar - environ_reads(ROOT / "reconciler" / "cli" / "main.py")
     beat = {v["name"] for v in container(base, "beat")["env"]}
     assert not beat - environ_reads(APP_DIR / "app.py")
     assert not any(name.startswith("REDBEAT_") for name in beat), "redbeat reads app.conf, not REDBEAT_* variables"
