@@ -96,7 +96,7 @@ def test_a_damaged_record_still_means_ours_but_matches_no_fingerprint(damaged: s
 
 
 def test_a_hostile_digest_is_kept_as_text() -> None:
-    hostile = '<script>"\'\x00ü' + "9" * 5000
+    hostile = "<script>\"'\x00ü" + "9" * 5000
     assert OwnershipRecord.from_json(json.dumps({"digest": hostile})).digest == hostile
     assert OwnershipRecord.from_json('{"digest": 12345678901234567890123}').digest == "12345678901234567890123"
 
@@ -123,8 +123,10 @@ def test_a_definition_that_is_not_a_json_object_decodes_to_none(definition: str)
     assert entry(definition=definition).decoded_definition() is None
 
 
-@pytest.mark.parametrize(("ext", "decoded"), [(None, None), ("", None), ("{}", None), ("[1]", None),
-                                              ("nope", None), ('{"jitter": 5}', {"jitter": 5})])
+@pytest.mark.parametrize(
+    ("ext", "decoded"),
+    [(None, None), ("", None), ("{}", None), ("[1]", None), ("nope", None), ('{"jitter": 5}', {"jitter": 5})],
+)
 def test_ext_decodes_only_to_a_non_empty_object(ext: str | None, decoded: object) -> None:
     assert entry(ext=ext).decoded_ext() == decoded
 
@@ -169,8 +171,14 @@ def test_read_state_sorts_every_named_or_owned_entry_by_who_owns_it(client: fake
     assert state.owned == {"mine", "owned-but-unnamed"}
     assert sorted(state.entries) == ["mine", "missing", "owned-but-unnamed", "static", "theirs", "unmanaged"]
     owners = {name: e.owner for name, e in state.entries.items()}
-    assert owners == {"mine": OWNER, "owned-but-unnamed": OWNER, "theirs": "team-b", "static": STATIC_OWNER,
-                      "unmanaged": None, "missing": None}
+    assert owners == {
+        "mine": OWNER,
+        "owned-but-unnamed": OWNER,
+        "theirs": "team-b",
+        "static": STATIC_OWNER,
+        "unmanaged": None,
+        "missing": None,
+    }
     assert state.entries["theirs"].owner_record_raw == '{"digest":"d-b"}'
     assert state.entries["theirs"].record_raw is None
     assert state.entries["mine"].record == OwnershipRecord("d-mine", True)
@@ -190,8 +198,12 @@ def test_hostile_names_are_read_back_exactly(client: fakeredis.FakeRedis, name: 
     state = read_state(client, KEYS, OWNER, [name])
     [(read_name, read)] = state.entries.items()
     assert read_name == name == read.name
-    assert (read.definition, read.ext, read.meta, read.score) == (DEFINITION, '{"jitter": 5}', '{"total_run_count": 2}',
-                                                                  -1.5)
+    assert (read.definition, read.ext, read.meta, read.score) == (
+        DEFINITION,
+        '{"jitter": 5}',
+        '{"total_run_count": 2}',
+        -1.5,
+    )
     assert read.owner == OWNER and state.owned == {name}
 
 
