@@ -76,6 +76,10 @@ class ManifestError(RedbeatError):
         return f"ManifestError({str(self)!r})"
 
 
+class StateError(RedbeatError):
+    """What is in Redis cannot be read as redbeat wrote it (a name or record that is not UTF-8); nothing was written."""
+
+
 class ManifestErrors(RedbeatError):
     """All the manifest errors of one run, sorted by file, line and column."""
 

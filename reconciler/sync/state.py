@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.core.errors import StateError
 from redbeat.keys import KeySpace
 from redbeat.store import EntryStore
 
@@ -123,6 +125,32 @@ def _s(value: Any) -> Any:
 
 Raw = tuple[str | None, str | None, str | None, float | None]
 
+#: Bytes of a value that is not UTF-8 quoted in the error, and keys named, at most.
+QUOTED_BYTES = 40
+NAMED_KEYS = 3
+
+
+@contextmanager
+def _utf8_only(*keys: str) -> Iterator[None]:
+    """Turn a name or record that is not UTF-8 in ``keys`` (the client decodes replies) into a StateError.
+
+    Only other tools write such bytes there (redbeat and redbeat-apply write UTF-8), and a name that
+    is not text can be neither planned for nor deleted safely, so the run stops before it writes.
+    redis-py drops the connection whose reply failed to decode, so no half-read reply is reused.
+    """
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raw = bytes(exc.object[:QUOTED_BYTES])
+        more = "..." if len(exc.object) > QUOTED_BYTES else ""
+        named = " or ".join(repr(key) for key in keys[:NAMED_KEYS])
+        if len(keys) > NAMED_KEYS:
+            named += f" (or one of {len(keys) - NAMED_KEYS} more keys)"
+        raise StateError(
+            f"Redis key {named} holds bytes that are not UTF-8 ({raw!r}{more}); "
+            "redbeat and redbeat-apply write only UTF-8 there: remove or fix that member; nothing was written"
+        ) from None
+
 
 def read_entries(client: Any, keys: KeySpace, names: list[str]) -> list[Raw]:
     """(definition, ext, meta, score) per name, a few round trips however many names."""
@@ -135,7 +163,8 @@ def read_state(client: Any, keys: KeySpace, owner: str, names: Iterable[str]) ->
     pipe.hgetall(keys.owner_index(owner))
     pipe.smembers(keys.owners)
     pipe.smembers(keys.statics)
-    records_raw, owners_raw, statics_raw = pipe.execute()
+    with _utf8_only(keys.owner_index(owner), keys.owners, keys.statics):
+        records_raw, owners_raw, statics_raw = pipe.execute()
     records = {_s(k): _s(v) for k, v in records_raw.items()}
     other_owners = sorted(_s(o) for o in owners_raw if _s(o) != owner)
     statics = {_s(s) for s in statics_raw}
@@ -149,7 +178,9 @@ def read_state(client: Any, keys: KeySpace, owner: str, names: Iterable[str]) ->
         pipe = client.pipeline(transaction=False)
         for other in other_owners:
             pipe.hmget(keys.owner_index(other), unowned)
-        for other, held in zip(other_owners, pipe.execute(), strict=False):
+        with _utf8_only(*(keys.owner_index(other) for other in other_owners)):
+            held_by_others = pipe.execute()
+        for other, held in zip(other_owners, held_by_others, strict=False):
             for name, record in zip(unowned, held, strict=False):
                 if record is not None and name not in foreign:
                     foreign[name] = (other, _s(record))
@@ -180,14 +211,17 @@ def read_state(client: Any, keys: KeySpace, owner: str, names: Iterable[str]) ->
 
 def read_all(client: Any, keys: KeySpace) -> dict[str, ActualEntry]:
     """Every entry in the schedule, with its owner (for export and status)."""
-    members = [_s(m) for m in client.zrange(keys.schedule, 0, -1)]
+    with _utf8_only(keys.schedule):
+        members = [_s(m) for m in client.zrange(keys.schedule, 0, -1)]
     names = sorted({keys.name_of(m) for m in members})
-    owners = sorted(_s(o) for o in client.smembers(keys.owners))
+    with _utf8_only(keys.owners):
+        owners = sorted(_s(o) for o in client.smembers(keys.owners))
     pipe = client.pipeline(transaction=False)
     for owner in owners:
         pipe.hgetall(keys.owner_index(owner))
     pipe.smembers(keys.statics)
-    *indexes, statics_raw = pipe.execute()
+    with _utf8_only(*(keys.owner_index(owner) for owner in owners), keys.statics):
+        *indexes, statics_raw = pipe.execute()
     owner_of: dict[str, str] = {}
     for owner, index in zip(owners, indexes, strict=False):
         for name in index:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import json
 import sys
@@ -68,6 +69,19 @@ def make_app(redis_url: str, prefix: str, **conf):
     app.set_current()
     app.set_default()
     return app
+
+
+def app_from_command_line(description: str, *, now_required: bool = False, **conf):
+    """Parse ``--redis-url --prefix [--now]``, pin the clock to ``--now`` and make the app: (app, now)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--prefix", required=True)
+    default = "" if now_required else " (default: real time)"
+    parser.add_argument("--now", required=now_required, help=f"ISO 8601 instant; app.now() is pinned to it{default}")
+    args = parser.parse_args()
+    now = parse_now(args.now)
+    pin_now(now)
+    return make_app(args.redis_url, args.prefix, **conf), now
 
 
 def to_jsonable(value):

@@ -15,9 +15,7 @@ load or evaluate lands in `errors` as {key, error: repr(exc)} and the rest are s
 
 from __future__ import annotations
 
-import argparse
-
-from _cr_common import emit, guard, make_app, parse_now, pin_now
+from _cr_common import app_from_command_line, emit, guard
 
 guard()
 
@@ -87,14 +85,7 @@ def read_all(app) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--redis-url", required=True)
-    parser.add_argument("--prefix", required=True)
-    parser.add_argument("--now", help="ISO 8601 instant; app.now() is pinned to it (default: real time)")
-    args = parser.parse_args()
-
-    pin_now(parse_now(args.now))
-    app = make_app(args.redis_url, args.prefix)
+    app, _now = app_from_command_line(__doc__.splitlines()[0])
     emit(read_all(app))
 
 

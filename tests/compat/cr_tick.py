@@ -15,10 +15,9 @@ unregistered task names, Task.apply_async for registered ones). Prints
 
 from __future__ import annotations
 
-import argparse
 import uuid
 
-from _cr_common import emit, guard, make_app, parse_now, pin_now
+from _cr_common import app_from_command_line, emit, guard
 
 guard()
 
@@ -33,14 +32,7 @@ class _Sent:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--redis-url", required=True)
-    parser.add_argument("--prefix", required=True)
-    parser.add_argument("--now", help="ISO 8601 instant; app.now() is pinned to it (default: real time)")
-    args = parser.parse_args()
-
-    pin_now(parse_now(args.now))
-    app = make_app(args.redis_url, args.prefix)
+    app, _now = app_from_command_line(__doc__.splitlines()[0])
     sent: list[dict] = []
     # Scheduler.apply_async needs the entry name, which send_task doesn't get: remember it.
     current: dict = {}

@@ -11,11 +11,10 @@ Run ONLY with the celery-redbeat venv python (see CONTRIBUTING.md):
 
 from __future__ import annotations
 
-import argparse
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from _cr_common import guard, make_app, parse_now, pin_now
+from _cr_common import app_from_command_line, guard
 
 guard()
 
@@ -110,15 +109,7 @@ def write_entries(app, now: datetime) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--redis-url", required=True)
-    parser.add_argument("--prefix", required=True)
-    parser.add_argument("--now", required=True, help="ISO 8601 instant; app.now() is pinned to it")
-    args = parser.parse_args()
-
-    now = parse_now(args.now)
-    pin_now(now)
-    app = make_app(args.redis_url, args.prefix, beat_schedule=static_schedule())
+    app, now = app_from_command_line(__doc__.splitlines()[0], now_required=True, beat_schedule=static_schedule())
     write_entries(app, now)
     # statics: Scheduler.__init__ runs setup_schedule(); the lock is only taken in beat_init, never here
     scheduler = RedBeatScheduler(app=app)

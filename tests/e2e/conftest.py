@@ -8,8 +8,8 @@ whatever happened.
 from __future__ import annotations
 
 import pytest
-from celery import Celery
 from support.celery_rig import CeleryRig, Proc  # noqa: F401  (the rig lives in tests/support, shared with tests/reliability)
+from support.rig_app import writer_app as make_writer_app
 
 
 @pytest.fixture
@@ -24,9 +24,5 @@ def celery_rig(fresh_redis, tmp_path):
 @pytest.fixture
 def writer_app(fresh_redis):
     """An in-process app that writes entries to the test's redis (as a user's code would)."""
-    app = Celery("e2e-writer", set_as_current=False)
-    app.conf.update(redbeat_redis_url=fresh_redis.url, timezone="UTC", broker_url=fresh_redis.url)
-    yield app
-    client = getattr(app, "redbeat_redis", None)
-    if client is not None:
-        client.close()
+    with make_writer_app("e2e-writer", fresh_redis.url) as app:
+        yield app

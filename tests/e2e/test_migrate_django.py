@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -28,6 +28,7 @@ from redbeat.codec import decode_definition, decode_ext
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 BIN = Path(sys.executable).parent
+DB = TypeVar("DB", Path, str)  # a SQLite file or a database URL
 
 CONVERTIBLE = [
     {"name": "heartbeat", "task": "ops.tasks.ping", "interval": {"every": 30, "period": "seconds"}},
@@ -102,30 +103,28 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("REDBEAT_", "DJANGO_")) and k != "NO_COLOR"}
 
 
-def make_db(path: Path, tasks: list[dict[str, Any]]) -> Path:
+def django_beat_db(*args: str) -> str:
+    """The stdout of tests/e2e/django_beat_db.py (Django and django-celery-beat in a process of their own)."""
     result = subprocess.run(
-        [sys.executable, str(HERE / "django_beat_db.py"), str(path), json.dumps(tasks)],
+        [sys.executable, str(HERE / "django_beat_db.py"), *args],
         capture_output=True,
         text=True,
         env=clean_env(),
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str(len(tasks))
-    return path
+    return result.stdout
+
+
+def make_db(target: DB, tasks: list[dict[str, Any]]) -> DB:
+    """``target`` (a SQLite file or a database URL) filled with ``tasks`` through the ORM."""
+    assert django_beat_db(str(target), json.dumps(tasks)).strip() == str(len(tasks))
+    return target
 
 
 def oracle(db: Path) -> dict[str, Any]:
     """What django-celery-beat's ModelEntry makes of each row."""
-    result = subprocess.run(
-        [sys.executable, str(HERE / "django_beat_db.py"), str(db), "--dump"],
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json.loads(django_beat_db(str(db), "--dump"))
 
 
 def export(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -482,14 +481,7 @@ def test_export_from_postgresql(postgres_db, tmp_path, redis_url, redis_client):
         RUN_ONCE_AND_WINDOWS[4],
         NOT_CONVERTIBLE[0],
     ]
-    result = subprocess.run(
-        [sys.executable, str(HERE / "django_beat_db.py"), postgres_db, json.dumps(tasks)],
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
+    make_db(postgres_db, tasks)
     out = tmp_path / "schedules"
     exported = export("--database-url", postgres_db, str(out))
     assert exported.returncode == 2, exported.stdout + exported.stderr  # the solar task is not converted
@@ -533,14 +525,7 @@ def test_the_documented_commands_run(postgres_db, tmp_path, redis_url):
     assert len(commands) == 4, commands
     tasks = [CONVERTIBLE[0], RUN_ONCE_AND_WINDOWS[0], NOT_CONVERTIBLE[0]]
     make_db(tmp_path / "db.sqlite3", tasks)
-    filled = subprocess.run(
-        [sys.executable, str(HERE / "django_beat_db.py"), postgres_db, json.dumps(tasks)],
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=120,
-    )
-    assert filled.returncode == 0, filled.stderr
+    make_db(postgres_db, tasks)
     env = {
         **clean_env(),
         "DATABASE_URL": postgres_db,

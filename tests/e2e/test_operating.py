@@ -27,9 +27,7 @@ def redbeat_apply(redis_url: str, *args: str, env: dict[str, str] | None = None)
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_history_and_status_show_every_run_the_worker_executed(celery_rig, writer_app, fresh_redis):
-    celery_rig.worker()
-    beat = celery_rig.beat()
-    celery_rig.wait_for(beat, "this instance leads", timeout=20)
+    leading_beat(celery_rig)
     save_every_second(writer_app)
     time.sleep(4)
     entry = RedBeatSchedulerEntry.from_key("redbeat:tick", app=writer_app)
@@ -68,20 +66,36 @@ schedules:
 """
 
 
+def applied(redis_url: str, directory: Path, manifest: str = MANIFEST, *args: str) -> Path:
+    """``directory`` holding ``manifest`` as jobs.yaml, applied with ``args``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "jobs.yaml").write_text(manifest)
+    done = redbeat_apply(redis_url, str(directory), *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return directory
+
+
+#: Seconds the pause test pauses for: long enough for an apply and a plan to see it on a loaded 2-core machine
+#: (three redbeat-apply processes start meanwhile), short enough to watch it end by itself.
+PAUSE = 12
+
+
+def leading_beat(celery_rig) -> None:
+    """A worker and one beat, once the beat leads."""
+    celery_rig.worker()
+    celery_rig.wait_for(celery_rig.beat(), "this instance leads", timeout=20)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_pause_holds_through_an_apply_and_ends_by_itself(celery_rig, fresh_redis, tmp_path):
-    manifests = tmp_path / "schedules"
-    manifests.mkdir()
-    (manifests / "jobs.yaml").write_text(MANIFEST)
-    assert redbeat_apply(fresh_redis.url, str(manifests)).returncode == 0
-    celery_rig.worker()
-    beat = celery_rig.beat()
-    celery_rig.wait_for(beat, "this instance leads", timeout=20)
+    manifests = applied(fresh_redis.url, tmp_path / "schedules")
+    leading_beat(celery_rig)
     time.sleep(2)
     env = {"USER": "alice"}
-    asked_at = time.time()  # the pause ends 6 s after the command's own clock, so after asked_at + 6
-    paused = redbeat_apply(fresh_redis.url, "pause", "pulse", "--until", "6s", "--note", "incident 4711", env=env)
+    asked_at = time.time()  # the pause ends PAUSE s after the command's own clock, so after asked_at + PAUSE
+    paused = redbeat_apply(fresh_redis.url, "pause", "pulse", "--until", f"{PAUSE}s", "--note", "incident 4711",
+                           env=env)
     assert paused.returncode == 0, paused.stderr
     assert paused.stdout.startswith("pulse: paused by alice@") and paused.stdout.rstrip().endswith(": incident 4711")
     paused_at = time.time()
@@ -98,18 +112,15 @@ def test_pause_holds_through_an_apply_and_ends_by_itself(celery_rig, fresh_redis
     assert status[0]["state"] == "paused"
     assert status[0]["paused"].startswith("paused by alice@") and status[0]["paused"].endswith(": incident 4711")
 
-    time.sleep(max(0.0, asked_at + 6 - time.time()))
-    held = [run for run in celery_rig.runs() if held_from <= float(run["at"]) < asked_at + 6]
+    time.sleep(max(0.0, asked_at + PAUSE - time.time()))
+    held = [run for run in celery_rig.runs() if held_from <= float(run["at"]) < asked_at + PAUSE]
     assert held == []
     time.sleep(3)
-    assert [run for run in celery_rig.runs() if float(run["at"]) >= paused_at + 6], "did not resume by itself"
+    assert [run for run in celery_rig.runs() if float(run["at"]) >= paused_at + PAUSE], "did not resume by itself"
 
 
 def test_bad_operator_requests_are_one_line_errors_that_write_nothing(fresh_redis, tmp_path):
-    manifests = tmp_path / "schedules"
-    manifests.mkdir()
-    (manifests / "jobs.yaml").write_text(MANIFEST)
-    assert redbeat_apply(fresh_redis.url, str(manifests)).returncode == 0
+    applied(fresh_redis.url, tmp_path / "schedules")
     client = fresh_redis.client()
     before = {key: client.dump(key) for key in client.keys("*")}
     cases = {
@@ -174,10 +185,7 @@ def celery_redbeat(tmp_path: Path, redis_url: str, *args: str) -> subprocess.Com
 
 
 def test_celery_redbeat_commands_take_redis_and_prefix_from_the_app(fresh_redis, tmp_path):
-    manifests = tmp_path / "schedules"
-    manifests.mkdir()
-    (manifests / "jobs.yaml").write_text(MANIFEST)
-    assert redbeat_apply(fresh_redis.url, str(manifests), "--key-prefix", "ops:").returncode == 0
+    applied(fresh_redis.url, tmp_path / "schedules", MANIFEST, "--key-prefix", "ops:")
 
     paused = celery_redbeat(tmp_path, fresh_redis.url, "pause", "pulse", "--until", "1h", "--note", "db upgrade")
     assert paused.returncode == 0, paused.stderr
@@ -210,8 +218,7 @@ schedules:
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_trigger_runs_once_with_two_beats_and_waits_for_a_beat_when_none_runs(celery_rig, fresh_redis, tmp_path):
-    (tmp_path / "jobs.yaml").write_text(HOURLY)
-    assert redbeat_apply(fresh_redis.url, str(tmp_path / "jobs.yaml")).returncode == 0
+    applied(fresh_redis.url, tmp_path / "schedules", HOURLY)
     score = fresh_redis.client().zscore("redbeat::schedule", "redbeat:rebuild")
 
     # no beat yet: said so, and the request waits

@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.beat import PINNED_NOW, current, make_app
 from support.celery_redbeat_venv import celery_redbeat_python as _celery_redbeat_python
+
+
+@pytest.fixture
+def app(redis_url):
+    """A beat app on the session's redis-server, current, without a lock, its clock pinned at PINNED_NOW."""
+    app = make_app(redis_url, now=PINNED_NOW, redbeat_lock_key=None)
+    with current(app):
+        yield app
 
 
 @pytest.fixture(scope="session")

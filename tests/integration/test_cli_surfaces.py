@@ -284,3 +284,23 @@ def test_validate_json_counts_only_what_it_knows(tmp_path: Path, capsys: pytest.
     )
     document = json.loads(cli(capsys, "validate", "-o", "json", str(tmp_path))[1])
     assert (document["valid"], document["schedules"], document["valid_schedules"]) == (False, None, 1)
+
+
+@pytest.mark.parametrize("command", [[], ["plan"], ["status"], ["export"]], ids=["apply", "plan", "status", "export"])
+def test_a_name_that_is_not_utf8_in_redis_is_one_line_that_names_the_key(
+    capsys: pytest.CaptureFixture[str], manifests: Path, redis_url: str, tmp_path: Path, command: list[str]
+) -> None:
+    import redis
+
+    raw = redis.Redis.from_url(redis_url)
+    raw.sadd("redbeat::owners", b"team-\xff")  # another tool wrote it; redbeat writes only UTF-8
+    raw.zadd("redbeat::schedule", {b"redbeat:bad-\xfe": 1})
+    before = {key: raw.dump(key) for key in raw.keys("*")}
+    target = [str(tmp_path / "out")] if command == ["export"] else [] if command == ["status"] else [str(manifests)]
+    code, out, err = cli(capsys, *command, *target, "--redis-url", redis_url)
+    assert code == 1 and out == "", (out, err)
+    assert err.count("\n") == 1 and "not UTF-8" in err and "nothing was written" in err, err
+    assert "'redbeat::owners'" in err or "'redbeat::schedule'" in err, err
+    assert "Traceback" not in err
+    assert {key: raw.dump(key) for key in raw.keys("*")} == before
+    raw.close()

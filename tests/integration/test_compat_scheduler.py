@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from celery.schedules import crontab, schedule
 from dateutil.rrule import FR, MO
-from support.beat import current, make_app, recording_scheduler_class
+from support.beat import PINNED_NOW, current, make_app, recording_scheduler_class
 from support.celery_redbeat_venv import ROOT, run_compat_script
 from support.redis_dump import dump, restore
 
@@ -32,7 +32,7 @@ EXPECTED_READ = json.loads((DATA_DIR / "expected_read.json").read_text())
 PREFIX = GOLDEN["prefix"]
 SCHEDULE = PREFIX + ":schedule"
 UTC = timezone.utc
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+NOW = PINNED_NOW  # the `app` fixture's clock (tests/integration/conftest.py)
 PLUS2 = timezone(timedelta(hours=2))
 Recording = recording_scheduler_class()
 
@@ -41,13 +41,6 @@ def cr(script, python, redis_url, now):
     out = run_compat_script(script, "--redis-url", redis_url, "--prefix", PREFIX, "--now", now.isoformat(),
                             python=python)
     return json.loads(out)
-
-
-@pytest.fixture
-def app(redis_url):
-    app = make_app(redis_url, now=NOW, redbeat_lock_key=None)
-    with current(app):
-        yield app
 
 
 # -- celery-redbeat's data, our scheduler -----------------------------------------------------------

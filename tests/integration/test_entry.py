@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 import pytest
 from celery.schedules import crontab, schedule
-from support.beat import current, make_app, recording_scheduler_class
+from support.beat import PINNED_NOW, current, make_app, recording_scheduler_class
 
 from redbeat import RedBeatSchedulerEntry as Entry
 from redbeat.schedules import rrule
 
 UTC = timezone.utc
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+NOW = PINNED_NOW  # the `app` fixture's clock (tests/integration/conftest.py)
 SCHEDULE = "redbeat::schedule"
-
-
-@pytest.fixture
-def app(redis_url):
-    app = make_app(redis_url, now=NOW, redbeat_lock_key=None)
-    with current(app):
-        yield app
 
 
 def zscore(client, name):

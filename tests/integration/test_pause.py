@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 import pytest
-from support.beat import current, definition, make_app, meta, recording_scheduler_class
+from support.beat import PINNED_NOW, definition, meta, recording_scheduler_class
 from support.celery_redbeat_venv import run_compat_script
 
 from reconciler.core.errors import RedbeatError
@@ -15,7 +15,7 @@ from redbeat.keys import KeySpace
 from redbeat.operator import Pause
 
 UTC = timezone.utc
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+NOW = PINNED_NOW  # the `app` fixture's clock (tests/integration/conftest.py)
 KEYS = KeySpace()
 Recording = recording_scheduler_class()
 
@@ -26,13 +26,6 @@ def add(client, name, *, every=60.0, ext=None):
         fields["ext"] = json.dumps(ext)
     client.hset(KEYS.entry(name), mapping=fields)
     client.zadd(KEYS.schedule, {KEYS.entry(name): NOW.timestamp()})
-
-
-@pytest.fixture
-def app(redis_url):
-    app = make_app(redis_url, now=NOW, redbeat_lock_key=None)
-    with current(app):
-        yield app
 
 
 def test_a_paused_entry_is_skipped_until_its_pause_ends_then_runs_once(app, redis_client):

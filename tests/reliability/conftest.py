@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from celery import Celery
 from support.redis_proc import RedisProcess
+from support.rig_app import writer_app
 
 
 @pytest.fixture
@@ -20,12 +20,8 @@ def aof_redis(tmp_path):
 @pytest.fixture
 def writer(aof_redis):
     """An in-process app writing entries to the test's redis, as users' code does."""
-    app = Celery("rel-writer", set_as_current=False)
-    app.conf.update(redbeat_redis_url=aof_redis.url, timezone="UTC", broker_url=aof_redis.url)
-    yield app
-    client = getattr(app, "redbeat_redis", None)
-    if client is not None:
-        client.close()
+    with writer_app("rel-writer", aof_redis.url) as app:
+        yield app
 
 
 

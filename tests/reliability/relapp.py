@@ -1,7 +1,6 @@
 """The Celery app the reliability scenarios run as real workers and real ``celery beat -S redbeat.Scheduler``.
 
-Configured from the environment tests/support/celery_rig.py sets
-(E2E_REDIS_URL, E2E_LOCK_TIMEOUT, E2E_RUN_LOG) plus:
+Configured from the environment the rig sets (tests/support/rig_app.py) plus:
 
 * REL_RETRY_PERIOD: when set, ``redbeat_redis_options = {"retry_period": ...}``.
 * REL_STALL_FILE: fault injection in beat only: when this file exists, the
@@ -20,27 +19,15 @@ as one JSON line to E2E_RUN_LOG: the record every scenario is checked on.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 import time
 
-from celery import Celery
 from celery.signals import before_task_publish
+from support.rig_app import append_run, rig_app
 
-app = Celery("relapp")
-app.conf.update(
-    broker_url=os.environ["E2E_REDIS_URL"],
-    broker_connection_retry_on_startup=True,
-    broker_connection_max_retries=None,
-    redbeat_redis_url=os.environ["E2E_REDIS_URL"],
-    redbeat_lock_timeout=float(os.environ.get("E2E_LOCK_TIMEOUT", "3")),
-    task_ignore_result=True,
-    result_expires=None,
-    timezone="UTC",
-    worker_prefetch_multiplier=16,
-)
+app = rig_app("relapp", broker_connection_max_retries=None, worker_prefetch_multiplier=16)
 if os.environ.get("REL_RETRY_PERIOD"):
     app.conf.redbeat_redis_options = {"retry_period": float(os.environ["REL_RETRY_PERIOD"])}
 
@@ -96,7 +83,7 @@ _install_stall()
 @app.task(name="rel.record", bind=True)
 def record(self, name: str, *args, **kwargs) -> None:
     request = self.request
-    line = json.dumps({
+    append_run({
         "name": name,
         "slot": getattr(request, "rel_slot", None),
         "count": getattr(request, "rel_count", None),
@@ -105,9 +92,4 @@ def record(self, name: str, *args, **kwargs) -> None:
         "task_id": request.id,
         "kwargs": kwargs,
         "at": time.time(),
-    }) + "\n"
-    fd = os.open(os.environ["E2E_RUN_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
+    })  # fmt: skip

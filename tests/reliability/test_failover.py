@@ -44,6 +44,17 @@ def first_send_after(rig, t: float, *, exclude: set[int]) -> dict | None:
     return min(later, key=lambda r: float(r["sent_at"])) if later else None
 
 
+def start_two_beats(rig, client, writer, every: dict[str, float], runs_before: int):
+    """A worker and beats a and b running ``every`` until ``runs_before`` runs are recorded: (beats, t0)."""
+    rig.worker()
+    beats = [rig.beat("beat-a"), rig.beat("beat-b")]
+    wait_until(lambda: leader_pid(client) is not None, timeout=30, message="a leader")
+    t0 = datetime.now(timezone.utc)
+    save_interval_entries(writer, every, t0)
+    wait_until(lambda: len(rig.runs()) >= runs_before, timeout=20, message=f"{runs_before} runs before the fault")
+    return beats, t0
+
+
 @pytest.mark.timeout(600)
 def test_leader_churn_never_twice_misses_within_the_rule(aof_redis, tmp_path, writer):
     """SIGKILL the leader of three beats every few seconds; audit every slot from the worker's record."""
@@ -112,15 +123,9 @@ def test_paused_leader_sends_nothing_after_it_wakes_and_stands_by(aof_redis, tmp
     """SIGSTOP the leader past the lock timeout, SIGCONT it: it demotes itself, sends nothing, competes again."""
     rig = make_rig(aof_redis.url, tmp_path, LOCK_TIMEOUT)
     client = aof_redis.client()
+    every = {f"pause-{i}": 1.0 for i in range(4)}
     try:
-        rig.worker()
-        beats = [rig.beat("beat-a"), rig.beat("beat-b")]
-        wait_until(lambda: leader_pid(client) is not None, timeout=30, message="a leader")
-        t0 = datetime.now(timezone.utc)
-        every = {f"pause-{i}": 1.0 for i in range(4)}
-        save_interval_entries(writer, every, t0)
-        wait_until(lambda: len(rig.runs()) >= 8, timeout=20, message="runs before the pause")
-
+        beats, t0 = start_two_beats(rig, client, writer, every, runs_before=8)
         paused = proc_of(beats, leader_pid(client))
         other = next(b for b in beats if b is not paused)
         stopped_at = time.time()
@@ -212,14 +217,9 @@ def test_leader_paused_between_claim_and_send_sends_nothing_after_it_wakes(aof_r
     stall = tmp_path / "stall-now"
     rig = make_rig(aof_redis.url, tmp_path, LOCK_TIMEOUT, REL_STALL_FILE=str(stall))
     client = aof_redis.client()
+    every = {f"stall-{i}": 1.0 for i in range(3)}
     try:
-        rig.worker()
-        beats = [rig.beat("beat-a"), rig.beat("beat-b")]
-        wait_until(lambda: leader_pid(client) is not None, timeout=30, message="a leader")
-        t0 = datetime.now(timezone.utc)
-        every = {f"stall-{i}": 1.0 for i in range(3)}
-        save_interval_entries(writer, every, t0)
-        wait_until(lambda: len(rig.runs()) >= 6, timeout=20, message="runs before the stall")
+        beats, _t0 = start_two_beats(rig, client, writer, every, runs_before=6)
         leader = proc_of(beats, leader_pid(client))
         stall.touch()
         rig.wait_for(leader, "relapp: stalled after claiming", timeout=10)

@@ -13,6 +13,8 @@ import redis
 from celery import Celery
 
 UTC = timezone.utc
+#: The instant scheduler tests pin beat's clock to (tests/integration's ``app`` fixture): a Wednesday noon, UTC.
+PINNED_NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 class Clock:

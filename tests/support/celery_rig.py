@@ -4,7 +4,8 @@ Every process runs in its own process group (``start_new_session``) against
 the test's own redis-server, and :meth:`CeleryRig.stop_all` kills every
 group, whatever happened.  The Celery app is a module in ``app_dir``
 (tests/e2e/beatapp.py by default) configured from the environment the rig
-sets: E2E_REDIS_URL, E2E_LOCK_TIMEOUT, E2E_RUN_LOG, plus ``extra_env``.
+sets: E2E_REDIS_URL, E2E_LOCK_TIMEOUT, E2E_RUN_LOG, plus ``extra_env``
+(tests/support/rig_app.py reads them for the suite's own apps).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 
 from support.redis_proc import wait_until
 
-E2E_DIR = Path(__file__).resolve().parent.parent / "e2e"
+TESTS_DIR = Path(__file__).resolve().parent.parent
+E2E_DIR = TESTS_DIR / "e2e"
 
 
 @dataclass
@@ -69,11 +71,16 @@ class CeleryRig:
             E2E_REDIS_URL=self.redis_url,
             E2E_LOCK_TIMEOUT=str(self.lock_timeout),
             E2E_RUN_LOG=str(self.run_log),
-            PYTHONPATH=os.pathsep.join(filter(None, [str(self.app_dir), env.get("PYTHONPATH")])),
+            PYTHONPATH=os.pathsep.join(filter(None, [*self._import_dirs(), env.get("PYTHONPATH")])),
             PYTHONUNBUFFERED="1",
         )
         env.update(self.extra_env)
         return env
+
+    def _import_dirs(self) -> list[str]:
+        """The app's directory; and tests/ for the test suite's own apps (they share support.rig_app)."""
+        app_dir = self.app_dir.resolve()
+        return [str(app_dir), str(TESTS_DIR)] if TESTS_DIR in app_dir.parents else [str(app_dir)]
 
     def _spawn(self, name: str, *args: str, python: Path | None = None) -> Proc:
         log = self.workdir / f"{name}.log"

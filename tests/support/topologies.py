@@ -60,6 +60,24 @@ class _Group:
         return "\n".join(out)
 
 
+class _OneServer(_Group):
+    """A group of one redis-server (``server``, once started)."""
+
+    def __init__(self, workdir: Path | None, prefix: str) -> None:
+        super().__init__(workdir, prefix)
+        self.server: RedisProcess | None = None
+
+    def _start_server(self, server: RedisProcess) -> None:
+        self.server = server
+        server.dir.mkdir(parents=True, exist_ok=True)
+        self._spawn(server)
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return self.server.port
+
+
 # -- TLS ---------------------------------------------------------------------------------------
 
 
@@ -90,7 +108,7 @@ class TLSRedisProcess(RedisProcess):
         return super().client(**kwargs)
 
 
-class TLSRedis(_Group):
+class TLSRedis(_OneServer):
     """One TLS-only redis-server with a certificate for 127.0.0.1 and localhost from a trustme CA.
 
     ``ca_file`` verifies the server; ``other_ca_file`` is a CA that did not sign it.
@@ -101,7 +119,6 @@ class TLSRedis(_Group):
         self.password = password
         self.ca_file = self.dir / "ca.pem"
         self.other_ca_file = self.dir / "other-ca.pem"
-        self.server: TLSRedisProcess | None = None
 
     def start(self) -> TLSRedis:
         import trustme
@@ -115,16 +132,9 @@ class TLSRedis(_Group):
         for extra in cert.cert_chain_pems[1:]:
             extra.write_to_path(str(cert_file), append=True)
         cert.private_key_pem.write_to_path(str(key_file))
-        self.server = TLSRedisProcess(workdir=self.dir / "redis", ca_file=self.ca_file, cert_file=cert_file,
-                                      key_file=key_file, password=self.password)
-        self.server.dir.mkdir(parents=True, exist_ok=True)
-        self._spawn(self.server)
+        self._start_server(TLSRedisProcess(workdir=self.dir / "redis", ca_file=self.ca_file, cert_file=cert_file,
+                                           key_file=key_file, password=self.password))
         return self
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None
-        return self.server.port
 
     def client(self, **kwargs: object) -> redis.Redis:
         assert self.server is not None
@@ -134,25 +144,17 @@ class TLSRedis(_Group):
 # -- ACL ---------------------------------------------------------------------------------------
 
 
-class ACLRedis(_Group):
+class ACLRedis(_OneServer):
     """A redis-server whose default user needs a password; :meth:`add_user` runs ``ACL SETUSER``."""
 
     ADMIN_PASSWORD = "admin-secret-1"
 
     def __init__(self, workdir: Path | None = None) -> None:
         super().__init__(workdir, "redbeat-acl-")
-        self.server: RedisProcess | None = None
 
     def start(self) -> ACLRedis:
-        self.server = RedisProcess(workdir=self.dir / "redis", password=self.ADMIN_PASSWORD)
-        self.server.dir.mkdir(parents=True, exist_ok=True)
-        self._spawn(self.server)
+        self._start_server(RedisProcess(workdir=self.dir / "redis", password=self.ADMIN_PASSWORD))
         return self
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None
-        return self.server.port
 
     def admin(self) -> redis.Redis:
         assert self.server is not None

@@ -78,35 +78,22 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_schema_rejects_an_unknown_catch_up_policy_with_a_hint(tmp_path, monkeypatch):
+def job_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *extra_lines: str) -> Path:
+    """``jobs.yaml`` (relative: errors name it so) of a 30 s job with ``extra_lines`` after its fields."""
     monkeypatch.chdir(tmp_path)
-    write(
-        tmp_path,
-        """\
-        name: job
-        task: app.tasks.job
-        every: 30s
-        catch_up: onse
-    """,
-    )
-    _, errors = check_manifests([Path("jobs.yaml")])
+    write(tmp_path, "\n".join(["name: job", "task: app.tasks.job", "every: 30s", *extra_lines]) + "\n")
+    return Path("jobs.yaml")
+
+
+def test_schema_rejects_an_unknown_catch_up_policy_with_a_hint(tmp_path, monkeypatch):
+    _, errors = check_manifests([job_with(tmp_path, monkeypatch, "catch_up: onse")])
     assert [str(e) for e in errors] == ["jobs.yaml:4:11: catch_up: 'onse' is not one of skip, once, all"]
     assert errors[0].hint is not None and "once" in errors[0].hint
 
 
 def test_compat_celery_redbeat_names_every_extension(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    write(
-        tmp_path,
-        """\
-        name: job
-        task: app.tasks.job
-        every: 30s
-        jitter: 5s
-        catch_up: skip
-    """,
-    )
-    entries, errors = check_manifests([Path("jobs.yaml")], compat="celery-redbeat")
+    entries, errors = check_manifests([job_with(tmp_path, monkeypatch, "jitter: 5s", "catch_up: skip")],
+                                      compat="celery-redbeat")
     assert sorted(str(e) for e in errors) == [
         "jobs.yaml:4:9: jitter: celery-redbeat ignores jitter (an extension): there the entry runs without it",
         "jobs.yaml:5:11: catch_up: celery-redbeat ignores catch_up (an extension): there the entry runs without it",

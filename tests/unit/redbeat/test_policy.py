@@ -112,52 +112,32 @@ MINUTELY = every(timedelta(minutes=1))
 DOWN = [T0 + timedelta(seconds=1), T0 + timedelta(minutes=30, seconds=1), T0 + timedelta(minutes=31, seconds=1)]
 
 
+def after_downtime(ticks, policy=DEFAULT_POLICY):
+    """Runs of MINUTELY, last run the minute before T0, as beat ticking only at ``ticks`` sends them."""
+    return simulate(MINUTELY, start=T0, end=None, step=None, last_run_at=T0 - timedelta(minutes=1), ticks=ticks,
+                    policy=policy)
+
+
+def minutes_after_t0(runs):
+    return [(slot - T0).total_seconds() / 60 for slot, _ in runs]
+
+
 def test_catch_up_once_runs_the_newest_missed_slot_once():
-    runs = simulate(MINUTELY, start=T0, end=None, step=None, last_run_at=T0 - timedelta(minutes=1), ticks=DOWN)
-    assert [(s - T0).total_seconds() / 60 for s, _ in runs] == [0, 30, 31]
+    assert minutes_after_t0(after_downtime(DOWN)) == [0, 30, 31]
 
 
 def test_catch_up_skip_runs_no_slot_missed_by_more_than_the_grace():
-    policy = Policy(catch_up="skip")
-    runs = simulate(
-        MINUTELY, start=T0, end=None, step=None, last_run_at=T0 - timedelta(minutes=1), ticks=DOWN, policy=policy
-    )
     # 12:00 ran on time; 12:01..12:30 missed while down; at 12:30:01 the 12:30 slot is 1 s late: it runs.
-    assert [(s - T0).total_seconds() / 60 for s, _ in runs] == [0, 30, 31]
+    assert minutes_after_t0(after_downtime(DOWN, Policy(catch_up="skip"))) == [0, 30, 31]
     late = [T0 + timedelta(seconds=1), T0 + timedelta(minutes=30, seconds=50), T0 + timedelta(minutes=31, seconds=1)]
-    runs = simulate(
-        MINUTELY,
-        start=T0,
-        end=None,
-        step=None,
-        last_run_at=T0 - timedelta(minutes=1),
-        ticks=late,
-        policy=Policy(catch_up="skip", starting_deadline=30),
-    )
-    assert [(s - T0).total_seconds() / 60 for s, _ in runs] == [0, 31]
+    assert minutes_after_t0(after_downtime(late, Policy(catch_up="skip", starting_deadline=30))) == [0, 31]
 
 
 def test_catch_up_all_runs_each_missed_slot_oldest_first_up_to_the_limit():
-    runs = simulate(
-        MINUTELY,
-        start=T0,
-        end=None,
-        step=None,
-        last_run_at=T0 - timedelta(minutes=1),
-        ticks=[T0 + timedelta(minutes=4, seconds=1)],
-        policy=Policy(catch_up="all"),
-    )
-    assert [(s - T0).total_seconds() / 60 for s, _ in runs] == [0, 1, 2, 3, 4]
-    capped = simulate(
-        MINUTELY,
-        start=T0,
-        end=None,
-        step=None,
-        last_run_at=T0 - timedelta(minutes=1),
-        ticks=[T0 + timedelta(days=7)],
-        policy=Policy(catch_up="all", catch_up_limit=3),
-    )
-    assert [(s - T0).total_seconds() / 60 for s, _ in capped] == [7 * 1440 - 2, 7 * 1440 - 1, 7 * 1440]
+    runs = after_downtime([T0 + timedelta(minutes=4, seconds=1)], Policy(catch_up="all"))
+    assert minutes_after_t0(runs) == [0, 1, 2, 3, 4]
+    capped = after_downtime([T0 + timedelta(days=7)], Policy(catch_up="all", catch_up_limit=3))
+    assert minutes_after_t0(capped) == [7 * 1440 - 2, 7 * 1440 - 1, 7 * 1440]
 
 
 def test_catch_up_all_with_a_crontab_caps_too():

@@ -13,7 +13,7 @@ from reconciler.schedules.convert import manifest_to_entry
 from reconciler.sync.plan import Plan, plan
 from reconciler.sync.plan_report import render
 from reconciler.sync.state import ActualState
-from redbeat.redaction import MASK, is_secret_key, redact, redact_text, redact_url
+from redbeat.redaction import MASK, is_secret_key, is_secret_path, key_words, redact, redact_text, redact_url
 
 SECRET_KEYS = [
     "password",
@@ -193,3 +193,96 @@ def test_broker_url_fallback_warning_masks_every_credential(caplog) -> None:
         ensure_conf(app)
     text = caplog.text
     assert "using broker_url" in text and "hunter2" not in text and "s3cr3t" not in text
+
+
+# --- hostile input: never raises, never shows a secret ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [
+        ("X-Auth-Token", ["x", "auth", "token"]),
+        ("APIKey", ["api", "key"]),
+        ("db_password2", ["db", "password", "2"]),
+        ("<script>token</script>", ["script", "token", "script"]),
+        ("pässwörd", ["p", "ssw", "rd"]),
+        ("", []),
+        ("[]/\"'\x00\n", []),
+    ],
+)
+def test_key_words_split_on_anything_not_alphanumeric_and_on_camel_case(key: str, words: list[str]) -> None:
+    assert key_words(key) == words
+
+
+@pytest.mark.parametrize(
+    ("path", "secret"),
+    [
+        ("kwargs.db_password", True),
+        ("options.headers.Authorization", True),
+        ("kwargs.nested.apiKey", True),
+        ("kwargs.author", False),
+        ("password", False),  # a top-level manifest field is never a secret
+        ("task.token", False),
+        ("kwargs", False),
+        ("", False),
+    ],
+)
+def test_a_flattened_field_path_is_secret_under_kwargs_or_options_only(path: str, secret: bool) -> None:
+    assert is_secret_path(path) is secret
+
+
+def test_mapping_keys_that_are_not_strings_are_kept_and_judged_by_their_text() -> None:
+    assert redact({1: "one", None: "none", ("a", "b"): "tuple", "token": 5}) == {
+        1: "one",
+        None: "none",
+        ("a", "b"): "tuple",
+        "token": MASK,
+    }
+
+
+def test_redaction_leaves_its_input_alone() -> None:
+    value = {"password": "p", "list": [{"token": "t"}]}
+    redact(value)
+    assert value == {"password": "p", "list": [{"token": "t"}]}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:s3cr3t@",
+        "redis://@@@s3cr3t@h",
+        "://:s3cr3t@h",
+        "redis://u:s3cr3t@h:1/0?password",
+        "redis://u:s3cr3t\n@h:1/0",
+        "redis://ü:s3cr3t@hôst:1/0?pässword=x",
+        "redis://h/0?token=s3cr3t&token=s3cr3t",
+        ";;redis://:s3cr3t@h;",
+        "redis://:" + "s3cr3t" * 100_000 + "@h:1/0",
+    ],
+)
+def test_malformed_urls_never_raise_and_never_show_the_password(url: str) -> None:
+    assert "s3cr3t" not in redact_url(url)
+
+
+def test_redact_url_and_text_take_anything_printable() -> None:
+    assert redact_url(None) == "None"  # type: ignore[arg-type]
+    assert redact_text(ValueError("redis://:s3cr3t@h")) == "redis://:***@h"  # type: ignore[arg-type]
+
+
+def test_a_query_without_credentials_is_left_exactly_as_written() -> None:
+    url = "redis://h:1/0?db=1&socket_timeout=2&ssl_cert_reqs=none&key_prefix=a%2Fb"
+    assert redact_url(url) == url
+
+
+def test_only_the_urls_in_a_text_change() -> None:
+    text = "<script>alert('redis://:s3cr3t@h:1/0')</script> token=plain ünïcødé\x00"
+    assert redact_text(text) == "<script>alert('redis://:***@h:1/0')</script> token=plain ünïcødé\x00"
+
+
+def test_masking_a_huge_text_takes_linear_time() -> None:
+    import time
+
+    text = "redis://h/0?a=b&" * 50_000 + " x" * 200_000
+    started = time.perf_counter()
+    assert redact_text(text).endswith(" x")
+    assert time.perf_counter() - started < 5
