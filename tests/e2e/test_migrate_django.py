@@ -204,7 +204,7 @@ def test_export_writes_valid_manifests_and_reports_the_rest(full_db, tmp_path):
         "quarter-hours": {
             "name": "quarter-hours",
             "task": "ops.tasks.poll",
-            "cron": "*/15 8-18 * */3 *",  # canonical: 1,4,7,10 == */3
+            "cron": "*/15 8-18 * 1,4,7,10 *",  # as django-celery-beat stores it, not respelled "*/3"
             "timezone": "America/New_York",
         },
         "expires-later": {
