@@ -160,6 +160,7 @@ def test_markdown_and_json_outputs(schedules, redis_url, redis_client):
         "op": "update",
         "name": "heartbeat",
         "fields": [{"path": "every", "old": "30s", "new": "1m"}],
+        "respelled": [],
         "reschedule": True,
         "drift": [],
         "reason": None,

@@ -190,7 +190,7 @@ def test_export_writes_valid_manifests_and_reports_the_rest(full_db, tmp_path):
         "nightly-report": {
             "name": "nightly-report",
             "task": "reports.tasks.nightly",
-            "cron": "30 2 * * 1-5",
+            "cron": "30 2 * * mon-fri",  # as django-celery-beat stores it
             "timezone": "Europe/Berlin",
             "enabled": False,
         },
@@ -497,7 +497,7 @@ def test_export_from_postgresql(postgres_db, tmp_path, redis_url, redis_client):
     assert schedules["nightly-report"] == {
         "name": "nightly-report",
         "task": "reports.tasks.nightly",
-        "cron": "30 2 * * 1-5",
+        "cron": "30 2 * * mon-fri",
         "timezone": "Europe/Berlin",
         "enabled": False,
     }
