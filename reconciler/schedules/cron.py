@@ -171,51 +171,18 @@ def _read_field(field: str, text: object) -> tuple[frozenset[int], str]:
 @functools.lru_cache(maxsize=4096)
 def _parse_field(field: str, spec: str) -> tuple[frozenset[int], str]:
     """(values, stored text) of one field; the text is ``spec`` without whitespace around its tokens."""
-    low, high = BOUNDS[field]
-    top = 7 if field == "day_of_week" else high
-    values: set[int] = set()
     if not spec:
         raise CronError(f"{LABELS[field]} is empty")
     if len(spec) > 4 * MAX_FIELD_LENGTH:  # tidying removes whitespace: refuse only what cannot fit after it
         raise CronError(f"{LABELS[field]} is {len(spec)} characters long; at most {MAX_FIELD_LENGTH}")
+    values: set[int] = set()
     written: list[str] = []
     for part in spec.split(","):
-        part = part.strip()
-        if not part:
+        if not part.strip():
             raise CronError(f"{LABELS[field]} {spec!r} has an empty list item")
-        base, slash, step_text = part.partition("/")
-        base, step_text = base.strip(), step_text.strip()
-        step = 1
-        if slash:
-            significant = step_text.lstrip("0")
-            if not _digits(step_text) or not significant:
-                raise CronError(f"{LABELS[field]} step {step_text!r} must be a whole number >= 1")
-            if len(significant) > _MAX_DIGITS:
-                raise CronError(f"{LABELS[field]} step {significant[:_MAX_DIGITS]}... is too large")
-            step = int(significant)
-        if base == "*":
-            items = list(range(low, high + 1))
-        elif "-" in base:
-            first, _, last = base.partition("-")
-            first, last = first.strip(), last.strip()
-            if not first or not last:
-                raise CronError(f"{LABELS[field]} range {base!r} needs a start and an end")
-            start, end = _number(field, first), _number(field, last)
-            if field == "day_of_week" and start == 7:
-                # Sunday as 7 starts a range as Sunday 0 does: "7-1" is Sunday and Monday, "7-7" Sunday.
-                start, end = 0, 0 if end == 7 else end
-            # A reversed range wraps at the field's real end (Saturday, not a second Sunday 7), as in Celery.
-            items = _expand(field, low, high, start, end)
-            base = f"{first}-{last}"
-        elif slash:
-            raise CronError(
-                f"{LABELS[field]} {part!r}: a step needs '*' or a range before it, "
-                f"e.g. '*/{step}' or '{base}-{top}/{step}'"
-            )
-        else:
-            items = [_number(field, base)]
-        values.update(items[::step])
-        written.append(f"{base}/{step_text}" if slash else base)
+        items, text = _parse_item(field, part.strip())
+        values.update(items)
+        written.append(text)
     if field == "day_of_week" and 7 in values:
         values.discard(7)
         values.add(0)
@@ -228,6 +195,44 @@ def _parse_field(field: str, spec: str) -> tuple[frozenset[int], str]:
     if not _celery_reads(field, text, result):
         text = canonical_field(field, result)
     return result, text
+
+
+def _parse_item(field: str, part: str) -> tuple[list[int], str]:
+    """The values of one list item (``*``, ``*/n``, ``a``, ``a-b``, ``a-b/n``) and its text without whitespace."""
+    low, high = BOUNDS[field]
+    base, slash, step_text = part.partition("/")
+    base, step_text = base.strip(), step_text.strip()
+    step = 1
+    if slash:
+        significant = step_text.lstrip("0")
+        if not _digits(step_text) or not significant:
+            raise CronError(f"{LABELS[field]} step {step_text!r} must be a whole number >= 1")
+        if len(significant) > _MAX_DIGITS:
+            raise CronError(f"{LABELS[field]} step {significant[:_MAX_DIGITS]}... is too large")
+        step = int(significant)
+    if base == "*":
+        items = list(range(low, high + 1))
+    elif "-" in base:
+        first, _, last = base.partition("-")
+        first, last = first.strip(), last.strip()
+        if not first or not last:
+            raise CronError(f"{LABELS[field]} range {base!r} needs a start and an end")
+        start, end = _number(field, first), _number(field, last)
+        if field == "day_of_week" and start == 7:
+            # Sunday as 7 starts a range as Sunday 0 does: "7-1" is Sunday and Monday, "7-7" Sunday.
+            start, end = 0, 0 if end == 7 else end
+        # A reversed range wraps at the field's real end (Saturday, not a second Sunday 7), as in Celery.
+        items = _expand(field, low, high, start, end)
+        base = f"{first}-{last}"
+    elif slash:
+        top = 7 if field == "day_of_week" else high
+        raise CronError(
+            f"{LABELS[field]} {part!r}: a step needs '*' or a range before it, "
+            f"e.g. '*/{step}' or '{base}-{top}/{step}'"
+        )
+    else:
+        items = [_number(field, base)]
+    return items[::step], (f"{base}/{step_text}" if slash else base)
 
 
 @functools.lru_cache(maxsize=4096)
