@@ -226,7 +226,7 @@ def crontab_schedule(fields: dict[str, str]) -> dict[str, Any]:
             parsed = celery_crontab(**fields)
         except Exception as exc:
             raise ValueError(f"crontab {fields} is not valid: {exc}") from None
-        spec = CronSpec(**{f: frozenset(getattr(parsed, f)) for f in CELERY_FIELDS})
+        spec = CronSpec.of_sets({f: frozenset(getattr(parsed, f)) for f in CELERY_FIELDS})
     text = cron_string(spec)
     if text is not None:
         return {"cron": text}

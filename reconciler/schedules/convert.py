@@ -3,8 +3,11 @@
 :func:`manifest_to_entry` turns one (defaults-merged, schema-valid) manifest
 schedule into the canonical ``definition`` celery-redbeat 2.4.2 reads, plus
 our extensions (``ext``). Canonical means that equal schedules give equal
-definitions whatever their spelling: ``every: 1m`` == ``every: 60``, crontab
-strings normalised by :mod:`reconciler.schedules.cron`, rrule lists sorted.
+definitions whatever their spelling: ``every: 1m`` == ``every: 60``, rrule
+lists sorted. Crontab fields are the exception: they are stored as written
+(:mod:`reconciler.schedules.cron`), because celery-redbeat's repr, Flower and
+``status`` show them; :func:`same_times` and :func:`respellings` compare them
+by what they match.
 
 :func:`entry_to_manifest` is the inverse used by ``export``: the shortest
 natural manifest (``every: 30s``, ``cron: "*/5 * * * *"``) whose definition is
@@ -21,7 +24,7 @@ import re
 import zoneinfo
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeGuard
 
 from dateutil import rrule as du
 
@@ -254,13 +257,13 @@ def _schedule(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
         return {"__type__": "crontab", **spec.celery_fields()}, {}
     if kind == "crontab":
         fields = schedule["crontab"]
-        sets = {}
+        stored = {}
         for name in cron.CELERY_FIELDS:
             try:
-                sets[name] = cron.parse_field(name, fields.get(name, "*"))
+                stored[name] = cron.stored_field(name, fields.get(name, "*"))
             except cron.CronError as exc:
                 raise FieldError(("crontab", name), f"{fields.get(name)!r}: {exc}") from None
-        return {"__type__": "crontab", **cron.CronSpec(**sets).celery_fields()}, {}
+        return {"__type__": "crontab", **stored}, {}
     if kind == "at":
         return _one_off(schedule["at"])
     return _rrule(schedule["rrule"])
@@ -429,6 +432,47 @@ def _crontab_text(value: Any) -> str:
     return str(value)
 
 
+def crontab_fields(schedule: Mapping[str, Any]) -> dict[str, str]:
+    """The five fields of a stored crontab schedule as text (celery-redbeat stores what was given: "0", 0, [3, 9])."""
+    return {name: _crontab_text(schedule.get(name, "*")) for name in cron.CELERY_FIELDS}
+
+
+def _crontab_manifest(fields: Mapping[str, str]) -> dict[str, Any]:
+    """``{"cron": ...}`` in the stored spelling, or ``{"crontab": ...}`` when cron would read it otherwise."""
+    try:
+        spec = cron.parse_crontab(fields)
+    except cron.CronError:
+        return {"crontab": {name: text for name, text in fields.items() if text != "*"}}
+    text = cron.cron_string(spec)
+    if text is not None:
+        return {"cron": text}
+    return {"crontab": {name: text for name, text in spec.celery_fields().items() if text != "*"}}
+
+
+def _is_crontab(schedule: object) -> TypeGuard[Mapping[str, Any]]:
+    return isinstance(schedule, Mapping) and schedule.get("__type__") == "crontab"
+
+
+def same_times(old: object, new: object) -> bool:
+    """Whether two stored schedules fire at the same times: equal, or crontabs whose fields match the same values.
+
+    Either may be anything read from Redis; what is not a crontab is compared as it is.
+    """
+    if old == new:
+        return True
+    if _is_crontab(old) and _is_crontab(new):
+        return cron.same_times(crontab_fields(old), crontab_fields(new))
+    return False
+
+
+def respellings(old: object, new: object) -> list[tuple[str, str, str]]:
+    """(field, old text, new text) of each crontab field spelled differently in two schedules with the same times."""
+    if old == new or not (_is_crontab(old) and _is_crontab(new) and same_times(old, new)):
+        return []
+    before, after = crontab_fields(old), crontab_fields(new)
+    return [(name, before[name], after[name]) for name in cron.CELERY_FIELDS if before[name] != after[name]]
+
+
 def entry_to_manifest(definition: Mapping[str, Any], ext: Mapping[str, Any] | None) -> dict[str, Any]:
     """The shortest natural manifest schedule whose definition is ``definition``.
 
@@ -447,16 +491,7 @@ def entry_to_manifest(definition: Mapping[str, Any], ext: Mapping[str, Any] | No
         if schedule.get("relative"):
             out["relative"] = True
     elif kind == "crontab":
-        # celery-redbeat stores the Python value given to crontab(): "0", 0, or [3, 9].
-        fields = {f: _crontab_text(schedule.get(f, "*")) for f in cron.CELERY_FIELDS}
-        try:
-            text = cron.cron_string(cron.parse_crontab(fields))
-        except cron.CronError:
-            text = None
-        if text is not None:
-            out["cron"] = text
-        else:
-            out["crontab"] = {f: v for f, v in fields.items() if v != "*"}
+        out.update(_crontab_manifest(crontab_fields(schedule)))
     elif kind == "rrule" and _is_one_off(schedule) and "rrule_byweekday" not in ext:
         out["at"] = _iso(schedule["dtstart"], schedule.get("dtstart_tz", 0.0))
     elif kind == "rrule":

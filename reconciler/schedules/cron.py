@@ -1,11 +1,16 @@
-"""Cron expressions -> Celery crontab fields, in one canonical spelling.
+"""Cron expressions -> Celery crontab fields, stored as the user wrote them.
 
-A field is parsed into the set of values it matches, then written back by
-:func:`canonical_field`, so equal schedules give identical strings whatever
-their spelling (``mon-fri`` == ``1-5``, ``*/15`` == ``0,15,30,45``, ``7`` ==
-``0`` for Sunday, ``*`` for a full set). Every canonical string is parsed
-again with Celery's own ``crontab_parser`` and must give the same set; that is
-what beat will read.
+A field is parsed into the set of values it matches (what it *means*) and
+into the text to store (what it *says*): the user's spelling with the
+whitespace around its tokens removed, so ``sat,sun`` stays ``sat,sun`` and
+celery-redbeat's repr, Flower and ``status`` show what git says. The stored
+text is read back with Celery's own ``crontab_parser``, which is what beat and
+celery-redbeat build the crontab with; when Celery cannot read the spelling as
+the same set (``7`` for Sunday in day of week, which Celery refuses), the field
+is stored in the one canonical spelling of :func:`canonical_field` instead.
+
+Equality is on the sets: :class:`CronSpec` compares values, not spelling, so
+``mon-fri`` == ``1-5`` and ``*/15`` == ``0,15,30,45`` (see :func:`same_times`).
 
 Syntax accepted in a field: ``*``, numbers, names (``jan``-``dec`` in months,
 ``sun``-``sat`` in days of week, case-insensitive), ranges ``a-b`` (a range
@@ -18,6 +23,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from celery.schedules import crontab_parser
 
@@ -45,6 +51,11 @@ _MONTHS = {
     n: i for i, n in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)
 }
 _WEEKDAYS = {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
+#: The longest field text stored: an enumeration of every minute is 170 characters; longer is
+#: repetition, which would make every definition, diff and Flower row that long.
+MAX_FIELD_LENGTH = 255
+#: Digits of a number or step: enough for any field, and far below int()'s 4300-digit limit.
+_MAX_DIGITS = 9
 
 SHORTCUTS = {
     "@yearly": "0 0 1 1 *",
@@ -63,26 +74,61 @@ class CronError(ValueError):
 
 @dataclass(frozen=True)
 class CronSpec:
-    """The value sets of the five fields."""
+    """The value sets of the five fields, and the text each is stored as.
+
+    Two specs are equal when their sets are: ``spelling`` (the stored text of
+    each field, in :data:`CELERY_FIELDS` order) does not take part in equality.
+    Without a spelling, every field is spelled canonically.
+    """
 
     minute: frozenset[int]
     hour: frozenset[int]
     day_of_week: frozenset[int]
     day_of_month: frozenset[int]
     month_of_year: frozenset[int]
+    spelling: tuple[str, ...] | None = dataclass_field(default=None, compare=False)
 
-    def restricted(self, field: str) -> bool:
-        low, high = BOUNDS[field]
-        return len(getattr(self, field)) != high - low + 1
+    @classmethod
+    def of_sets(cls, sets: Mapping[str, frozenset[int]]) -> CronSpec:
+        """A spec of the value sets by field name, without a spelling: each field is stored canonically."""
+        return cls(
+            minute=sets["minute"],
+            hour=sets["hour"],
+            day_of_week=sets["day_of_week"],
+            day_of_month=sets["day_of_month"],
+            month_of_year=sets["month_of_year"],
+        )
+
+    def restricted(self, name: str) -> bool:
+        low, high = BOUNDS[name]
+        return len(getattr(self, name)) != high - low + 1
+
+    def text(self, name: str) -> str:
+        """The stored text of field ``name``."""
+        if self.spelling is None:
+            return canonical_field(name, getattr(self, name))
+        return self.spelling[CELERY_FIELDS.index(name)]
 
     def celery_fields(self) -> dict[str, str]:
-        """Canonical celery-redbeat crontab fields, in celery-redbeat's order."""
-        return {f: canonical_field(f, getattr(self, f)) for f in CELERY_FIELDS}
+        """The celery-redbeat crontab fields as stored, in celery-redbeat's order."""
+        return {name: self.text(name) for name in CELERY_FIELDS}
+
+    def canonical_fields(self) -> dict[str, str]:
+        """The fields in the one spelling per set (what two equal specs have in common)."""
+        return {name: canonical_field(name, getattr(self, name)) for name in CELERY_FIELDS}
+
+
+def _digits(text: str) -> bool:
+    # str.isdigit() is also true for "³" and "٣": int() refuses the first, and neither belongs in a crontab.
+    return text.isascii() and text.isdigit()
 
 
 def _number(field: str, token: str) -> int:
     word = token.strip().lower()
-    if word.isdigit():
+    if _digits(word) and len(word.lstrip("0")) > _MAX_DIGITS:
+        low, high = BOUNDS[field]
+        raise CronError(f"{LABELS[field]} {word.lstrip('0')[:_MAX_DIGITS]}... is out of range {low}-{high}")
+    if _digits(word):
         value = int(word)
     elif field == "month_of_year" and word in _MONTHS:
         value = _MONTHS[word]
@@ -108,47 +154,85 @@ def _expand(field: str, low: int, high: int, start: int, end: int) -> list[int]:
 
 def parse_field(field: str, text: object) -> frozenset[int]:
     """The set of values one crontab field matches (Sunday is 0)."""
+    return _read_field(field, text)[0]
+
+
+def stored_field(field: str, text: object) -> str:
+    """The text a field is stored as: the user's spelling, or the canonical one where Celery reads it otherwise."""
+    return _read_field(field, text)[1]
+
+
+def _read_field(field: str, text: object) -> tuple[frozenset[int], str]:
     if isinstance(text, bool) or not isinstance(text, (str, int)):
         raise CronError(f"{LABELS[field]} must be a string or an integer, got {text!r}")
     return _parse_field(field, str(text).strip())
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse_field(field: str, spec: str) -> frozenset[int]:
-    low, high = BOUNDS[field]
-    top = 7 if field == "day_of_week" else high
-    values: set[int] = set()
+def _parse_field(field: str, spec: str) -> tuple[frozenset[int], str]:
+    """(values, stored text) of one field; the text is ``spec`` without whitespace around its tokens."""
     if not spec:
         raise CronError(f"{LABELS[field]} is empty")
+    if len(spec) > 4 * MAX_FIELD_LENGTH:  # tidying removes whitespace: refuse only what cannot fit after it
+        raise CronError(f"{LABELS[field]} is {len(spec)} characters long; at most {MAX_FIELD_LENGTH}")
+    values: set[int] = set()
+    written: list[str] = []
     for part in spec.split(","):
-        part = part.strip()
-        if not part:
+        if not part.strip():
             raise CronError(f"{LABELS[field]} {spec!r} has an empty list item")
-        base, slash, step_text = part.partition("/")
-        step = 1
-        if slash:
-            if not step_text.strip().isdigit() or int(step_text) < 1:
-                raise CronError(f"{LABELS[field]} step {step_text!r} must be a whole number >= 1")
-            step = int(step_text)
-        if base == "*":
-            items = list(range(low, high + 1))
-        elif "-" in base:
-            first, _, last = base.partition("-")
-            if not first.strip() or not last.strip():
-                raise CronError(f"{LABELS[field]} range {base!r} needs a start and an end")
-            items = _expand(field, low, top, _number(field, first), _number(field, last))
-        elif slash:
-            raise CronError(
-                f"{LABELS[field]} {part!r}: a step needs '*' or a range before it, "
-                f"e.g. '*/{step}' or '{base}-{top}/{step}'"
-            )
-        else:
-            items = [_number(field, base)]
-        values.update(items[::step])
+        items, text = _parse_item(field, part.strip())
+        values.update(items)
+        written.append(text)
     if field == "day_of_week" and 7 in values:
         values.discard(7)
         values.add(0)
-    return frozenset(values)
+    result = frozenset(values)
+    text = ",".join(written)
+    if len(text) > MAX_FIELD_LENGTH:
+        raise CronError(
+            f"{LABELS[field]} is {len(text)} characters long; at most {MAX_FIELD_LENGTH} (write a range or a step)"
+        )
+    if not _celery_reads(field, text, result):
+        text = canonical_field(field, result)
+    return result, text
+
+
+def _parse_item(field: str, part: str) -> tuple[list[int], str]:
+    """The values of one list item (``*``, ``*/n``, ``a``, ``a-b``, ``a-b/n``) and its text without whitespace."""
+    low, high = BOUNDS[field]
+    base, slash, step_text = part.partition("/")
+    base, step_text = base.strip(), step_text.strip()
+    step = 1
+    if slash:
+        significant = step_text.lstrip("0")
+        if not _digits(step_text) or not significant:
+            raise CronError(f"{LABELS[field]} step {step_text!r} must be a whole number >= 1")
+        if len(significant) > _MAX_DIGITS:
+            raise CronError(f"{LABELS[field]} step {significant[:_MAX_DIGITS]}... is too large")
+        step = int(significant)
+    if base == "*":
+        items = list(range(low, high + 1))
+    elif "-" in base:
+        first, _, last = base.partition("-")
+        first, last = first.strip(), last.strip()
+        if not first or not last:
+            raise CronError(f"{LABELS[field]} range {base!r} needs a start and an end")
+        start, end = _number(field, first), _number(field, last)
+        if field == "day_of_week" and start == 7:
+            # Sunday as 7 starts a range as Sunday 0 does: "7-1" is Sunday and Monday, "7-7" Sunday.
+            start, end = 0, 0 if end == 7 else end
+        # A reversed range wraps at the field's real end (Saturday, not a second Sunday 7), as in Celery.
+        items = _expand(field, low, high, start, end)
+        base = f"{first}-{last}"
+    elif slash:
+        top = 7 if field == "day_of_week" else high
+        raise CronError(
+            f"{LABELS[field]} {part!r}: a step needs '*' or a range before it, "
+            f"e.g. '*/{step}' or '{base}-{top}/{step}'"
+        )
+    else:
+        items = [_number(field, base)]
+    return items[::step], (f"{base}/{step_text}" if slash else base)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -181,15 +265,19 @@ def canonical_field(field: str, values: frozenset[int]) -> str:
                 if value is not None:
                     run = [value]
             text = ",".join(pieces)
-    _check_with_celery(field, text, values)
+    if not _celery_reads(field, text, values):  # pragma: no cover - would be a bug in canonical_field
+        raise CronError(f"{LABELS[field]} {text!r} does not read back in Celery as {sorted(values)}")
     return text
 
 
-def _check_with_celery(field: str, text: str, values: frozenset[int]) -> None:
+def _celery_reads(field: str, text: str, values: frozenset[int]) -> bool:
+    """Whether Celery's own parser (beat and celery-redbeat build crontabs with it) reads ``text`` as ``values``."""
     low, high = BOUNDS[field]
-    parsed = crontab_parser(high - low + 1, low).parse(text)
-    if set(parsed) != set(values):  # pragma: no cover - would be a bug in canonical_field
-        raise CronError(f"{LABELS[field]} {text!r} does not read back in Celery as {sorted(values)}")
+    try:
+        parsed = crontab_parser(high - low + 1, low).parse(text)
+    except (ValueError, IndexError, KeyError):
+        return False
+    return set(parsed) == set(values)
 
 
 def parse_cron(expression: str) -> CronSpec:
@@ -208,8 +296,7 @@ def parse_cron(expression: str) -> CronSpec:
     parts = text.split()
     if len(parts) != 5:
         raise CronError(f"expected 5 fields 'minute hour day-of-month month day-of-week', got {len(parts)}")
-    sets = {field: parse_field(field, part) for field, part in zip(CRON_ORDER, parts, strict=False)}
-    spec = CronSpec(**sets)
+    spec = _spec(dict(zip(CRON_ORDER, parts, strict=True)))
     if spec.restricted("day_of_month") and spec.restricted("day_of_week"):
         raise CronError(
             "day of month and day of week are both restricted: cron runs when either matches, "
@@ -220,11 +307,27 @@ def parse_cron(expression: str) -> CronSpec:
 
 def parse_crontab(fields: Mapping[str, object]) -> CronSpec:
     """Parse Celery crontab fields (each defaults to ``*``); errors name the field."""
-    return CronSpec(**{f: parse_field(f, fields.get(f, "*")) for f in CELERY_FIELDS})
+    return _spec({name: fields.get(name, "*") for name in CELERY_FIELDS})
+
+
+def _spec(fields: Mapping[str, object]) -> CronSpec:
+    read = {name: _read_field(name, fields[name]) for name in CELERY_FIELDS}
+    return CronSpec(
+        **{name: values for name, (values, _) in read.items()},
+        spelling=tuple(read[name][1] for name in CELERY_FIELDS),
+    )
 
 
 def cron_string(spec: CronSpec) -> str | None:
-    """The 5-field cron string for ``spec``, or None when cron would read it differently."""
+    """The 5-field cron string of ``spec`` as stored, or None when cron would read it differently."""
     if spec.restricted("day_of_month") and spec.restricted("day_of_week"):
         return None
-    return " ".join(canonical_field(f, getattr(spec, f)) for f in CRON_ORDER)
+    return " ".join(spec.text(name) for name in CRON_ORDER)
+
+
+def same_times(a: Mapping[str, object], b: Mapping[str, object]) -> bool:
+    """Whether two sets of crontab fields match the same times, however spelled; False when either is invalid."""
+    try:
+        return parse_crontab(a) == parse_crontab(b)
+    except CronError:
+        return False

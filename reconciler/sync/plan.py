@@ -1,9 +1,14 @@
 """plan(desired, actual) -> Plan: what an apply would write.  Pure: no I/O, no clock.
 
 Comparison is on the canonical form (the stored definition is read back
-through the manifest converter), so re-ordered keys, ``every: 60`` vs
-``every: 1m`` or crontab spelling never show as a change, and an entry
-written by celery-redbeat with ``minute=0`` equals a manifest's ``"0"``.
+through the manifest converter), so re-ordered keys or ``every: 60`` vs
+``every: 1m`` never show as a change, and an entry written by celery-redbeat
+with ``minute=0`` equals a manifest's ``"0"``.
+
+Crontab fields are stored as written, so that Redis shows what git says. A
+field spelled otherwise in Redis than in the manifests but matching the same
+times (``0,6`` vs ``sat,sun``) is a *respelling*: one write of the new text,
+listed in ``Change.respelled``, never a schedule change (no reschedule).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.core.model import DesiredEntry
-from reconciler.schedules.convert import entry_to_manifest, manifest_to_entry
+from reconciler.schedules.convert import entry_to_manifest, manifest_to_entry, respellings, same_times
 from reconciler.sync.state import STATIC_OWNER, ActualEntry, ActualState, fingerprint
 
 #: Deleting up to this many entries never needs --allow-mass-delete.
@@ -51,6 +56,13 @@ class Change:
     reschedule: bool = False  # the schedule (or enabled, or time zone) changed: the score is recomputed
     drift: tuple[FieldChange, ...] = ()  # what changed in Redis since this owner last applied it
     reason: str = ""
+    #: crontab fields (``crontab.<field>``) whose stored text the apply replaces by the manifest's, same times
+    respelled: tuple[FieldChange, ...] = ()
+
+    @property
+    def respelled_only(self) -> bool:
+        """An update that changes nothing but the spelling of crontab fields."""
+        return self.op is Op.UPDATE and bool(self.respelled) and not self.fields and not self.drift
 
     @property
     def expected_fingerprint(self) -> str:
@@ -81,6 +93,10 @@ class Plan:
     @property
     def drifted(self) -> list[Change]:
         return [c for c in self.changes if c.drift]
+
+    @property
+    def respelled_only(self) -> list[Change]:
+        return [c for c in self.changes if c.respelled_only]
 
     def counts(self) -> dict[str, int]:
         return {op.value: len(self.of(op)) for op in Op}
@@ -147,7 +163,7 @@ def _reschedules(old: Mapping[str, Any] | None, new: Mapping[str, Any], old_ext:
     if old is None:
         return True
     return (
-        old.get("schedule") != new.get("schedule")
+        not same_times(old.get("schedule"), new.get("schedule"))
         or old.get("enabled") != new.get("enabled")
         # every extension (time zone, window, jitter, catch-up) moves the next due time
         or (old_ext or {}) != (new_ext or {})
@@ -271,10 +287,11 @@ def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, ta
         if not _may_take(have.owner, takeover):
             reason = f"exists in Redis, owned by {_holder(have.owner)}; {_conflict_remedy(have.owner, takeover)}"
             return Change(Op.CONFLICT, want.name, want, have, reason=reason)
-        fields = field_changes(view(old_definition, old_ext), view(want.definition, want.ext))
-        return Change(
-            Op.ADOPT, want.name, want, have, fields, _reschedules(old_definition, want.definition, old_ext, want.ext)
+        fields, respelled = _split_respellings(
+            have, want, field_changes(view(old_definition, old_ext), view(want.definition, want.ext))
         )
+        reschedule = _reschedules(old_definition, want.definition, old_ext, want.ext)
+        return Change(Op.ADOPT, want.name, want, have, fields, reschedule, respelled=respelled)
     record = have.record
     drift = ()
     if record is not None and record.digest != have.fingerprint:
@@ -283,15 +300,32 @@ def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, ta
         # Beat skips an entry whose run state it cannot read; the owner resets it (the entry runs as new).
         drift += (FieldChange("(run state)", "unreadable", "reset: beat skips the entry until then"),)
     old_view = view(old_definition, old_ext, record.protected if record else False)
-    fields = field_changes(old_view, new_view)
-    if not fields and not drift:
+    fields, respelled = _split_respellings(have, want, field_changes(old_view, new_view))
+    if not fields and not drift and not respelled:
         return Change(Op.NOOP, want.name, want, have)
     if not fields and drift:
         # Changed by hand to something canonically equal: rewrite so the stored bytes match again.
-        return Change(Op.UPDATE, want.name, want, have, (), True, drift)
+        return Change(Op.UPDATE, want.name, want, have, (), True, drift, respelled=respelled)
     # A drifted entry may have been corrupt, and beat files a corrupt entry a minute out: re-file it now.
     reschedule = bool(drift) or _reschedules(old_definition, want.definition, old_ext, want.ext)
-    return Change(Op.UPDATE, want.name, want, have, fields, reschedule, drift)
+    return Change(Op.UPDATE, want.name, want, have, fields, reschedule, drift, respelled=respelled)
+
+
+def _split_respellings(
+    have: ActualEntry, want: DesiredEntry, fields: tuple[FieldChange, ...]
+) -> tuple[tuple[FieldChange, ...], tuple[FieldChange, ...]]:
+    """(fields, respelled): crontab fields the manifests spell otherwise than Redis, at the same times, moved out.
+
+    The stored text is compared as stored (not through the converter), so it
+    is what celery-redbeat's repr and Flower show that the apply brings in line.
+    """
+    stored = have.decoded_definition() or {}
+    old, new = stored.get("schedule"), want.definition.get("schedule")
+    respelled = tuple(FieldChange(f"crontab.{name}", before, after) for name, before, after in respellings(old, new))
+    if not respelled:
+        return fields, ()
+    # Same times: a difference in the shown `cron`/`crontab` text is the respelling, listed apart.
+    return tuple(f for f in fields if f.path != "cron" and not f.path.startswith("crontab.")), respelled
 
 
 def _unchanged(want: DesiredEntry, have: ActualEntry) -> bool:

@@ -48,6 +48,9 @@ def field_lines(change: Change) -> list[str]:
             lines.append(f"{field.path}: {_value(field.path, field.old)}")
         else:
             lines.append(f"{field.path}: {_value(field.path, field.old)} -> {_value(field.path, field.new)}")
+    for field in change.respelled:
+        lines.append(f"respelled {field.path}: {_value(field.path, field.old)} -> {_value(field.path, field.new)} "
+                     "(same times)")
     return lines
 
 
@@ -61,8 +64,14 @@ def summary(plan: Plan) -> str:
         f"{counts['delete']} to delete",
         f"{counts['no-op']} unchanged",
     ]
+    notes = []
     if counts["adopt"]:
-        parts[1] += f" ({counts['adopt']} adopted)"
+        notes.append(f"{counts['adopt']} adopted")
+    respelled = len(plan.respelled_only)
+    if respelled:
+        notes.append(f"{respelled} only respelled")
+    if notes:
+        parts[1] += f" ({', '.join(notes)})"
     if counts["conflict"]:
         parts.append(f"{counts['conflict']} conflict{'s' if counts['conflict'] != 1 else ''}")
     return "Plan: " + ", ".join(parts) + "."
@@ -143,7 +152,8 @@ def _md_lines(items: list[str], budget: _Budget, reserve: int, left_out: str) ->
 
 
 def _md_row(change: Change) -> str:
-    fields = ", ".join(md_code(f.path) for f in change.fields[:6]) + (" …" if len(change.fields) > 6 else "")
+    paths = [md_code(f.path) for f in change.fields] + [f"{md_code(f.path)} (respelled)" for f in change.respelled]
+    fields = ", ".join(paths[:6]) + (" …" if len(paths) > 6 else "")
     if change.op is Op.CONFLICT:
         fields = md_text(change.reason)
     return f"| {_SYMBOL[change.op]} | {md_code(change.name)} | {change.op.value} | {fields} |"
@@ -207,6 +217,7 @@ def change_json(change: Change) -> dict[str, Any]:
             {"path": f.path, "old": _json_value(f.path, f.old), "new": _json_value(f.path, f.new)}
             for f in change.fields
         ],
+        "respelled": [{"path": f.path, "old": f.old, "new": f.new} for f in change.respelled],
         "reschedule": change.reschedule,
         "drift": [f.new for f in change.drift],
         "reason": change.reason or None,

@@ -160,6 +160,7 @@ def test_markdown_and_json_outputs(schedules, redis_url, redis_client):
         "op": "update",
         "name": "heartbeat",
         "fields": [{"path": "every", "old": "30s", "new": "1m"}],
+        "respelled": [],
         "reschedule": True,
         "drift": [],
         "reason": None,
@@ -254,7 +255,7 @@ def test_status_lists_every_entry(schedules, redis_url, redis_client):
     assert (
         "heartbeat" in table.stdout
         and "every 30s" in table.stdout
-        and "cron 30 2 * * 1-5 (Europe/Berlin)" in table.stdout
+        and "cron 30 2 * * mon-fri (Europe/Berlin)" in table.stdout  # as the manifest spells it
     )
     rows = json.loads(run("status", "--redis-url", redis_url, "--output", "json").stdout)["entries"]
     assert rows[0] == {

@@ -189,7 +189,7 @@ def test_export_writes_valid_manifests_and_reports_the_rest(full_db, tmp_path):
         "nightly-report": {
             "name": "nightly-report",
             "task": "reports.tasks.nightly",
-            "cron": "30 2 * * 1-5",
+            "cron": "30 2 * * mon-fri",  # as django-celery-beat stores it
             "timezone": "Europe/Berlin",
             "enabled": False,
         },
@@ -203,7 +203,7 @@ def test_export_writes_valid_manifests_and_reports_the_rest(full_db, tmp_path):
         "quarter-hours": {
             "name": "quarter-hours",
             "task": "ops.tasks.poll",
-            "cron": "*/15 8-18 * */3 *",  # canonical: 1,4,7,10 == */3
+            "cron": "*/15 8-18 * 1,4,7,10 *",  # as django-celery-beat stores it, not respelled "*/3"
             "timezone": "America/New_York",
         },
         "expires-later": {
@@ -489,7 +489,7 @@ def test_export_from_postgresql(postgres_db, tmp_path, redis_url, redis_client):
     assert schedules["nightly-report"] == {
         "name": "nightly-report",
         "task": "reports.tasks.nightly",
-        "cron": "30 2 * * 1-5",
+        "cron": "30 2 * * mon-fri",
         "timezone": "Europe/Berlin",
         "enabled": False,
     }

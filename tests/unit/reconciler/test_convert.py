@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.schedules.convert import FieldError, entry_to_manifest, manifest_to_entry
+from reconciler.schedules.convert import FieldError, entry_to_manifest, manifest_to_entry, respellings, same_times
 
 BASE = {"name": "job", "task": "demo.tasks.job"}
 DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
@@ -84,10 +84,13 @@ def test_field_errors(schedule: dict, path: tuple, message: str) -> None:
         ({"every": 60}, {"every": "1m"}),
         ({"every": 1.2345}, {"every": 1.2345}),
         ({"every": "90m", "relative": True}, {"every": "1h30m", "relative": True}),
-        ({"cron": "0,15,30,45 * * * *"}, {"cron": "*/15 * * * *"}),
+        # crontab fields keep their spelling: what the user wrote is what export gives back
+        ({"cron": "0,15,30,45 * * * *"}, {"cron": "0,15,30,45 * * * *"}),
+        ({"cron": "0 0 1 1,7 *"}, {"cron": "0 0 1 1,7 *"}),
+        ({"crontab": {"minute": 0, "day_of_week": " sat , sun "}}, {"cron": "0 * * * sat,sun"}),
         (
             {"crontab": {"day_of_month": "1", "day_of_week": "mon"}},
-            {"crontab": {"day_of_week": "1", "day_of_month": "1"}},
+            {"crontab": {"day_of_week": "mon", "day_of_month": "1"}},
         ),
     ],
 )
@@ -134,10 +137,22 @@ def test_cron_and_crontab_spellings(minutes, hours, days, rnd) -> None:  # type:
         rnd.shuffle(items)
         return ",".join(names[v] if names and rnd.random() < 0.5 else str(v) for v in items)
 
-    a = definition(cron=f"{spell(minutes)} {spell(hours)} * * {spell(days, DAYS)}")
+    minute, hour, day = spell(minutes), spell(hours), spell(days, DAYS)
+    a = definition(cron=f"{minute} {hour} * * {day}")
     b = definition(cron=f"{spell(minutes)} {spell(hours)} * * {spell(days, DAYS)}")
-    c = definition(crontab={"minute": spell(minutes), "hour": spell(hours), "day_of_week": spell(days, DAYS)})
-    assert a == b == c
+    c = definition(crontab={"minute": minute, "hour": hour, "day_of_week": day})
+    # one spelling, however it is written (cron string or crontab mapping), is stored as written ...
+    assert a == c
+    assert {k: a["schedule"][k] for k in ("minute", "hour", "day_of_week")} == {
+        "minute": minute, "hour": hour, "day_of_week": day
+    }  # fmt: skip
+    # ... and two spellings of the same times are the same times, each field differing at most in its text
+    assert same_times(a["schedule"], b["schedule"])
+    assert {name for name, _, _ in respellings(a["schedule"], b["schedule"])} <= {"minute", "hour", "day_of_week"}
+    # export gives back the text stored, and re-reading that export stores it again
+    manifest = entry_to_manifest(a, None)
+    assert manifest["cron"] == f"{minute} {hour} * * {day}"
+    assert manifest_to_entry(manifest)[0] == a
 
 
 @given(

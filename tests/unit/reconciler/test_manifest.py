@@ -177,16 +177,24 @@ def test_content_digest_ignores_formatting_and_order(tmp_path: Path) -> None:
     )
     b = write(
         tmp_path / "b" / "y.yaml",
-        "name: b\ntask: demo.tasks.b\ncron: '0,15,30,45 * * * 1-5'\n---\n"
+        'name: b\ntask: demo.tasks.b\ncron: "*/15  *  * *   mon-fri "\n---\n'
         "task: demo.tasks.a\nkwargs:\n  y: 2\n  x: 1\nevery: 1m\nname: a\n",
     )
     c = write(
         tmp_path / "c" / "z.yaml",
-        "name: a\ntask: demo.tasks.a\nevery: 61\n---\nname: b\ntask: demo.tasks.b\ncron: '*/15 * * * 1-5'\n",
+        "name: a\ntask: demo.tasks.a\nevery: 61\n---\nname: b\ntask: demo.tasks.b\ncron: '*/15 * * * mon-fri'\n",
+    )
+    # a respelled crontab is stored as written, so it is a different content: the apply writes the new text once
+    respelled = write(
+        tmp_path / "d" / "w.yaml",
+        "name: a\ntask: demo.tasks.a\nevery: 60\nkwargs: {x: 1, y: 2}\n---\n"
+        "name: b\ntask: demo.tasks.b\ncron: '0,15,30,45 * * * 1-5'\n",
     )
     digest_a = content_digest(load_desired([a]))
-    assert digest_a == content_digest(load_desired([b]))
+    assert digest_a == content_digest(load_desired([b])) == content_digest(load_desired([a]))
     assert digest_a != content_digest(load_desired([c]))
+    assert digest_a != content_digest(load_desired([respelled]))
+    assert content_digest(load_desired([respelled])) == content_digest(load_desired([respelled]))
     assert len(digest_a) == 64
 
 
