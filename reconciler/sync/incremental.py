@@ -344,11 +344,15 @@ class Incremental:
         return self.held.desired
 
     def reconcile(self, *, dry_run: bool = False, resync: bool = False, events: bool = False) -> Outcome:
-        """Drain notifications, then plan and apply from the held state (``events``: load first)."""
+        """Drain notifications, then plan and apply from the held state (``events``: load first).
+
+        A resync asked for while the manifests are invalid is kept for the first plan after.
+        """
+        self.held.resync_wanted |= resync
         if events:
             self.load()
         self.drain(timeout=0.0)
-        outcome = self.held.reconcile(dry_run=dry_run, resync=resync)
+        outcome = self.held.reconcile(dry_run=dry_run)
         if outcome.result is not None and outcome.result.commands_written > 0:
             self._own_messages += 1
         return outcome
