@@ -145,12 +145,15 @@ table.sort(others)
 local names = {}
 for i = 5, #ARGV do names[#names + 1] = ARGV[i] end
 local records = redis.call('HMGET', KEYS[1], unpack(names))
-local digests, parts = {}, {}
+local digests, parts, k, count = {}, {}, 0, #names
+local fmt = string.format
+-- The hot loop: one HMGET an entry, one string.format; the rare cases (no record of ours, a run state) apart.
 for i, name in ipairs(names) do
   local stored = redis.call('HMGET', prefix .. name, 'definition', 'ext', 'meta')
-  local record = records[i]
-  local text = field(name) .. field(stored[1]) .. field(stored[2]) .. field(record)
-  if not record then
+  local d, e, m, r = stored[1], stored[2], stored[3], records[i]
+  local text = fmt('%d:%s%s%s%s', #name, name, d and (#d .. ':' .. d) or '~', e and (#e .. ':' .. e) or '~',
+    r and (#r .. ':' .. r) or '~')
+  if not r then
     local holder, held = false, false
     for _, other in ipairs(others) do
       held = redis.call('HGET', owner_prefix .. other, name)
@@ -160,10 +163,13 @@ for i, name in ipairs(names) do
     if not holder and redis.call('SISMEMBER', KEYS[3], name) == 1 then static = 'S' end
     text = text .. field(holder) .. field(held) .. static
   end
-  parts[#parts + 1] = text .. field(meta_class(stored[3]))
-  if #parts == group_size or i == #names then
+  local class = '-'
+  if m and m ~= '' then class = meta_class(m) end
+  k = k + 1
+  parts[k] = text .. #class .. ':' .. class
+  if k == group_size or i == count then
     digests[#digests + 1] = redis.sha1hex(table.concat(parts))
-    parts = {}
+    parts, k = {}, 0
   end
 end
 digests[#digests + 1] = redis.call('HLEN', KEYS[1])
