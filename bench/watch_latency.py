@@ -199,7 +199,7 @@ def scale_tree(directory: Path, total: int, edit: int = 0) -> None:
     per_file = total // FILES
     for f in range(FILES):
         lines = ["schedules:"] + [
-            f"  - {{name: s-{f:03d}-{i:05d}, task: bench.t, every: {60 + i + (edit if f == 7 and i == 3 else 0)}}}"
+            f"  - {{name: s-{f:03d}-{i:05d}, task: bench.t, every: {60 + i + (edit if f == 7 and i == 0 else 0)}}}"
             for i in range(per_file)
         ]
         replace(directory / f"jobs-{f:03d}.yaml", "\n".join(lines) + "\n")
@@ -291,7 +291,7 @@ def scale_edit(schedules: Path, edit: int) -> None:
     """Rewrite one of the 100 files (jobs-007.yaml) with one entry's interval changed."""
     per_file = sum(1 for _ in (schedules / "jobs-000.yaml").open()) - 1
     lines = ["schedules:"] + [
-        f"  - {{name: s-007-{i:05d}, task: bench.t, every: {60 + i + (edit if i == 3 else 0)}}}"
+        f"  - {{name: s-007-{i:05d}, task: bench.t, every: {60 + i + (edit if i == 0 else 0)}}}"
         for i in range(per_file)
     ]
     replace(schedules / "jobs-007.yaml", "\n".join(lines) + "\n")

@@ -26,6 +26,7 @@ The cheap resync compares what the plan reads, not run state: beat's runs
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -352,7 +353,16 @@ class Incremental:
         if events:
             self.load()
         self.drain(timeout=0.0)
+        full = self.held.stale
+        if full:
+            gc.unfreeze()  # what the last full read held may be garbage now
         outcome = self.held.reconcile(dry_run=dry_run)
+        if full:
+            # The index and the held state are hundreds of thousands of long-lived objects at 100k entries: a
+            # full collection walking them took up to a second in the middle of an edit.  Frozen, they are
+            # never scanned; objects made by later edits are collected as usual.
+            gc.collect()
+            gc.freeze()
         if outcome.result is not None and outcome.result.commands_written > 0:
             self._own_messages += 1
         return outcome
