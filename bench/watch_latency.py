@@ -18,6 +18,14 @@ inotify), then:
   message is in the broker queue (Redis list ``celery``).
 
 Prints p50/p90/p99/max per figure, with the command and the machine.
+
+``--scale 1000,10000,100000`` measures the incremental watch mode at scale
+instead: N schedules in 100 files, one file edited ``--writes`` times; per N
+the edit -> Redis latency (until the apply's PUBLISH), the watcher's CPU per
+edit (from /proc, until it is idle again) against the CPU of one cold
+``redbeat-apply`` of the same tree in the same run, a no-op cheap resync
+(time, and bytes Redis sent: INFO ``total_net_output_bytes``) and the
+watcher's RSS; each target is marked against the issue's figures.
 ``BENCH_BEAT_LOGLEVEL=DEBUG`` keeps beat's log and prints its tail.
 """
 
@@ -184,15 +192,150 @@ def file_to_dispatch(server: RedisProcess, client: redis.Redis, path: Path, work
     return latencies
 
 
+FILES = 100
+
+
+def scale_tree(directory: Path, total: int, edit: int = 0) -> None:
+    per_file = total // FILES
+    for f in range(FILES):
+        lines = ["schedules:"] + [
+            f"  - {{name: s-{f:03d}-{i:05d}, task: bench.t, every: {60 + i + (edit if f == 7 and i == 0 else 0)}}}"
+            for i in range(per_file)
+        ]
+        replace(directory / f"jobs-{f:03d}.yaml", "\n".join(lines) + "\n")
+
+
+def proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cold_cpu(schedules: Path, url: str) -> float:
+    """CPU seconds of one cold ``redbeat-apply`` (load, validate, read Redis, plan; nothing to write)."""
+    before = os.times()
+    subprocess.run([str(BIN), str(schedules), "--redis-url", url], check=True, stdout=subprocess.DEVNULL)
+    after = os.times()
+    return (after.children_user - before.children_user) + (after.children_system - before.children_system)
+
+
+def noop_resync(url: str, schedules: Path) -> tuple[float, int]:
+    """(seconds, bytes Redis sent) of one cheap resync that finds nothing, after a full read."""
+    from reconciler.sync.incremental import HeldState
+    from reconciler.sync.reconcile import PlanOptions, connect, load
+
+    target = connect(url)
+    held = HeldState(target, PlanOptions())
+    held.replace_desired(load([schedules]))
+    held.plan()
+    info = lambda: target.client.info("stats")["total_net_output_bytes"]  # noqa: E731
+    overhead = -info() + info()  # one INFO reply, measured
+    before = info()
+    started = time.perf_counter()
+    report = held.resync()
+    elapsed = time.perf_counter() - started
+    sent = info() - before - overhead
+    assert report.differing == 0 and not report.full, report
+    return elapsed, sent
+
+
+def scale_run(total: int, writes: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="redbeat-watch-scale-") as tmp, RedisProcess() as server:
+        schedules = Path(tmp) / "schedules"
+        schedules.mkdir()
+        scale_tree(schedules, total)
+        port = free_port()
+        log = Path(tmp) / "watch.log"
+        with log.open("wb") as out:
+            watcher = subprocess.Popen([str(BIN), "--watch", str(schedules), "--redis-url", server.url,
+                                        "--listen", f"127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT)
+        client = server.client()
+        try:
+            wait_for(lambda: watcher.poll() is None and client.hlen("redbeat::owner:default") == total, 600,
+                     "the first apply")
+            wait_ready(port, watcher, log)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe("redbeat::wake")
+            latencies, cpu = [], []
+            for i in range(writes):
+                time.sleep(random.uniform(0.4, 0.6))
+                while pubsub.get_message(timeout=0):
+                    pass
+                cpu_before = proc_cpu(watcher.pid)
+                started = time.perf_counter()
+                scale_edit(schedules, i + 1)
+                if pubsub.get_message(timeout=30) is None:
+                    raise RuntimeError(f"write {i}: no apply within 30 s\n{log.read_text()[-3000:]}")
+                latencies.append(time.perf_counter() - started)
+                time.sleep(0.3)  # the read-back after the apply
+                cpu.append(proc_cpu(watcher.pid) - cpu_before)
+            rss = proc_rss_mb(watcher.pid)
+            pubsub.close()
+        finally:
+            watcher.send_signal(signal.SIGTERM)
+            watcher.wait(timeout=30)
+        cold = cold_cpu(schedules, server.url)
+        resync_s, resync_bytes = noop_resync(server.url, schedules)
+        client.close()
+    return {"p50": percentile(latencies, .5), "p99": percentile(latencies, .99), "cpu_edit": statistics.fmean(cpu),
+            "cpu_cold": cold, "resync_s": resync_s, "resync_bytes": resync_bytes, "rss_mb": rss}
+
+
+def scale_edit(schedules: Path, edit: int) -> None:
+    """Rewrite one of the 100 files (jobs-007.yaml) with one entry's interval changed."""
+    per_file = sum(1 for _ in (schedules / "jobs-000.yaml").open()) - 1
+    lines = ["schedules:"] + [
+        f"  - {{name: s-007-{i:05d}, task: bench.t, every: {60 + i + (edit if i == 0 else 0)}}}"
+        for i in range(per_file)
+    ]
+    replace(schedules / "jobs-007.yaml", "\n".join(lines) + "\n")
+
+
+def mark(ok: bool) -> str:
+    return "\u2713" if ok else "\u2717"
+
+
+def scale_main(sizes: list[int], writes: int, argv: list[str]) -> int:
+    results = {n: scale_run(n, writes) for n in sizes}
+    print("$ " + " ".join(["python", "bench/watch_latency.py", *argv]))
+    print(f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+          f"N schedules in {FILES} files, one file edited {writes} times, --watch defaults")
+    print(f"{'N':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU/edit s':>10} {'cold CPU s':>10} {'ratio':>7} "
+          f"{'resync s':>9} {'resync KB':>9} {'RSS MB':>7}")
+    for n, r in results.items():
+        print(f"{n:>8} {r['p50'] * 1000:8.1f} {r['p99'] * 1000:8.1f} {r['cpu_edit']:10.3f} {r['cpu_cold']:10.2f} "
+              f"{r['cpu_edit'] / r['cpu_cold']:7.1%} {r['resync_s']:9.3f} {r['resync_bytes'] / 1024:9.1f} "
+              f"{r['rss_mb']:7.0f}")
+    big, small = results[max(sizes)], results[min(sizes)]
+    print(f"targets at N={max(sizes)}:")
+    print(f"  {mark(big['p99'] <= 0.25)} edit -> Redis p99 {big['p99'] * 1000:.0f} ms <= 250 ms")
+    print(f"  {mark(big['p99'] <= 1.5 * small['p99'])} p99 {big['p99'] / small['p99']:.2f}x the N={min(sizes)} "
+          "p99 (<= 1.5x)")
+    print(f"  {mark(big['cpu_edit'] <= 0.05 * big['cpu_cold'])} CPU per edit {big['cpu_edit'] / big['cpu_cold']:.1%}"
+          " of a cold run's (<= 5%)")
+    print(f"  {mark(big['resync_s'] <= 0.5 and big['resync_bytes'] <= 1 << 20)} no-op resync "
+          f"{big['resync_s']:.3f} s, {big['resync_bytes'] / 1024:.0f} KB read (<= 0.5 s, <= 1 MB)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--writes", type=int, default=30)
     parser.add_argument("--beat-writes", type=int, default=10)
     parser.add_argument("--entries", type=int, default=50, help="schedules in the manifest (default 50)")
+    parser.add_argument("--scale", default="", help="comma-separated N: the incremental mode at scale (see above)")
     args = parser.parse_args(argv)
     if shutil.which("redis-server") is None:
         print("redis-server is not installed (apt-get install redis-server)", file=sys.stderr)
         return 1
+    if args.scale:
+        return scale_main([int(n) for n in args.scale.split(",")], args.writes, list(argv or sys.argv[1:]))
     with tempfile.TemporaryDirectory(prefix="redbeat-watch-bench-") as tmp, RedisProcess() as server:
         workdir = Path(tmp)
         schedules = workdir / "schedules"

@@ -330,7 +330,15 @@ def _add_watch_options(parser: argparse.ArgumentParser) -> None:
         type=_seconds,
         default=60.0,
         metavar="DURATION",
-        help="re-apply this often (+-10%% jitter) to undo changes made in Redis by hand (default 60s)",
+        help="compare Redis with what was applied this often (+-10%% jitter; fingerprints computed in Redis, "
+        "only differing entries read) and undo changes made by hand (default 60s)",
+    )
+    group.add_argument(
+        "--full-resync-interval",
+        type=_seconds,
+        default=3600.0,
+        metavar="DURATION",
+        help="re-read every manifest and all of Redis this often, as a cold run does (default 1h)",
     )
     group.add_argument(
         "--debounce",
@@ -384,6 +392,7 @@ def _run_watch(args: argparse.Namespace) -> int:
             options=_plan_options(args),
             listen=args.listen,
             resync_interval=args.resync_interval,
+            full_resync_interval=args.full_resync_interval,
             debounce=args.debounce,
             force_polling=args.force_polling,
             dry_run=args.dry_run,

@@ -31,12 +31,15 @@ import stat as statmode
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
 from reconciler.core.errors import Location, ManifestError, ManifestErrors
 from reconciler.core.model import DesiredEntry
+
+if TYPE_CHECKING:
+    from reconciler.manifests.semantic import Candidate
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_EXPANDED_NODES = 1_000_000
@@ -554,30 +557,57 @@ def check_manifests(
     document (see :mod:`reconciler.manifests.yaml11`): not errors, as the value may be
     meant, but worth a look.
     """
-    from reconciler.manifests import schema, semantic, yaml11
+    from reconciler.manifests import semantic
 
     files, errors = load_manifests(paths, allow_empty=allow_empty)
-    documents: list[tuple[Document, set[int]]] = []
+    candidates: list[semantic.Candidate] = []
     for manifest in files:
-        for document in manifest.documents:
-            result = schema.check(document)
-            errors.extend(result.errors)
-            if warnings is not None:
-                warnings.extend(
-                    document.error(s.path, s.message, code="yaml11") for s in yaml11.surprises(document.node)
-                )
-            if isinstance(document.data, dict) and document.data.get("schedules") == [] and not allow_empty:
-                errors.append(document.error(("schedules",), "must not be empty", EMPTY_HINT))
-            if result.broken is not None:
-                documents.append((document, result.broken))
-    entries, problems = semantic.build_entries(documents, compat=compat)
-    errors.extend(problems)
+        found, problems = check_file(manifest, compat=compat, allow_empty=allow_empty, warnings=warnings)
+        candidates += found
+        errors += problems
+    entries, problems = semantic.merge_candidates(candidates)
+    return entries, finish_errors(paths, entries, errors + problems, allow_empty=allow_empty)
+
+
+# --- the two halves of check_manifests: per file, and across the files (the incremental index reuses both) ---
+
+
+def check_file(
+    manifest: ManifestFile,
+    *,
+    compat: str | None = None,
+    allow_empty: bool = False,
+    warnings: list[ManifestError] | None = None,
+) -> tuple[list[Candidate], list[ManifestError]]:
+    """The per-file half: every document schema-checked and converted; (candidates in order, errors)."""
+    from reconciler.manifests import schema, semantic, yaml11
+
+    candidates: list[semantic.Candidate] = []
+    errors: list[ManifestError] = []
+    for document in manifest.documents:
+        result = schema.check(document)
+        errors.extend(result.errors)
+        if warnings is not None:
+            warnings.extend(document.error(s.path, s.message, code="yaml11") for s in yaml11.surprises(document.node))
+        if isinstance(document.data, dict) and document.data.get("schedules") == [] and not allow_empty:
+            errors.append(document.error(("schedules",), "must not be empty", EMPTY_HINT))
+        if result.broken is not None:
+            found, problems = semantic.document_candidates(document, result.broken, compat=compat)
+            candidates += found
+            errors += problems
+    return candidates, errors
+
+
+def finish_errors(
+    paths: Sequence[Path], entries: Mapping[str, DesiredEntry], errors: list[ManifestError], *, allow_empty: bool
+) -> list[ManifestError]:
+    """The cross-file end: 'no schedules found', each error once, sorted by file, line and column."""
     if not entries and not errors and not allow_empty:
         where = Location(paths[0] if paths else Path("."), None, None, "")
-        errors.append(ManifestError(where, "no schedules found", EMPTY_HINT, code="file"))
+        errors = [ManifestError(where, "no schedules found", EMPTY_HINT, code="file")]
     # A bad value in `defaults` fails every schedule of its group: say it once.
     unique = {error.sort_key(): error for error in reversed(errors)}
-    return entries, [unique[key] for key in sorted(unique)]
+    return [unique[key] for key in sorted(unique)]
 
 
 def load_desired(
@@ -594,10 +624,26 @@ def load_desired(
     return entries
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_DIGEST_MODULUS = 1 << 256
+
+
+def entry_digest(entry: DesiredEntry) -> int:
+    """sha256 of one entry's canonical form, as an integer (the terms :func:`content_digest` adds up)."""
+    blob = _CANONICAL([entry.name, entry.definition, entry.ext, entry.protected])
+    return int.from_bytes(hashlib.sha256(blob.encode("utf-8")).digest(), "big")
+
+
+def digest_of_sum(total: int) -> str:
+    """The content digest of entries whose :func:`entry_digest` values add up to ``total``."""
+    return hashlib.sha256((total % _DIGEST_MODULUS).to_bytes(32, "big")).hexdigest()
+
+
 def content_digest(entries: Mapping[str, DesiredEntry]) -> str:
-    """sha256 over the canonical entries; independent of key order, formatting and file layout."""
-    canonical = [
-        [name, entries[name].definition, entries[name].ext, entries[name].protected] for name in sorted(entries)
-    ]
-    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    """A digest of the canonical entries; independent of key order, formatting and file layout.
+
+    A sum of per-entry digests (names are unique, so it is a set hash), so the
+    incremental index keeps it current by adding and subtracting the entries
+    of the files that changed, and names the same revision a cold run does.
+    """
+    return digest_of_sum(sum(entry_digest(entry) for entry in entries.values()))

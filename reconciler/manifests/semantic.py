@@ -15,7 +15,8 @@ defaults.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reconciler.core.errors import ManifestError
@@ -97,6 +98,78 @@ def _compat_errors(schedule: _Schedule, ext: Mapping[str, Any], target: str) -> 
     return errors
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One converted schedule before the cross-file checks: its entry, and what to say if its name is taken.
+
+    ``anchor`` is where a duplicate-name error points (the schedule's ``name``
+    field); :meth:`detach` computes it so the candidate can outlive its
+    document's YAML nodes (the incremental index keeps candidates, not nodes).
+    """
+
+    entry: DesiredEntry
+    compat_errors: tuple[ManifestError, ...] = ()
+    schedule: _Schedule | None = field(default=None, repr=False, compare=False)
+    anchor: ManifestError | None = None
+
+    def detach(self) -> Candidate:
+        anchor = self.anchor
+        if anchor is None and self.schedule is not None:
+            anchor = self.schedule.error(("name",), "")
+        return Candidate(self.entry, self.compat_errors, None, anchor)
+
+    def duplicate_error(self, first: DesiredEntry) -> ManifestError:
+        where = first.source
+        message = f"duplicate name {self.entry.name!r}: also defined at {where.file}:{where.line}:{where.column}"
+        hint = "names must be unique across all manifests of a run"
+        if self.schedule is not None:
+            return self.schedule.error(("name",), message, hint)
+        anchor = self.anchor
+        assert anchor is not None, "a detached candidate has its anchor"
+        return ManifestError(anchor.where, message, hint, code=anchor.code, end_column=anchor.end_column,
+                             source_line=anchor.source_line)
+
+
+def document_candidates(
+    document: Document, skip: set[int], *, compat: str | None = None
+) -> tuple[list[Candidate], list[ManifestError]]:
+    """The per-document half: every schedule of ``document`` (but those in ``skip``) converted, and the errors."""
+    if compat is not None and compat not in COMPAT_TARGETS:
+        raise ValueError(f"unknown compatibility target {compat!r}")
+    candidates: list[Candidate] = []
+    errors: list[ManifestError] = []
+    for schedule in _schedules(document, skip):
+        try:
+            definition, ext = manifest_to_entry(schedule.data)
+        except FieldError as exc:
+            errors.append(schedule.error(exc.path, exc.message, exc.hint))
+            continue
+        entry = DesiredEntry(
+            name=definition["name"],
+            definition=definition,
+            ext=ext,
+            protected=bool(schedule.data.get("protected", False)),
+            source=document.location(schedule.prefix),
+        )
+        compat_errors = tuple(_compat_errors(schedule, ext, compat)) if compat is not None and ext else ()
+        candidates.append(Candidate(entry, compat_errors, schedule))
+    return candidates, errors
+
+
+def merge_candidates(candidates: Iterable[Candidate]) -> tuple[dict[str, DesiredEntry], list[ManifestError]]:
+    """The cross-file half: names unique across the run (the first wins), and the winners' compat errors."""
+    entries: dict[str, DesiredEntry] = {}
+    errors: list[ManifestError] = []
+    for candidate in candidates:
+        name = candidate.entry.name
+        if name in entries:
+            errors.append(candidate.duplicate_error(entries[name]))
+            continue
+        errors.extend(candidate.compat_errors)
+        entries[name] = candidate.entry
+    return entries, errors
+
+
 def build_entries(
     documents: Sequence[tuple[Document, set[int]]], *, compat: str | None = None
 ) -> tuple[dict[str, DesiredEntry], list[ManifestError]]:
@@ -107,32 +180,11 @@ def build_entries(
     """
     if compat is not None and compat not in COMPAT_TARGETS:
         raise ValueError(f"unknown compatibility target {compat!r}")
-    entries: dict[str, DesiredEntry] = {}
+    candidates: list[Candidate] = []
     errors: list[ManifestError] = []
     for document, skip in documents:
-        for schedule in _schedules(document, skip):
-            try:
-                definition, ext = manifest_to_entry(schedule.data)
-            except FieldError as exc:
-                errors.append(schedule.error(exc.path, exc.message, exc.hint))
-                continue
-            name = definition["name"]
-            source = document.location(schedule.prefix)
-            if name in entries:
-                first = entries[name].source
-                errors.append(schedule.error(
-                    ("name",),
-                    f"duplicate name {name!r}: also defined at {first.file}:{first.line}:{first.column}",
-                    "names must be unique across all manifests of a run",
-                ))  # fmt: skip
-                continue
-            if compat is not None and ext:
-                errors.extend(_compat_errors(schedule, ext, compat))
-            entries[name] = DesiredEntry(
-                name=name,
-                definition=definition,
-                ext=ext,
-                protected=bool(schedule.data.get("protected", False)),
-                source=source,
-            )
-    return entries, errors
+        found, problems = document_candidates(document, skip, compat=compat)
+        candidates += found
+        errors += problems
+    entries, problems = merge_candidates(candidates)
+    return entries, errors + problems

@@ -42,6 +42,7 @@ from reconciler.core.revision import revision_of, run_git
 from reconciler.sidecar.file_events import EventSource, FileEvents
 from reconciler.sidecar.health import HealthServer, Listen, Status
 from reconciler.sidecar.metrics import KINDS, WatchMetrics
+from reconciler.sync.incremental import Incremental
 from reconciler.sync.reconcile import Outcome, PlanOptions, PlanRefused, Target
 
 logger = logging.getLogger("reconciler.sidecar.watch")
@@ -151,14 +152,24 @@ class Applier:
     desired: Mapping[str, DesiredEntry] | None = None
     digest: str | None = None
     revision: str = ""
+    #: the incremental mode (sync.incremental): re-reads only changed files, plans only changed names
+    incremental: Incremental | None = None
     _errors: tuple[str, ...] = field(default=())
 
-    def reload(self) -> None:
-        """Re-read every manifest; on errors log each (once per distinct set) and keep the last good state."""
+    def _read(self) -> tuple[Mapping[str, DesiredEntry], str]:
         from reconciler.manifests.loader import content_digest
 
+        if self.incremental is not None:
+            desired = self.incremental.load()
+            assert self.incremental.digest is not None
+            return desired, self.incremental.digest
+        desired = self.load(self.paths)
+        return desired, content_digest(desired)
+
+    def reload(self) -> None:
+        """Re-read the manifests; on errors log each (once per distinct set) and keep the last good state."""
         try:
-            desired = self.load(self.paths)
+            desired, digest = self._read()
         except ManifestErrors as exc:
             self._invalid([str(e) for e in exc.errors])
             return
@@ -166,7 +177,6 @@ class Applier:
             logger.exception("unexpected error while reading the manifests")
             self._invalid([f"unexpected error while reading the manifests: {exc!r}"])
             return
-        digest = content_digest(desired)
         if self._errors:
             log(logger, "manifests valid again", entries=len(desired))
         self._errors = ()
@@ -197,7 +207,10 @@ class Applier:
         log(logger, "apply started", level, trigger=trigger.value, revision=self.revision, entries=len(self.desired))
         started = time.perf_counter()
         try:
-            outcome = self.reconcile(self.desired, self.target, self.options, dry_run=self.dry_run)
+            if self.incremental is not None:
+                outcome = self.incremental.reconcile(dry_run=self.dry_run, resync=trigger is Trigger.RESYNC)
+            else:
+                outcome = self.reconcile(self.desired, self.target, self.options, dry_run=self.dry_run)
         except PlanRefused as exc:
             elapsed = time.perf_counter() - started
             for error in exc.plan.errors:
@@ -335,26 +348,20 @@ class Settings:
     options: PlanOptions
     listen: Listen
     resync_interval: float = 60.0
+    full_resync_interval: float = 3600.0
     debounce: float = 0.3
     force_polling: bool = False
     dry_run: bool = False
     log_format: LogFormat = "text"
 
 
-def run(settings: Settings) -> int:
-    """The ``--watch`` process: HTTP, file events and signals around :func:`loop`; 0 on SIGTERM/SIGINT."""
-    from prometheus_client import disable_created_metrics
-
-    from reconciler.sync.reconcile import connect, load, reconcile
-    from redbeat.redaction import redact_url
-
-    configure(settings.log_format)
-    disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
-    missing = [str(p) for p in settings.paths if not p.exists()]
+def _check_paths(paths: Sequence[Path]) -> bool:
+    """False (logged) when a path is missing; a single file is watched, with a warning about subPath mounts."""
+    missing = [str(p) for p in paths if not p.exists()]
     if missing:
         log(logger, "path does not exist", logging.ERROR, paths=missing)
-        return 1
-    for path in settings.paths:
+        return False
+    for path in paths:
         if not path.is_dir():
             log(
                 logger,
@@ -363,6 +370,37 @@ def run(settings: Settings) -> int:
                 logging.WARNING,
                 path=str(path),
             )
+    return True
+
+
+def _log_start(settings: Settings, server: HealthServer) -> None:
+    from redbeat.redaction import redact_url
+
+    log(
+        logger,
+        "watching",
+        paths=[str(p) for p in settings.paths],
+        redis=redact_url(settings.redis_url),
+        owner=settings.owner,
+        prefix=settings.key_prefix,
+        listen=str(server.address),
+        resync_interval=settings.resync_interval,
+        full_resync_interval=settings.full_resync_interval,
+        debounce=settings.debounce,
+        polling=settings.force_polling,
+    )
+
+
+def run(settings: Settings) -> int:
+    """The ``--watch`` process: HTTP, file events and signals around :func:`loop`; 0 on SIGTERM/SIGINT."""
+    from prometheus_client import disable_created_metrics
+
+    from reconciler.sync.reconcile import connect, load, reconcile
+
+    configure(settings.log_format)
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
+    if not _check_paths(settings.paths):
+        return 1
     target = connect(settings.redis_url, settings.key_prefix, settings.owner)
     metrics = WatchMetrics()
     status = Status(stall_after=max(120.0, 2 * settings.resync_interval))
@@ -371,7 +409,10 @@ def run(settings: Settings) -> int:
     except OSError as exc:
         log(logger, "cannot listen", logging.ERROR, listen=str(settings.listen), error=str(exc))
         return 1
-    applier = Applier(settings.paths, target, settings.options, metrics, status, load, reconcile, settings.dry_run)
+    incremental = Incremental(settings.paths, target, settings.options,
+                              full_resync_interval=settings.full_resync_interval)
+    applier = Applier(settings.paths, target, settings.options, metrics, status, load, reconcile, settings.dry_run,
+                      incremental=incremental)
     events = FileEvents(settings.paths, debounce=settings.debounce, force_polling=settings.force_polling)
     stop = threading.Event()
     received: list[str] = []
@@ -382,24 +423,15 @@ def run(settings: Settings) -> int:
         events.interrupt()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    log(
-        logger,
-        "watching",
-        paths=[str(p) for p in settings.paths],
-        redis=redact_url(settings.redis_url),
-        owner=settings.owner,
-        prefix=settings.key_prefix,
-        listen=str(server.address),
-        resync_interval=settings.resync_interval,
-        debounce=settings.debounce,
-        polling=settings.force_polling,
-    )
+    _log_start(settings, server)
     try:
+        incremental.subscribe()
         loop(applier, events, stop, resync_interval=settings.resync_interval)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         events.close()
         server.close()
+        incremental.close()
     log(logger, "stopped", signal=received[0] if received else None)
     return 0

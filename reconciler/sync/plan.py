@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,8 @@ class Plan:
     owner: str
     changes: tuple[Change, ...]
     errors: tuple[str, ...] = field(default=())
+    #: no-ops left out of ``changes`` (an incremental plan lists only the names it looked at again)
+    untouched: int = 0
 
     def of(self, op: Op) -> list[Change]:
         return [c for c in self.changes if c.op is op]
@@ -99,7 +101,9 @@ class Plan:
         return [c for c in self.changes if c.respelled_only]
 
     def counts(self) -> dict[str, int]:
-        return {op.value: len(self.of(op)) for op in Op}
+        counts = {op.value: len(self.of(op)) for op in Op}
+        counts[Op.NOOP.value] += self.untouched
+        return counts
 
 
 def canonical(definition: Mapping[str, Any] | None, ext: Mapping[str, Any] | None) -> tuple[Any, Any]:
@@ -186,51 +190,63 @@ def plan(
     entries another owner (or beat_schedule) holds: the apply removes them
     from the old owner's index in the same atomic step.
     """
+    takeover = Takeover.of(adopt, take_over)
     changes: list[Change] = []
-    errors: list[str] = []
     for name in sorted(set(desired) | set(actual.owned)):
-        want = desired.get(name)
-        have = actual.entries.get(name)
-        if want is None:
-            if have is None or not prune:
-                continue
-            record = have.record
-            if record is not None and record.protected:
-                errors.append(
-                    f"{name}: protected (protected: true when last applied) and no longer in the manifests; "
-                    "apply it once with protected: false, then remove it"
-                )
-                changes.append(Change(Op.CONFLICT, name, None, have, reason="protected entry would be deleted"))
-                continue
-            changes.append(
-                Change(
-                    Op.DELETE,
-                    name,
-                    None,
-                    have,
-                    fields=field_changes(view(have.decoded_definition(), have.decoded_ext()), {}),
-                )
-            )
-            continue
-        changes.append(_desired_change(want, have, actual.owner, Takeover.of(adopt, take_over)))
+        change = change_of(name, desired.get(name), actual.entries.get(name), actual.owner, prune, takeover)
+        if change is not None:
+            changes.append(change)
+    errors = refusals(changes, len(actual.owned), actual.owner, max_delete_share, allow_mass_delete)
+    return Plan(actual.owner, tuple(changes), errors)
 
-    conflicts = [c for c in changes if c.op is Op.CONFLICT and c.desired is not None]
-    for change in conflicts:
-        errors.append(f"{change.name}: {change.reason}")
-    deletes = [c for c in changes if c.op is Op.DELETE]
-    owned = len(actual.owned)
-    too_many = len(deletes) == owned or len(deletes) > max_delete_share * owned
-    if deletes and not allow_mass_delete and len(deletes) > MASS_DELETE_FLOOR and too_many:
+
+def change_of(
+    name: str, want: DesiredEntry | None, have: ActualEntry | None, owner: str, prune: bool, takeover: Takeover
+) -> Change | None:
+    """The change for one name, a pure function of its desired and actual entry (None: nothing to say).
+
+    The plan of one name never depends on another's, so an incremental plan
+    (sync.incremental) recomputes only the names that changed.
+    """
+    if want is not None:
+        return _desired_change(want, have, owner, takeover)
+    if have is None or not prune:
+        return None
+    record = have.record
+    if record is not None and record.protected:
+        return Change(Op.CONFLICT, name, None, have, reason=PROTECTED_REASON)
+    return Change(
+        Op.DELETE, name, None, have, fields=field_changes(view(have.decoded_definition(), have.decoded_ext()), {})
+    )
+
+
+PROTECTED_REASON = "protected entry would be deleted"
+
+
+def refusals(
+    changes: Sequence[Change], owned: int, owner: str, max_delete_share: float, allow_mass_delete: bool
+) -> tuple[str, ...]:
+    """Every reason to refuse a plan of ``changes`` (name order; no-ops may be left out) for an owner of ``owned``."""
+    errors = [
+        f"{c.name}: protected (protected: true when last applied) and no longer in the manifests; "
+        "apply it once with protected: false, then remove it"
+        for c in changes
+        if c.op is Op.CONFLICT and c.desired is None
+    ]
+    errors += [f"{c.name}: {c.reason}" for c in changes if c.op is Op.CONFLICT and c.desired is not None]
+    deletes = sum(1 for c in changes if c.op is Op.DELETE)
+    too_many = deletes == owned or deletes > max_delete_share * owned
+    if deletes and not allow_mass_delete and deletes > MASS_DELETE_FLOOR and too_many:
         errors.append(
-            f"refusing to delete {len(deletes)} of the {owned} entries owned by {actual.owner!r} "
+            f"refusing to delete {deletes} of the {owned} entries owned by {owner!r} "
             f"(more than {max_delete_share:.0%}); check the path and --owner, or pass --allow-mass-delete"
         )
-    if deletes and not allow_mass_delete and owned >= 2 and len(deletes) == owned and len(deletes) <= MASS_DELETE_FLOOR:
+    if deletes and not allow_mass_delete and owned >= 2 and deletes == owned and deletes <= MASS_DELETE_FLOOR:
         errors.append(
-            f"refusing to delete all {owned} entries owned by {actual.owner!r}; "
+            f"refusing to delete all {owned} entries owned by {owner!r}; "
             "check the path and --owner, or pass --allow-mass-delete"
         )
-    return Plan(actual.owner, tuple(changes), tuple(errors))
+    return tuple(errors)
 
 
 class Takeover(enum.Enum):

@@ -166,12 +166,44 @@ def read_state(client: Any, keys: KeySpace, owner: str, names: Iterable[str]) ->
     with _utf8_only(keys.owner_index(owner), keys.owners, keys.statics):
         records_raw, owners_raw, statics_raw = pipe.execute()
     records = {_s(k): _s(v) for k, v in records_raw.items()}
-    other_owners = sorted(_s(o) for o in owners_raw if _s(o) != owner)
     statics = {_s(s) for s in statics_raw}
-
     wanted = sorted(set(names) | set(records))
-    stored = read_entries(client, keys, wanted)
+    entries = _entries(client, keys, owner, wanted, records, [_s(o) for o in owners_raw], statics)
+    return ActualState(owner=owner, entries=entries, owned=frozenset(records))
 
+
+def read_named(client: Any, keys: KeySpace, owner: str, names: Iterable[str]) -> dict[str, ActualEntry]:
+    """The entries ``names`` as :func:`read_state` would read them, without reading the whole owner index.
+
+    For the incremental watch (sync.incremental): a few round trips for the
+    names of one edited file, however many entries the owner has.
+    """
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    pipe = client.pipeline(transaction=False)
+    pipe.hmget(keys.owner_index(owner), wanted)
+    pipe.smembers(keys.owners)
+    for name in wanted:
+        pipe.sismember(keys.statics, name)
+    held, owners_raw, *is_static = pipe.execute()
+    records = {name: _s(record) for name, record in zip(wanted, held, strict=True) if record is not None}
+    statics = {name for name, flag in zip(wanted, is_static, strict=True) if flag}
+    return _entries(client, keys, owner, wanted, records, [_s(o) for o in owners_raw], statics)
+
+
+def _entries(
+    client: Any,
+    keys: KeySpace,
+    owner: str,
+    wanted: list[str],
+    records: Mapping[str, str],
+    owners: list[str],
+    statics: set[str],
+) -> dict[str, ActualEntry]:
+    """The entries ``wanted``, with who holds each: this owner (``records``), another owner, beat, or nobody."""
+    other_owners = sorted(o for o in owners if o != owner)
+    stored = read_entries(client, keys, wanted)
     foreign: dict[str, tuple[str, str]] = {}  # name -> (other owner, its raw record)
     unowned = [name for name in wanted if name not in records]
     if unowned and other_owners:
@@ -206,7 +238,7 @@ def read_state(client: Any, keys: KeySpace, owner: str, names: Iterable[str]) ->
             record_raw=records.get(name),
             owner_record_raw=foreign_record,
         )
-    return ActualState(owner=owner, entries=entries, owned=frozenset(records))
+    return entries
 
 
 def read_all(client: Any, keys: KeySpace) -> dict[str, ActualEntry]:

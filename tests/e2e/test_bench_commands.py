@@ -81,3 +81,15 @@ def test_watch_latency() -> None:
     assert any(line.startswith("file write -> Redis") and "n=3 " in line for line in lines), result.stdout
     assert any(line.startswith("file write -> beat dispatch") and "n=1 " in line for line in lines), result.stdout
     assert not [path for path in _machine_paths() if path in result.stdout]
+
+
+@pytest.mark.slow
+def test_watch_latency_at_scale() -> None:
+    result = run_script("bench/watch_latency.py", "--scale", "200,400", "--writes", "2")
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "$ python bench/watch_latency.py --scale 200,400 --writes 2"
+    rows = [line.split() for line in lines if line.split() and line.split()[0] in ("200", "400")]
+    assert [row[0] for row in rows] == ["200", "400"] and all(len(row) == 9 for row in rows), result.stdout
+    assert sum(1 for line in lines if line.lstrip().startswith(("\u2713", "\u2717"))) == 4, result.stdout
+    assert not [path for path in _machine_paths() if path in result.stdout]

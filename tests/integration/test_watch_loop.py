@@ -79,3 +79,49 @@ def test_drift_is_corrected_by_the_resync_of_the_last_good_state(tmp_path, redis
     assert '"every": 30.0' in redis_client.hget("redbeat:a", "definition")
     assert "redbeat_apply_drift_corrections_total 1.0" in applier.metrics.render().decode()
     assert redis_client.hlen(KeySpace().owner_index("default")) == 2
+
+
+def run_incremental(directory: Path, url: str, until: float, edits: dict[float, str] | None = None) -> watch.Applier:
+    """The loop as ``--watch`` runs it: the incremental engine; ``edits`` rewrite jobs.yaml at those times."""
+    from reconciler.sync.incremental import Incremental
+
+    fake = FakeTime(until)
+    pending = dict(edits or {})
+
+    def wait(timeout: float) -> bool:
+        due = [at for at in pending if at <= fake.now + timeout]
+        if due:
+            fake.now = max(fake.now, min(due))
+            (directory / "jobs.yaml").write_text(pending.pop(min(due)))
+            return True
+        return FakeTime.wait(fake, timeout)
+
+    fake.wait = wait  # type: ignore[method-assign]
+    target = connect(url)
+    engine = Incremental([directory], target, PlanOptions(), clock=lambda: fake.now, file_clock=lambda: 4e9)
+    applier = watch.Applier([directory], target, PlanOptions(), WatchMetrics(), Status(clock=lambda: fake.now),
+                            load, reconcile, incremental=engine)
+    engine.subscribe()
+    try:
+        watch.loop(applier, fake, fake.stop, resync_interval=60, clock=lambda: fake.now, random=lambda: 0.5)
+    finally:
+        engine.close()
+    return applier
+
+
+def test_incremental_resyncs_read_fingerprints_not_entries_and_still_undo_hand_edits(tmp_path, redis_url,
+                                                                                      redis_client):
+    (tmp_path / "jobs.yaml").write_text(JOBS)
+    run_incremental(tmp_path, redis_url, until=1)
+    redis_client.config_resetstat()
+    applier = run_incremental(tmp_path, redis_url, until=200)  # start + resyncs at 60, 120, 180
+    stats = commandstats(redis_client)
+    # no write: only the read-only fingerprint script ran, at the 3 resyncs (and at most once more if the
+    # subscription's confirmation came late, which asks for one resync to be safe)
+    assert set(write_calls(stats)) == {"evalsha"} and 3 <= stats["evalsha"] <= 4
+    assert stats["hgetall"] == 1  # only the start read the owner index
+    assert applier.status.ready() == (True, "ok")
+    redis_client.hset("redbeat:a", "definition", redis_client.hget("redbeat:a", "definition").replace("30.0", "1.0"))
+    edited = JOBS.replace("30s", "45s")
+    applier = run_incremental(tmp_path, redis_url, until=200, edits={10: edited})
+    assert '"every": 45.0' in redis_client.hget("redbeat:a", "definition")

@@ -1,0 +1,218 @@
+"""An index of checked manifest files: a refresh re-reads only the files whose identity changed.
+
+Each file's per-file check (parse, schema, conversion: ``loader.check_file``)
+is kept with the file's identity (device, inode, size, mtime and ctime in
+nanoseconds).  A refresh lists the tree again (cheap: one ``stat`` a file)
+and re-checks a file only when its identity changed, or, when the identity
+cannot be trusted, when its bytes' sha256 changed.  An identity is not
+trusted for a file reached through a symlink (a Kubernetes ConfigMap swaps
+its ``..data`` link atomically; the visible path never changes) nor while
+its mtime is within :data:`RACY_SECONDS` of when it was read (a second write
+inside one timestamp tick, of the same size, would look unchanged).
+
+The cross-file checks (unique names, the first definition in path order
+wins; compat errors of the winners; "no schedules found") run on what the
+index holds, for the names of the files that changed, so the result equals
+``loader.check_manifests`` of the same tree (tests/integration/
+test_incremental_property.py checks that on random edit sequences).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.core.errors import ManifestError
+from reconciler.core.model import DesiredEntry
+from reconciler.manifests.loader import (
+    MAX_FILE_BYTES,
+    check_file,
+    digest_of_sum,
+    discover,
+    entry_digest,
+    finish_errors,
+    parse_file,
+)
+from reconciler.manifests.semantic import Candidate
+
+#: A file modified this recently when it was read is hashed at the next refresh, whatever its identity says.
+RACY_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What identifies a file's content without reading it."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Identity:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(slots=True)
+class FileCheck:
+    """One file as last checked: its candidates (detached from the YAML nodes) and its own errors."""
+
+    identity: Identity | None
+    sha256: str | None  # of the bytes, when it was computed (untrusted identity)
+    trusted: bool
+    candidates: list[Candidate]
+    errors: list[ManifestError]
+    digests: list[int] = field(default_factory=list)  # entry_digest per candidate
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """What one refresh found: the files it re-checked or dropped, and the names whose entry changed."""
+
+    files: tuple[Path, ...]
+    names: frozenset[str]
+    full: bool
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        with path.open("rb") as handle:
+            return hashlib.sha256(handle.read(MAX_FILE_BYTES + 1)).hexdigest()
+    except OSError:
+        return None
+
+
+def _through_symlink(path: Path) -> bool:
+    return os.path.realpath(path) != os.path.abspath(path)
+
+
+class ManifestIndex:
+    """The manifests of ``paths``, checked file by file; :meth:`refresh` brings it up to date."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        *,
+        compat: str | None = None,
+        allow_empty: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.paths = tuple(paths)
+        self.compat, self.allow_empty, self._clock = compat, allow_empty, clock
+        self._files: dict[Path, FileCheck] = {}
+        self._rank: dict[Path, int] = {}
+        self._holders: dict[str, list[tuple[Path, int]]] = {}  # name -> (file, position) of each definition
+        self._discover_errors: list[ManifestError] = []
+        self._cross_errors: dict[str, list[ManifestError]] = {}  # name -> duplicate and compat errors
+        self._sum = 0
+        self._digests: dict[str, int] = {}  # name -> entry_digest of its entry in self.entries
+        self.entries: dict[str, DesiredEntry] = {}
+        self.errors: list[ManifestError] = []
+
+    @property
+    def digest(self) -> str:
+        """``loader.content_digest(self.entries)``, kept current without recomputing it."""
+        return digest_of_sum(self._sum)
+
+    def refresh(self, *, full: bool = False) -> Refresh:
+        """Re-check the files that changed (every file when ``full``); update entries, errors and digest."""
+        found, self._discover_errors = discover(self.paths, allow_empty=self.allow_empty)
+        changed: list[Path] = []
+        affected: set[str] = set()
+        for path in set(self._files) - set(found):
+            affected.update(c.entry.name for c in self._files[path].candidates)
+            self._forget(path)
+            changed.append(path)
+        self._rank = {path: rank for rank, path in enumerate(found)}
+        for path in found:
+            check = self._recheck(path, full)
+            if check is None:
+                continue
+            old = self._files.get(path)
+            if old is not None:
+                affected.update(c.entry.name for c in old.candidates)
+                self._forget(path)
+            self._files[path] = check
+            for position, candidate in enumerate(check.candidates):
+                self._holders.setdefault(candidate.entry.name, []).append((path, position))
+                affected.add(candidate.entry.name)
+            changed.append(path)
+        names = frozenset(name for name in affected if self._resolve(name))
+        own_errors = [error for path in found for error in self._files[path].errors]
+        cross = [error for errors in self._cross_errors.values() for error in errors]
+        self.errors = finish_errors(
+            self.paths, self.entries, self._discover_errors + own_errors + cross, allow_empty=self.allow_empty
+        )
+        return Refresh(tuple(changed), names, full)
+
+    def _recheck(self, path: Path, full: bool) -> FileCheck | None:
+        """A new check of ``path``, or None when the one held still stands."""
+        try:
+            identity: Identity | None = Identity.of(path.stat())
+        except OSError:
+            identity = None
+        held = self._files.get(path)
+        if not full and held is not None and identity is not None and identity == held.identity:
+            if held.trusted:
+                return None
+            sha = _sha256(path)
+            if sha is not None and sha == held.sha256:
+                held.trusted = self._trusted(path, identity)
+                return None
+        return self._check(path, identity)
+
+    def _trusted(self, path: Path, identity: Identity) -> bool:
+        settled = identity.mtime_ns < (self._clock() - RACY_SECONDS) * 1e9
+        return settled and not _through_symlink(path)
+
+    def _check(self, path: Path, identity: Identity | None) -> FileCheck:
+        """Read and check one file; the identity was taken before reading, so a later write always shows."""
+        sha = _sha256(path)
+        trusted = identity is not None and self._trusted(path, identity)
+        try:
+            manifest = parse_file(path)
+        except ManifestError as exc:
+            return FileCheck(identity, sha, trusted, [], [exc])
+        candidates, errors = check_file(manifest, compat=self.compat, allow_empty=self.allow_empty)
+        detached = [candidate.detach() for candidate in candidates]
+        return FileCheck(identity, sha, trusted, detached, errors, [entry_digest(c.entry) for c in detached])
+
+    def _forget(self, path: Path) -> None:
+        check = self._files.pop(path)
+        for position, candidate in enumerate(check.candidates):
+            holders = self._holders[candidate.entry.name]
+            holders.remove((path, position))
+            if not holders:
+                del self._holders[candidate.entry.name]
+
+    def _resolve(self, name: str) -> bool:
+        """Redo the cross-file checks of one name; True when its entry changed."""
+        before = self.entries.get(name)
+        holders = sorted(self._holders.get(name, ()), key=lambda held: (self._rank[held[0]], held[1]))
+        errors: list[ManifestError] = []
+        if holders:
+            path, position = holders[0]
+            winner = self._files[path].candidates[position]
+            errors.extend(winner.compat_errors)
+            errors.extend(self._files[p].candidates[i].duplicate_error(winner.entry) for p, i in holders[1:])
+            after: DesiredEntry | None = winner.entry
+            digest = self._files[path].digests[position]
+        else:
+            after, digest = None, 0
+        if errors:
+            self._cross_errors[name] = errors
+        else:
+            self._cross_errors.pop(name, None)
+        self._sum -= self._digests.pop(name, 0)
+        if after is None:
+            self.entries.pop(name, None)
+        else:
+            self.entries[name] = after
+            self._digests[name] = digest
+            self._sum += digest
+        return before != after

@@ -1,0 +1,101 @@
+"""The held state and the group fingerprints against a real redis-server: equal to a full read, cheap when idle."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_incremental_property import desired_of  # noqa: I001 - the tests directory is on sys.path
+
+from reconciler.sync.fingerprints import GROUP_SIZE, describe, fingerprints, group_digest, meta_class
+from reconciler.sync.incremental import HeldState
+from reconciler.sync.plan import plan
+from reconciler.sync.reconcile import PlanOptions, connect, reconcile
+from reconciler.sync.state import read_state
+from redbeat.codec import encode_meta
+from redbeat.keys import KeySpace
+
+KEYS = KeySpace()
+
+
+def test_lua_and_python_describe_every_kind_of_entry_alike(redis_url, redis_client):
+    target = connect(redis_url)
+    desired = desired_of({f"e{i}": i + 1 for i in range(600)})
+    reconcile(desired, target)
+    # every holder kind: another owner's record, beat's statics, nobody, absent, odd run states
+    redis_client.hset(KEYS.owner_index("other"), "foreign", '{"digest":"x","protected":false}')
+    redis_client.sadd(KEYS.owners, "other")
+    redis_client.hset("redbeat:foreign", "definition", "{}")
+    redis_client.sadd(KEYS.statics, "static")
+    redis_client.hset("redbeat:static", mapping={"definition": "{}", "meta": "not json"})
+    redis_client.hset("redbeat:loose", "definition", "\u00e9\u2603")
+    redis_client.hset("redbeat:e1", "meta", encode_meta(__import__("datetime").datetime(2024, 2, 29, 1, 2, 3)))
+    redis_client.hset("redbeat:e2", "meta", '{"last_run_at": null}')
+    redis_client.hset(KEYS.owner_index("default"), "e3", "")
+    names = sorted([*desired, "foreign", "static", "loose", "absent"])
+    state = read_state(target.client, KEYS, "default", names)
+    found = fingerprints(target.client, KEYS, "default", names)
+    groups = [names[i:i + GROUP_SIZE] for i in range(0, len(names), GROUP_SIZE)]
+    assert found.groups == [group_digest(g, state.entries, "default") for g in groups]
+    assert found.owned == len(state.owned)
+
+
+metas = st.one_of(
+    st.text(max_size=40),
+    st.builds(
+        lambda y, mo, d, h, mi, s, us, tz, count: (
+            f'{{"last_run_at": {{"__type__": "datetime", "year": {y}, "month": {mo}, "day": {d}, "hour": {h}, '
+            f'"minute": {mi}, "second": {s}, "microsecond": {us}, "timezone": {tz}}}{count}}}'
+        ),
+        *[st.sampled_from(["0", "1", "07", "12", "13", "28", "29", "30", "31", "59", "60", "2024", "1900", "2000",
+                           "9999", "10000", "999999", "1000000", "1234567890"])] * 7,
+        st.sampled_from(['"UTC"', '"Europe/Berlin"', '"No/Such"', "3600", "3600.0", "-0", "01", "1e3", '"a\\"b"',
+                         "86400", "null"]),
+        st.sampled_from(["", ', "total_run_count": 3', ', "total_run_count": 03', ', "total_run_count": -1']),
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(meta=metas)
+def test_the_meta_class_is_the_same_in_lua_and_python_and_decides_readability(redis_client, meta):
+    from reconciler.sync.state import ActualEntry
+
+    redis_client.delete("redbeat:m")
+    redis_client.hset("redbeat:m", mapping={"definition": "{}", "meta": meta})
+    script = redis_client.register_script(
+        "return redis.sha1hex(ARGV[1])"
+    )
+    entry = ActualEntry("m", "{}", None, meta, None, None, None)
+    expected = script(args=[describe("m", entry, "default")])
+    assert fingerprints(redis_client, KEYS, "default", ["m"]).groups == [expected]
+    if meta_class(meta).startswith("T"):  # beat's shape: readability follows from the class alone
+        zone = json.loads(meta_class(meta)[2:])
+        probe = ActualEntry("p", "{}", None, encode_meta(None).replace("null", json.dumps(
+            {"__type__": "datetime", "year": 2000, "month": 1, "day": 1, "hour": 0, "minute": 0, "second": 0,
+             "microsecond": 0, "timezone": zone})), None, None, None)
+        assert entry.meta_readable == (meta_class(meta)[1] == "1" and probe.meta_readable)
+
+
+def test_held_state_plans_equal_a_full_read_and_a_no_op_resync_reads_only_digests(redis_url, redis_client):
+    target = connect(redis_url)
+    desired = desired_of({f"e{i:04d}": i + 1 for i in range(3000)})
+    reconcile(desired, target)
+    held = HeldState(target, PlanOptions())
+    held.replace_desired(desired)
+    assert not held.plan().has_changes
+    before = redis_client.info("stats")["total_net_output_bytes"]
+    report = held.resync()
+    sent = redis_client.info("stats")["total_net_output_bytes"] - before
+    assert (report.groups, report.differing, report.full) == (12, 0, False)
+    assert sent < 3000 * 2  # well under a byte an entry... plus the INFO reply itself
+    # a hand edit nobody publishes: found by the resync, planned like a full read would
+    redis_client.hset("redbeat:e0007", "definition", "{}")
+    redis_client.hdel(KEYS.owner_index("default"), "e2999")
+    report = held.resync()
+    assert report.differing == 2 and not report.full
+    incremental = held.plan()
+    full = plan(desired, read_state(target.client, KEYS, "default", desired))
+    assert incremental.changes == tuple(c for c in full.changes if c.op.value != "no-op")
+    assert incremental.counts() == full.counts() and incremental.errors == full.errors
