@@ -27,8 +27,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     "reconciler.manifests.schema:compile_schema": "scale work replaces the hand-written schema compiler",
     "reconciler.manifests.schema:compile_schema.<locals>.build": "scale work replaces the schema compiler",
     "reconciler.manifests.schema:_translate": "manifests work (reconciler/manifests/) splits error translation",
-    "reconciler.sidecar.watch:run": "sidecar work (reconciler/sidecar/) splits the watch loop",
-    "reconciler.sync.plan:plan": "plan work (reconciler/sync/plan.py) splits planning",
 }
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
