@@ -29,6 +29,7 @@ from typing import Any, TypeGuard
 from dateutil import rrule as du
 
 from reconciler.schedules import cron, duration, runnable
+from redbeat.schedules import NTH_WEEKDAYS_EXT, rule_weekdays
 
 FREQS = ("yearly", "monthly", "weekly", "daily", "hourly", "minutely", "secondly")
 WEEKDAYS = ("mo", "tu", "we", "th", "fr", "sa", "su")
@@ -148,7 +149,15 @@ def _rrule(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         raw = spec["byweekday"] if isinstance(spec["byweekday"], list) else [spec["byweekday"]]
         parsed = [_weekday((*base, "byweekday"), item) for item in raw]
         weekdays = sorted({day for day, _ in parsed})
-        if any(n is not None for _, n in parsed):
+        numbered = [item for item, (_, n) in zip(raw, parsed, strict=True) if n is not None]
+        if numbered and spec["freq"] not in ("monthly", "yearly"):
+            # dateutil (beat) reads "-1fr" in a weekly or daily rule as every Friday; RFC 5545 forbids it.
+            raise FieldError(
+                (*base, "byweekday"),
+                f"{numbered[0]!r}: a numbered weekday needs freq monthly or yearly "
+                f"(with freq {spec['freq']} it would run on every such weekday)",
+            )
+        if numbered:
             ext["rrule_byweekday"] = [
                 WEEKDAYS[day].upper() if n is None else f"{n:+d}{WEEKDAYS[day].upper()}"
                 for day, n in sorted(set(parsed), key=lambda p: (p[0], p[1] or 0))
@@ -202,10 +211,8 @@ def _check_fires(
     if until is not None:
         limit = min(limit, until)
     weekdays: Any = schedule["byweekday"]
-    if "rrule_byweekday" in ext:
-        weekdays = [
-            du.weekday(WEEKDAYS.index(w[-2:].lower()), int(w[:-2]) if w[:-2] else None) for w in ext["rrule_byweekday"]
-        ]
+    if NTH_WEEKDAYS_EXT in ext:  # as beat runs them (dateutil alone intersects "mo" with "-1fr")
+        weekdays = rule_weekdays(schedule["freq"], schedule["bymonth"], ext[NTH_WEEKDAYS_EXT])
     try:
         rule = du.rrule(
             schedule["freq"],
@@ -414,8 +421,8 @@ def _rrule_manifest(schedule: Mapping[str, Any], ext: Mapping[str, Any]) -> dict
         if value is None:
             continue
         if key == "byweekday":
-            if "rrule_byweekday" in ext:
-                out[key] = [w.lower().lstrip("+") for w in ext["rrule_byweekday"]]
+            if NTH_WEEKDAYS_EXT in ext and schedule["freq"] <= FREQS.index("monthly"):
+                out[key] = [w.lower().lstrip("+") for w in ext[NTH_WEEKDAYS_EXT]]
             else:
                 out[key] = [WEEKDAYS[d] for d in value]
         else:

@@ -173,3 +173,38 @@ def test_rrule_list_spellings(months, weekdays, rnd) -> None:  # type: ignore[no
     assert a["schedule"]["dtstart"] == b["schedule"]["dtstart"]
     if len(set(months)) == 1:
         assert definition(rrule={**rule, "bymonth": months[0], "byweekday": weekdays}) == a
+
+
+@pytest.mark.parametrize("freq", ["monthly", "yearly"])
+@pytest.mark.parametrize("byweekday", [["-1fr", "mo"], ["mo", "-1fr"], ["1mo", "fr"], ["fr", "-1fr"]])
+def test_plain_and_numbered_weekdays_together_are_accepted_and_export_back(freq: str, byweekday: list) -> None:
+    """dateutil alone intersects "mo" with "-1fr" (never fires); beat and validate take their union."""
+    rule = {"freq": freq, "byweekday": byweekday, "dtstart": "2026-01-01T09:00:00+00:00"}
+    got, ext = manifest_to_entry({**BASE, "rrule": rule})
+    assert ext is not None and sorted(ext["rrule_byweekday"]) == sorted(
+        w.upper() if w[0].isalpha() else f"{int(w[:-2]):+d}{w[-2:].upper()}" for w in byweekday
+    )
+    back = entry_to_manifest(got, ext)
+    assert sorted(back["rrule"]["byweekday"]) == sorted(byweekday)
+    assert manifest_to_entry(back) == (got, ext)
+
+
+@pytest.mark.parametrize("freq", ["weekly", "daily", "hourly"])
+def test_a_numbered_weekday_outside_monthly_or_yearly_is_refused(freq: str) -> None:
+    rule = {"freq": freq, "byweekday": ["mo", "-1fr"], "dtstart": "2026-01-01T09:00:00+00:00"}
+    with pytest.raises(FieldError) as info:
+        manifest_to_entry({**BASE, "rrule": rule})
+    assert info.value.path == ("rrule", "byweekday")
+    assert info.value.message == (
+        f"'-1fr': a numbered weekday needs freq monthly or yearly (with freq {freq} it would run on every such weekday)"
+    )
+
+
+def test_export_of_a_stored_weekly_rule_with_numbered_weekdays_gives_what_beat_runs() -> None:
+    """An older validate stored ``-1FR`` for a weekly rule: beat (dateutil) runs it every Friday, and export says so."""
+    got, _ = manifest_to_entry(
+        {**BASE, "rrule": {"freq": "weekly", "byweekday": ["fr"], "dtstart": "2026-01-01T09:00:00Z"}}
+    )
+    back = entry_to_manifest(got, {"rrule_byweekday": ["-1FR"]})
+    assert back["rrule"]["byweekday"] == ["fr"]
+    assert manifest_to_entry(back)[0] == got
