@@ -444,8 +444,12 @@ def crontab_fields(schedule: Mapping[str, Any]) -> dict[str, str]:
     return {name: _crontab_text(schedule.get(name, "*")) for name in cron.CELERY_FIELDS}
 
 
-def _crontab_manifest(fields: Mapping[str, str]) -> dict[str, Any]:
-    """``{"cron": ...}`` in the stored spelling, or ``{"crontab": ...}`` when cron would read it otherwise."""
+def _crontab_manifest(stored: Mapping[str, str]) -> dict[str, Any]:
+    """``{"cron": ...}`` in the stored spelling, or ``{"crontab": ...}`` when cron would read it otherwise.
+
+    A field Celery reads only by accident (``satxyz``) is written as what Celery reads (``6``).
+    """
+    fields = {name: cron.exported_field(name, text) for name, text in stored.items()}
     try:
         spec = cron.parse_crontab(fields)
     except cron.CronError:

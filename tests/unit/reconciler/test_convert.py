@@ -3,10 +3,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from celery import Celery
+from celery.schedules import crontab
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from reconciler.schedules.convert import FieldError, entry_to_manifest, manifest_to_entry, respellings, same_times
+from reconciler.schedules.cron import BOUNDS, CELERY_FIELDS
+from redbeat import RedBeatSchedulerEntry
 
 BASE = {"name": "job", "task": "demo.tasks.job"}
 DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
@@ -208,3 +212,63 @@ def test_export_of_a_stored_weekly_rule_with_numbered_weekdays_gives_what_beat_r
     back = entry_to_manifest(got, {"rrule_byweekday": ["-1FR"]})
     assert back["rrule"]["byweekday"] == ["fr"]
     assert manifest_to_entry(back)[0] == got
+
+
+# --- export of what beat stored -> validate: the same times -----------------------
+
+_MONTH_WORDS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+                "november", "december"]  # fmt: skip
+_DAY_WORDS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
+
+
+def _name(words: list[str], index: int) -> st.SearchStrategy[str]:
+    """A spelling Celery reads as ``words[index]``: three letters or more, any case, perhaps a typo after them."""
+    word = words[index]
+    return st.tuples(
+        st.integers(3, len(word)), st.sampled_from(["", "", "xyz", "_2", "9"]), st.booleans()
+    ).map(lambda p: (word[: p[0]] + p[1]).upper() if p[2] else word[: p[0]] + p[1])
+
+
+def _celery_value(field: str) -> st.SearchStrategy[str]:
+    low, high = BOUNDS[field]
+    number = st.integers(low, high).flatmap(lambda v: st.sampled_from([str(v), f"0{v}", f"{v:03d}"]))
+    names = []
+    if high >= 12 or field == "month_of_year":
+        names.append(st.integers(max(low, 1), min(high, 12)).flatmap(lambda v: _name(_MONTH_WORDS, v - 1)))
+    if low == 0 or field == "day_of_week":  # Celery takes weekday names (Sunday 0) in any 0-based field
+        names.append(st.integers(max(low, 0), min(high, 6)).flatmap(lambda v: _name(_DAY_WORDS, v)))
+    return st.one_of(number, *names)
+
+
+def _celery_item(field: str) -> st.SearchStrategy[str]:
+    value = _celery_value(field)
+    step = st.integers(1, 12).map(str)
+    return st.one_of(
+        value,
+        st.just("*"),
+        step.map(lambda n: f"*/{n}"),
+        st.tuples(value, value).map("-".join),
+        st.tuples(value, value, step).map(lambda p: f"{p[0]}-{p[1]}/{p[2]}"),
+        st.tuples(value, step).map(lambda p: f"{p[0]}/{p[1]}"),  # Celery ignores this step (a name only)
+    )
+
+
+def _celery_field(field: str) -> st.SearchStrategy[str]:
+    return st.one_of(st.just("*"), st.lists(_celery_item(field), min_size=1, max_size=3).map(",".join))
+
+
+@given(st.fixed_dictionaries({name: _celery_field(name) for name in CELERY_FIELDS}))
+def test_what_beat_stored_exports_to_a_manifest_validate_accepts_with_the_same_times(fields) -> None:
+    try:
+        built = crontab(**fields)  # what beat builds from Python code (and refuses, it never stores)
+    except Exception:  # noqa: BLE001 - any refusal
+        assume(False)
+        raise
+    app = Celery(set_as_current=False)
+    app.conf.redbeat_redis_url = "redis://127.0.0.1:1/0"
+    stored = json.loads(RedBeatSchedulerEntry("job", "demo.tasks.job", built, app=app)._definition_json())
+    manifest = entry_to_manifest(stored, None)
+    definition, _ = manifest_to_entry(manifest)
+    again = crontab(**{k: v for k, v in definition["schedule"].items() if k != "__type__"})
+    for name in CELERY_FIELDS:
+        assert getattr(again, name) == getattr(built, name), (name, fields[name], manifest)
