@@ -5,7 +5,7 @@ import json
 import pytest
 from celery import Celery
 from celery.schedules import crontab
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from reconciler.schedules.convert import FieldError, entry_to_manifest, manifest_to_entry, respellings, same_times
@@ -257,6 +257,11 @@ def _celery_field(field: str) -> st.SearchStrategy[str]:
     return st.one_of(st.just("*"), st.lists(_celery_item(field), min_size=1, max_size=3).map(",".join))
 
 
+_APP = Celery(set_as_current=False)
+_APP.conf.redbeat_redis_url = "redis://127.0.0.1:1/0"
+
+
+@settings(deadline=None)  # Celery's crontab and entry are slow to build on a loaded machine
 @given(st.fixed_dictionaries({name: _celery_field(name) for name in CELERY_FIELDS}))
 def test_what_beat_stored_exports_to_a_manifest_validate_accepts_with_the_same_times(fields) -> None:
     try:
@@ -264,11 +269,49 @@ def test_what_beat_stored_exports_to_a_manifest_validate_accepts_with_the_same_t
     except Exception:  # noqa: BLE001 - any refusal
         assume(False)
         raise
-    app = Celery(set_as_current=False)
-    app.conf.redbeat_redis_url = "redis://127.0.0.1:1/0"
-    stored = json.loads(RedBeatSchedulerEntry("job", "demo.tasks.job", built, app=app)._definition_json())
+    stored = json.loads(RedBeatSchedulerEntry("job", "demo.tasks.job", built, app=_APP)._definition_json())
     manifest = entry_to_manifest(stored, None)
     definition, _ = manifest_to_entry(manifest)
     again = crontab(**{k: v for k, v in definition["schedule"].items() if k != "__type__"})
     for name in CELERY_FIELDS:
         assert getattr(again, name) == getattr(built, name), (name, fields[name], manifest)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "path", "message"),
+    [
+        (
+            {"at": "0001-01-01T00:00:00+14:00"},
+            ("at",),
+            "'0001-01-01T00:00:00+14:00' is before 0001-01-01T00:00:00Z, the earliest datetime there is",
+        ),
+        (
+            {"rrule": {"freq": "daily", "dtstart": "0001-01-01T00:00:00+01:00"}},
+            ("rrule", "dtstart"),
+            "'0001-01-01T00:00:00+01:00' is before 0001-01-01T00:00:00Z, the earliest datetime there is",
+        ),
+        (
+            {"rrule": {"freq": "yearly", "dtstart": "2026-01-01T00:00:00Z", "byeaster": [1_000_000]}},
+            ("rrule", "byeaster"),
+            "1000000 days from Easter can leave Easter's year; use -80..250 "
+            "(dateutil, which beat runs rules with, fails or picks a wrong day otherwise)",
+        ),
+        (
+            {"rrule": {"freq": "yearly", "dtstart": "2026-01-01T00:00:00Z", "byeaster": [-81]}},
+            ("rrule", "byeaster"),
+            "-81 days from Easter can leave Easter's year; use -80..250 "
+            "(dateutil, which beat runs rules with, fails or picks a wrong day otherwise)",
+        ),
+    ],
+)
+def test_hostile_datetimes_and_easter_offsets_are_field_errors_not_tracebacks(schedule, path, message) -> None:
+    with pytest.raises(FieldError) as info:
+        manifest_to_entry({**BASE, **schedule})
+    assert (info.value.path, info.value.message) == (path, message)
+
+
+@pytest.mark.parametrize("offset", [-80, 0, 1, 60, 250])
+def test_easter_offsets_in_easters_year_fire(offset: int) -> None:
+    rule = {"freq": "yearly", "dtstart": "2026-01-01T00:00:00Z", "byeaster": offset}
+    got, _ = manifest_to_entry({**BASE, "rrule": rule})
+    assert got["schedule"]["byeaster"] == [offset]
