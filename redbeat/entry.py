@@ -12,6 +12,7 @@ from celery.beat import ScheduleEntry
 from . import codec, timing
 from .client import get_redis
 from .config import ensure_conf
+from .schedules import NTH_WEEKDAYS_EXT, rrule, rule_weekdays
 from .store import EntryStore
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -45,6 +46,15 @@ def anchor_of(score: float | None) -> datetime | None:
 def entry_timezone(ext: dict[str, Any] | None) -> ZoneInfo | None:
     name = (ext or {}).get("timezone")
     return ZoneInfo(name) if name else None
+
+
+def entry_schedule(schedule: Any, ext: dict[str, Any] | None) -> Any:
+    """``schedule`` as beat times it: an rrule on the nth weekdays of its ``ext`` (celery-redbeat runs it on the
+    plain weekdays of its definition, every Friday for the last one). Raises ValueError for a bad weekday code."""
+    codes = (ext or {}).get(NTH_WEEKDAYS_EXT)
+    if codes is None or not isinstance(schedule, rrule):
+        return schedule
+    return schedule.with_weekdays(rule_weekdays(schedule.freq, schedule.bymonth, codes))
 
 
 class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]  # celery is untyped (ScheduleEntry is Any)
@@ -91,6 +101,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]  # celery is u
             self.last_run_at = self.last_run_at.replace(microsecond=0)
         self.enabled = enabled
         self.ext = dict(ext or {})
+        self.schedule: Any = entry_schedule(self.schedule, self.ext)
         ensure_conf(self.app)
 
     # -- loading ------------------------------------------------------------------

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from . import codec, timing
 from .client import get_redis
 from .config import DEFAULT_LOCK_TIMEOUT, ensure_conf
-from .entry import RedBeatSchedulerEntry, anchor_of, entry_timezone, store_for
+from .entry import RedBeatSchedulerEntry, anchor_of, entry_schedule, entry_timezone, store_for
 from .history import Outcome, RunEvent, slot_text
 from .lock import BeatLock
 from .metrics import BeatMetrics, NullMetrics
@@ -408,7 +408,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]  # celery is untyped (S
                 return Settlement(Step.RESCORE, stored.member, stored.score, pause.recheck_score(now.timestamp())), None
             filed_at = anchor_of(float(stored.score))
             decision = timing.decide(
-                fields["schedule"],
+                entry_schedule(fields["schedule"], ext),
                 run_state["last_run_at"],
                 now=now,
                 anchor=filed_at,

@@ -8,6 +8,7 @@ does not run at creation unless an occurrence falls due (#154).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
@@ -32,6 +33,46 @@ _RULE_FIELDS = (
     "interval", "wkst", "count", "bysetpos", "bymonth", "bymonthday", "byyearday",
     "byeaster", "byweekno", "byweekday", "byhour", "byminute", "bysecond",
 )
+
+#: The ``ext`` key of an rrule's weekdays in RFC 5545 form (``["MO", "-1FR"]``): celery-redbeat's
+#: definition can only hold plain weekdays, so the numbered ones live beside it.
+NTH_WEEKDAYS_EXT = "rrule_byweekday"
+_DAY_CODES = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+#: The most occurrences of one weekday in a month, and in a year.
+_MOST_IN_MONTH, _MOST_IN_YEAR = 5, 53
+_CODE = re.compile(r"([+-]?[0-9]{1,2})?(MO|TU|WE|TH|FR|SA|SU)", re.ASCII)
+
+
+def rule_weekdays(freq: int, bymonth: Any, codes: Any) -> list[weekday]:
+    """The dateutil weekdays an rrule runs on, from RFC 5545 BYDAY codes (``"MO"``, ``"+1FR"``, ``"-1SU"``).
+
+    dateutil *intersects* plain and numbered weekdays in a monthly or yearly
+    rule (``BYDAY=MO,-1FR`` matches nothing) where RFC 5545 means their union,
+    every Monday and the last Friday. So when both kinds are present, a plain
+    weekday becomes all its numbered occurrences (1st..5th in a month,
+    1st..53rd in a year), which dateutil unites. Raises ValueError for a code
+    that is not a weekday.
+    """
+    if not isinstance(codes, list):
+        raise ValueError(f"{NTH_WEEKDAYS_EXT} must be a list of weekday codes, not {codes!r}")
+    days = [_day_code(code) for code in codes]
+    if freq not in (YEARLY, MONTHLY) or all(day.n is None for day in days):
+        return days
+    most = _MOST_IN_MONTH if freq == MONTHLY or bymonth else _MOST_IN_YEAR
+    expanded: list[weekday] = []
+    for day in days:
+        expanded.extend([day] if day.n is not None else [day(n) for n in range(1, most + 1)])
+    return expanded
+
+
+def _day_code(code: Any) -> weekday:
+    match = _CODE.fullmatch(code.strip().upper()) if isinstance(code, str) else None
+    if match is None:
+        raise ValueError(f"{code!r} is not a weekday code such as MO, +1FR or -1SU")
+    n = int(match.group(1)) if match.group(1) else None
+    if n == 0 or (n is not None and abs(n) > _MOST_IN_YEAR):
+        raise ValueError(f"{code!r}: the number of a weekday is 1..{_MOST_IN_YEAR} or -1..-{_MOST_IN_YEAR}")
+    return weekday(_DAY_CODES.index(match.group(2)), n)
 
 
 class rrule(BaseSchedule):  # type: ignore[misc]  # celery is untyped (BaseSchedule is Any)  # noqa: N801 - celery-redbeat's public name
@@ -80,6 +121,8 @@ class rrule(BaseSchedule):  # type: ignore[misc]  # celery is untyped (BaseSched
         self.rrule = self._build(self.dtstart, self.byweekday)
 
     def _build(self, dtstart: datetime, byweekday: Any) -> dateutil_rrule:
+        # The weekdays the rule runs on: with_weekdays() replaces them, the stored byweekday stays.
+        self._rule_byweekday: Any = byweekday
         fields = {name: getattr(self, name) for name in _RULE_FIELDS}
         fields["byweekday"] = byweekday
         # types-python-dateutil wants the Literal 0-6; freq is an int (FREQ_MAP's, or one dateutil checks itself)
@@ -95,8 +138,12 @@ class rrule(BaseSchedule):  # type: ignore[misc]  # celery is untyped (BaseSched
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         dtstart = self.dtstart.astimezone(tz) if tz is not None else self.dtstart
-        clone.rrule = self._build(dtstart, self.byweekday if byweekday is None else byweekday)
+        clone.rrule = clone._build(dtstart, self._rule_byweekday if byweekday is None else byweekday)
         return clone
+
+    def with_weekdays(self, byweekday: Any) -> rrule:
+        """This rule running on ``byweekday`` (nth weekdays, see :func:`rule_weekdays`), stored as before."""
+        return self.localised(None, byweekday)
 
     def next_after(self, moment: datetime, *, inclusive: bool = False) -> datetime | None:
         return self.rrule.after(moment, inc=inclusive)

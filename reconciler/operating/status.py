@@ -94,9 +94,9 @@ def next_run(
 ) -> tuple[str | None, str]:
     """When beat will run the entry next (ISO, in its zone) and that zone's name; None: never again."""
     from redbeat import timing
-    from redbeat.entry import entry_timezone
+    from redbeat.entry import entry_schedule, entry_timezone
 
-    schedule = decode_definition(definition)["schedule"]
+    schedule = entry_schedule(decode_definition(definition)["schedule"], ext)
     zone = entry_timezone(ext)
     policy = timing.Policy.from_ext(ext, name)
     moment = timing.next_due(schedule, last_run_at, now=now, tz=zone, policy=policy)

@@ -29,6 +29,7 @@ from typing import Any, TypeGuard
 from dateutil import rrule as du
 
 from reconciler.schedules import cron, duration, runnable
+from redbeat.schedules import NTH_WEEKDAYS_EXT, rule_weekdays
 
 FREQS = ("yearly", "monthly", "weekly", "daily", "hourly", "minutely", "secondly")
 WEEKDAYS = ("mo", "tu", "we", "th", "fr", "sa", "su")
@@ -48,6 +49,8 @@ MIN_INTERVAL_TEXT = "100ms"
 MAX_CATCH_UP_LIMIT = 1000
 #: rrule ``interval`` above this cannot be searched for a first occurrence within datetime's range.
 MAX_RRULE_INTERVAL = 1000
+#: byeaster offsets that stay in Easter's year whatever the year (Easter is day 80..115, from 0, of a year).
+EASTER_OFFSETS = (-80, 250)
 #: The latest year of any datetime field: beat adds intervals to it, and datetime ends at 9999.
 MAX_YEAR = 9000
 
@@ -106,6 +109,10 @@ def _parse_datetime(path: tuple[str | int, ...], text: str) -> datetime:
         raise FieldError(path, f"{text!r} needs a UTC offset, e.g. +01:00 or Z")
     if moment.year > MAX_YEAR:
         raise FieldError(path, f"{text!r} is after the year {MAX_YEAR}, the latest beat can compute with")
+    try:
+        moment.astimezone(timezone.utc)  # stored as UTC seconds: 0001-01-01T00:00+14:00 is before datetime's start
+    except OverflowError:
+        raise FieldError(path, f"{text!r} is before 0001-01-01T00:00:00Z, the earliest datetime there is") from None
     return moment
 
 
@@ -136,6 +143,31 @@ def _weekday(path: tuple[str | int, ...], item: Any) -> tuple[int, int | None]:
 _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
+def _rrule_weekdays(spec: Mapping[str, Any]) -> tuple[list[int] | None, list[str] | None]:
+    """The plain weekdays of the celery-redbeat encoding, and the RFC 5545 codes when any is numbered."""
+    if "byweekday" not in spec:
+        return None, None
+    path = ("rrule", "byweekday")
+    raw = spec["byweekday"] if isinstance(spec["byweekday"], list) else [spec["byweekday"]]
+    parsed = [_weekday(path, item) for item in raw]
+    weekdays = sorted({day for day, _ in parsed})
+    numbered = [item for item, (_, n) in zip(raw, parsed, strict=True) if n is not None]
+    if not numbered:
+        return weekdays, None
+    if spec["freq"] not in ("monthly", "yearly"):
+        # dateutil (beat) reads "-1fr" in a weekly or daily rule as every Friday; RFC 5545 forbids it.
+        raise FieldError(
+            path,
+            f"{numbered[0]!r}: a numbered weekday needs freq monthly or yearly "
+            f"(with freq {spec['freq']} it would run on every such weekday)",
+        )
+    codes = [
+        WEEKDAYS[day].upper() if n is None else f"{n:+d}{WEEKDAYS[day].upper()}"
+        for day, n in sorted(set(parsed), key=lambda p: (p[0], p[1] or 0))
+    ]
+    return weekdays, codes
+
+
 def _rrule(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The celery-redbeat rrule encoding of ``spec``, and its extensions."""
     base = ("rrule",)
@@ -143,16 +175,9 @@ def _rrule(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     dtstart = _parse_datetime((*base, "dtstart"), spec["dtstart"])
     until = _parse_datetime((*base, "until"), spec["until"]) if "until" in spec else None
     lists = {key: _int_list(spec.get(key)) for key in RRULE_LISTS if key != "byweekday"}
-    weekdays: list[int] | None = None
-    if "byweekday" in spec:
-        raw = spec["byweekday"] if isinstance(spec["byweekday"], list) else [spec["byweekday"]]
-        parsed = [_weekday((*base, "byweekday"), item) for item in raw]
-        weekdays = sorted({day for day, _ in parsed})
-        if any(n is not None for _, n in parsed):
-            ext["rrule_byweekday"] = [
-                WEEKDAYS[day].upper() if n is None else f"{n:+d}{WEEKDAYS[day].upper()}"
-                for day, n in sorted(set(parsed), key=lambda p: (p[0], p[1] or 0))
-            ]
+    weekdays, nth = _rrule_weekdays(spec)
+    if nth:
+        ext[NTH_WEEKDAYS_EXT] = nth
     if lists["bymonthday"] and 0 in lists["bymonthday"]:
         raise FieldError((*base, "bymonthday"), "day 0 does not exist; use 1..31, or -1..-31 from the end")
     if until is not None and "count" in spec:
@@ -167,6 +192,13 @@ def _rrule(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         and not any(abs(d) <= _MONTH_DAYS[m - 1] for m in lists["bymonth"] for d in lists["bymonthday"])
     ):
         raise FieldError((*base, "bymonthday"), "no month in bymonth has these days: the rule never fires")
+    easter = [d for d in lists["byeaster"] or [] if not EASTER_OFFSETS[0] <= d <= EASTER_OFFSETS[1]]
+    if easter:
+        raise FieldError(
+            (*base, "byeaster"),
+            f"{easter[0]} days from Easter can leave Easter's year; use {EASTER_OFFSETS[0]}..{EASTER_OFFSETS[1]} "
+            "(dateutil, which beat runs rules with, fails or picks a wrong day otherwise)",
+        )
     if int(spec.get("interval", 1)) > MAX_RRULE_INTERVAL:
         raise FieldError(
             (*base, "interval"), f"interval {spec['interval']} is above {MAX_RRULE_INTERVAL}, the largest allowed"
@@ -202,10 +234,8 @@ def _check_fires(
     if until is not None:
         limit = min(limit, until)
     weekdays: Any = schedule["byweekday"]
-    if "rrule_byweekday" in ext:
-        weekdays = [
-            du.weekday(WEEKDAYS.index(w[-2:].lower()), int(w[:-2]) if w[:-2] else None) for w in ext["rrule_byweekday"]
-        ]
+    if NTH_WEEKDAYS_EXT in ext:  # as beat runs them (dateutil alone intersects "mo" with "-1fr")
+        weekdays = rule_weekdays(schedule["freq"], schedule["bymonth"], ext[NTH_WEEKDAYS_EXT])
     try:
         rule = du.rrule(
             schedule["freq"],
@@ -414,8 +444,8 @@ def _rrule_manifest(schedule: Mapping[str, Any], ext: Mapping[str, Any]) -> dict
         if value is None:
             continue
         if key == "byweekday":
-            if "rrule_byweekday" in ext:
-                out[key] = [w.lower().lstrip("+") for w in ext["rrule_byweekday"]]
+            if NTH_WEEKDAYS_EXT in ext and schedule["freq"] <= FREQS.index("monthly"):
+                out[key] = [w.lower().lstrip("+") for w in ext[NTH_WEEKDAYS_EXT]]
             else:
                 out[key] = [WEEKDAYS[d] for d in value]
         else:
@@ -437,8 +467,12 @@ def crontab_fields(schedule: Mapping[str, Any]) -> dict[str, str]:
     return {name: _crontab_text(schedule.get(name, "*")) for name in cron.CELERY_FIELDS}
 
 
-def _crontab_manifest(fields: Mapping[str, str]) -> dict[str, Any]:
-    """``{"cron": ...}`` in the stored spelling, or ``{"crontab": ...}`` when cron would read it otherwise."""
+def _crontab_manifest(stored: Mapping[str, str]) -> dict[str, Any]:
+    """``{"cron": ...}`` in the stored spelling, or ``{"crontab": ...}`` when cron would read it otherwise.
+
+    A field Celery reads only by accident (``satxyz``) is written as what Celery reads (``6``).
+    """
+    fields = {name: cron.exported_field(name, text) for name, text in stored.items()}
     try:
         spec = cron.parse_crontab(fields)
     except cron.CronError:

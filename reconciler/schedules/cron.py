@@ -47,10 +47,15 @@ BOUNDS = {
     "month_of_year": (1, 12),
     "day_of_week": (0, 6),
 }
-_MONTHS = {
-    n: i for i, n in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)
-}
-_WEEKDAYS = {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
+_MONTH_NAMES = (
+    "january", "february", "march", "april", "may", "june",
+    "july", "august", "september", "october", "november", "december",
+)  # fmt: skip
+_WEEKDAY_NAMES = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+#: The shortest name: Celery reads a name by its first three letters (and ignores the rest).
+_NAME_PREFIX = 3
+#: Names of the values of a field, and the value of the first name.
+_NAMES = {"month_of_year": (_MONTH_NAMES, 1), "day_of_week": (_WEEKDAY_NAMES, 0)}
 #: The longest field text stored: an enumeration of every minute is 170 characters; longer is
 #: repetition, which would make every definition, diff and Flower row that long.
 MAX_FIELD_LENGTH = 255
@@ -128,14 +133,12 @@ def _number(field: str, token: str) -> int:
     if _digits(word) and len(word.lstrip("0")) > _MAX_DIGITS:
         low, high = BOUNDS[field]
         raise CronError(f"{LABELS[field]} {word.lstrip('0')[:_MAX_DIGITS]}... is out of range {low}-{high}")
-    if _digits(word):
-        value = int(word)
-    elif field == "month_of_year" and word in _MONTHS:
-        value = _MONTHS[word]
-    elif field == "day_of_week" and word in _WEEKDAYS:
-        value = _WEEKDAYS[word]
-    else:
-        names = {"month_of_year": " (or jan-dec)", "day_of_week": " (or sun-sat)"}.get(field, "")
+    value = int(word) if _digits(word) else _named_value(field, word)
+    if value is None:
+        names = {
+            "month_of_year": " (or a month name: jan-dec, january-december)",
+            "day_of_week": " (or a weekday name: sun-sat, sunday-saturday)",
+        }.get(field, "")
         raise CronError(f"{LABELS[field]} {token!r} is not a number{names}")
     low, high = BOUNDS[field]
     if field == "day_of_week":
@@ -143,6 +146,18 @@ def _number(field: str, token: str) -> int:
     if not low <= value <= high:
         raise CronError(f"{LABELS[field]} {value} is out of range {low}-{high}")
     return value
+
+
+def _named_value(field: str, word: str) -> int | None:
+    """The value the name ``word`` (lower case) spells in ``field``: its first three letters up to all of it.
+
+    Celery reads ``satxyz`` as Saturday too (it looks at three letters only, and tries month names in
+    every field): that is a typo, not a name, and is refused here.
+    """
+    names, first = _NAMES.get(field, ((), 0))
+    if len(word) < _NAME_PREFIX:
+        return None
+    return next((first + i for i, name in enumerate(names) if name.startswith(word)), None)
 
 
 def _expand(field: str, low: int, high: int, start: int, end: int) -> list[int]:
@@ -272,12 +287,36 @@ def canonical_field(field: str, values: frozenset[int]) -> str:
 
 def _celery_reads(field: str, text: str, values: frozenset[int]) -> bool:
     """Whether Celery's own parser (beat and celery-redbeat build crontabs with it) reads ``text`` as ``values``."""
+    return celery_values(field, text) == values
+
+
+def celery_values(field: str, text: str) -> frozenset[int] | None:
+    """The set Celery's own crontab parser reads ``text`` as (what beat runs), or None when it refuses it."""
     low, high = BOUNDS[field]
     try:
         parsed = crontab_parser(high - low + 1, low).parse(text)
-    except (ValueError, IndexError, KeyError):
-        return False
-    return set(parsed) == set(values)
+    except Exception:  # noqa: BLE001 - its ParseException, ValueError, KeyError, IndexError: all mean "refused"
+        return None
+    return frozenset(parsed)
+
+
+def exported_field(field: str, text: str) -> str:
+    """The text ``export`` writes for a stored crontab field, so that validate reads the times beat runs.
+
+    The stored text itself when validate reads it as Celery does; else, when Celery reads it only by
+    accident (``satxyz`` is Saturday, ``mon/2`` Monday, ``٣`` 3, ``jan`` in day of week Monday), the
+    canonical spelling of what Celery reads. A text Celery refuses is kept: beat cannot run it either,
+    and validate says why.
+    """
+    values = celery_values(field, text)
+    if values is None:
+        return text
+    try:
+        if parse_field(field, text) == values:
+            return text
+    except CronError:
+        pass
+    return canonical_field(field, values)
 
 
 def parse_cron(expression: str) -> CronSpec:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.beat import current, make_app
+from support.beat import current, make_app, recording_scheduler_class
 
 from reconciler.core.errors import Location
 from reconciler.core.model import DesiredEntry
@@ -94,6 +94,13 @@ KINDS = st.one_of(
         "dtstart": st.just("2026-01-01T09:00:00+00:00"),
         "interval": st.integers(1, 2000),
         "bymonthday": st.lists(st.integers(1, 31), min_size=1, max_size=2),
+    })}),
+    # plain and numbered weekdays together: dateutil alone intersects them, beat and validate unite them
+    st.fixed_dictionaries({"rrule": st.fixed_dictionaries({
+        "freq": st.sampled_from(["yearly", "monthly", "weekly"]),
+        "dtstart": st.just("2026-01-01T09:00:00+00:00"),
+        "byweekday": st.lists(st.sampled_from(["mo", "fr", "-1fr", "1su", "2we", "5th", "-5sa", "53mo"]),
+                              min_size=1, max_size=3, unique=True),
     })}),
 )
 
@@ -177,6 +184,30 @@ def test_what_validate_accepts_with_a_jitter_beat_sends_at_its_first_due_time(
     redis_url, redis_client, beat_log, manifest
 ):
     _check_sent_at_first_due_time(redis_url, redis_client, beat_log, manifest)
+
+
+def test_beat_runs_every_monday_and_the_last_friday_as_validate_accepts_it(redis_url, redis_client):
+    """``byweekday: ["-1fr", "mo"]`` is the union of RFC 5545 (validate once called it "never fires")."""
+    rule = {"freq": "monthly", "byweekday": ["-1fr", "mo"], "dtstart": "2026-01-01T09:00:00+00:00"}
+    definition, ext = manifest_to_entry({"name": "job", "task": "app.tasks.job", "rrule": rule})
+    start = datetime(2026, 1, 22, 10, 0, tzinfo=UTC)
+    reconcile({"job": DesiredEntry("job", definition, ext, False, HERE)}, connect(redis_url),
+              clock=lambda: start.timestamp())  # fmt: skip
+    app = make_app(redis_url, now=start, redbeat_lock_key=None, result_expires=None)
+    ticks = {  # (day of January 2026, whether it runs): the 23rd is a Friday but not the last one
+        23: False, 24: False, 26: True, 27: False, 30: True,
+    }  # fmt: skip
+    with current(app):
+        scheduler = recording_scheduler_class()(app=app)
+        try:
+            for day, runs in ticks.items():
+                app.now.set(datetime(2026, 1, day, 9, 0, 1, tzinfo=UTC))
+                before = scheduler.sent_names.count("job")
+                scheduler.tick()
+                assert (scheduler.sent_names.count("job") > before) == runs, day
+        finally:
+            scheduler.close()
+    assert _runs(redis_client) == 2
 
 
 def _raw(schedule: dict[str, Any], options: dict[str, Any] | None = None) -> str:

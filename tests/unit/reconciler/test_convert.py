@@ -3,10 +3,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from celery import Celery
+from celery.schedules import crontab
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from reconciler.schedules.convert import FieldError, entry_to_manifest, manifest_to_entry, respellings, same_times
+from reconciler.schedules.cron import BOUNDS, CELERY_FIELDS
+from redbeat import RedBeatSchedulerEntry
 
 BASE = {"name": "job", "task": "demo.tasks.job"}
 DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
@@ -173,3 +177,141 @@ def test_rrule_list_spellings(months, weekdays, rnd) -> None:  # type: ignore[no
     assert a["schedule"]["dtstart"] == b["schedule"]["dtstart"]
     if len(set(months)) == 1:
         assert definition(rrule={**rule, "bymonth": months[0], "byweekday": weekdays}) == a
+
+
+@pytest.mark.parametrize("freq", ["monthly", "yearly"])
+@pytest.mark.parametrize("byweekday", [["-1fr", "mo"], ["mo", "-1fr"], ["1mo", "fr"], ["fr", "-1fr"]])
+def test_plain_and_numbered_weekdays_together_are_accepted_and_export_back(freq: str, byweekday: list) -> None:
+    """dateutil alone intersects "mo" with "-1fr" (never fires); beat and validate take their union."""
+    rule = {"freq": freq, "byweekday": byweekday, "dtstart": "2026-01-01T09:00:00+00:00"}
+    got, ext = manifest_to_entry({**BASE, "rrule": rule})
+    assert ext is not None and sorted(ext["rrule_byweekday"]) == sorted(
+        w.upper() if w[0].isalpha() else f"{int(w[:-2]):+d}{w[-2:].upper()}" for w in byweekday
+    )
+    back = entry_to_manifest(got, ext)
+    assert sorted(back["rrule"]["byweekday"]) == sorted(byweekday)
+    assert manifest_to_entry(back) == (got, ext)
+
+
+@pytest.mark.parametrize("freq", ["weekly", "daily", "hourly"])
+def test_a_numbered_weekday_outside_monthly_or_yearly_is_refused(freq: str) -> None:
+    rule = {"freq": freq, "byweekday": ["mo", "-1fr"], "dtstart": "2026-01-01T09:00:00+00:00"}
+    with pytest.raises(FieldError) as info:
+        manifest_to_entry({**BASE, "rrule": rule})
+    assert info.value.path == ("rrule", "byweekday")
+    assert info.value.message == (
+        f"'-1fr': a numbered weekday needs freq monthly or yearly (with freq {freq} it would run on every such weekday)"
+    )
+
+
+def test_export_of_a_stored_weekly_rule_with_numbered_weekdays_gives_what_beat_runs() -> None:
+    """An older validate stored ``-1FR`` for a weekly rule: beat (dateutil) runs it every Friday, and export says so."""
+    got, _ = manifest_to_entry(
+        {**BASE, "rrule": {"freq": "weekly", "byweekday": ["fr"], "dtstart": "2026-01-01T09:00:00Z"}}
+    )
+    back = entry_to_manifest(got, {"rrule_byweekday": ["-1FR"]})
+    assert back["rrule"]["byweekday"] == ["fr"]
+    assert manifest_to_entry(back)[0] == got
+
+
+# --- export of what beat stored -> validate: the same times -----------------------
+
+_MONTH_WORDS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+                "november", "december"]  # fmt: skip
+_DAY_WORDS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
+
+
+def _name(words: list[str], index: int) -> st.SearchStrategy[str]:
+    """A spelling Celery reads as ``words[index]``: three letters or more, any case, perhaps a typo after them."""
+    word = words[index]
+    return st.tuples(
+        st.integers(3, len(word)), st.sampled_from(["", "", "xyz", "_2", "9"]), st.booleans()
+    ).map(lambda p: (word[: p[0]] + p[1]).upper() if p[2] else word[: p[0]] + p[1])
+
+
+def _celery_value(field: str) -> st.SearchStrategy[str]:
+    low, high = BOUNDS[field]
+    number = st.integers(low, high).flatmap(lambda v: st.sampled_from([str(v), f"0{v}", f"{v:03d}"]))
+    names = []
+    if high >= 12 or field == "month_of_year":
+        names.append(st.integers(max(low, 1), min(high, 12)).flatmap(lambda v: _name(_MONTH_WORDS, v - 1)))
+    if low == 0 or field == "day_of_week":  # Celery takes weekday names (Sunday 0) in any 0-based field
+        names.append(st.integers(max(low, 0), min(high, 6)).flatmap(lambda v: _name(_DAY_WORDS, v)))
+    return st.one_of(number, *names)
+
+
+def _celery_item(field: str) -> st.SearchStrategy[str]:
+    value = _celery_value(field)
+    step = st.integers(1, 12).map(str)
+    return st.one_of(
+        value,
+        st.just("*"),
+        step.map(lambda n: f"*/{n}"),
+        st.tuples(value, value).map("-".join),
+        st.tuples(value, value, step).map(lambda p: f"{p[0]}-{p[1]}/{p[2]}"),
+        st.tuples(value, step).map(lambda p: f"{p[0]}/{p[1]}"),  # Celery ignores this step (a name only)
+    )
+
+
+def _celery_field(field: str) -> st.SearchStrategy[str]:
+    return st.one_of(st.just("*"), st.lists(_celery_item(field), min_size=1, max_size=3).map(",".join))
+
+
+_APP = Celery(set_as_current=False)
+_APP.conf.redbeat_redis_url = "redis://127.0.0.1:1/0"
+
+
+@settings(deadline=None)  # Celery's crontab and entry are slow to build on a loaded machine
+@given(st.fixed_dictionaries({name: _celery_field(name) for name in CELERY_FIELDS}))
+def test_what_beat_stored_exports_to_a_manifest_validate_accepts_with_the_same_times(fields) -> None:
+    try:
+        built = crontab(**fields)  # what beat builds from Python code (and refuses, it never stores)
+    except Exception:  # noqa: BLE001 - any refusal
+        assume(False)
+        raise
+    stored = json.loads(RedBeatSchedulerEntry("job", "demo.tasks.job", built, app=_APP)._definition_json())
+    manifest = entry_to_manifest(stored, None)
+    definition, _ = manifest_to_entry(manifest)
+    again = crontab(**{k: v for k, v in definition["schedule"].items() if k != "__type__"})
+    for name in CELERY_FIELDS:
+        assert getattr(again, name) == getattr(built, name), (name, fields[name], manifest)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "path", "message"),
+    [
+        (
+            {"at": "0001-01-01T00:00:00+14:00"},
+            ("at",),
+            "'0001-01-01T00:00:00+14:00' is before 0001-01-01T00:00:00Z, the earliest datetime there is",
+        ),
+        (
+            {"rrule": {"freq": "daily", "dtstart": "0001-01-01T00:00:00+01:00"}},
+            ("rrule", "dtstart"),
+            "'0001-01-01T00:00:00+01:00' is before 0001-01-01T00:00:00Z, the earliest datetime there is",
+        ),
+        (
+            {"rrule": {"freq": "yearly", "dtstart": "2026-01-01T00:00:00Z", "byeaster": [1_000_000]}},
+            ("rrule", "byeaster"),
+            "1000000 days from Easter can leave Easter's year; use -80..250 "
+            "(dateutil, which beat runs rules with, fails or picks a wrong day otherwise)",
+        ),
+        (
+            {"rrule": {"freq": "yearly", "dtstart": "2026-01-01T00:00:00Z", "byeaster": [-81]}},
+            ("rrule", "byeaster"),
+            "-81 days from Easter can leave Easter's year; use -80..250 "
+            "(dateutil, which beat runs rules with, fails or picks a wrong day otherwise)",
+        ),
+    ],
+)
+def test_hostile_datetimes_and_easter_offsets_are_field_errors_not_tracebacks(schedule, path, message) -> None:
+    with pytest.raises(FieldError) as info:
+        manifest_to_entry({**BASE, **schedule})
+    assert (info.value.path, info.value.message) == (path, message)
+
+
+@pytest.mark.parametrize("offset", [-80, 0, 1, 60, 250])
+def test_easter_offsets_in_easters_year_fire(offset: int) -> None:
+    rule = {"freq": "yearly", "dtstart": "2026-01-01T00:00:00Z", "byeaster": offset}
+    got, _ = manifest_to_entry({**BASE, "rrule": rule})
+    assert got["schedule"]["byeaster"] == [offset]

@@ -12,12 +12,16 @@ from reconciler.schedules.cron import (
     CronError,
     canonical_field,
     cron_string,
+    exported_field,
     parse_cron,
     parse_crontab,
     parse_field,
     same_times,
     stored_field,
 )
+
+DAY_NAMES = " (or a weekday name: sun-sat, sunday-saturday)"
+MONTH_NAMES = " (or a month name: jan-dec, january-december)"
 
 
 def celery_reads(field: str, text: str) -> set[int]:
@@ -58,12 +62,49 @@ def test_canonical_spelling(field: str, text: object, canonical: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("field", "text", "values"),
+    [
+        ("day_of_week", "saturday", {6}),
+        ("day_of_week", "Saturday-Sunday", {6, 0}),
+        ("day_of_week", "MONDAY-friday/2", {1, 3, 5}),
+        ("day_of_week", "tues,thur,thurs,wednes", {2, 3, 4}),
+        ("month_of_year", "January,sept,DECEMBER", {1, 9, 12}),
+        ("month_of_year", "march-may", {3, 4, 5}),
+    ],
+)
+def test_full_names_and_longer_abbreviations_are_names_and_stored_as_written(field, text, values) -> None:
+    """Any start of the English name of three letters or more, as Celery (which reads three letters) takes it."""
+    assert parse_field(field, text) == values
+    assert stored_field(field, text) == text
+    assert celery_reads(field, text) == values
+
+
+@pytest.mark.parametrize(
+    ("field", "stored", "exported"),
+    [
+        ("day_of_week", "Saturday", "Saturday"),  # validate reads it as Celery does: kept
+        ("day_of_week", "satxyz", "6"),  # Celery reads three letters
+        ("day_of_week", "mon/2", "1"),  # Celery ignores a step after a single value
+        ("day_of_week", "jan", "1"),  # Celery tries month names in every field
+        ("month_of_year", "mon,tue", "1,2"),  # ... and weekday names
+        ("hour", "\u0663", "3"),  # int() reads Arabic-Indic digits
+        ("minute", "1-5 junk", "1-5"),  # a range is matched at the start of the item only
+        ("minute", "0_5", "5"),  # int() takes underscores
+        ("day_of_week", "7", "7"),  # Celery refuses it: beat cannot run it, validate says why (not respelled)
+        ("minute", "banana", "banana"),
+    ],
+)
+def test_export_writes_what_celery_reads(field: str, stored: str, exported: str) -> None:
+    assert exported_field(field, stored) == exported
+
+
+@pytest.mark.parametrize(
     ("field", "text", "message"),
     [
         ("minute", "61", "minute 61 is out of range 0-59"),
         ("hour", "24", "hour 24 is out of range 0-23"),
         ("day_of_month", "0", "day of month 0 is out of range 1-31"),
-        ("month_of_year", "mon", "month 'mon' is not a number (or jan-dec)"),
+        ("month_of_year", "mon", f"month 'mon' is not a number{MONTH_NAMES}"),
         ("day_of_week", "8", "day of week 8 is out of range 0-7"),
         ("minute", "*/0", "minute step '0' must be a whole number >= 1"),
         ("minute", "1,,2", "minute '1,,2' has an empty list item"),
@@ -147,10 +188,13 @@ def test_stored_as_written_and_read_alike_by_celery(field: str, written: object,
 @pytest.mark.parametrize(
     ("field", "text", "message"),
     [
-        ("day_of_week", "saturday", "day of week 'saturday' is not a number (or sun-sat)"),
-        ("day_of_week", "sat\x00", "day of week 'sat\\x00' is not a number (or sun-sat)"),
-        ("day_of_week", "sat\nsun", "day of week 'sat\\nsun' is not a number (or sun-sat)"),
-        ("day_of_week", "jan", "day of week 'jan' is not a number (or sun-sat)"),  # Celery would read January as 1
+        # Celery reads the first three letters only: a typo of a name is not a name
+        ("day_of_week", "satxyz", f"day of week 'satxyz' is not a number{DAY_NAMES}"),
+        ("day_of_week", "sa", f"day of week 'sa' is not a number{DAY_NAMES}"),
+        ("month_of_year", "septembre", f"month 'septembre' is not a number{MONTH_NAMES}"),
+        ("day_of_week", "sat\x00", f"day of week 'sat\\x00' is not a number{DAY_NAMES}"),
+        ("day_of_week", "sat\nsun", f"day of week 'sat\\nsun' is not a number{DAY_NAMES}"),
+        ("day_of_week", "jan", f"day of week 'jan' is not a number{DAY_NAMES}"),  # Celery would read January as 1
         ("minute", "\u00b3", "minute '\u00b3' is not a number"),  # isdigit() but not a digit int() takes
         ("minute", "\u0663", "minute '\u0663' is not a number"),  # Arabic-Indic 3
         ("minute", "<script>", "minute '<script>' is not a number"),
@@ -185,7 +229,8 @@ def test_specs_compare_by_times_not_spelling() -> None:
     assert written.canonical_fields() == numbers.canonical_fields()
     assert same_times({"day_of_week": "sat,sun"}, {"day_of_week": "0,6", "minute": "*"})
     assert not same_times({"day_of_week": "sat,sun"}, {"day_of_week": "0,5"})
-    assert not same_times({"day_of_week": "saturday"}, {"day_of_week": "6"})  # ours cannot read it: not the same
+    assert same_times({"day_of_week": "Saturday"}, {"day_of_week": "6"})
+    assert not same_times({"day_of_week": "satxyz"}, {"day_of_week": "6"})  # ours cannot read it: not the same
 
 
 values = st.sampled_from(CELERY_FIELDS).flatmap(
