@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -103,6 +104,17 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]  # celery is u
         self.ext = dict(ext or {})
         self.schedule: Any = entry_schedule(self.schedule, self.ext)
         ensure_conf(self.app)
+
+    def __reduce__(self) -> Any:
+        """Pickle and ``copy`` by keyword: celery's positional ``__reduce__`` would hand ``last_run_at`` to the
+        argument this class takes as ``schedule``.  The app is pickled by reference, as celery pickles apps."""
+        return (_rebuild_entry, (type(self), dict(self)))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RedBeatSchedulerEntry:
+        """A deep copy shares the app (a copy of the whole Celery app is never what a caller wants)."""
+        fields = dict(self)
+        app = fields.pop("app", None)
+        return type(self)(app=app, **copy.deepcopy(fields, memo))
 
     # -- loading ------------------------------------------------------------------
 
@@ -276,3 +288,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]  # celery is u
 
     def __repr__(self) -> str:
         return f"<RedBeatSchedulerEntry: {self.name} {self.task}(*{self.args}, **{self.kwargs}) {self.schedule}>"
+
+
+def _rebuild_entry(cls: type[RedBeatSchedulerEntry], fields: dict[str, Any]) -> RedBeatSchedulerEntry:
+    return cls(**fields)
