@@ -247,7 +247,7 @@ def _same_origin(request: Request) -> bool:
 
 def make_app(target: Any, *, manifests: readers.Manifests | None = None, token: str | None = None,
              sidecar: Callable[[], Mapping[str, Any]] | None = None,
-             max_age: float = readers.SNAPSHOT_MAX_AGE) -> ConsoleApp:
+             max_age: float = readers.SNAPSHOT_MAX_AGE, max_stale: float = readers.SNAPSHOT_MAX_STALE) -> ConsoleApp:
     """The console over ``target`` (a :class:`reconciler.sync.reconcile.Target`)."""
-    cache = readers.SnapshotCache(target, manifests, max_age)
+    cache = readers.SnapshotCache(target, manifests, max_age, max_stale)
     return ConsoleApp(pages.Context(target, cache, sidecar), token)

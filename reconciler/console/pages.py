@@ -17,8 +17,6 @@ from redbeat.operator import PAUSE_FIELD, active_pause
 
 #: Lanes the timeline draws per page (the histogram counts every filtered entry).
 TIMELINE_LANES = 50
-#: Runs per entry the timeline computes; an entry running more often is drawn as a band.
-TIMELINE_RUNS = 600
 #: Runs and audit records the entry page lists.
 ENTRY_RUNS, ENTRY_AUDIT = 20, 20
 ACTIVITY_LIMIT = 200
@@ -62,7 +60,7 @@ def _entry_runs(row: Mapping[str, Any], snapshot: readers.Snapshot, calendars: u
     actual = snapshot.entries.get(row["name"])
     if first is None or actual is None or row.get("state") not in ("active", "paused"):
         return upcoming.Runs([])
-    definition = actual.decoded_definition() or {}
+    definition = row.get("definition") or {}
     not_before = None
     if row.get("paused"):
         until = row.get("paused_until")
@@ -70,7 +68,7 @@ def _entry_runs(row: Mapping[str, Any], snapshot: readers.Snapshot, calendars: u
             return upcoming.Runs([])  # paused until resumed: no run in sight
         not_before = float(until)
     try:
-        return upcoming.window_runs(datetime.fromtimestamp(first, timezone.utc), definition, actual.decoded_ext(),
+        return upcoming.window_runs(datetime.fromtimestamp(first, timezone.utc), definition, row.get("ext"),
                                     row["name"], calendars, not_before)
     except upcoming.UNCOMPUTABLE:
         return upcoming.Runs([])
@@ -82,7 +80,8 @@ def timeline_page(ctx: Context, query: q.Query) -> dict[str, Any]:
     seconds = q.WINDOWS[query.window]
     start = datetime.now(timezone.utc).replace(microsecond=0)
     end = start + timedelta(seconds=seconds)
-    calendars = upcoming.Calendars(start, end, TIMELINE_RUNS)
+    # An entry running more often than once per bucket is drawn as a band: its runs could not be told apart.
+    calendars = upcoming.Calendars(start, end, timeline.BUCKETS[seconds])
     runs = [(str(row["name"]), _entry_runs(row, snapshot, calendars, start.timestamp())) for row in selected]
     counts = timeline.histogram((r for _, r in runs), start.timestamp(), end.timestamp(), timeline.BUCKETS[seconds])
     lanes_query = q.Query(**{**{f: getattr(query, f) for f in ("q", "owner", "state", "sync", "sort", "order",
@@ -102,12 +101,12 @@ def timeline_page(ctx: Context, query: q.Query) -> dict[str, Any]:
 
 def entry(ctx: Context, name: str) -> dict[str, Any] | None:
     """The entry page; None when neither Redis nor the manifests know the name."""
-    snapshot = ctx.cache.get(fresh=True)
-    row = next((r for r in snapshot.rows if r["name"] == name), None)
-    if row is None:
+    found = readers.read_entry_row(ctx.target, ctx.cache.manifests, name)
+    if found is None:
         return None
-    actual = snapshot.entries.get(name)
-    desired = snapshot.desired.get(name) if snapshot.desired is not None else None
+    row, actual = found
+    all_desired, _ = ctx.cache.manifests.desired() if ctx.cache.manifests is not None else (None, None)
+    desired = all_desired.get(name) if all_desired is not None else None
     now = datetime.now(timezone.utc)
     coming, problem = [], None
     if actual is not None and actual.definition is not None and row.get("state") == "active":
@@ -123,7 +122,7 @@ def entry(ctx: Context, name: str) -> dict[str, Any] | None:
         "desired": None if desired is None else json.dumps(
             {"definition": desired.definition, "ext": desired.ext, "protected": desired.protected}, indent=2,
             ensure_ascii=False),
-        "source": None if desired is None else str(desired.source), "knows_manifests": snapshot.desired is not None,
+        "source": None if desired is None else str(desired.source), "knows_manifests": all_desired is not None,
         "next_runs": [{"at": run.isoformat(timespec="seconds"), "relative": words.relative(run, now)}
                       for run in coming],
         "next_problem": problem, "runs": [run.as_json() for run in reversed(runs)],

@@ -8,6 +8,7 @@ then a filter and a slice of rows already built, and a refresh shows what change
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -25,8 +26,10 @@ from reconciler.operating.operate import full_status
 from reconciler.sync.state import ActualEntry, OwnershipRecord, read_all
 from redbeat.keys import KeySpace
 
-#: How long one snapshot serves requests (seconds).
+#: How long one snapshot serves requests before a background read replaces it (seconds).
 SNAPSHOT_MAX_AGE = 2.0
+#: How old a snapshot may be served while that read runs (seconds); older, a request reads itself.
+SNAPSHOT_MAX_STALE = 60.0
 
 
 class Manifests(Protocol):
@@ -139,23 +142,79 @@ def _pause_ends(client: Any, keys: KeySpace, names: list[str]) -> dict[str, floa
 
 
 class SnapshotCache:
-    """The last snapshot, re-read when older than ``max_age`` seconds; one reader at a time."""
+    """The last snapshot: served as is for ``max_age`` seconds, then served while a background thread reads
+    the next one (so a page of 10,000 entries never waits for the full read), until ``max_stale`` seconds,
+    after which a request reads anew itself.  ``max_stale`` 0: every request reads anew."""
 
-    def __init__(self, target: Any, manifests: Manifests | None, max_age: float = SNAPSHOT_MAX_AGE) -> None:
-        self.target, self.manifests, self.max_age = target, manifests, max_age
-        self._lock = threading.Lock()
+    def __init__(self, target: Any, manifests: Manifests | None, max_age: float = SNAPSHOT_MAX_AGE,
+                 max_stale: float = SNAPSHOT_MAX_STALE) -> None:
+        self.target, self.manifests = target, manifests
+        self.max_age, self.max_stale = max_age, max_stale
+        self._lock = threading.Lock()  # one reader at a time
         self._snapshot: Snapshot | None = None
+        self._refreshing = False
 
-    def get(self, *, fresh: bool = False) -> Snapshot:
+    def get(self) -> Snapshot:
+        snapshot = self._snapshot
+        age = None if snapshot is None else time.time() - snapshot.read_at
+        if snapshot is None or age is None or age > self.max_stale:
+            return self._read()
+        if age > self.max_age and not self._refreshing:
+            self._refreshing = True
+            threading.Thread(target=self._refresh, name="redbeat-console-snapshot", daemon=True).start()
+        return snapshot
+
+    def _read(self) -> Snapshot:
         with self._lock:
-            if fresh or self._snapshot is None or time.time() - self._snapshot.read_at > self.max_age:
-                self._snapshot = read_snapshot(self.target, self.manifests)
+            self._snapshot = read_snapshot(self.target, self.manifests)
             return self._snapshot
+
+    def _refresh(self) -> None:
+        try:
+            self._read()
+        except Exception:  # Redis went away: the next request reads itself and reports it
+            logging.getLogger("reconciler.console").warning("console: background read failed", exc_info=True)
+            self._snapshot = None
+        finally:
+            self._refreshing = False
 
     def forget(self) -> None:
         """After an action: the next page reads anew."""
-        with self._lock:
-            self._snapshot = None
+        self._snapshot = None
+
+
+def read_entry_row(target: Any, manifests: Manifests | None, name: str) -> tuple[dict[str, Any], ActualEntry] | None:
+    """One entry's schedules row and stored entry, read on its own (the entry page); None when nobody knows it."""
+    from reconciler.operating.operate import status_history, status_pauses
+    from reconciler.operating.status import status_row
+    from reconciler.sync.state import STATIC_OWNER, read_entries
+
+    now = datetime.now(timezone.utc)
+    desired, _ = manifests.desired() if manifests is not None else (None, None)
+    wanted = desired.get(name) if desired is not None else None
+    [(definition, ext, meta, score)] = read_entries(target.client, target.keys, [name])
+    if definition is None:
+        return (views.missing_row(wanted), ActualEntry(name, None, None, None, None, None, None)) if wanted else None
+    owner = _owner_of(target.client, target.keys, name)
+    if owner is None and target.client.sismember(target.keys.statics, name):
+        owner = STATIC_OWNER
+    actual = ActualEntry(name, definition, ext, meta, score, owner, None)
+    rows = [status_row(name, actual, now)]
+    status_history(rows, target.client, target.keys)
+    status_pauses(rows, target.client, target.keys, time.time())
+    protected = name in protected_names(target.client, target.keys)
+    sync = views.sync_state(wanted, actual) if desired is not None else None
+    row = views.schedule_row(rows[0], actual, protected=protected, sync=sync, now=now)
+    row["paused_until"] = _pause_ends(target.client, target.keys, [name] if rows[0].get("paused") else []).get(name)
+    return row, actual
+
+
+def _owner_of(client: Any, keys: KeySpace, name: str) -> str | None:
+    owners = sorted(o.decode() if isinstance(o, bytes) else str(o) for o in client.smembers(keys.owners))
+    pipe = client.pipeline(transaction=False)
+    for owner in owners:
+        pipe.hexists(keys.owner_index(owner), name)
+    return next((owner for owner, held in zip(owners, pipe.execute(), strict=True) if held), None)
 
 
 def _text(value: Any) -> str | None:

@@ -70,20 +70,22 @@ def collisions(counts: Sequence[float]) -> set[int]:
     return {index for index, count in enumerate(counts) if count >= threshold}
 
 
-def busiest(named: Iterable[tuple[str, Runs]], top: int = 10, samples: int = 3) -> list[Busy]:
+def busiest(named: Sequence[tuple[str, Runs]], top: int = 10, samples: int = 3) -> list[Busy]:
     """The minutes in which most entries start a run (dense entries left out: they are everywhere)."""
     per_minute: Counter[int] = Counter()
-    names: dict[int, list[str]] = {}
+    for _, runs in named:
+        if not runs.dense:
+            per_minute.update({int(moment // 60) for moment in runs.times})
+    hottest = [(minute, count) for minute, count in per_minute.most_common(top) if count > 1]
+    wanted = {minute for minute, _ in hottest}
+    names: dict[int, list[str]] = {minute: [] for minute in wanted}
     for name, runs in named:
-        if runs.dense:
+        if runs.dense or not wanted:
             continue
-        for minute in {int(moment // 60) for moment in runs.times}:
-            per_minute[minute] += 1
-            seen = names.setdefault(minute, [])
-            if len(seen) < samples:
-                seen.append(name)
-    return [Busy(minute * 60.0, count, tuple(names[minute])) for minute, count in per_minute.most_common(top)
-            if count > 1]
+        for minute in wanted.intersection(int(moment // 60) for moment in runs.times):
+            if len(names[minute]) < samples:
+                names[minute].append(name)
+    return [Busy(minute * 60.0, count, tuple(names[minute])) for minute, count in hottest]
 
 
 def _x(moment: float, start: float, end: float) -> float:

@@ -57,17 +57,17 @@ class Calendars:
         self.now, self.until, self.limit = now, until, limit
         self._slots: dict[tuple[str, str, str], tuple[list[float], bool]] = {}
 
-    def slots(self, schedule_json: str, ext: dict[str, Any]) -> tuple[list[float], bool]:
+    def slots(self, schedule: dict[str, Any], ext: dict[str, Any]) -> tuple[list[float], bool]:
         """The schedule's slots after ``now`` up to ``until`` (at most ``limit``), and whether there are more."""
-        key = (schedule_json, str(ext.get("timezone") or ""), str(ext.get("end_at") or ""))
+        key = (repr(sorted(schedule.items())), str(ext.get("timezone") or ""), str(ext.get("end_at") or ""))
         found = self._slots.get(key)
         if found is None:
-            found = self._compute(schedule_json, ext)
+            found = self._compute(schedule, ext)
             self._slots[key] = found
         return found
 
-    def _compute(self, schedule_json: str, ext: dict[str, Any]) -> tuple[list[float], bool]:
-        probe = json.dumps({"name": "", "task": "", "schedule": json.loads(schedule_json)})
+    def _compute(self, schedule_spec: dict[str, Any], ext: dict[str, Any]) -> tuple[list[float], bool]:
+        probe = json.dumps({"name": "calendar", "task": "calendar", "schedule": schedule_spec})
         schedule = decode_definition(probe)["schedule"]
         policy = timing.Policy.from_ext({k: v for k, v in ext.items() if k == "end_at"})
         # "just ran at now": the calendar's slots strictly after now, whatever any entry's own state.
@@ -102,7 +102,7 @@ def window_runs(first: datetime, definition: dict[str, Any], ext: dict[str, Any]
         count = 0 if start > end else min(limit + 1, int((end - start) // every) + 1)
         times = [start + step * every for step in range(count)]
     else:
-        slots, more = calendars.slots(json.dumps(schedule, sort_keys=True), ext)
+        slots, more = calendars.slots(schedule, ext)
         later = slots[bisect.bisect_right(slots, start):]
         times = [start, *later] if start <= until else []
         cut_short = more  # the calendar ran past ``limit`` slots: this entry is dense too

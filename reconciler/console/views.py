@@ -59,7 +59,8 @@ def schedule_row(status: Mapping[str, Any], actual: ActualEntry | None, *, prote
                  now: datetime) -> dict[str, Any]:
     """One row of the schedules page from a status row and the entry it was built from."""
     definition = actual.decoded_definition() if actual is not None else None
-    manifest = _manifest(definition, actual.decoded_ext() if actual is not None else None)
+    ext = actual.decoded_ext() if actual is not None else None
+    manifest = _manifest(definition, ext)
     state = "paused" if status.get("paused") else _STATE_OF_STATUS.get(status["state"], status["state"])
     states = (state, "protected") if protected else (state,)
     next_run = words.parse_iso(status.get("next_run"))
@@ -77,6 +78,8 @@ def schedule_row(status: Mapping[str, Any], actual: ActualEntry | None, *, prote
         "next_relative": words.relative(next_run, now),
         "last_relative": words.relative(last_run, now),
         "lag_words": words.duration(status.get("dispatch_lag_seconds")),
+        "definition": definition,  # decoded once here, for the timeline
+        "ext": ext,
     }
 
 
