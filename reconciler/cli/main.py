@@ -352,6 +352,12 @@ def _add_watch_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="watch-mode log lines (default text)"
     )
+    group.add_argument("--console", action="store_true",
+                       help="also serve the web console on --listen (off by default: probes often listen on the pod "
+                       "network)")
+    group.add_argument("--console-token-file", type=Path, metavar="FILE",
+                       help="with --console: admin token that turns on trigger, pause and resume "
+                       "(env REDBEAT_CONSOLE_TOKEN)")
 
 
 def _seconds(text: str) -> float:
@@ -388,6 +394,8 @@ def _run_watch(args: argparse.Namespace) -> int:
             force_polling=args.force_polling,
             dry_run=args.dry_run,
             log_format=args.log_format,
+            console=args.console,
+            console_token_file=args.console_token_file,
         )
     )
 

@@ -339,6 +339,17 @@ class Settings:
     force_polling: bool = False
     dry_run: bool = False
     log_format: LogFormat = "text"
+    console: bool = False  # serve the web console on ``listen`` too (reconciler.sidecar.console_mount)
+    console_token_file: Path | None = None
+
+
+def _console(settings: Settings, applier: Applier, status: Status) -> Any:
+    """The console's WSGI app with ``--console``, else None."""
+    if not settings.console:
+        return None
+    from reconciler.sidecar.console_mount import console_app
+
+    return console_app(applier, status, settings.console_token_file, os.environ)
 
 
 def run(settings: Settings) -> int:
@@ -366,12 +377,16 @@ def run(settings: Settings) -> int:
     target = connect(settings.redis_url, settings.key_prefix, settings.owner)
     metrics = WatchMetrics()
     status = Status(stall_after=max(120.0, 2 * settings.resync_interval))
+    applier = Applier(settings.paths, target, settings.options, metrics, status, load, reconcile, settings.dry_run)
     try:
-        server = HealthServer(settings.listen, status, metrics.render).start()
+        console = _console(settings, applier, status)
+        server = HealthServer(settings.listen, status, metrics.render, console).start()
     except OSError as exc:
         log(logger, "cannot listen", logging.ERROR, listen=str(settings.listen), error=str(exc))
         return 1
-    applier = Applier(settings.paths, target, settings.options, metrics, status, load, reconcile, settings.dry_run)
+    except ValueError as exc:  # an unusable console token (security.TokenError)
+        log(logger, "console token refused", logging.ERROR, error=str(exc))
+        return 1
     events = FileEvents(settings.paths, debounce=settings.debounce, force_polling=settings.force_polling)
     stop = threading.Event()
     received: list[str] = []
@@ -390,6 +405,7 @@ def run(settings: Settings) -> int:
         owner=settings.owner,
         prefix=settings.key_prefix,
         listen=str(server.address),
+        console=settings.console,
         resync_interval=settings.resync_interval,
         debounce=settings.debounce,
         polling=settings.force_polling,
