@@ -92,7 +92,8 @@ def timeline_page(ctx: Context, query: q.Query) -> dict[str, Any]:
     return {
         "svg": timeline.render(counts, lanes, start.timestamp(), end.timestamp()),
         "busiest": [{"when": views.clock(b.at), "count": b.count, "names": b.names} for b in timeline.busiest(runs)],
-        "collisions": len(timeline.collisions(counts)), "page": page, "query": query, "windows": tuple(q.WINDOWS),
+        "collisions": len(timeline.collisions(counts.sparse)), "page": page, "query": query,
+        "windows": tuple(q.WINDOWS),
         "runs": sum(len(r.times) for _, r in runs), "dense": sum(1 for _, r in runs if r.dense),
         "owners": views.owners_of(snapshot.rows), "states": views.STATES, "syncs": views.SYNC_WORDS,
         "knows_manifests": snapshot.desired is not None, "start": views.clock(start.timestamp()),

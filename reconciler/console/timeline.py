@@ -40,7 +40,15 @@ class Busy:
     names: tuple[str, ...]  # a few of them
 
 
-def histogram(all_runs: Iterable[Runs], start: float, end: float, buckets: int) -> list[float]:
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    """Runs per bucket: of the entries drawn run by run, and of the dense ones (spread evenly)."""
+
+    sparse: list[float]
+    dense: list[float]
+
+
+def histogram(all_runs: Iterable[Runs], start: float, end: float, buckets: int) -> Histogram:
     """Runs per bucket; a dense entry (more runs than drawn) adds its rate evenly from its first run on."""
     width = (end - start) / buckets
     counts = [0.0] * buckets
@@ -54,11 +62,11 @@ def histogram(all_runs: Iterable[Runs], start: float, end: float, buckets: int) 
             index = int((moment - start) // width)
             if 0 <= index < buckets:
                 counts[index] += 1
-    level = 0.0
+    dense, level = [0.0] * buckets, 0.0
     for index in range(buckets):
         level += spread[index]
-        counts[index] += level
-    return counts
+        dense[index] = level
+    return Histogram(counts, dense)
 
 
 def collisions(counts: Sequence[float]) -> set[int]:
@@ -107,18 +115,25 @@ def _axis(start: float, end: float, height: float) -> list[str]:
     return parts
 
 
-def _bars(counts: Sequence[float], start: float, end: float) -> list[str]:
+def _bars(histogram: Histogram, start: float, end: float) -> list[str]:
+    """The sparse runs as bars (collisions in red), scaled to their own peak; the dense entries' steady load
+    as a pale band behind them, so one entry running every second does not flatten every other bar."""
+    counts = histogram.sparse
     peak = max(counts, default=0) or 1
     hot = collisions(counts)
     width = (WIDTH - LABEL - 10) / len(counts)
     bucket = (end - start) / len(counts)
     parts = []
     for index, count in enumerate(counts):
+        when = datetime.fromtimestamp(start + index * bucket, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        x = LABEL + index * width
+        dense = histogram.dense[index]
+        if dense > 0:
+            parts.append(f'<rect class="steady" x="{x:.1f}" y="20" width="{max(1.0, width):.1f}" height="{HIST - 20}">'
+                         f'<title>{when}: about {dense:.0f} runs of entries that run continuously</title></rect>')
         if count <= 0:
             continue
         height = max(1.0, count / peak * (HIST - 20))
-        x = LABEL + index * width
-        when = datetime.fromtimestamp(start + index * bucket, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         css = "bar collision" if index in hot else "bar"
         parts.append(f'<rect class="{css}" x="{x:.1f}" y="{HIST - height:.1f}" width="{max(1.0, width - 0.5):.1f}" '
                      f'height="{height:.1f}"><title>{when}: {count:.0f} runs</title></rect>')
@@ -144,13 +159,13 @@ def _lane(index: int, lane: Lane, start: float, end: float, entry_link: str) -> 
             + "".join(marks))
 
 
-def render(counts: Sequence[float], lanes: Sequence[Lane], start: float, end: float, *,
+def render(counts: Histogram, lanes: Sequence[Lane], start: float, end: float, *,
            entry_link: str = "entry") -> Markup:
     """The picture: the histogram of ``counts`` on top, then a lane per entry of ``lanes``."""
     height = HIST + 24 + len(lanes) * LANE + 8
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" viewBox="0 0 {WIDTH} {height}" '
-             f'width="{WIDTH}" height="{height}" role="img" aria-label="runs over time">',
-             f'<text class="axis" x="4" y="14">runs per {_bucket_words(start, end, len(counts))}</text>',
+             f'role="img" aria-label="runs over time">',
+             f'<text class="axis" x="4" y="14">runs per {_bucket_words(start, end, len(counts.sparse))}</text>',
              *_axis(start, end, height), *_bars(counts, start, end),
              *(_lane(index, lane, start, end, entry_link) for index, lane in enumerate(lanes)), "</svg>"]
     return Markup("".join(parts))

@@ -77,7 +77,7 @@ def test_every_page_renders_with_the_security_headers(target, manifests):
         csp = response.headers["Content-Security-Policy"]
         assert "script-src" not in csp and "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
         assert response.headers["X-Content-Type-Options"] == "nosniff"
-        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Referrer-Policy"] == "same-origin"
     assert client.get("/").status_code == 303
 
 

@@ -86,7 +86,8 @@ def test_histogram_counts_runs_and_spreads_dense_entries() -> None:
     start, end = 0.0, 3600.0
     counts = timeline.histogram([upcoming.Runs([0.0, 60.0, 61.0]), upcoming.Runs([0.0, 1.0, 2.0], dense=True)],
                                 start, end, 60)
-    assert counts[0] == pytest.approx(1 + 60) and counts[1] == pytest.approx(2 + 60) and counts[59] == pytest.approx(60)
+    assert counts.sparse[:3] == [1.0, 2.0, 0.0]
+    assert counts.dense[0] == pytest.approx(60) and counts.dense[59] == pytest.approx(60)
 
 
 def test_three_hundred_jobs_at_midnight_are_a_collision_and_the_busiest_minute() -> None:
@@ -94,7 +95,7 @@ def test_three_hundred_jobs_at_midnight_are_a_collision_and_the_busiest_minute()
     named = [(f"job-{i}", upcoming.Runs([midnight])) for i in range(300)]
     named += [(f"hourly-{i}", upcoming.Runs([3600.0 * h + 60 * i for h in range(24)])) for i in range(20)]
     counts = timeline.histogram([r for _, r in named], 0.0, 2 * 86400.0, 288)
-    assert 144 in timeline.collisions(counts) and len(timeline.collisions(counts)) == 1
+    assert 144 in timeline.collisions(counts.sparse) and len(timeline.collisions(counts.sparse)) == 1
     [top, *_] = timeline.busiest(named)
     assert (top.at, top.count, len(top.names)) == (midnight, 300, 3)
 
@@ -103,7 +104,7 @@ def test_the_picture_escapes_names_and_is_valid_svg_without_script_or_style() ->
     evil = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
     lanes = [timeline.Lane(evil, upcoming.Runs([10.0, 20.0])), timeline.Lane("dense & fast", upcoming.Runs(
         [0.0, 1.0], dense=True))]
-    svg = str(timeline.render([1.0, 0.0, 5.0], lanes, 0.0, 3600.0))
+    svg = str(timeline.render(timeline.Histogram([1.0, 0.0, 5.0], [0.0, 2.0, 2.0]), lanes, 0.0, 3600.0))
     root = ET.fromstring(svg)  # well-formed: every name escaped
     assert root.tag.endswith("svg")
     assert "<script" not in svg and "<img" not in svg and "style=" not in svg
