@@ -81,3 +81,15 @@ def test_watch_latency() -> None:
     assert any(line.startswith("file write -> Redis") and "n=3 " in line for line in lines), result.stdout
     assert any(line.startswith("file write -> beat dispatch") and "n=1 " in line for line in lines), result.stdout
     assert not [path for path in _machine_paths() if path in result.stdout]
+
+
+@pytest.mark.slow
+def test_console_bench() -> None:
+    result = run_script("-m", "bench.console_bench", "--entries", "300", "--repeat", "1")
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "entries: 300"
+    assert any(line.startswith("baseline: raw Redis read") for line in lines), result.stdout
+    assert any(line.startswith("timeline, 24 h") and "x the raw read" in line for line in lines), result.stdout
+    assert lines[-1].startswith("targets: page < 300 ms: met; 24 h timeline < 1 s: met"), result.stdout
+    assert not [path for path in _machine_paths() if path in result.stdout]
