@@ -87,6 +87,9 @@ class ConsoleApp:
             return self._error(request, adapter, 503, redact_text(f"Redis: {exc}"))
         except RedbeatError as exc:
             return self._error(request, adapter, 400, redact_text(str(exc)))
+        except UnicodeDecodeError as exc:  # the client decodes every reply as UTF-8
+            return self._error(request, adapter, 502, f"Redis holds bytes that are not UTF-8 text ({exc.reason} at "
+                               f"{exc.object[:40]!r}); the console shows text only: find the key with redis-cli")
         except Exception:  # never a traceback to the browser; the log has it
             logger.exception("console: unexpected error on %s", request.path)
             return self._error(request, adapter, 500, "internal error; the console's log has the details")
@@ -134,7 +137,8 @@ class ConsoleApp:
             return _json(pages.history_json(self.ctx, name, request.args.get("since")))
         model = pages.entry(self.ctx, name)
         if model is None:
-            raise NotFound(f"no entry named {name!r} in Redis or the manifests")
+            shown = name if len(name) <= 200 else name[:200] + "…"
+            raise NotFound(f"no entry named {shown!r} in Redis or the manifests")
         done = DONE_WORDS.get(request.args.get("done", ""))
         return self._render(request, adapter, "entry.html", nav="schedules", name=name, done=done, **model)
 

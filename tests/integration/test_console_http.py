@@ -250,3 +250,43 @@ def test_invalid_manifests_are_reported_not_fatal(target, manifests):
 def test_unknown_entry_is_404(target):
     response = _client(target).get("/entry", query_string={"name": "<nope>"})
     assert response.status_code == 404 and "&lt;nope&gt;" in response.get_data(as_text=True)
+
+
+def test_a_corrupt_entry_is_a_row_with_its_problem(target, manifests, redis_client):
+    redis_client.hset("redbeat:broken", mapping={"definition": "{not json", "meta": "[]"})
+    redis_client.zadd("redbeat::schedule", {"redbeat:broken": 1.0})
+    redis_client.hset("redbeat:odd", mapping={"definition": json.dumps(
+        {"name": "odd", "task": "t", "schedule": {"__type__": "solar?"}, "args": [], "kwargs": {}, "options": {}})})
+    redis_client.zadd("redbeat::schedule", {"redbeat:odd": 1e300})
+    client = _client(target, manifests)
+    for path in ("/schedules", "/timeline", "/timeline?window=7d", "/entry?name=broken", "/entry?name=odd"):
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.get_data(as_text=True)[-800:])
+    assert "no readable definition" in client.get("/entry?name=broken").get_data(as_text=True)
+
+
+def test_bytes_that_are_not_utf8_are_a_clear_error_not_a_traceback(target, redis_url):
+    import redis
+
+    raw = redis.Redis.from_url(redis_url)
+    raw.zadd("redbeat::schedule", {b"redbeat:\xff\xfe": 1.0})
+    raw.hset(b"redbeat:\xff\xfe", "definition", b"{}")
+    response = _client(target).get("/schedules")
+    text = response.get_data(as_text=True)
+    assert response.status_code == 502 and "not UTF-8" in text and "Traceback" not in text
+
+
+def test_a_redis_that_refuses_writes_refuses_the_action_cleanly(fresh_redis, manifests):
+    target = connect(fresh_redis.url, "redbeat:", "team-a")
+    reconcile(load([manifests]), target)
+    target.client.config_set("min-replicas-to-write", 1)  # every write now fails with NOREPLICAS
+    client = _client(target, manifests, TOKEN)
+    response = client.post("/actions/pause", data={"name": "heartbeat"}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 503 and "Redis" in response.get_json()["error"]
+    assert not target.client.hexists("redbeat:heartbeat", "pause")
+    assert client.get("/schedules").status_code == 200  # reading still works
+
+
+def test_a_huge_name_is_not_echoed_whole(target):
+    response = _client(target).get("/entry", query_string={"name": "x" * 100_000})
+    assert response.status_code == 404 and len(response.get_data()) < 20_000
