@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -58,7 +58,7 @@ def _entry_runs(row: Mapping[str, Any], snapshot: readers.Snapshot, calendars: u
                 now: float) -> upcoming.Runs:
     first = row.get("next_run_at")
     actual = snapshot.entries.get(row["name"])
-    if first is None or actual is None or row.get("state") not in ("active", "paused"):
+    if first is None or actual is None or row.get("state") not in ("active", "paused", "dormant"):
         return upcoming.Runs([])
     definition = row.get("definition") or {}
     not_before = None
@@ -84,9 +84,7 @@ def timeline_page(ctx: Context, query: q.Query) -> dict[str, Any]:
     calendars = upcoming.Calendars(start, end, timeline.BUCKETS[seconds])
     runs = [(str(row["name"]), _entry_runs(row, snapshot, calendars, start.timestamp())) for row in selected]
     counts = timeline.histogram((r for _, r in runs), start.timestamp(), end.timestamp(), timeline.BUCKETS[seconds])
-    lanes_query = q.Query(**{**{f: getattr(query, f) for f in ("q", "owner", "state", "sync", "sort", "order",
-                                                               "page", "window")}, "per_page": TIMELINE_LANES})
-    page = q.paginate(selected, lanes_query)
+    page = q.paginate(selected, replace(query, per_page=TIMELINE_LANES))
     by_name = dict(runs)
     lanes = [timeline.Lane(str(row["name"]), by_name[str(row["name"])]) for row in page.items]
     return {
@@ -110,10 +108,10 @@ def entry(ctx: Context, name: str) -> dict[str, Any] | None:
     desired = all_desired.get(name) if all_desired is not None else None
     now = datetime.now(timezone.utc)
     coming, problem = [], None
-    if actual is not None and actual.definition is not None and row.get("state") == "active":
+    if actual is not None and actual.definition is not None and row.get("state") in ("active", "dormant"):
         try:
-            meta_last = words.parse_iso(row.get("last_run_at"))
-            coming = upcoming.next_runs(actual.definition, actual.decoded_ext(), meta_last, name, now)
+            last_run = words.parse_iso(row.get("last_run_at"))
+            coming = upcoming.next_runs(actual.definition, actual.decoded_ext(), last_run, name, now)
         except upcoming.UNCOMPUTABLE as exc:
             problem = f"next runs cannot be computed: {exc}"
     runs = read_runs(ctx.target.client, ctx.target.keys, entry=name, limit=ENTRY_RUNS)
