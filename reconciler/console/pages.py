@@ -105,6 +105,7 @@ def entry(ctx: Context, name: str) -> dict[str, Any] | None:
         return None
     row, actual = found
     all_desired, _ = ctx.cache.manifests.desired() if ctx.cache.manifests is not None else (None, None)
+    roots = ctx.cache.manifests.paths if ctx.cache.manifests is not None else ()
     desired = all_desired.get(name) if all_desired is not None else None
     now = datetime.now(timezone.utc)
     coming, problem = [], None
@@ -121,7 +122,8 @@ def entry(ctx: Context, name: str) -> dict[str, Any] | None:
         "desired": None if desired is None else json.dumps(
             {"definition": desired.definition, "ext": desired.ext, "protected": desired.protected}, indent=2,
             ensure_ascii=False),
-        "source": None if desired is None else str(desired.source), "knows_manifests": all_desired is not None,
+        "source": None if desired is None else views.source_text(desired.source, roots),
+        "knows_manifests": all_desired is not None,
         "next_runs": [{"at": run.isoformat(timespec="seconds"), "relative": words.relative(run, now)}
                       for run in coming],
         "next_problem": problem, "runs": [run.as_json() for run in reversed(runs)],

@@ -35,6 +35,8 @@ SNAPSHOT_MAX_STALE = 60.0
 class Manifests(Protocol):
     """Where the desired entries come from: files (``console PATH``) or the sidecar's last good load."""
 
+    paths: tuple[Path, ...]  # the PATHs given, to show manifest sources relative to them
+
     def desired(self) -> tuple[Mapping[str, DesiredEntry] | None, str | None]:
         """The desired entries (None: never valid) and the current problem with the manifests (None: valid)."""
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from reconciler.console import words
+from reconciler.core.errors import Location
 from reconciler.core.model import DesiredEntry
 from reconciler.schedules.convert import entry_to_manifest
 from reconciler.sync.plan import canonical
@@ -95,6 +97,18 @@ def missing_row(desired: DesiredEntry) -> dict[str, Any]:
         "sync": MISSING, "sync_words": SYNC_WORDS[MISSING], "states": ("missing",), "state_words": "missing",
         "next_run_at": None, "next_relative": "", "last_relative": "", "lag_words": "-",
     }
+
+
+def source_text(source: Location, roots: Sequence[Path]) -> str:
+    """``schedules/jobs.yaml:4:5: schedules[0]``: the manifest source relative to the folder holding the PATH the
+    console was given (an absolute path of the server's disk says nothing to the reader and exposes its layout)."""
+    for root in roots:
+        try:  # relative to the PATH's parent, so the PATH's own name stays: schedules/jobs.yaml
+            relative = source.file.resolve().relative_to(root.parent.resolve())
+        except (ValueError, OSError):
+            continue
+        return str(replace(source, file=relative))
+    return str(replace(source, file=Path(source.file.name)))
 
 
 def owners_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -25,6 +25,7 @@ class LoopManifests:
 
     def __init__(self, applier: Applier, status: Status) -> None:
         self.applier, self.status = applier, status
+        self.paths = tuple(applier.paths)
 
     def desired(self) -> tuple[Mapping[str, DesiredEntry] | None, str | None]:
         ready, reason = self.status.ready()

@@ -83,7 +83,8 @@ def shots(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def console(fresh_redis, tmp_path, celery_rig):  # type: ignore[no-untyped-def]
+def console(fresh_redis, tmp_path, celery_rig, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("HOSTNAME", "ops-host")  # the actor's host in the screenshots: not this machine's name
     folder = tmp_path / "schedules"
     folder.mkdir()
     (folder / "jobs.yaml").write_text(MANIFEST, encoding="utf-8")

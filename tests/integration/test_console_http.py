@@ -125,6 +125,11 @@ def test_filters_sort_and_pages_are_url_parameters(target, manifests):
     assert "sort: unknown value ignored" in noted and "per_page: not a number" in noted
 
 
+def test_the_manifest_source_is_shown_relative_to_the_path_given(target, manifests):
+    html = _client(target, manifests).get("/entry?name=heartbeat").get_data(as_text=True)
+    assert "schedules/jobs.yaml:7:5: schedules[1]" in html and str(manifests.parent) not in html
+
+
 def test_without_manifests_there_is_no_sync_column(target):
     html = _client(target).get("/schedules").get_data(as_text=True)
     assert "Redis only" in html and "drifted" not in html
