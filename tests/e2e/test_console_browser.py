@@ -22,6 +22,7 @@ from support.redis_proc import free_port, wait_until
 from reconciler.console.app import make_app
 from reconciler.console.readers import ManifestFiles
 from reconciler.console.server import ConsoleServer
+from reconciler.operating import audit
 from reconciler.sync.reconcile import connect, load, reconcile
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -89,7 +90,10 @@ def console(fresh_redis, tmp_path, celery_rig, monkeypatch):  # type: ignore[no-
     folder.mkdir()
     (folder / "jobs.yaml").write_text(MANIFEST, encoding="utf-8")
     target = connect(fresh_redis.url, "redbeat:", "team-a")
-    reconcile(load([folder]), target)
+    outcome = reconcile(load([folder]), target)
+    # what redbeat-apply records after writing (reconcile() itself does not audit)
+    audit.record(target.client, target.keys,
+                 audit.apply_record("ci@ops-host", "team-a", "3f2c1a9", outcome.plan.counts()), time.time())
     celery_rig.worker()
     beat = celery_rig.beat()
     celery_rig.wait_for(beat, "this instance leads", timeout=30)
@@ -148,6 +152,8 @@ def test_every_page_loads_and_filters(browser, console, shots) -> None:
     names = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "td.name a")]
     assert names == ["pulse"]
     assert browser.find_elements(By.CSS_SELECTOR, "svg") == []  # the schedules page draws no picture
+    browser.get(url + "/health")
+    assert "owner team-a at revision 3f2c1a9" in _text(browser) and "Lock holder" in _text(browser)
     browser.get(url + "/timeline?window=1h")
     assert browser.find_elements(By.CSS_SELECTOR, "svg.timeline rect.run, svg.timeline rect.dense")
 
