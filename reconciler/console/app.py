@@ -59,8 +59,9 @@ def _json(document: Any, status: int = 200) -> Response:
 class ConsoleApp:
     """The WSGI application; ``token`` None turns every action off."""
 
-    def __init__(self, ctx: pages.Context, token: str | None, *, clock: Callable[[], float] = time.time) -> None:
-        self.ctx, self.token, self.clock = ctx, token, clock
+    def __init__(self, ctx: pages.Context, token: str | None, *, clock: Callable[[], float] = time.time,
+                 loopback_only: bool = False) -> None:
+        self.ctx, self.token, self.clock, self.loopback_only = ctx, token, clock, loopback_only
         self.url_map = Map([Rule(path, endpoint=endpoint, methods=methods) for path, endpoint, methods in _ROUTES],
                            strict_slashes=False)
         self.env = Environment(loader=PackageLoader("reconciler.console", "templates"),
@@ -77,6 +78,9 @@ class ConsoleApp:
 
     def respond(self, request: Request) -> Response:
         adapter = self.url_map.bind_to_environ(request.environ)
+        if self.loopback_only and not security.loopback_host(request.host):
+            return self._error(request, adapter, 403, "this console listens on loopback only: open it as "
+                               "http://127.0.0.1:PORT/ (another host name is refused: DNS rebinding)")
         try:
             endpoint, values = adapter.match()
             handler: Callable[..., Response] = getattr(self, f"_{endpoint}")
@@ -251,7 +255,9 @@ def _same_origin(request: Request) -> bool:
 
 def make_app(target: Any, *, manifests: readers.Manifests | None = None, token: str | None = None,
              sidecar: Callable[[], Mapping[str, Any]] | None = None,
-             max_age: float = readers.SNAPSHOT_MAX_AGE, max_stale: float = readers.SNAPSHOT_MAX_STALE) -> ConsoleApp:
-    """The console over ``target`` (a :class:`reconciler.sync.reconcile.Target`)."""
+             max_age: float = readers.SNAPSHOT_MAX_AGE, max_stale: float = readers.SNAPSHOT_MAX_STALE,
+             loopback_only: bool = False) -> ConsoleApp:
+    """The console over ``target`` (a :class:`reconciler.sync.reconcile.Target`); ``loopback_only``: answer only
+    requests addressed to a loopback name (set when it listens on loopback)."""
     cache = readers.SnapshotCache(target, manifests, max_age, max_stale)
-    return ConsoleApp(pages.Context(target, cache, sidecar), token)
+    return ConsoleApp(pages.Context(target, cache, sidecar), token, loopback_only=loopback_only)

@@ -132,6 +132,22 @@ def csrf_matches(token: str, session: Session, offered: str | None) -> bool:
     return offered is not None and hmac.compare_digest(csrf_token(token, session).encode(), offered.encode())
 
 
+#: Host names a browser uses for a console on loopback.
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def loopback_host(host: str | None) -> bool:
+    """Whether a ``Host`` header names this machine's loopback (``127.0.0.1:9186``, ``[::1]:9186``, ``localhost``).
+
+    A console bound to loopback answers only such requests: a page of another site whose DNS name was
+    re-pointed at 127.0.0.1 (DNS rebinding) sends its own name and is refused, so it cannot read the pages.
+    """
+    if not host:
+        return False
+    name = host[1:].partition("]")[0] if host.startswith("[") else host.rpartition(":")[0] or host
+    return name.lower() in LOOPBACK_NAMES
+
+
 def same_origin(origin: str | None, host: str | None, scheme: str) -> bool:
     """A browser's ``Origin`` header names this console (absent: not a cross-site browser request)."""
     if origin is None:

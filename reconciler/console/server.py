@@ -68,7 +68,8 @@ def build(settings: Settings, environ: Mapping[str, str]) -> ConsoleApp:
         raise RedbeatError(str(exc)) from None
     target = connect(settings.redis_url, settings.key_prefix)
     manifests = readers.ManifestFiles(settings.paths, _loader(load)) if settings.paths else None
-    return make_app(target, manifests=manifests, token=token)
+    loopback = settings.host in security.LOOPBACK_NAMES or settings.host.startswith("127.")
+    return make_app(target, manifests=manifests, token=token, loopback_only=loopback)
 
 
 def _loader(load: Callable[..., Any]) -> Callable[[Sequence[Path]], Any]:

@@ -12,12 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.console.app import ConsoleApp, make_app
-from reconciler.console.security import load_token
+from reconciler.console.security import LOOPBACK_NAMES, load_token
 from reconciler.core.model import DesiredEntry
 from reconciler.sidecar.health import Status
 
 if TYPE_CHECKING:
     from reconciler.sidecar.watch import Applier
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK_NAMES or host.startswith("127.")
 
 
 class LoopManifests:
@@ -33,8 +37,10 @@ class LoopManifests:
         return self.applier.desired, problem
 
 
-def console_app(applier: Applier, status: Status, token_file: Path | None, environ: Mapping[str, str]) -> ConsoleApp:
-    """The console over the loop's target; raises security.TokenError for an unusable token."""
+def console_app(applier: Applier, status: Status, token_file: Path | None, environ: Mapping[str, str],
+                loopback: bool = False) -> ConsoleApp:
+    """The console over the loop's target; raises security.TokenError for an unusable token.  ``loopback``: the
+    sidecar listens on loopback, so only requests addressed to loopback are answered."""
     token = load_token(token_file, dict(environ))
 
     def probes() -> dict[str, Any]:
@@ -43,4 +49,5 @@ def console_app(applier: Applier, status: Status, token_file: Path | None, envir
         return {"ready": ready, "ready_reason": ready_reason, "live": live, "live_reason": live_reason,
                 "revision": applier.revision}
 
-    return make_app(applier.target, manifests=LoopManifests(applier, status), token=token, sidecar=probes)
+    return make_app(applier.target, manifests=LoopManifests(applier, status), token=token, sidecar=probes,
+                    loopback_only=loopback)

@@ -347,9 +347,9 @@ def _console(settings: Settings, applier: Applier, status: Status) -> Any:
     """The console's WSGI app with ``--console``, else None."""
     if not settings.console:
         return None
-    from reconciler.sidecar.console_mount import console_app
+    from reconciler.sidecar.console_mount import console_app, is_loopback
 
-    return console_app(applier, status, settings.console_token_file, os.environ)
+    return console_app(applier, status, settings.console_token_file, os.environ, is_loopback(settings.listen.host))
 
 
 def run(settings: Settings) -> int:

@@ -100,7 +100,7 @@ def console(fresh_redis, tmp_path, celery_rig, monkeypatch):  # type: ignore[no-
     manifests = ManifestFiles([folder], lambda paths: load(paths))
     servers = []
     for token in (TOKEN, None):
-        app = make_app(target, manifests=manifests, token=token, max_age=0.5, max_stale=0)
+        app = make_app(target, manifests=manifests, token=token, max_age=0.5, max_stale=0, loopback_only=True)
         servers.append(ConsoleServer(app, "127.0.0.1", free_port()).start())
     try:
         yield servers[0].url.rstrip("/"), servers[1].url.rstrip("/"), celery_rig

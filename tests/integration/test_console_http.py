@@ -295,3 +295,12 @@ def test_a_redis_that_refuses_writes_refuses_the_action_cleanly(fresh_redis, man
 def test_a_huge_name_is_not_echoed_whole(target):
     response = _client(target).get("/entry", query_string={"name": "x" * 100_000})
     assert response.status_code == 404 and len(response.get_data()) < 20_000
+
+
+def test_a_loopback_console_refuses_other_host_names(target):
+    client = Client(make_app(target, loopback_only=True, max_stale=0))
+    for host in ("127.0.0.1:9186", "localhost:9186", "[::1]:9186", "LOCALHOST"):
+        assert client.get("/schedules", headers={"Host": host}).status_code == 200, host
+    for host in ("evil.example", "evil.example:9186", "127.0.0.1.evil.example:9186", ""):
+        refused = client.get("/schedules", headers={"Host": host})
+        assert refused.status_code == 403 and "loopback only" in refused.get_data(as_text=True), host
