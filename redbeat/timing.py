@@ -222,6 +222,32 @@ def next_due(
     return first
 
 
+def upcoming_runs(
+    schedule: Any, last_run_at: datetime | None, *, now: datetime, until: datetime, tz: tzinfo | None = None,
+    policy: Policy = DEFAULT_POLICY, limit: int = 10,
+) -> list[datetime]:
+    """The times (jitter included) the entry runs from ``now`` up to ``until`` (at most ``limit``), by this rule.
+
+    An overdue entry's first run is ``now`` (beat runs it at its next tick); the runs after it follow its
+    slots as the tick would file them (``end_at`` respected).  For pictures of the future, not for the tick.
+    """
+    decision = decide(schedule, last_run_at, now=now, anchor=now, tz=tz, policy=policy, spacing=False)
+    runs: list[datetime] = []
+    if decision.due:
+        runs.append(now)
+    slot = decision.next_slot
+    try:
+        while slot is not None and len(runs) < limit:
+            at = policy.runs_at(slot)
+            if at > until:
+                break
+            runs.append(max(at, now))
+            slot = _following(schedule, slot, tz, policy)
+    except OverflowError:  # past datetime.max: there is no later run
+        pass
+    return runs
+
+
 def _after(schedule: Any, slot: datetime, tz: tzinfo | None, policy: Policy, *, due: bool) -> Decision:
     following = _following(schedule, slot, tz, policy)
     wake = None if following is None else policy.runs_at(following)

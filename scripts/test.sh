@@ -4,7 +4,7 @@
 #   bash scripts/test.sh                 # the whole suite (what .ci/run does)
 #   bash scripts/test.sh tests/unit -q   # any pytest arguments pass through
 #
-# Installs redis-server and kubectl (apt) if missing, creates/reuses .venv, installs
+# Installs redis-server, kubectl and chromium + chromedriver (apt) if missing, creates/reuses .venv, installs
 # '.[test]' into it, runs the fast checks (scripts/check.sh: ruff, mypy, lint-imports;
 # seconds, and any finding fails the run) and then pytest.  The tests start their own redis-server
 # processes on free ports; nothing here uses a Redis already running on 6379.
@@ -15,6 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/bootstrap.sh"
 
 redbeat_ensure_redis_server
 redbeat_ensure_kubectl
+redbeat_ensure_chromium
 redbeat_ensure_venv
 redbeat_pip_install '.[test]'
 

@@ -55,7 +55,7 @@ NEW_ENTRY = """\
 """
 STAGES = (
     "Start a throwaway Redis, a Celery worker and celery beat",
-    "Apply the manifests in examples/schedules/",
+    "Apply the manifests in examples/schedules/; open the web console",
     "Watch the tasks run",
     f"Edit a manifest: {HEARTBEAT} every {OLD_EVERY} -> {NEW_EVERY}, and a new entry",
     "Dry run: redbeat-apply --dry-run shows the diff",
@@ -69,7 +69,7 @@ sys.path.insert(0, str(HERE))  # demo (the Celery app), launcher, dashboard
 from dashboard import SCHEDULE_KEY, Dashboard  # noqa: E402
 from demo.runlog import ENV_VAR as RUN_LOG_VAR  # noqa: E402
 from demo.runlog import RunLogReader  # noqa: E402
-from launcher import Child, StartError, start_redis  # noqa: E402
+from launcher import Child, StartError, free_port, start_redis  # noqa: E402
 
 
 class Demo:
@@ -89,6 +89,7 @@ class Demo:
         self.lock_at_end: str | None = None
         self.edit_applied_at: float | None = None
         self.dashboard: Dashboard | None = None
+        self.console_url: str | None = None
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -202,6 +203,17 @@ class Demo:
         )
         count = len(list(self.schedules.rglob("*.y*ml")))
         self.done(f"applied {count} manifests, a copy of examples/schedules/ in the temp dir")
+
+    def start_console(self) -> None:
+        """``redbeat-apply console`` over the demo's Redis and manifests, on loopback, for as long as the demo runs."""
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/"
+        console = self.spawn("console", [_redbeat_apply(), "console", "--redis-url", self.redis_url,
+                                         "--listen", f"127.0.0.1:{port}", "schedules/"])
+        with self.console.status("starting the web console"):
+            console.wait_until(lambda: url in console.log_tail(20), timeout=30, what="its URL in its log")
+        self.console_url = url
+        self.done(f"web console (redbeat-apply console) at [bold]{url}[/bold]: open it while the demo runs")
 
     def watch(self, seconds: float) -> Dashboard:
         if self.dashboard is None:
@@ -416,6 +428,7 @@ def write_record(demo: Demo, path: Path) -> None:
         "lock_token_at_start": demo.lock_at_start,
         "lock_token_at_end": demo.lock_at_end,
         "edit_applied_at": demo.edit_applied_at,
+        "console_url": demo.console_url,
         "runs": [
             {"task": run.task, "args": list(run.args), "kwargs": run.kwargs, "at": run.at}
             for run in (dashboard.all_runs if dashboard else [])
@@ -449,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 demo.start_beat()
                 demo.stage(2)
                 demo.apply_schedules()
+                demo.start_console()
                 demo.stage(3)
                 demo.watch(args.seconds)
                 demo.stage(4)

@@ -360,6 +360,12 @@ def _add_watch_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="watch-mode log lines (default text)"
     )
+    group.add_argument("--console", action="store_true",
+                       help="also serve the web console on --listen (off by default: probes often listen on the pod "
+                       "network)")
+    group.add_argument("--console-token-file", type=Path, metavar="FILE",
+                       help="with --console: admin token that turns on trigger, pause and resume "
+                       "(env REDBEAT_CONSOLE_TOKEN)")
 
 
 def _seconds(text: str) -> float:
@@ -397,6 +403,8 @@ def _run_watch(args: argparse.Namespace) -> int:
             force_polling=args.force_polling,
             dry_run=args.dry_run,
             log_format=args.log_format,
+            console=args.console,
+            console_token_file=args.console_token_file,
         )
     )
 
@@ -588,19 +596,13 @@ def _configure_status(parser: argparse.ArgumentParser) -> None:
 
 def _run_status(args: argparse.Namespace) -> int:
     from reconciler.operating.operate import full_status
-    from reconciler.operating.status import other_prefixes, render_status
+    from reconciler.operating.status import other_prefixes, render_status, status_document
 
     target = _target(args)
     rows = full_status(target)
     elsewhere = other_prefixes(target) if not rows else {}
     if args.output == "json":
-        print(
-            json.dumps(
-                {"format_version": 1, "key_prefix": target.keys.prefix, "entries": rows, "other_prefixes": elsewhere},
-                indent=2,
-                ensure_ascii=False,
-            )
-        )
+        print(json.dumps(status_document(target.keys.prefix, rows, elsewhere), indent=2, ensure_ascii=False))
     else:
         sys.stdout.write(render_status(rows, prefix=target.keys.prefix, other_prefixes=elsewhere))
     return ExitCode.OK
@@ -724,10 +726,38 @@ def _run_audit(args: argparse.Namespace) -> int:
     target = _target(args)
     records = audit.read(target.client, target.keys, args.limit)
     if args.output == "json":
-        print(json.dumps({"format_version": 1, "records": records}, indent=2, ensure_ascii=False))
+        print(json.dumps(audit.document(records), indent=2, ensure_ascii=False))
     else:
         sys.stdout.write(operate.render_audit(records))
     return ExitCode.OK
+
+
+# --- console ------------------------------------------------------------------------------------
+
+
+def _configure_console(parser: argparse.ArgumentParser) -> None:
+    from reconciler.console.server import DEFAULT_HOST, DEFAULT_PORT
+
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                        help="manifest files or directories: show each entry's sync state against them")
+    parser.add_argument("--listen", type=_listen, default=None, metavar="HOST:PORT",
+                        help=f"address to serve on (default {DEFAULT_HOST}:{DEFAULT_PORT}: this machine only)")
+    parser.add_argument("--console-token-file", type=Path, metavar="FILE",
+                        help="admin token (one line, >= 16 characters) that turns on trigger, pause and resume "
+                        "(env REDBEAT_CONSOLE_TOKEN); without one the console is read-only")
+    group = parser.add_argument_group("Redis")
+    group.add_argument("--redis-url", default=os.environ.get("REDBEAT_REDIS_URL", "redis://localhost:6379/0"),
+                       help="as for status (env REDBEAT_REDIS_URL; default redis://localhost:6379/0)")
+    group.add_argument("--key-prefix", default=os.environ.get("REDBEAT_KEY_PREFIX", "redbeat:"),
+                       help="the scheduler's redbeat_key_prefix (env REDBEAT_KEY_PREFIX; default redbeat:)")
+
+
+def _run_console(args: argparse.Namespace) -> int:
+    from reconciler.console import server
+
+    host, port = (args.listen.host, args.listen.port) if args.listen else (server.DEFAULT_HOST, server.DEFAULT_PORT)
+    settings = server.Settings(args.redis_url, args.key_prefix, host, port, tuple(args.paths), args.console_token_file)
+    return server.run(settings, os.environ, lambda text: print(text, flush=True))
 
 
 SUBCOMMANDS: dict[str, Command] = {
@@ -755,6 +785,8 @@ SUBCOMMANDS: dict[str, Command] = {
     "resume": Command("lift an entry's pause", _configure_resume, _run_resume),
     "trigger": Command("run an entry once now (the leading beat sends it, once)", _configure_trigger, _run_trigger),
     "audit": Command("show who applied which revision and every pause and resume", _configure_audit, _run_audit),
+    "console": Command("serve the web console: schedules, timeline, history, audit, health (and actions with a token)",
+                       _configure_console, _run_console),
 }
 
 

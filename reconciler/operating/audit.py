@@ -70,5 +70,10 @@ def read(client: Any, keys: KeySpace, limit: int | None = None) -> list[dict[str
     return out
 
 
+def document(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """``audit -o json``: the document the CLI prints and the console serves."""
+    return {"format_version": 1, "records": records}
+
+
 def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

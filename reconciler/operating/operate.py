@@ -52,8 +52,13 @@ def history_runs(client: Any, keys: KeySpace, name: str | None, since: datetime 
     return runs
 
 
+def history_document(runs: Sequence[Run]) -> dict[str, Any]:
+    """``history -o json``: the document the CLI prints and the console serves."""
+    return {"format_version": 1, "runs": [run.as_json() for run in runs]}
+
+
 def history_json(runs: Sequence[Run]) -> str:
-    return json.dumps({"format_version": 1, "runs": [run.as_json() for run in runs]}, indent=2, ensure_ascii=False)
+    return json.dumps(history_document(runs), indent=2, ensure_ascii=False)
 
 
 def render_history(runs: Sequence[Run]) -> str:
@@ -71,13 +76,16 @@ def render_history(runs: Sequence[Run]) -> str:
     return _table(rows)
 
 
-def full_status(target: Any) -> list[dict[str, Any]]:
-    """``status`` rows with each entry's last runs, dispatch lag and pause (the CLI's and ``celery redbeat``'s)."""
+def full_status(target: Any, entries: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """``status`` rows with each entry's last runs, dispatch lag and pause (the CLI's and ``celery redbeat``'s).
+
+    ``entries``: the entries as :func:`reconciler.sync.state.read_all` returned them, when the caller read them.
+    """
     import time
 
     from reconciler.operating.status import status_rows
 
-    rows = status_rows(target)
+    rows = status_rows(target, entries=entries)
     status_history(rows, target.client, target.keys)
     status_pauses(rows, target.client, target.keys, time.time())
     return rows

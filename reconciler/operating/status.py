@@ -150,11 +150,16 @@ def status_row(name: str, entry: ActualEntry, now: datetime) -> dict[str, Any]:
     }
 
 
-def status_rows(target: Any, *, now: datetime | None = None) -> list[dict[str, Any]]:
+def status_rows(
+    target: Any, *, now: datetime | None = None, entries: dict[str, ActualEntry] | None = None
+) -> list[dict[str, Any]]:
+    """One row per entry, by name; ``entries``: what :func:`read_all` returned, when the caller read it already."""
     now = now or datetime.now(timezone.utc)
     set_aside = _set_aside_by_beat(target)
     rows = []
-    for name, entry in sorted(read_all(target.client, target.keys).items()):
+    if entries is None:
+        entries = read_all(target.client, target.keys)
+    for name, entry in sorted(entries.items()):
         row = status_row(name, entry, now)
         beat_reason = set_aside.get(target.keys.entry(name))
         if beat_reason:
@@ -162,6 +167,11 @@ def status_rows(target: Any, *, now: datetime | None = None) -> list[dict[str, A
             row["state"] = "corrupt"
         rows.append(row)
     return rows
+
+
+def status_document(prefix: str, rows: list[dict[str, Any]], elsewhere: dict[str, int]) -> dict[str, Any]:
+    """``status -o json``: the document the CLI prints and the console serves."""
+    return {"format_version": 1, "key_prefix": prefix, "entries": rows, "other_prefixes": elsewhere}
 
 
 def other_prefixes(target: Any, *, limit: int = SCAN_LIMIT) -> dict[str, int]:

@@ -10,21 +10,28 @@ an apply.
 * ``/readyz``: 200 when the manifests are valid and the last apply succeeded;
   503 with the reason otherwise.
 * ``/metrics``: the Prometheus text format.
+
+With ``--console`` every other path goes to the web console's WSGI app (``wsgi_app``), on the same port.
 """
 
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import IO, Any, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
 DEFAULT_LISTEN = "127.0.0.1:9185"
+PROBES = ("/healthz", "/readyz", "/metrics")
+#: A WSGI application (the console): environ, start_response -> body.
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +100,45 @@ class _Handler(BaseHTTPRequestHandler):
             self._probe(*self.server.status.ready())
         elif path == "/metrics":
             self._send(200, self.server.render_metrics(), CONTENT_TYPE_LATEST)
+        elif self.server.wsgi_app is not None:
+            self._wsgi(self.server.wsgi_app)
         else:
             self._send(404, b"not found: try /healthz, /readyz or /metrics\n", "text/plain; charset=utf-8")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.do_POST()
+
+    def do_POST(self) -> None:  # noqa: N802
+        path = self.path.split("?", 1)[0]
+        if self.server.wsgi_app is not None and path not in PROBES:
+            self._wsgi(self.server.wsgi_app)
+        else:
+            self._send(405, b"method not allowed\n", "text/plain; charset=utf-8")
+
+    def _wsgi(self, app: WSGIApp) -> None:
+        """Hand the request to the console's WSGI app (stdlib wsgiref writes the response)."""
+        from wsgiref.simple_server import ServerHandler
+
+        output = cast(IO[bytes], self.wfile)  # a socket file; typeshed names it BufferedIOBase
+        handler = ServerHandler(self.rfile, output, sys.stderr, self._environ(), multithread=True)
+        handler.request_handler = self  # type: ignore[attr-defined]  # wsgiref's close() logs through it
+        handler.run(app)
+
+    def _environ(self) -> dict[str, str]:
+        path, _, query = self.path.partition("?")
+        host, port = self.server.server_address[:2]
+        environ = {
+            "REQUEST_METHOD": self.command, "SCRIPT_NAME": "", "QUERY_STRING": query,
+            "PATH_INFO": urllib.parse.unquote(path, "iso-8859-1"), "SERVER_NAME": str(host),
+            "SERVER_PORT": str(port), "SERVER_PROTOCOL": self.request_version, "REMOTE_ADDR": self.client_address[0],
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": self.headers.get("Content-Length", ""),
+        }
+        for name in self.headers:
+            key = "HTTP_" + name.upper().replace("-", "_")
+            if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                environ[key] = ",".join(self.headers.get_all(name) or [])
+        return environ
 
     def _probe(self, ok: bool, reason: str) -> None:
         self._send(200 if ok else 503, (reason + "\n").encode(), "text/plain; charset=utf-8")
@@ -114,18 +158,23 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, listen: Listen, status: Status, render_metrics: Callable[[], bytes]) -> None:
+    def __init__(self, listen: Listen, status: Status, render_metrics: Callable[[], bytes],
+                 wsgi_app: WSGIApp | None = None) -> None:
         self.address_family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
         self.status = status
         self.render_metrics = render_metrics
+        self.wsgi_app = wsgi_app
         super().__init__((listen.host, listen.port), _Handler)
 
 
 class HealthServer:
-    """Serves the probes and metrics in a daemon thread until :meth:`close`."""
+    """Serves the probes and metrics (and the console's ``wsgi_app``, when given) in a daemon thread until
+    :meth:`close`."""
 
-    def __init__(self, listen: Listen, status: Status, render_metrics: Callable[[], bytes]) -> None:
-        self._server = _Server(listen, status, render_metrics)  # binds now: an OSError names the address in use
+    def __init__(self, listen: Listen, status: Status, render_metrics: Callable[[], bytes],
+                 wsgi_app: WSGIApp | None = None) -> None:
+        # binds now: an OSError names the address in use
+        self._server = _Server(listen, status, render_metrics, wsgi_app)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="redbeat-apply-http", daemon=True)
 

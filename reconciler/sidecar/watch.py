@@ -353,6 +353,17 @@ class Settings:
     force_polling: bool = False
     dry_run: bool = False
     log_format: LogFormat = "text"
+    console: bool = False  # serve the web console on ``listen`` too (reconciler.sidecar.console_mount)
+    console_token_file: Path | None = None
+
+
+def _console(settings: Settings, applier: Applier, status: Status) -> Any:
+    """The console's WSGI app with ``--console``, else None."""
+    if not settings.console:
+        return None
+    from reconciler.sidecar.console_mount import console_app, is_loopback
+
+    return console_app(applier, status, settings.console_token_file, os.environ, is_loopback(settings.listen.host))
 
 
 def _check_paths(paths: Sequence[Path]) -> bool:
@@ -384,6 +395,7 @@ def _log_start(settings: Settings, server: HealthServer) -> None:
         owner=settings.owner,
         prefix=settings.key_prefix,
         listen=str(server.address),
+        console=settings.console,
         resync_interval=settings.resync_interval,
         full_resync_interval=settings.full_resync_interval,
         debounce=settings.debounce,
@@ -404,15 +416,19 @@ def run(settings: Settings) -> int:
     target = connect(settings.redis_url, settings.key_prefix, settings.owner)
     metrics = WatchMetrics()
     status = Status(stall_after=max(120.0, 2 * settings.resync_interval))
-    try:
-        server = HealthServer(settings.listen, status, metrics.render).start()
-    except OSError as exc:
-        log(logger, "cannot listen", logging.ERROR, listen=str(settings.listen), error=str(exc))
-        return 1
     incremental = Incremental(settings.paths, target, settings.options,
                               full_resync_interval=settings.full_resync_interval)
     applier = Applier(settings.paths, target, settings.options, metrics, status, load, reconcile, settings.dry_run,
                       incremental=incremental)
+    try:
+        console = _console(settings, applier, status)
+        server = HealthServer(settings.listen, status, metrics.render, console).start()
+    except OSError as exc:
+        log(logger, "cannot listen", logging.ERROR, listen=str(settings.listen), error=str(exc))
+        return 1
+    except ValueError as exc:  # an unusable console token (security.TokenError)
+        log(logger, "console token refused", logging.ERROR, error=str(exc))
+        return 1
     events = FileEvents(settings.paths, debounce=settings.debounce, force_polling=settings.force_polling)
     stop = threading.Event()
     received: list[str] = []

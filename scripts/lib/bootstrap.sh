@@ -5,6 +5,7 @@
 # the project needs from apt and PyPI and nothing else:
 #   redbeat_ensure_redis_server   apt-get install redis-server, unless one is on PATH
 #   redbeat_ensure_kubectl        apt-get install kubernetes-client, unless kubectl is on PATH
+#   redbeat_ensure_chromium       apt-get install chromium chromium-driver, unless both are on PATH
 #   redbeat_ensure_venv           .venv in the repo (python3-venv from apt if needed)
 #   redbeat_pip_install SPEC      pip install -e SPEC into .venv, skipped when nothing changed
 # Set PYTHON to choose the interpreter (default python3; needs >= 3.10).
@@ -54,6 +55,16 @@ redbeat_ensure_kubectl() {
         redbeat_apt_install kubernetes-client
     fi
     command -v kubectl >/dev/null 2>&1 || redbeat_die "kubectl is still not on PATH after installing kubernetes-client"
+}
+
+# The console's browser tests (tests/e2e/test_console_browser.py) drive Debian's headless
+# chromium through its chromedriver; nothing downloads a browser of its own.
+redbeat_ensure_chromium() {
+    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+        redbeat_apt_install chromium chromium-driver
+    fi
+    command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
+        || redbeat_die "chromium and chromedriver are still not on PATH after installing chromium chromium-driver"
 }
 
 _redbeat_python() {

@@ -92,4 +92,14 @@ def test_watch_latency_at_scale() -> None:
     rows = [line.split() for line in lines if line.split() and line.split()[0] in ("200", "400")]
     assert [row[0] for row in rows] == ["200", "400"] and all(len(row) == 9 for row in rows), result.stdout
     assert sum(1 for line in lines if line.lstrip().startswith(("\u2713", "\u2717"))) == 4, result.stdout
+
+
+def test_console_bench() -> None:
+    result = run_script("-m", "bench.console_bench", "--entries", "300", "--repeat", "1")
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "entries: 300"
+    assert any(line.startswith("baseline: raw Redis read") for line in lines), result.stdout
+    assert any(line.startswith("timeline, 24 h") and "x the raw read" in line for line in lines), result.stdout
+    assert lines[-1].startswith("targets: page < 300 ms: met; 24 h timeline < 1 s: met"), result.stdout
     assert not [path for path in _machine_paths() if path in result.stdout]

@@ -58,6 +58,9 @@ def test_demo_shows_the_edit_diff_apply_loop_and_the_new_timing_without_restarti
 
     # The first apply creates the example entries; the dry run shows exactly the edit and writes nothing.
     assert "+ create   demo-heartbeat" in _between(out, "2/8 ", "3/8 "), out
+    # The web console over the same Redis and manifests, its URL printed while the tasks run.
+    assert record["console_url"] and record["console_url"].startswith("http://127.0.0.1:"), record
+    assert f"web console (redbeat-apply console) at {record['console_url']}" in _between(out, "2/8 ", "3/8 "), out
     dry_run = _between(out, "5/8 ", "6/8 ")
     assert "$ redbeat-apply --dry-run schedules/" in dry_run, out
     assert "~ update   demo-heartbeat" in dry_run and 'every: "2s" -> "4s"' in dry_run, out
@@ -108,7 +111,7 @@ def test_demo_shows_the_edit_diff_apply_loop_and_the_new_timing_without_restarti
 def test_demo_stops_every_process_and_removes_its_temp_dir(demo):
     code, out, record = demo
     assert code == 0 and record is not None, out
-    assert set(record["children"]) == {"redis-server", "worker", "beat"}, record
+    assert set(record["children"]) == {"redis-server", "worker", "beat", "console"}, record
     for _name, pid in record["children"].items():
         with pytest.raises(ProcessLookupError):  # each child led its own process group: none of it is left
             os.killpg(pid, 0)
@@ -118,3 +121,6 @@ def test_demo_stops_every_process_and_removes_its_temp_dir(demo):
     port = int(re.fullmatch(r"redis://127\.0\.0\.1:(\d+)/0", record["redis_url"])[1])
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0, "the demo's redis-server is still running"
+    console_port = int(record["console_url"].rsplit(":", 1)[1].strip("/"))
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", console_port)) != 0, "the demo's console is still listening"

@@ -60,3 +60,12 @@ def test_the_wheel_builds_and_installs_in_a_fresh_venv(tmp_path):
     schema = subprocess.run([str(venv / "bin" / "redbeat-apply"), "schema"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert schema.returncode == 0 and json.loads(schema.stdout)["$schema"], "the schema ships in the wheel"
+    # The console's templates and stylesheet ship too: pages that need no Redis render from the wheel.
+    console = ("from werkzeug.test import Client; from reconciler.console.app import make_app; "
+               "from reconciler.sync.reconcile import connect; "
+               "c = Client(make_app(connect('redis://127.0.0.1:1/0'))); "
+               "print(c.get('/static/console.css').status_code, c.get('/login').status_code, "
+               "'actions are off' in c.get('/login').get_data(as_text=True))")
+    rendered = subprocess.run([str(venv / "bin" / "python"), "-c", console], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+    assert rendered.stdout.split() == ["200", "403", "True"], rendered.stdout + rendered.stderr

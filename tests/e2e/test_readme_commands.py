@@ -78,6 +78,7 @@ def documents() -> list[Path]:
 #: What makes a redbeat-apply command impossible to run here (a substring of the command, the reason).
 SKIP_RULES: tuple[tuple[str, str], ...] = (
     ("--watch", "runs until it is stopped (a sidecar loop): no exit code to check"),
+    ("redbeat-apply console", "serves the web console until it is stopped: no exit code to check"),
     ("redis-cluster://", "needs a real Redis Cluster"),
     ("sentinel://", "needs real Redis Sentinels"),
     ("rediss://", "needs a Redis with TLS"),
@@ -87,6 +88,17 @@ SKIPPED: dict[str, str] = {
     "redbeat-apply --watch /schedules --redis-url redis://redis:6379/0 --listen 0.0.0.0:9185 --log-format json": (
         "the sidecar: runs until it is stopped, in a container (/schedules, host redis); "
         "the watch loop has its own tests"
+    ),
+    "redbeat-apply --watch /schedules --console --listen 127.0.0.1:9185": (
+        "the sidecar with the console: runs until stopped; tests/e2e/test_console_processes.py runs it"
+    ),
+    "redbeat-apply console ./schedules/": (
+        "a web server: runs until stopped; tests/e2e/test_console_processes.py runs the command, "
+        "tests/integration/test_console_http.py the pages with manifests"
+    ),
+    "redbeat-apply console": "a web server: runs until stopped; tests/e2e/test_console_processes.py runs it",
+    "redbeat-apply console --console-token-file /run/secrets/console-token ./schedules/": (
+        "a web server: runs until stopped; tests/e2e/test_console_processes.py runs it with a token file"
     ),
 }
 #: Exit codes the documentation gives for a redbeat-apply command, when not 0.
@@ -142,6 +154,10 @@ COVERED_ELSEWHERE: dict[str, Elsewhere] = {
     ".venv/bin/python bench/validate_bench.py": Elsewhere(
         "tests/e2e/test_bench_commands.py::test_validate_bench",
         "the same script on 100 schedules",
+    ),
+    ".venv/bin/python -m bench.console_bench": Elsewhere(
+        "tests/e2e/test_bench_commands.py::test_console_bench",
+        "the same module with 300 entries and one repeat",
     ),
     ".venv/bin/python bench/watch_latency.py": Elsewhere(
         "tests/e2e/test_bench_commands.py::test_watch_latency",

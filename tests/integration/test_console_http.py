@@ -1,0 +1,306 @@
+"""The web console over HTTP (Werkzeug's test client) against a real redis-server: pages, filters, JSON, actions,
+escaping and the security headers."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from werkzeug.test import Client
+
+from reconciler.console import security
+from reconciler.console.app import make_app
+from reconciler.console.readers import ManifestFiles
+from reconciler.operating import audit
+from reconciler.sync.reconcile import connect, load, reconcile
+
+TOKEN = "s3cret-token-for-tests-0123456789"
+XSS = '"><img src=x onerror=alert(1)>'
+SCRIPT = "<script>alert('x')</script>"
+
+MANIFEST = f"""\
+defaults:
+  task: app.tasks.report
+schedules:
+  - name: nightly-report
+    cron: "30 2 * * mon-fri"
+    timezone: Europe/Berlin
+  - name: heartbeat
+    task: ops.ping
+    every: 30s
+  - name: '{XSS}'
+    every: 1h
+  - name: "{SCRIPT}"
+    cron: "0 0 * * *"
+    protected: true
+  - name: "a&b <c> 'd' [e]/f"
+    every: 5m
+"""
+
+
+@pytest.fixture
+def manifests(tmp_path: Path) -> Path:
+    folder = tmp_path / "schedules"
+    folder.mkdir()
+    (folder / "jobs.yaml").write_text(MANIFEST, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def target(redis_url, manifests):
+    target = connect(redis_url, "redbeat:", "team-a")
+    reconcile(load([manifests]), target)
+    audit.record(target.client, target.keys, audit.apply_record("ci", "team-a", "abc123", {"create": 5}), 1.0e9)
+    return target
+
+
+def _client(target, manifests=None, token=None) -> Client:
+    files = ManifestFiles([manifests], lambda paths: load(paths, allow_empty=True)) if manifests else None
+    return Client(make_app(target, manifests=files, token=token, max_age=0, max_stale=0))
+
+
+def _sign_in(client: Client, name: str = "alice") -> str:
+    response = client.post("/login", data={"token": TOKEN, "name": name})
+    assert response.status_code == 303
+    page = client.get("/entry", query_string={"name": "heartbeat"}).get_data(as_text=True)
+    return re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
+
+
+def test_every_page_renders_with_the_security_headers(target, manifests):
+    client = _client(target, manifests)
+    for path in ("/schedules", "/timeline", "/timeline?window=1h", "/timeline?window=7d", "/activity", "/health",
+                 "/entry?name=heartbeat", "/static/console.css"):
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.get_data(as_text=True)[:500])
+        csp = response.headers["Content-Security-Policy"]
+        assert "script-src" not in csp and "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "same-origin"
+    assert client.get("/").status_code == 303
+
+
+def test_no_page_has_script_inline_style_or_external_asset(target, manifests):
+    client = _client(target, manifests)
+    for path in ("/schedules", "/timeline", "/activity", "/health", "/entry?name=heartbeat", "/login"):
+        html = client.get(path).get_data(as_text=True)
+        assert "<script" not in html.replace("&lt;script", "")
+        assert " style=" not in html and "<style" not in html
+        assert not re.search(r'(src|href)="(https?:)?//', html), path
+
+
+def test_schedules_show_words_sync_and_states(target, manifests, redis_client):
+    redis_client.hset("redbeat:heartbeat", "definition", redis_client.hget("redbeat:heartbeat", "definition")
+                      .replace('"ops.ping"', '"ops.changed"'))  # drift by hand
+    html = _client(target, manifests).get("/schedules").get_data(as_text=True)
+    assert "At 02:30, Monday through Friday, Europe/Berlin" in html
+    assert "Every 30s" in html
+    assert "drifted" in html and "in sync" in html
+    assert 'class="badge protected"' in html
+
+
+def test_hostile_names_are_escaped_everywhere(target, manifests):
+    client = _client(target, manifests)
+    for path in ("/schedules", "/timeline"):
+        html = client.get(path).get_data(as_text=True)
+        assert SCRIPT not in html and XSS not in html and "<img" not in html
+        assert "&lt;script&gt;" in html and "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+    searched = client.get("/schedules?q=%3Cscript%3E").get_data(as_text=True)
+    assert "<script>" not in searched and 'value="&lt;script&gt;"' in searched
+    for name in (SCRIPT, XSS, "a&b <c> 'd' [e]/f"):
+        html = client.get("/entry", query_string={"name": name}).get_data(as_text=True)
+        assert "<img" not in html and "<script>" not in html and "<c>" not in html
+
+
+def test_filters_sort_and_pages_are_url_parameters(target, manifests):
+    client = _client(target, manifests)
+    document = client.get("/schedules?o=json&q=nightly").get_json()
+    assert [row["name"] for row in document["entries"]] == ["nightly-report"]
+    assert set(document) == {"format_version", "key_prefix", "entries", "other_prefixes"}
+    assert [r["name"] for r in client.get("/api/status?state=protected").get_json()["entries"]] == [SCRIPT]
+    html = client.get("/schedules?per_page=2&page=2&sort=name&order=desc").get_data(as_text=True)
+    assert "page 2 of 3" in html
+    noted = client.get("/schedules?per_page=zero&sort=nope&page=-4").get_data(as_text=True)
+    assert "sort: unknown value ignored" in noted and "per_page: not a number" in noted
+
+
+def test_the_manifest_source_is_shown_relative_to_the_path_given(target, manifests):
+    html = _client(target, manifests).get("/entry?name=heartbeat").get_data(as_text=True)
+    assert "schedules/jobs.yaml:7:5: schedules[1]" in html and str(manifests.parent) not in html
+
+
+def test_without_manifests_there_is_no_sync_column(target):
+    html = _client(target).get("/schedules").get_data(as_text=True)
+    assert "Redis only" in html and "drifted" not in html
+
+
+def test_an_entry_missing_in_redis_is_listed(target, manifests, redis_client):
+    redis_client.delete("redbeat:heartbeat")
+    redis_client.zrem("redbeat::schedule", "redbeat:heartbeat")
+    document = _client(target, manifests).get("/schedules?sync=missing-in-redis").get_data(as_text=True)
+    assert "heartbeat" in document and "missing in Redis" in document
+
+
+def test_json_endpoints_have_the_cli_shapes(target, manifests):
+    from reconciler.operating.operate import full_status
+    from reconciler.operating.status import status_document
+
+    client = _client(target, manifests)
+    served = client.get("/api/status").get_json()
+    expected = json.loads(json.dumps(status_document("redbeat:", full_status(target), {})))
+    for row in (*served["entries"], *expected["entries"]):
+        row.pop("next_run")  # computed at a slightly different moment
+    assert served == expected
+    assert client.get("/api/audit").get_json()["records"][0]["revision"] == "abc123"
+    assert client.get("/api/history?name=heartbeat").get_json() == {"format_version": 1, "runs": []}
+    assert client.get("/api/history?name=nope").status_code == 400
+
+
+def _contents(client) -> dict[str, object]:
+    """Every key's value (DUMP bytes may differ after a read: Redis rehashes incrementally on lookups)."""
+    read = {"hash": client.hgetall, "zset": lambda k: client.zrange(k, 0, -1, withscores=True),
+            "set": client.smembers, "string": client.get, "stream": client.xrange,
+            "list": lambda k: client.lrange(k, 0, -1)}
+    return {key: read[client.type(key)](key) for key in client.keys("*")}
+
+
+def test_read_endpoints_refuse_writes_and_change_nothing(target, manifests, redis_client):
+    before = _contents(redis_client)
+    client = _client(target, manifests, TOKEN)
+    for path in ("/schedules", "/entry?name=heartbeat", "/api/status", "/health", "/timeline"):
+        assert client.post(path).status_code == 405
+        client.get(path)
+    assert _contents(redis_client) == before
+
+
+def test_actions_are_off_without_a_token(target, manifests, redis_client):
+    client = _client(target, manifests, token=None)
+    assert "read-only" in client.get("/schedules").get_data(as_text=True)
+    for action in ("trigger", "pause", "resume"):
+        response = client.post(f"/actions/{action}", data={"name": "heartbeat"})
+        assert response.status_code == 403
+    response = client.post("/actions/trigger", data={"name": "heartbeat"}, headers={"Authorization": "Bearer x" * 3})
+    assert response.status_code == 403
+    assert not redis_client.hexists("redbeat:heartbeat", "trigger")
+    assert [r["action"] for r in audit.read(redis_client, target.keys)] == ["apply"]
+
+
+def test_actions_need_the_session_and_its_csrf_token(target, manifests, redis_client):
+    client = _client(target, manifests, TOKEN)
+    assert client.post("/actions/trigger", data={"name": "heartbeat"}).status_code == 403  # not signed in
+    assert client.post("/login", data={"token": "wrong-token-wrong-token"}).status_code == 403
+    csrf = _sign_in(client)
+    assert client.post("/actions/trigger", data={"name": "heartbeat", "csrf": "0" * 64}).status_code == 403
+    cross = client.post("/actions/trigger", data={"name": "heartbeat", "csrf": csrf},
+                        headers={"Origin": "http://evil.example"})
+    assert cross.status_code == 403
+    assert not redis_client.hexists("redbeat:heartbeat", "trigger")
+
+    done = client.post("/actions/trigger", data={"name": "heartbeat", "csrf": csrf, "note": "rerun <b>"})
+    assert done.status_code == 303 and "done=trigger" in done.headers["Location"]
+    assert redis_client.hexists("redbeat:heartbeat", "trigger")
+    paused = client.post("/actions/pause", data={"name": "heartbeat", "csrf": csrf, "until": "2h", "note": "inc 7"})
+    assert paused.status_code == 303
+    html = client.get("/entry", query_string={"name": "heartbeat", "done": "pause"}).get_data(as_text=True)
+    assert "Paused." in html and "paused by alice via console@" in html and "Resume" in html
+    assert client.post("/actions/resume", data={"name": "heartbeat", "csrf": csrf}).status_code == 303
+    records = audit.read(redis_client, target.keys)
+    assert [r["action"] for r in records] == ["apply", "trigger", "pause", "resume"]
+    assert all(r["actor"].startswith("alice via console@") for r in records[1:])
+    assert records[1]["detail"] == "rerun <b>"
+
+
+def test_refused_actions_say_why_and_write_nothing(target, manifests, redis_client):
+    client = _client(target, manifests, TOKEN)
+    csrf = _sign_in(client)
+    for data, words in (({"name": "nope"}, "no entry named nope"),
+                        ({"name": "heartbeat", "until": "yesterday"}, "neither a time"),
+                        ({"name": "heartbeat", "note": "x" * 501}, "longer than 500")):
+        response = client.post("/actions/pause", data={**data, "csrf": csrf})
+        assert response.status_code == 400 and words in response.get_data(as_text=True)
+    assert client.post("/actions/resume", data={"name": "heartbeat", "csrf": csrf}).status_code == 400
+    assert client.post("/actions/explode", data={"name": "heartbeat", "csrf": csrf}).status_code == 404
+    assert [r["action"] for r in audit.read(redis_client, target.keys)] == ["apply"]
+
+
+def test_scripts_act_with_a_bearer_token(target, manifests, redis_client):
+    client = _client(target, manifests, TOKEN)
+    response = client.post("/actions/trigger", data={"name": "heartbeat"},
+                           headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200 and response.get_json()["ok"] is True
+    assert audit.read(redis_client, target.keys)[-1]["actor"].startswith("api via console@")
+
+
+def test_a_forged_or_expired_cookie_is_no_session(target, manifests):
+    client = _client(target, manifests, TOKEN)
+    client.set_cookie(security.COOKIE_NAME, "a.YWxpY2U.1.deadbeef")
+    assert "Sign in for actions" in client.get("/schedules").get_data(as_text=True)
+
+
+def test_redis_down_is_a_clear_503(manifests):
+    target = connect("redis://127.0.0.1:1/0", "redbeat:", "x")
+    response = _client(target, manifests).get("/schedules")
+    assert response.status_code == 503
+    assert "Redis" in response.get_data(as_text=True) and "Traceback" not in response.get_data(as_text=True)
+    assert _client(target).get("/api/status").get_json()["error"].startswith("Redis")
+
+
+def test_invalid_manifests_are_reported_not_fatal(target, manifests):
+    (manifests / "broken.yaml").write_text("schedules:\n  - name: x\n    every: nope\n", encoding="utf-8")
+    html = _client(target, manifests).get("/schedules").get_data(as_text=True)
+    assert "manifest error" in html and "broken.yaml" in html
+
+
+def test_unknown_entry_is_404(target):
+    response = _client(target).get("/entry", query_string={"name": "<nope>"})
+    assert response.status_code == 404 and "&lt;nope&gt;" in response.get_data(as_text=True)
+
+
+def test_a_corrupt_entry_is_a_row_with_its_problem(target, manifests, redis_client):
+    redis_client.hset("redbeat:broken", mapping={"definition": "{not json", "meta": "[]"})
+    redis_client.zadd("redbeat::schedule", {"redbeat:broken": 1.0})
+    redis_client.hset("redbeat:odd", mapping={"definition": json.dumps(
+        {"name": "odd", "task": "t", "schedule": {"__type__": "solar?"}, "args": [], "kwargs": {}, "options": {}})})
+    redis_client.zadd("redbeat::schedule", {"redbeat:odd": 1e300})
+    client = _client(target, manifests)
+    for path in ("/schedules", "/timeline", "/timeline?window=7d", "/entry?name=broken", "/entry?name=odd"):
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.get_data(as_text=True)[-800:])
+    assert "no readable definition" in client.get("/entry?name=broken").get_data(as_text=True)
+
+
+def test_bytes_that_are_not_utf8_are_a_clear_error_not_a_traceback(target, redis_url):
+    import redis
+
+    raw = redis.Redis.from_url(redis_url)
+    raw.zadd("redbeat::schedule", {b"redbeat:\xff\xfe": 1.0})
+    raw.hset(b"redbeat:\xff\xfe", "definition", b"{}")
+    response = _client(target).get("/schedules")
+    text = response.get_data(as_text=True)
+    assert response.status_code == 502 and "not UTF-8" in text and "Traceback" not in text
+
+
+def test_a_redis_that_refuses_writes_refuses_the_action_cleanly(fresh_redis, manifests):
+    target = connect(fresh_redis.url, "redbeat:", "team-a")
+    reconcile(load([manifests]), target)
+    target.client.config_set("min-replicas-to-write", 1)  # every write now fails with NOREPLICAS
+    client = _client(target, manifests, TOKEN)
+    response = client.post("/actions/pause", data={"name": "heartbeat"}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 503 and "Redis" in response.get_json()["error"]
+    assert not target.client.hexists("redbeat:heartbeat", "pause")
+    assert client.get("/schedules").status_code == 200  # reading still works
+
+
+def test_a_huge_name_is_not_echoed_whole(target):
+    response = _client(target).get("/entry", query_string={"name": "x" * 100_000})
+    assert response.status_code == 404 and len(response.get_data()) < 20_000
+
+
+def test_a_loopback_console_refuses_other_host_names(target):
+    client = Client(make_app(target, loopback_only=True, max_stale=0))
+    for host in ("127.0.0.1:9186", "localhost:9186", "[::1]:9186", "LOCALHOST"):
+        assert client.get("/schedules", headers={"Host": host}).status_code == 200, host
+    for host in ("evil.example", "evil.example:9186", "127.0.0.1.evil.example:9186", ""):
+        refused = client.get("/schedules", headers={"Host": host})
+        assert refused.status_code == 403 and "loopback only" in refused.get_data(as_text=True), host
