@@ -24,7 +24,7 @@ from werkzeug.wrappers import Request, Response
 
 from reconciler.console import pages, readers, security
 from reconciler.console.actions import Action, actor, perform
-from reconciler.core.errors import RedbeatError
+from reconciler.core.errors import RedbeatError, StateError
 from redbeat.redaction import redact_text
 
 logger = logging.getLogger("reconciler.console")
@@ -89,6 +89,8 @@ class ConsoleApp:
             return self._error(request, adapter, exc.code or 500, exc.description or exc.name)
         except (RedisError, RedisClusterException) as exc:
             return self._error(request, adapter, 503, redact_text(f"Redis: {exc}"))
+        except StateError as exc:  # Redis holds what redbeat never writes: the upstream's fault, not the request's
+            return self._error(request, adapter, 502, redact_text(str(exc)))
         except RedbeatError as exc:
             return self._error(request, adapter, 400, redact_text(str(exc)))
         except UnicodeDecodeError as exc:  # the client decodes every reply as UTF-8

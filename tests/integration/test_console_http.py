@@ -279,6 +279,7 @@ def test_bytes_that_are_not_utf8_are_a_clear_error_not_a_traceback(target, redis
     response = _client(target).get("/schedules")
     text = response.get_data(as_text=True)
     assert response.status_code == 502 and "not UTF-8" in text and "Traceback" not in text
+    assert "redbeat:\\xff\\xfe" in text  # names the member, as the CLI does
 
 
 def test_a_redis_that_refuses_writes_refuses_the_action_cleanly(fresh_redis, manifests):
