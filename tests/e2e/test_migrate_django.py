@@ -396,10 +396,10 @@ def test_interval_and_crontab_conversion_units():
         interval_every(0, "seconds")
     with pytest.raises(ValueError, match="unknown interval period"):
         interval_every(1, "weeks")
-    # Spellings Celery accepts and the cron parser does not are read with Celery's parser.
+    # Full day names are kept as written, as Celery reads them (docs/manifests.md).
     assert crontab_schedule(
         {"minute": "0", "hour": "9", "day_of_week": "monday-friday", "day_of_month": "*", "month_of_year": "*"}
-    ) == {"cron": "0 9 * * 1-5"}
+    ) == {"cron": "0 9 * * monday-friday"}
     with pytest.raises(ValueError, match="is not valid"):
         crontab_schedule({"minute": "61", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"})
 
