@@ -30,6 +30,7 @@ from urllib.request import urlopen
 
 import pytest
 import yaml
+from support.redis_dump import every_key
 from support.redis_proc import (
     RedisProcess,
     commandstats,
@@ -116,19 +117,6 @@ def url_for(server: RedisProcess, user: str | None, password: str) -> str:
     return f"redis://{auth}127.0.0.1:{server.port}/0"
 
 
-def snapshot(client) -> dict:
-    out = {}
-    for key in sorted(client.keys("*")):
-        kind = client.type(key)
-        if kind == "hash":
-            out[key] = client.hgetall(key)
-        elif kind == "zset":
-            out[key] = client.zrange(key, 0, -1, withscores=True)
-        elif kind == "set":
-            out[key] = sorted(client.smembers(key))
-        else:
-            out[key] = client.dump(key)
-    return out
 
 
 def write_manifest(path: Path, entries: list[tuple[str, str]]) -> None:
@@ -537,7 +525,7 @@ def test_read_only_user_gets_a_clear_error_and_nothing_partial(rules, tmp_path, 
     admin = acl_redis.client()
     manifests = seed(acl_redis, tmp_path)
     set_user(admin, "reader", "read-pw", *rules)
-    before, dirty = snapshot(admin), dirty_count(admin)
+    before, dirty = every_key(admin), dirty_count(admin)
     result = run("--redis-url", url_for(acl_redis, "reader", "read-pw"), str(manifests))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
@@ -546,7 +534,7 @@ def test_read_only_user_gets_a_clear_error_and_nothing_partial(rules, tmp_path, 
     assert any(why in message for why in ("permission", "can't run this command", "may not run")), message
     if "applying" in message:  # refused at the write, not at the read
         assert "nothing was written" in message, message
-    assert snapshot(admin) == before
+    assert every_key(admin) == before
     assert dirty_count(admin) == dirty
     assert "read-pw" not in result.stdout + result.stderr
 
@@ -561,10 +549,10 @@ def test_user_missing_one_write_permission_leaves_nothing_partial(missing, tmp_p
     admin = acl_redis.client()
     manifests = seed(acl_redis, tmp_path)
     set_user(admin, "partial", "partial-pw", "-@all", *[f"+{c}" for c in ACL_COMMANDS if c != missing], *ACL_KEYS)
-    before = snapshot(admin)
+    before = every_key(admin)
     result = run("--redis-url", url_for(acl_redis, "partial", "partial-pw"), str(manifests))
     assert result.returncode == 1, result.stdout + result.stderr
-    after = snapshot(admin)
+    after = every_key(admin)
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     assert changed == [], f"without {missing}: {changed} changed, and the CLI said: {result.stderr.strip()}"
     assert "nothing was written" in result.stderr.strip().splitlines()[-1]

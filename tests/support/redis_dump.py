@@ -99,3 +99,28 @@ def restore(client: redis.Redis, data: dict) -> None:
         for key, ttl in data.get("ttl_ms", {}).items():
             pipe.pexpire(key, max(int(ttl), 1))
         pipe.execute()
+
+
+def every_key(client: redis.Redis, *, streams_by_length: bool = False) -> dict[Any, Any]:
+    """Every key of the client's db, for before/after and side-by-side comparisons (not for restore).
+
+    Hashes, sorted sets (with scores), sets and strings by value; anything else by its ``DUMP`` bytes,
+    except that ``streams_by_length`` compares a stream by its length (entry ids and times differ between
+    two runs of the same steps).
+    """
+    out: dict[Any, Any] = {}
+    for key in sorted(client.keys("*")):
+        kind = _s(client.type(key))
+        if kind == "hash":
+            out[key] = client.hgetall(key)
+        elif kind == "zset":
+            out[key] = client.zrange(key, 0, -1, withscores=True)
+        elif kind == "set":
+            out[key] = sorted(client.smembers(key))
+        elif kind == "string":
+            out[key] = client.get(key)
+        elif kind == "stream" and streams_by_length:
+            out[key] = client.xlen(key)
+        else:
+            out[key] = client.dump(key)
+    return out
