@@ -81,7 +81,8 @@ def startup_warnings(settings: Settings, app: ConsoleApp) -> list[str]:
     if not is_loopback(settings.host):
         exposed = "every host that can reach this address can read every schedule"
         if app.token:
-            exposed += "; the admin token and the session cookie travel unencrypted (plain HTTP): put a TLS proxy in front"
+            exposed += ("; the admin token and the session cookie travel unencrypted (plain HTTP): "
+                        "put a TLS proxy in front")
         warnings.append(f"--listen {settings.host}:{settings.port} is not loopback: {exposed}")
     if settings.token_file is not None:
         warnings += security.token_file_warnings(settings.token_file)
