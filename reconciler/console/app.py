@@ -17,12 +17,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import ReadOnlyError, RedisClusterException, RedisError
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, MapAdapter, Rule
 from werkzeug.wrappers import Request, Response
 
-from reconciler.console import pages, readers, security
+from reconciler.console import pages, readers, security, words
 from reconciler.console.actions import Action, actor, perform
 from reconciler.core.errors import RedbeatError, StateError
 from redbeat.redaction import redact_text
@@ -32,6 +32,13 @@ logger = logging.getLogger("reconciler.console")
 #: What a finished action says on the entry page (the URL carries only the key: no text from a URL is shown).
 DONE_WORDS = {"trigger": "Run requested: the leading beat sends it once.", "pause": "Paused.", "resume": "Resumed."}
 STATIC = {"console.css": "text/css; charset=utf-8"}
+#: The largest request body read (bytes): an action form is a name, a note of 500 characters and a time.
+MAX_BODY = 64 * 1024
+
+
+class _Request(Request):
+    max_content_length = MAX_BODY  # a larger body is a 413, not megabytes parsed into a form
+    max_form_memory_size = MAX_BODY
 
 #: (path, endpoint, methods); a fresh Map of Rules per app (a Rule belongs to one Map).
 _ROUTES = [
@@ -68,9 +75,10 @@ class ConsoleApp:
                                autoescape=select_autoescape(default=True, default_for_string=True),
                                trim_blocks=True, lstrip_blocks=True)
         self.env.filters["qs"] = lambda params: urlencode(params)
+        self.env.filters["at"] = _at
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        request = Request(environ)
+        request = _Request(environ)
         response = self.respond(request)
         for name, value in security.SECURITY_HEADERS:
             response.headers[name] = value
@@ -87,6 +95,9 @@ class ConsoleApp:
             return handler(request, adapter, **values)
         except HTTPException as exc:
             return self._error(request, adapter, exc.code or 500, exc.description or exc.name)
+        except ReadOnlyError:
+            return self._error(request, adapter, 503, "Redis is a read-only replica: the console can show it but "
+                               "not act on it; point --redis-url at the primary. Nothing was written")
         except (RedisError, RedisClusterException) as exc:
             return self._error(request, adapter, 503, redact_text(f"Redis: {exc}"))
         except StateError as exc:  # Redis holds what redbeat never writes: the upstream's fault, not the request's
@@ -242,13 +253,22 @@ class ConsoleApp:
         return Response(status=303, headers={"Location": location})
 
 
+def _at(iso: Any, zone: Any = None) -> str:
+    """Template filter: an ISO time from Redis as ``Dec 4, 00:00 CET`` in ``zone``; the text itself when it is
+    not an ISO time (the page shows what Redis holds), ``-`` for none."""
+    moment = words.parse_iso(iso)
+    if moment is None:
+        return str(iso) if iso else "-"
+    return words.compact_time(moment, zone, datetime.now(timezone.utc))
+
+
 class _Refused(Exception):
     pass
 
 
 def _bearer(request: Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    return header[7:] if header.startswith("Bearer ") else None
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else None  # the scheme is case-insensitive (RFC 9110)
 
 
 def _same_origin(request: Request) -> bool:

@@ -118,7 +118,7 @@ def entry(ctx: Context, name: str) -> dict[str, Any] | None:
     runs = read_runs(ctx.target.client, ctx.target.keys, entry=name, limit=ENTRY_RUNS)
     records = [r for r in readers.read_audit(ctx.target.client, ctx.target.keys, None) if r.get("entry") == name]
     return {
-        "row": row, "definition": views.definition_text(actual),
+        "row": row, "definition": views.definition_text(actual), "escaped_name": views.escaped_name(name),
         "desired": None if desired is None else json.dumps(
             {"definition": desired.definition, "ext": desired.ext, "protected": desired.protected}, indent=2,
             ensure_ascii=False),

@@ -5,6 +5,7 @@ to the default with a note the page shows (a shared link with a typo still opens
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -104,6 +105,23 @@ def parse(args: Mapping[str, str], *, states: Sequence[str], syncs: Sequence[str
     )
 
 
+def folded(text: str) -> str:
+    """``text`` for comparing as a reader would: Unicode-normalised (NFKC: "café" typed precomposed or as
+    "e" + combining accent is one word) and case-folded."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+#: The row field holding :func:`search_text`, computed once per snapshot rather than per request.
+SEARCH_FIELD = "search_text"
+
+
+def search_text(row: Mapping[str, Any]) -> str:
+    """What the text filter searches in a row: name, task, owner and schedule, folded, one per line (a needle
+    never holds a line break: :func:`parse` keeps printable characters only, so it cannot span two fields)."""
+    fields = (row.get("name"), row.get("task"), row.get("owner"), row.get("words"), row.get("schedule"))
+    return "\n".join(folded(str(value)) for value in fields if value)
+
+
 def matches(row: Mapping[str, Any], query: Query) -> bool:
     """Whether a row passes the filters: text (name, task, owner, schedule), owner, state, sync."""
     if query.owner and (row.get("owner") or "") != query.owner:
@@ -113,9 +131,8 @@ def matches(row: Mapping[str, Any], query: Query) -> bool:
     if query.sync and row.get("sync") != query.sync:
         return False
     if query.q:
-        needle = query.q.casefold()
-        haystack = (row.get("name"), row.get("task"), row.get("owner"), row.get("words"), row.get("schedule"))
-        return any(needle in str(value).casefold() for value in haystack if value)
+        haystack = row.get(SEARCH_FIELD)
+        return folded(query.q) in (haystack if isinstance(haystack, str) else search_text(row))
     return True
 
 

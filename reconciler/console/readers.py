@@ -125,6 +125,7 @@ def read_snapshot(target: Any, manifests: Manifests | None) -> Snapshot:
         rows[-1]["paused_until"] = pause_ends.get(name)
     if desired is not None:
         rows += [views.missing_row(want) for name, want in sorted(desired.items()) if name not in entries]
+    views.mark_lookalikes(rows)
     return Snapshot(time.time(), entries, status, protected, desired, problem, rows)
 
 

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,18 @@ def load_token(token_file: Path | None, environ: dict[str, str] | os._Environ[st
         return _checked(text, f"--console-token-file {token_file}")
     value = environ.get(TOKEN_ENV)
     return _checked(value, f"${TOKEN_ENV}") if value else None
+
+
+def token_file_warnings(token_file: Path) -> list[str]:
+    """What is wrong with the token file's permissions: readable by other users of the machine."""
+    try:
+        mode = token_file.stat().st_mode
+    except OSError:
+        return []  # load_token has said why it cannot be read
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return [f"--console-token-file {token_file} is readable by other users (mode {stat.S_IMODE(mode):o}): "
+                f"anyone on this machine who reads it can act; chmod 600 it"]
+    return []
 
 
 def token_matches(token: str, offered: str | None) -> bool:

@@ -3,8 +3,11 @@ callable the watch sidecar mounts beside its probes with ``--console``."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
+import socket
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from reconciler.console import readers, security
 from reconciler.console.app import ConsoleApp, make_app
+from redbeat.redaction import redact_text
 
 logger = logging.getLogger("reconciler.console")
 
@@ -26,7 +30,12 @@ class ConsoleServer:
     """The app on a threaded WSGI server in a daemon thread, until :meth:`close`."""
 
     def __init__(self, app: ConsoleApp, host: str, port: int) -> None:
-        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)  # binds now
+        # We bind the socket ourselves: Werkzeug, binding it, prints a bare "Address already in use" and exits.
+        listener = bind(host, port)
+        try:
+            self._server: BaseWSGIServer = make_server(host, port, app, threaded=True, fd=listener.fileno())
+        finally:
+            listener.close()  # the server holds its own duplicate of the descriptor
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="redbeat-console", daemon=True)
 
@@ -45,6 +54,43 @@ class ConsoleServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=2)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``; OSError (in use, no such address, name unknown) as is."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart reuses a port in TIME_WAIT
+        listener.bind((host, port))
+        listener.listen(128)
+    except BaseException:
+        listener.close()
+        raise
+    return listener
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (as given to ``--listen``) is this machine's loopback only."""
+    return host in security.LOOPBACK_NAMES or host.startswith("127.")
+
+
+def startup_warnings(settings: Settings, app: ConsoleApp) -> list[str]:
+    """What an operator should hear before trusting the console: exposure on the network, an unreachable Redis."""
+    warnings = []
+    if not is_loopback(settings.host):
+        exposed = "every host that can reach this address can read every schedule"
+        if app.token:
+            exposed += ("; the admin token and the session cookie travel unencrypted (plain HTTP): "
+                        "put a TLS proxy in front")
+        warnings.append(f"--listen {settings.host}:{settings.port} is not loopback: {exposed}")
+    if settings.token_file is not None:
+        warnings += security.token_file_warnings(settings.token_file)
+    try:
+        app.ctx.target.client.ping()
+    except Exception as exc:  # RedisError, or a cluster error: the pages will say the same until Redis is back
+        warnings.append(redact_text(f"Redis is not reachable now ({exc}); the pages answer 503 until it is"))
+    return warnings
 
 
 @dataclass(frozen=True)
@@ -68,23 +114,32 @@ def build(settings: Settings, environ: Mapping[str, str]) -> ConsoleApp:
         raise RedbeatError(str(exc)) from None
     target = connect(settings.redis_url, settings.key_prefix)
     manifests = readers.ManifestFiles(settings.paths, _loader(load)) if settings.paths else None
-    loopback = settings.host in security.LOOPBACK_NAMES or settings.host.startswith("127.")
-    return make_app(target, manifests=manifests, token=token, loopback_only=loopback)
+    return make_app(target, manifests=manifests, token=token, loopback_only=is_loopback(settings.host))
 
 
 def _loader(load: Callable[..., Any]) -> Callable[[Sequence[Path]], Any]:
     return lambda paths: load(paths, allow_empty=True)
 
 
-def run(settings: Settings, environ: Mapping[str, str], say: Callable[[str], None]) -> int:
-    """Serve until SIGTERM or SIGINT; 0 then.  ``say`` prints the URL and what is on."""
+def _warn(text: str) -> None:
+    print(f"redbeat-apply console: warning: {text}", file=sys.stderr, flush=True)
+
+
+def run(settings: Settings, environ: Mapping[str, str], say: Callable[[str], None],
+        warn: Callable[[str], None] = _warn) -> int:
+    """Serve until SIGTERM or SIGINT; 0 then.  ``say`` prints the URL and what is on, ``warn`` each
+    :func:`startup_warnings`."""
     from reconciler.core.errors import RedbeatError
 
     app = build(settings, environ)
     try:
         server = ConsoleServer(app, settings.host, settings.port)
     except OSError as exc:
-        raise RedbeatError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
+        address = f"[{settings.host}]" if ":" in settings.host else settings.host
+        why = "the port is in use (another console?)" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        raise RedbeatError(f"cannot listen on {address}:{settings.port}: {why}") from None
+    for text in startup_warnings(settings, app):
+        warn(text)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     server.start()

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from reconciler.console import words
+from reconciler.console import query, words
 from reconciler.core.errors import Location
 from reconciler.core.model import DesiredEntry
 from reconciler.schedules.convert import entry_to_manifest
@@ -67,7 +67,7 @@ def schedule_row(status: Mapping[str, Any], actual: ActualEntry | None, *, prote
     states = (state, "protected") if protected else (state,)
     next_run = words.parse_iso(status.get("next_run"))
     last_run = words.parse_iso(status.get("last_run_at"))
-    return {
+    row = {
         **status,
         "task": str(definition.get("task")) if definition and definition.get("task") is not None else None,
         "words": words.schedule_words(manifest) if manifest is not None else status.get("schedule"),
@@ -83,12 +83,30 @@ def schedule_row(status: Mapping[str, Any], actual: ActualEntry | None, *, prote
         "definition": definition,  # decoded once here, for the timeline
         "ext": ext,
     }
+    row[query.SEARCH_FIELD] = query.search_text(row)
+    return row
+
+
+def mark_lookalikes(rows: Sequence[dict[str, Any]]) -> None:
+    """Set ``lookalike`` on rows whose name differs from another's only by Unicode normalisation or case
+    ("café" precomposed and "cafe" + combining accent): two entries a reader cannot tell apart on the page."""
+    groups: dict[str, int] = {}
+    for row in rows:
+        key = query.folded(str(row["name"]))
+        groups[key] = groups.get(key, 0) + 1
+    for row in rows:
+        row["lookalike"] = groups[query.folded(str(row["name"]))] > 1
+
+
+def escaped_name(name: str) -> str | None:
+    """A non-ASCII name spelled with escapes (``cafe\\u0301``), to tell look-alike names apart; None for ASCII."""
+    return None if name.isascii() else name.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def missing_row(desired: DesiredEntry) -> dict[str, Any]:
     """A row for an entry the manifests name and Redis does not have."""
     manifest = _manifest(desired.definition, desired.ext)
-    return {
+    row: dict[str, Any] = {
         "name": desired.name, "owner": None, "schedule": "", "enabled": desired.definition.get("enabled", True),
         "state": "missing", "next_run": None, "timezone": str((desired.ext or {}).get("timezone") or "UTC"),
         "next_due": None, "last_run_at": None, "total_run_count": None, "problem": None, "recent_runs": [],
@@ -97,6 +115,8 @@ def missing_row(desired: DesiredEntry) -> dict[str, Any]:
         "sync": MISSING, "sync_words": SYNC_WORDS[MISSING], "states": ("missing",), "state_words": "missing",
         "next_run_at": None, "next_relative": "", "last_relative": "", "lag_words": "-",
     }
+    row[query.SEARCH_FIELD] = query.search_text(row)
+    return row
 
 
 def source_text(source: Location, roots: Sequence[Path]) -> str:

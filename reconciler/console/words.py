@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 #: How a cron entry without a time zone is said: crontabs run in the beat app's zone, which Redis does not hold.
@@ -87,3 +87,28 @@ def parse_iso(text: Any) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
+
+
+def _zone(name: Any) -> tzinfo:
+    """The entry's zone by name; UTC for none or an unknown one (the row's problem says why)."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        return ZoneInfo(str(name)) if name else timezone.utc
+    except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError; a bad path a ValueError
+        return timezone.utc
+
+
+def compact_time(moment: datetime | None, zone: Any, now: datetime) -> str:
+    """``Dec 4, 00:00 CET`` in the entry's zone: the time alone today, the year only when it is not this one,
+    seconds only when they are not zero (an every-second entry); empty for None."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(_zone(zone))
+    today = now.astimezone(local.tzinfo)
+    clock = local.strftime("%H:%M:%S" if local.second else "%H:%M")
+    abbreviation = local.strftime("%Z") or local.strftime("%z")
+    if local.date() == today.date():
+        return f"{clock} {abbreviation}"
+    day = f"{local:%b} {local.day}" + (f" {local.year}" if local.year != today.year else "")
+    return f"{day}, {clock} {abbreviation}"

@@ -137,12 +137,11 @@ def test_every_page_loads_and_filters(browser, console, shots) -> None:
     from selenium.webdriver.common.by import By
 
     url, _, _ = console
-    for path, heading, shot in (("/schedules", "Schedules", "schedules"), ("/timeline?window=24h", "Timeline",
-                                "timeline"), ("/entry?name=nightly-report", "nightly-report", "entry"),
-                                ("/activity", "Activity", "activity"), ("/health", "Health", "health")):
+    for path, heading in (("/schedules", "Schedules"), ("/timeline?window=24h", "Timeline"),
+                          ("/entry?name=nightly-report", "nightly-report"), ("/activity", "Activity"),
+                          ("/health", "Health")):
         browser.get(url + path)
         assert browser.find_element(By.TAG_NAME, "h1").text == heading
-        browser.save_screenshot(str(shots / f"{shot}.png"))
     browser.get(url + "/schedules")
     assert "At 02:30, Monday through Friday, Europe/Berlin" in _text(browser)
     search = browser.find_element(By.NAME, "q")
@@ -156,6 +155,60 @@ def test_every_page_loads_and_filters(browser, console, shots) -> None:
     assert "owner team-a at revision 3f2c1a9" in _text(browser) and "Lock holder" in _text(browser)
     browser.get(url + "/timeline?window=1h")
     assert browser.find_elements(By.CSS_SELECTOR, "svg.timeline rect.run, svg.timeline rect.dense")
+
+
+def _post(url: str, action: str, **form: str) -> None:
+    """An action as a script sends it (bearer token): the screenshots' set-up, recorded in the audit stream."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    request = urllib.request.Request(f"{url}/actions/{action}", data=urllib.parse.urlencode(form).encode(),
+                                     headers={"Authorization": f"Bearer {TOKEN}"}, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.load(response)["ok"] is True
+
+
+def test_screenshots_show_a_living_system(browser, console, shots, fresh_redis) -> None:
+    """Runs with their lag, a triggered run, a paused entry, a drifted one and one not in git, then a
+    screenshot of the schedules, timeline, entry and health pages."""
+    import json
+
+    from selenium.webdriver.common.by import By
+
+    url, _, rig = console
+    client = fresh_redis.client()
+    _post(url, "trigger", name="nightly-report", note="re-run after the fix")
+    _post(url, "pause", name="batch-05", until="6h", note="warehouse maintenance")
+    definition = json.loads(client.hget("redbeat:batch-03", "definition"))
+    definition["args"] = ["edited-in-redis"]
+    client.hset("redbeat:batch-03", "definition", json.dumps(definition))  # drifted: Redis differs from git
+    extra = connect(fresh_redis.url, "redbeat:", "team-b")
+    reconcile(load_text("schedules:\n  - name: cleanup-tmp\n    task: e2e.record\n    cron: '15 */6 * * *'\n"
+                        "    timezone: America/New_York\n    args: [cleanup]\n"), extra)  # not in these manifests
+    wait_until(lambda: _labels(rig, "nightly") == 1 and _labels(rig, "pulse") >= 3, timeout=30,
+               message="the triggered run and a few pulses in the worker's log")
+    time.sleep(1)  # the snapshot (max_age 0.5 s) catches up with the runs
+    browser.set_window_size(1400, 1500)  # every row of the schedules page in one picture
+    browser.get(url + "/schedules")
+    text = _text(browser)
+    assert "drifted" in text and "not in git" in text and "paused by api via console@ops-host" in text
+    browser.save_screenshot(str(shots / "schedules.png"))
+    browser.set_window_size(1400, 1000)
+    for path, shot in (("/timeline?window=24h", "timeline"), ("/entry?name=nightly-report", "entry"),
+                       ("/health", "health")):
+        browser.get(url + path)
+        assert browser.find_elements(By.TAG_NAME, "h1")
+        browser.save_screenshot(str(shots / f"{shot}.png"))
+
+
+def load_text(text: str):  # type: ignore[no-untyped-def]
+    """Desired entries from manifest text (a temporary file: the loader reads files)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "more.yaml").write_text(text, encoding="utf-8")
+        return load([Path(folder)])
 
 
 def test_a_run_appears_after_it_happens(browser, console) -> None:

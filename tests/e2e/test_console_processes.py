@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -101,3 +102,42 @@ def test_a_short_token_is_refused_before_listening(tmp_path, redis_url):
                              "--listen", f"127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert "at least 16 characters" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_is_named_and_the_exit_is_1(tmp_path, redis_url):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run([str(BIN), "console", "--redis-url", redis_url, "--listen", f"127.0.0.1:{port}"],
+                                capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in result.stderr
+    assert "Traceback" not in result.stderr and "Either identify" not in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_exposure_a_readable_token_and_an_unreachable_redis_are_warned_about_at_start(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("abcdefghijklmnopqrstuvwxyz0123\n")
+    token_file.chmod(0o644)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDBEAT_")}
+    log = tmp_path / "console.log"
+    with log.open("wb") as out:  # Redis on port 1: nothing listens there
+        proc = subprocess.Popen([str(BIN), "console", "--redis-url", "redis://:hunter2@127.0.0.1:1/0",
+                                 "--listen", f"0.0.0.0:{port}", "--console-token-file", str(token_file)],
+                                stdout=out, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: f":{port}/" in log.read_text(), timeout=20,
+                   message=f"the console's URL; log:\n{log.read_text()}")
+        text = log.read_text()
+        assert f"--listen 0.0.0.0:{port} is not loopback" in text and "unencrypted" in text
+        assert "readable by other users (mode 644)" in text
+        assert "Redis is not reachable now" in text and "hunter2" not in text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

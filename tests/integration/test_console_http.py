@@ -305,3 +305,71 @@ def test_a_loopback_console_refuses_other_host_names(target):
     for host in ("evil.example", "evil.example:9186", "127.0.0.1.evil.example:9186", ""):
         refused = client.get("/schedules", headers={"Host": host})
         assert refused.status_code == 403 and "loopback only" in refused.get_data(as_text=True), host
+
+
+# --- the hostile user's pass ----------------------------------------------------------------------
+
+LOOKALIKES = """\
+schedules:
+  - name: "caf\\u00e9"
+    task: app.tasks.report
+    every: 1h
+  - name: "cafe\\u0301"
+    task: app.tasks.report
+    every: 1h
+"""
+
+
+def test_names_differing_only_by_normalisation_are_both_found_and_told_apart(redis_url, tmp_path):
+    (tmp_path / "jobs.yaml").write_text(LOOKALIKES, encoding="utf-8")
+    target = connect(redis_url, "redbeat:", "team-a")
+    reconcile(load([tmp_path]), target)
+    client = _client(target)
+    page = client.get("/schedules", query_string={"q": "CAFE\u0301"}).get_data(as_text=True)
+    assert "2 of 2 entries" in page and page.count("look-alike</span>") == 2
+    assert 'href="/entry?name=caf%C3%A9"' in page and 'href="/entry?name=cafe%CC%81"' in page
+    for name, spelled in (("caf\u00e9", "caf\\xe9"), ("cafe\u0301", "cafe\\u0301")):
+        entry = client.get("/entry", query_string={"name": name}).get_data(as_text=True)
+        assert "class=\"rel codepoints\"" in entry and spelled in entry
+
+
+def test_the_bearer_scheme_is_case_insensitive_and_a_token_in_the_url_is_not_accepted(target):
+    client = _client(target, token=TOKEN)
+    response = client.post("/actions/trigger", data={"name": "heartbeat"}, headers={"Authorization": f"bearer {TOKEN}"})
+    assert response.status_code == 200 and response.get_json()["ok"] is True
+    for query in ({"token": TOKEN}, {"access_token": TOKEN}):
+        refused = client.post("/actions/pause", query_string=query, data={"name": "heartbeat", "token": TOKEN})
+        assert refused.status_code == 403 and "sign in" in refused.get_data(as_text=True)
+
+
+def test_a_huge_request_body_is_a_413_and_nothing_is_written(target, redis_client):
+    client = _client(target, token=TOKEN)
+    before = redis_client.hgetall("redbeat:heartbeat")
+    response = client.post("/actions/pause", data={"name": "heartbeat", "note": "x" * 200_000},
+                           headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 413 and "error" in response.get_json()
+    assert redis_client.hgetall("redbeat:heartbeat") == before
+
+
+def test_a_read_only_replica_shows_pages_and_refuses_actions_clearly(target, redis_client):
+    client = _client(target, token=TOKEN)
+    redis_client.replicaof("127.0.0.1", "1")  # a replica of nothing: keeps its data, refuses writes (READONLY)
+    try:
+        assert client.get("/schedules").status_code == 200
+        response = client.post("/actions/pause", data={"name": "heartbeat", "until": "1h"},
+                               headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code == 503
+        error = response.get_json()["error"]
+        assert "read-only replica" in error and "primary" in error and "script" not in error
+    finally:
+        redis_client.replicaof("no", "one")
+    assert redis_client.hget("redbeat:heartbeat", "pause") is None
+
+
+def test_times_are_compact_in_the_entry_zone_with_iso_in_the_title(target):
+    page = _client(target).get("/schedules", query_string={"q": "nightly"}).get_data(as_text=True)
+    cell = re.search(r'<td class="when"><time datetime="([^"]+)" title="([^"]+)">([^<]+)</time>', page)
+    assert cell is not None, page
+    iso, title, shown = cell.groups()
+    assert title == f"{iso} (Europe/Berlin)" and iso not in shown and "+" not in shown
+    assert re.search(r"\d\d:\d\d CES?T$", shown)

@@ -217,3 +217,50 @@ def test_sync_states() -> None:
     assert views.sync_state(want, None) == views.MISSING
     assert views.sync_state(None, actual(want.definition)) == views.NOT_IN_GIT
     assert views.sync_state(None, None) is None
+
+
+# --- the hostile user's pass ----------------------------------------------------------------------
+
+def test_text_search_ignores_unicode_normalisation_and_case() -> None:
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    rows = [row(composed), row(decomposed), row("CAFÉ-report"), row("cafe")]
+    for needle in (composed, decomposed, "CAFÉ"):
+        found = {r["name"] for r in q.select(rows, parse(q=needle))}
+        assert found == {composed, decomposed, "CAFÉ-report"}, needle
+    # the precomputed search text is what matches, and a needle cannot span two fields
+    rows = [views.schedule_row({"name": "nightly", "state": "active"}, None, protected=False, sync=None, now=NOW)]
+    assert rows[0][q.SEARCH_FIELD] == "nightly"
+    assert not q.select([row("ab", task="cd")], parse(q="bc"))
+
+
+def test_look_alike_names_are_marked_and_spelled_with_escapes() -> None:
+    rows = [row("caf\u00e9"), row("cafe\u0301"), row("Nightly"), row("nightly"), row("other")]
+    views.mark_lookalikes(rows)
+    assert [r["lookalike"] for r in rows] == [True, True, True, True, False]
+    assert views.escaped_name("cafe\u0301") == "cafe\\u0301"
+    assert views.escaped_name("caf\u00e9") == "caf\\xe9"
+    assert views.escaped_name("plain-name") is None
+
+
+def test_compact_times_in_the_entry_zone() -> None:
+    at = datetime(2026, 12, 3, 23, 0, tzinfo=UTC)
+    now = datetime(2026, 12, 3, 14, 46, 7, tzinfo=UTC)
+    assert words.compact_time(at, "Europe/Berlin", now) == "Dec 4, 00:00 CET"  # the next day there
+    assert words.compact_time(at, "UTC", now) == "23:00 UTC"  # today: the time alone
+    assert words.compact_time(at, None, now) == "23:00 UTC"
+    assert words.compact_time(at + timedelta(seconds=5), "UTC", now) == "23:00:05 UTC"  # an every-second entry
+    assert words.compact_time(at + timedelta(days=60), "UTC", now) == "Feb 1 2027, 23:00 UTC"
+    assert words.compact_time(at, "Not/AZone<script>", now) == "23:00 UTC"  # an unknown zone: UTC, no error
+    assert words.compact_time(datetime(2026, 7, 1, 12, tzinfo=UTC), "Europe/Berlin", now) == "Jul 1, 14:00 CEST"
+    assert words.compact_time(None, "UTC", now) == ""
+
+
+def test_a_token_file_readable_by_others_is_warned_about(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("abcdefghijklmnopqrstuvwxyz\n")
+    token_file.chmod(0o600)
+    assert security.token_file_warnings(token_file) == []
+    token_file.chmod(0o644)
+    [warning] = security.token_file_warnings(token_file)
+    assert str(token_file) in warning and "mode 644" in warning and "chmod 600" in warning
+    assert security.token_file_warnings(tmp_path / "missing") == []  # load_token says why it is unusable
