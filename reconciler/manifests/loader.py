@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
+from reconciler.core.bulk import gc_paused
 from reconciler.core.errors import Location, ManifestError, ManifestErrors
 from reconciler.core.model import DesiredEntry
 from reconciler.manifests import nodes, yaml11
@@ -286,21 +287,20 @@ def check_manifests(
     """
     from reconciler.manifests import schema, semantic
 
-    files, errors = load_manifests(paths, allow_empty=allow_empty, surprises=warnings is not None)
-    documents: list[tuple[Document, set[int]]] = []
-    for manifest in files:
-        for document in manifest.documents:
-            result = schema.check(document)
-            errors.extend(result.errors)
-            if warnings is not None:
-                warnings.extend(
-                    document.error(s.path, s.message, code="yaml11") for s in document.surprises()
-                )
-            if isinstance(document.data, dict) and document.data.get("schedules") == [] and not allow_empty:
-                errors.append(document.error(("schedules",), "must not be empty", EMPTY_HINT))
-            if result.broken is not None:
-                documents.append((document, result.broken))
-    entries, problems = semantic.build_entries(documents, compat=compat)
+    with gc_paused():  # every entry built here lives on: collections would only walk them again (core.bulk)
+        files, errors = load_manifests(paths, allow_empty=allow_empty, surprises=warnings is not None)
+        documents: list[tuple[Document, set[int]]] = []
+        for manifest in files:
+            for document in manifest.documents:
+                result = schema.check(document)
+                errors.extend(result.errors)
+                if warnings is not None:
+                    warnings.extend(document.error(s.path, s.message, code="yaml11") for s in document.surprises())
+                if isinstance(document.data, dict) and document.data.get("schedules") == [] and not allow_empty:
+                    errors.append(document.error(("schedules",), "must not be empty", EMPTY_HINT))
+                if result.broken is not None:
+                    documents.append((document, result.broken))
+        entries, problems = semantic.build_entries(documents, compat=compat)
     errors.extend(problems)
     if not entries and not errors and not allow_empty:
         where = Location(paths[0] if paths else Path("."), None, None, "")
