@@ -68,6 +68,8 @@ def _node_location(file: Path, node: yaml.Node | None, field_path: str) -> tuple
 
 def format_path(path: Sequence[PathPart]) -> str:
     """``("schedules", 2, "cron")`` -> ``schedules[2].cron``."""
+    if len(path) == 2 and path[0] == "schedules" and type(path[1]) is int:
+        return f"schedules[{path[1]}]"  # every entry's source: the one path a cold run formats 100,000 times
     text = ""
     for part in path:
         if isinstance(part, int):

@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from redbeat.keys import KeySpace
@@ -41,7 +42,9 @@ class OwnershipRecord:
     protected: bool = False
 
     def to_json(self) -> str:
-        return json.dumps({"digest": self.digest, "protected": self.protected}, sort_keys=True, separators=(",", ":"))
+        # The bytes of json.dumps({...}, sort_keys=True, separators=(",", ":")), without a dict per entry.
+        protected = "true" if self.protected else "false"
+        return f'{{"digest":{encode_basestring_ascii(self.digest)},"protected":{protected}}}'
 
     @classmethod
     def from_json(cls, raw: str) -> OwnershipRecord:
