@@ -20,7 +20,7 @@ import difflib
 import functools
 import importlib.resources
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,89 +130,132 @@ def did_you_mean(word: object, options: Sequence[str]) -> str | None:
     return f"did you mean '{close[0]}'?" if close else None
 
 
-def _translate(document: Document, error: jsonschema.ValidationError) -> list[ManifestError]:  # noqa: C901
-    path = tuple(error.absolute_path)
-    kind = error.validator
-    value: Any = error.instance
+@dataclass(frozen=True)
+class _Failure:
+    """One jsonschema error, as the messages below need it."""
+
+    document: Document
+    path: tuple[str | int, ...]
+    value: Any  # the instance that failed
+    schema: Mapping[str, Any]  # the (sub)schema holding the keyword
+    expected: Any  # the keyword's value
+
+    def at(self, message: str, hint: str | None = None, **where: Any) -> list[ManifestError]:
+        return [self.document.error(self.path, message, hint, **where)]
+
+
+def _required(f: _Failure) -> list[ManifestError]:
+    missing = [n for n in f.expected if isinstance(f.value, dict) and n not in f.value]
+    errors = []
+    for name in missing or list(f.expected)[:1]:
+        hint = None
+        if name == "task" and len(f.path) == 2 and f.path[0] == "schedules":
+            hint = "set it in the schedule, or once for all schedules in defaults.task"
+        errors += f.at(f"missing required field '{name}'", hint, at="mapping")
+    return errors
+
+
+def _additional(f: _Failure) -> list[ManifestError]:
+    allowed = list(f.schema.get("properties", {}))
+    errors = []
+    for key in f.value if isinstance(f.value, dict) else ():
+        if key in allowed:
+            continue
+        hint: str | None
+        if f.path and f.path[-1] == "defaults" and key in (*KINDS, "name", "relative"):
+            message, hint = f"'{key}' cannot be set in defaults", "set it in each schedule"
+        else:
+            message, hint = f"unknown field '{key}'", did_you_mean(key, allowed)
+        errors.append(f.document.error((*f.path, key), message, hint, at="key"))
+    return errors
+
+
+def _one_kind(f: _Failure) -> list[ManifestError] | None:
+    """``oneOf`` of ``required`` alternatives (the schedule kinds); None for any other oneOf."""
+    if not all(set(s) == {"required"} for s in f.expected):
+        return None
+    if not isinstance(f.value, dict):
+        return []  # the type error says it
+    names = [s["required"][0] for s in f.expected]
+    present = [n for n in names if n in f.value]
+    choices = ", ".join(names)
+    if not present:
+        return f.at(f"a schedule needs one of {choices}", at="mapping")
+    found = " and ".join(present)
+    where = (*f.path, present[1])
+    return [f.document.error(where, f"only one of {choices} may be set (found {found})", at="key")]
+
+
+def _dependent(f: _Failure) -> list[ManifestError]:
+    errors = []
+    for key, needs in f.expected.items():
+        if key in f.value and any(n not in f.value for n in needs):
+            message = f"'{key}' only applies to an '{' or '.join(needs)}' schedule"
+            errors.append(f.document.error((*f.path, key), message, at="key"))
+    return errors
+
+
+def _type(f: _Failure) -> list[ManifestError]:
+    wanted: list[str] = f.expected if isinstance(f.expected, list) else [f.expected]
+    words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted)
+    if not f.path:
+        return f.at(
+            "a manifest document must be a mapping (one schedule, or defaults and schedules), "
+            f"got {_json_type(f.value)}"
+        )
+    got = _json_type(f.value)
+    if f.value is not None and not isinstance(f.value, (dict, list)):
+        got += f" {_short(f.value)}"
+    return f.at(f"expected {words}, got {got}")
+
+
+def _enum(f: _Failure) -> list[ManifestError]:
+    options = [str(o) for o in f.expected]
+    return f.at(f"{_short(f.value)} is not one of {', '.join(options)}", did_you_mean(f.value, options))
+
+
+def _pattern(f: _Failure) -> list[ManifestError]:
+    message = f.schema.get("x-pattern-message") or f"does not match {f.expected!r}"
+    return f.at(f"{_short(f.value)}: {message}")
+
+
+def _bound(f: _Failure, kind: str) -> list[ManifestError]:
+    schema, value = f.schema, _short(f.value)
+    why = f" ({schema['x-maximum-message']})" if kind == "maximum" and "x-maximum-message" in schema else ""
+    if kind in ("minimum", "maximum") and "minimum" in schema and "maximum" in schema:
+        return f.at(f"{value} is out of range {schema['minimum']}-{schema['maximum']}{why}")
+    if kind == "minimum":
+        return f.at(f"{value} is below the minimum {f.expected}")
+    if kind == "maximum":
+        return f.at(f"{value} is above the maximum {f.expected}{why}")
+    return f.at(f"{value}: must be greater than {f.expected}")  # exclusiveMinimum
+
+
+_MESSAGES: dict[str, Callable[[_Failure], list[ManifestError] | None]] = {
+    "required": _required,
+    "additionalProperties": _additional,
+    "oneOf": _one_kind,
+    "dependentRequired": _dependent,
+    "type": _type,
+    "enum": _enum,
+    "pattern": _pattern,
+    "minimum": lambda f: _bound(f, "minimum"),
+    "maximum": lambda f: _bound(f, "maximum"),
+    "exclusiveMinimum": lambda f: _bound(f, "exclusiveMinimum"),
+    "minLength": lambda f: f.at("must not be empty"),
+    "minItems": lambda f: f.at("must not be empty"),
+    "maxLength": lambda f: f.at(f"is {len(f.value)} characters long; at most {f.expected}"),
+}
+
+
+def _translate(document: Document, error: jsonschema.ValidationError) -> list[ManifestError]:
     # jsonschema types these for errors made outside validation too (Unset); an error from validation carries
     # the instance, the (sub)schema mapping and its keyword's JSON value, each of any JSON type.
     schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
-    expected: Any = error.validator_value
-    if kind == "required":
-        missing = [n for n in expected if isinstance(value, dict) and n not in value]
-        errors = []
-        for name in missing or list(expected)[:1]:
-            hint = None
-            if name == "task" and len(path) == 2 and path[0] == "schedules":
-                hint = "set it in the schedule, or once for all schedules in defaults.task"
-            errors.append(document.error(path, f"missing required field '{name}'", hint, at="mapping"))
-        return errors
-    if kind == "additionalProperties":
-        allowed = list(schema.get("properties", {}))
-        errors = []
-        for key in value if isinstance(value, dict) else ():
-            if key in allowed:
-                continue
-            if path and path[-1] == "defaults" and key in (*KINDS, "name", "relative"):
-                message, hint = f"'{key}' cannot be set in defaults", "set it in each schedule"
-            else:
-                message, hint = f"unknown field '{key}'", did_you_mean(key, allowed)
-            errors.append(document.error((*path, key), message, hint, at="key"))
-        return errors
-    if kind == "oneOf" and all(set(s) == {"required"} for s in expected):
-        if not isinstance(value, dict):
-            return []  # the type error says it
-        names = [s["required"][0] for s in expected]
-        present = [n for n in names if isinstance(value, dict) and n in value]
-        choices = ", ".join(names)
-        if not present:
-            return [document.error(path, f"a schedule needs one of {choices}", at="mapping")]
-        found = " and ".join(present)
-        return [document.error((*path, present[1]), f"only one of {choices} may be set (found {found})", at="key")]
-    if kind == "dependentRequired":
-        errors = []
-        for key, needs in expected.items():
-            if key in value and any(n not in value for n in needs):
-                message = f"'{key}' only applies to an '{' or '.join(needs)}' schedule"
-                errors.append(document.error((*path, key), message, at="key"))
-        return errors
-    if kind == "type":
-        wanted: list[str] = expected if isinstance(expected, list) else [expected]
-        words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted)
-        if not path:
-            return [
-                document.error(
-                    path,
-                    "a manifest document must be a mapping (one schedule, or defaults and schedules), "
-                    f"got {_json_type(value)}",
-                )
-            ]
-        got = _json_type(value)
-        if value is not None and not isinstance(value, (dict, list)):
-            got += f" {_short(value)}"
-        return [document.error(path, f"expected {words}, got {got}")]
-    if kind == "enum":
-        options = [str(o) for o in expected]
-        return [
-            document.error(path, f"{_short(value)} is not one of {', '.join(options)}", did_you_mean(value, options))
-        ]
-    if kind == "pattern":
-        message = schema.get("x-pattern-message") or f"does not match {expected!r}"
-        return [document.error(path, f"{_short(value)}: {message}")]
-    why = f" ({schema['x-maximum-message']})" if kind == "maximum" and "x-maximum-message" in schema else ""
-    if kind in ("minimum", "maximum") and "minimum" in schema and "maximum" in schema:
-        return [document.error(path, f"{_short(value)} is out of range {schema['minimum']}-{schema['maximum']}{why}")]
-    if kind == "minimum":
-        return [document.error(path, f"{_short(value)} is below the minimum {expected}")]
-    if kind == "maximum":
-        return [document.error(path, f"{_short(value)} is above the maximum {expected}{why}")]
-    if kind == "exclusiveMinimum":
-        return [document.error(path, f"{_short(value)}: must be greater than {expected}")]
-    if kind in ("minLength", "minItems"):
-        return [document.error(path, "must not be empty")]
-    if kind == "maxLength":
-        return [document.error(path, f"is {len(value)} characters long; at most {expected}")]
-    return [document.error(path, error.message)]
+    failure = _Failure(document, tuple(error.absolute_path), error.instance, schema, error.validator_value)
+    message = _MESSAGES.get(str(error.validator))
+    errors = message(failure) if message is not None else None
+    return errors if errors is not None else [document.error(failure.path, error.message)]
 
 
 @dataclass
