@@ -47,6 +47,7 @@ WRITE_COMMANDS = frozenset(
     }
 )
 OWNER = "bench"
+SCRIPT_TIMEOUT = 300.0  # seconds; the bench measures speed, a hung server still ends the run
 
 
 def commandstats(client: redis.Redis) -> dict[str, int]:
@@ -144,8 +145,9 @@ def cold_apply(root: Path, repeat: int) -> tuple[float, float]:
     server = RedisProcess().start()
     try:
         url = server.url.rsplit("/", 1)[0]
-        client = redis.Redis.from_url(f"{url}/1", decode_responses=True)
-        base_client = redis.Redis.from_url(f"{url}/2", decode_responses=True)
+        # One script writes all 100,000 entries: longer than redis-py's default 5 s read timeout on a busy machine.
+        client = redis.Redis.from_url(f"{url}/1", decode_responses=True, socket_timeout=SCRIPT_TIMEOUT)
+        base_client = redis.Redis.from_url(f"{url}/2", decode_responses=True, socket_timeout=SCRIPT_TIMEOUT)
         keys = KeySpace("redbeat:")
         target = Target(client, keys, OWNER, f"{url}/1")
         rows = stored_bytes(load_desired([root]))
@@ -167,8 +169,8 @@ def run(spec: dict) -> dict:
     url = spec["redis_url"]
     db, base_db = spec["db"], spec["baseline_db"]
     control = redis.Redis.from_url(url + "/0", decode_responses=True)
-    client = redis.Redis.from_url(f"{url}/{db}", decode_responses=True)
-    base_client = redis.Redis.from_url(f"{url}/{base_db}", decode_responses=True)
+    client = redis.Redis.from_url(f"{url}/{db}", decode_responses=True, socket_timeout=SCRIPT_TIMEOUT)
+    base_client = redis.Redis.from_url(f"{url}/{base_db}", decode_responses=True, socket_timeout=SCRIPT_TIMEOUT)
     keys = KeySpace("redbeat:")
     target = Target(client, keys, OWNER, f"{url}/{db}")
     out: dict = {}
