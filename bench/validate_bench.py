@@ -16,13 +16,15 @@ and ``--repeat`` times each (the best of each is kept):
   (HSET definition [+ ext], ZADD, HSET ownership record per entry), on a
   throwaway redis-server of its own. Target: at most 3x the baseline.
 
-Prints each figure, the ratio and whether the target is met; exits 1 when one
+Prints each figure, the ratio and whether the target is met, and the peak
+resident memory after the validate runs; exits 1 when one
 is missed only with ``--strict`` (small sizes are dominated by fixed costs).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 import time
@@ -122,6 +124,8 @@ def main() -> int:
         print(f"load_desired (load + validate):   {full:.3f} s")
         line, met = verdict("validate", base, full, VALIDATE_TARGET)
         print(line)
+        # The validate runs hold the most memory of the process so far: every entry at once.
+        print(f"peak RSS after the validate runs: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB")
         results.append(met)
         if not args.no_apply:
             from bench.reconcile_bench import cold_apply

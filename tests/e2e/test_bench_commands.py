@@ -71,6 +71,7 @@ def test_validate_bench() -> None:
     assert lines[0] == "schedules: 100 in 10 files"
     assert any(line.startswith("load_desired (load + validate): ") for line in lines)
     assert any(line.startswith("cold apply (load + validate + plan + apply): ") for line in lines)
+    assert any(line.startswith("peak RSS after the validate runs: ") and line.endswith(" MiB") for line in lines)
     verdicts = [line for line in lines if " ratio " in line]
     assert [v.split(":")[0] for v in verdicts] == ["validate", "cold apply"], result.stdout
     assert all(v.endswith(("✓", "✗ missed")) for v in verdicts)
