@@ -1,17 +1,17 @@
 """The manifest JSON Schema (``schemas/redbeat-manifest.schema.json``) and its errors.
 
 The schema file is the single source of truth for the shape of a manifest.
-Documents are checked with ``jsonschema`` (draft 2020-12) and every error is
-turned into a :class:`ManifestError` at the right node: a missing field at the
-mapping that lacks it, an unknown field at the key itself, anything else at
-the value; misspelt keys and enum values get a "did you mean" hint.
-
-``jsonschema`` is thorough but slow (about 60 µs a schedule), so
-:func:`compile_schema` also builds a plain-Python predicate from the same
-schema for the keywords it uses; a document the predicate accepts has no
-errors, and only a rejected one is handed to ``jsonschema`` for the messages.
-A keyword the compiler does not know makes it give up (``None``), so the
-schema can grow without the fast path silently accepting too much.
+A document is first checked by ``jsonschema-rs``, the schema compiled once
+into a validator written in Rust (about 2 µs a schedule); only a document it
+rejects goes through ``jsonschema`` (draft 2020-12, about 60 µs a schedule),
+whose errors are turned into :class:`ManifestError` at the right node: a
+missing field at the mapping that lacks it, an unknown field at the key
+itself, anything else at the value; misspelt keys and enum values get a "did
+you mean" hint. ``jsonschema`` alone decides what is an error: a document the
+fast validator rejects and ``jsonschema`` accepts (``jsonschema-rs`` reads
+``$`` as the end of the text, Python's ``re`` also before a final newline;
+``nan``, integer keys and lone surrogates cannot cross into Rust) is valid,
+so the fast validator can only make a run quicker, never change its result.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import difflib
 import functools
 import importlib.resources
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
+import jsonschema_rs
 
 import reconciler
 from reconciler.core.errors import ManifestError
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 SCHEMA_NAME = "redbeat-manifest.schema.json"
 KINDS = ("cron", "crontab", "every", "rrule", "at")
-
-Predicate = Callable[[Any], bool]
 
 
 def schema_text() -> str:
@@ -62,135 +60,27 @@ def _validator() -> jsonschema.protocols.Validator:
     return cls(schema)
 
 
+def _no_remote_schemas(uri: str) -> Any:
+    raise ValueError(f"the manifest schema refers to {uri}; it must be self-contained")
+
+
 @functools.cache
-def _fast() -> Predicate | None:
-    return compile_schema(load_schema())
+def _fast_validator() -> jsonschema_rs.Validator:
+    # The same draft as _validator(), named rather than detected; the schema's references are all inside it.
+    return jsonschema_rs.Draft202012Validator(load_schema(), retriever=_no_remote_schemas)
 
 
-# --- the fast predicate -------------------------------------------------------
+def is_known_valid(data: Any) -> bool:
+    """True when the fast validator accepts ``data``: then ``jsonschema`` finds no error either.
 
-_ANNOTATIONS = {"$schema", "$id", "$defs", "title", "description", "examples", "default"}
-
-
-def _is_type(value: Any, name: str) -> bool:
-    if name == "string":
-        return isinstance(value, str)
-    if name == "object":
-        return isinstance(value, dict)
-    if name == "array":
-        return isinstance(value, list)
-    if name == "boolean":
-        return isinstance(value, bool)
-    if name == "null":
-        return value is None
-    if isinstance(value, bool):
-        return False
-    if name == "number":
-        return isinstance(value, (int, float))
-    if name == "integer":
-        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    raise ValueError(name)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-class _Unsupported(Exception):
-    pass
-
-
-def compile_schema(root: Mapping[str, Any]) -> Predicate | None:
-    """A predicate equivalent to validating against ``root``, or None if it uses unknown keywords."""
-    cache: dict[str, Predicate] = {}
-
-    def ref(target: str) -> Predicate:
-        if not target.startswith("#/$defs/"):
-            raise _Unsupported(target)
-        name = target[len("#/$defs/") :]
-        if name not in cache:
-            cache[name] = lambda value: cache[name + "!"](value)
-            cache[name + "!"] = build(root["$defs"][name])
-        return cache[name]
-
-    def build(schema: Mapping[str, Any]) -> Predicate:  # noqa: C901 - one branch per keyword
-        # Callable[..., bool]: each check binds its keyword's argument as a lambda default (v, n=arg), which
-        # mypy cannot match against Predicate's one parameter; every check is still called with one value.
-        checks: list[Callable[..., bool]] = []
-        for keyword, arg in schema.items():
-            if keyword in _ANNOTATIONS or keyword.startswith("x-") or keyword in ("then", "else"):
-                continue
-            if keyword == "$ref":
-                checks.append(ref(arg))
-            elif keyword == "type":
-                names = [arg] if isinstance(arg, str) else list(arg)
-                checks.append(lambda v, names=names: any(_is_type(v, n) for n in names))
-            elif keyword == "properties":
-                props = {k: build(s) for k, s in arg.items()}
-                checks.append(
-                    lambda v, props=props: not isinstance(v, dict)
-                    or all(check(v[k]) for k, check in props.items() if k in v)
-                )
-            elif keyword == "additionalProperties":
-                if arg is True:
-                    continue
-                if arg is not False:
-                    raise _Unsupported(keyword)
-                allowed = frozenset(schema.get("properties", {}))
-                checks.append(lambda v, allowed=allowed: not isinstance(v, dict) or allowed.issuperset(v))
-            elif keyword == "required":
-                required = tuple(arg)
-                checks.append(lambda v, required=required: not isinstance(v, dict) or all(n in v for n in required))
-            elif keyword == "dependentRequired":
-                deps = {k: tuple(n) for k, n in arg.items()}
-                checks.append(
-                    lambda v, deps=deps: not isinstance(v, dict)
-                    or all(all(n in v for n in need) for k, need in deps.items() if k in v)
-                )
-            elif keyword == "enum":
-                if not all(isinstance(e, str) for e in arg):
-                    raise _Unsupported(keyword)
-                options = frozenset(arg)
-                checks.append(lambda v, options=options: isinstance(v, str) and v in options)
-            elif keyword == "pattern":
-                regex = re.compile(arg)
-                checks.append(lambda v, regex=regex: not isinstance(v, str) or regex.search(v) is not None)
-            elif keyword == "minLength":
-                checks.append(lambda v, n=arg: not isinstance(v, str) or len(v) >= n)
-            elif keyword == "maxLength":
-                checks.append(lambda v, n=arg: not isinstance(v, str) or len(v) <= n)
-            elif keyword == "minItems":
-                checks.append(lambda v, n=arg: not isinstance(v, list) or len(v) >= n)
-            elif keyword == "minimum":
-                checks.append(lambda v, n=arg: not _is_number(v) or v >= n)
-            elif keyword == "maximum":
-                checks.append(lambda v, n=arg: not _is_number(v) or v <= n)
-            elif keyword == "exclusiveMinimum":
-                checks.append(lambda v, n=arg: not _is_number(v) or v > n)
-            elif keyword == "items":
-                item = build(arg)
-                checks.append(lambda v, item=item: not isinstance(v, list) or all(item(i) for i in v))
-            elif keyword == "anyOf":
-                subs = [build(s) for s in arg]
-                checks.append(lambda v, subs=subs: any(s(v) for s in subs))
-            elif keyword == "oneOf":
-                subs = [build(s) for s in arg]
-                checks.append(lambda v, subs=subs: sum(1 for s in subs if s(v)) == 1)
-            elif keyword == "if":
-                cond = build(arg)
-                then = build(schema.get("then", {}))
-                other = build(schema.get("else", {}))
-                checks.append(lambda v, c=cond, t=then, o=other: t(v) if c(v) else o(v))
-            else:
-                raise _Unsupported(keyword)
-        if len(checks) == 1:
-            return checks[0]
-        return lambda v: all(check(v) for check in checks)
-
+    False means "ask jsonschema": so is any failure of the fast validator, such
+    as a value Rust cannot take (an integer key, a lone surrogate) that raises
+    while it is converted.
+    """
     try:
-        return build(root)
-    except _Unsupported:
-        return None
+        return _fast_validator().is_valid(data)
+    except Exception:  # any failure here only means that the authoritative validator decides
+        return False
 
 
 # --- errors -------------------------------------------------------------------
@@ -240,89 +130,132 @@ def did_you_mean(word: object, options: Sequence[str]) -> str | None:
     return f"did you mean '{close[0]}'?" if close else None
 
 
-def _translate(document: Document, error: jsonschema.ValidationError) -> list[ManifestError]:  # noqa: C901
-    path = tuple(error.absolute_path)
-    kind = error.validator
-    value: Any = error.instance
+@dataclass(frozen=True)
+class _Failure:
+    """One jsonschema error, as the messages below need it."""
+
+    document: Document
+    path: tuple[str | int, ...]
+    value: Any  # the instance that failed
+    schema: Mapping[str, Any]  # the (sub)schema holding the keyword
+    expected: Any  # the keyword's value
+
+    def at(self, message: str, hint: str | None = None, **where: Any) -> list[ManifestError]:
+        return [self.document.error(self.path, message, hint, **where)]
+
+
+def _required(f: _Failure) -> list[ManifestError]:
+    missing = [n for n in f.expected if isinstance(f.value, dict) and n not in f.value]
+    errors = []
+    for name in missing or list(f.expected)[:1]:
+        hint = None
+        if name == "task" and len(f.path) == 2 and f.path[0] == "schedules":
+            hint = "set it in the schedule, or once for all schedules in defaults.task"
+        errors += f.at(f"missing required field '{name}'", hint, at="mapping")
+    return errors
+
+
+def _additional(f: _Failure) -> list[ManifestError]:
+    allowed = list(f.schema.get("properties", {}))
+    errors = []
+    for key in f.value if isinstance(f.value, dict) else ():
+        if key in allowed:
+            continue
+        hint: str | None
+        if f.path and f.path[-1] == "defaults" and key in (*KINDS, "name", "relative"):
+            message, hint = f"'{key}' cannot be set in defaults", "set it in each schedule"
+        else:
+            message, hint = f"unknown field '{key}'", did_you_mean(key, allowed)
+        errors.append(f.document.error((*f.path, key), message, hint, at="key"))
+    return errors
+
+
+def _one_kind(f: _Failure) -> list[ManifestError] | None:
+    """``oneOf`` of ``required`` alternatives (the schedule kinds); None for any other oneOf."""
+    if not all(set(s) == {"required"} for s in f.expected):
+        return None
+    if not isinstance(f.value, dict):
+        return []  # the type error says it
+    names = [s["required"][0] for s in f.expected]
+    present = [n for n in names if n in f.value]
+    choices = ", ".join(names)
+    if not present:
+        return f.at(f"a schedule needs one of {choices}", at="mapping")
+    found = " and ".join(present)
+    where = (*f.path, present[1])
+    return [f.document.error(where, f"only one of {choices} may be set (found {found})", at="key")]
+
+
+def _dependent(f: _Failure) -> list[ManifestError]:
+    errors = []
+    for key, needs in f.expected.items():
+        if key in f.value and any(n not in f.value for n in needs):
+            message = f"'{key}' only applies to an '{' or '.join(needs)}' schedule"
+            errors.append(f.document.error((*f.path, key), message, at="key"))
+    return errors
+
+
+def _type(f: _Failure) -> list[ManifestError]:
+    wanted: list[str] = f.expected if isinstance(f.expected, list) else [f.expected]
+    words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted)
+    if not f.path:
+        return f.at(
+            "a manifest document must be a mapping (one schedule, or defaults and schedules), "
+            f"got {_json_type(f.value)}"
+        )
+    got = _json_type(f.value)
+    if f.value is not None and not isinstance(f.value, (dict, list)):
+        got += f" {_short(f.value)}"
+    return f.at(f"expected {words}, got {got}")
+
+
+def _enum(f: _Failure) -> list[ManifestError]:
+    options = [str(o) for o in f.expected]
+    return f.at(f"{_short(f.value)} is not one of {', '.join(options)}", did_you_mean(f.value, options))
+
+
+def _pattern(f: _Failure) -> list[ManifestError]:
+    message = f.schema.get("x-pattern-message") or f"does not match {f.expected!r}"
+    return f.at(f"{_short(f.value)}: {message}")
+
+
+def _bound(f: _Failure, kind: str) -> list[ManifestError]:
+    schema, value = f.schema, _short(f.value)
+    why = f" ({schema['x-maximum-message']})" if kind == "maximum" and "x-maximum-message" in schema else ""
+    if kind in ("minimum", "maximum") and "minimum" in schema and "maximum" in schema:
+        return f.at(f"{value} is out of range {schema['minimum']}-{schema['maximum']}{why}")
+    if kind == "minimum":
+        return f.at(f"{value} is below the minimum {f.expected}")
+    if kind == "maximum":
+        return f.at(f"{value} is above the maximum {f.expected}{why}")
+    return f.at(f"{value}: must be greater than {f.expected}")  # exclusiveMinimum
+
+
+_MESSAGES: dict[str, Callable[[_Failure], list[ManifestError] | None]] = {
+    "required": _required,
+    "additionalProperties": _additional,
+    "oneOf": _one_kind,
+    "dependentRequired": _dependent,
+    "type": _type,
+    "enum": _enum,
+    "pattern": _pattern,
+    "minimum": lambda f: _bound(f, "minimum"),
+    "maximum": lambda f: _bound(f, "maximum"),
+    "exclusiveMinimum": lambda f: _bound(f, "exclusiveMinimum"),
+    "minLength": lambda f: f.at("must not be empty"),
+    "minItems": lambda f: f.at("must not be empty"),
+    "maxLength": lambda f: f.at(f"is {len(f.value)} characters long; at most {f.expected}"),
+}
+
+
+def _translate(document: Document, error: jsonschema.ValidationError) -> list[ManifestError]:
     # jsonschema types these for errors made outside validation too (Unset); an error from validation carries
     # the instance, the (sub)schema mapping and its keyword's JSON value, each of any JSON type.
     schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
-    expected: Any = error.validator_value
-    if kind == "required":
-        missing = [n for n in expected if isinstance(value, dict) and n not in value]
-        errors = []
-        for name in missing or list(expected)[:1]:
-            hint = None
-            if name == "task" and len(path) == 2 and path[0] == "schedules":
-                hint = "set it in the schedule, or once for all schedules in defaults.task"
-            errors.append(document.error(path, f"missing required field '{name}'", hint, at="mapping"))
-        return errors
-    if kind == "additionalProperties":
-        allowed = list(schema.get("properties", {}))
-        errors = []
-        for key in value if isinstance(value, dict) else ():
-            if key in allowed:
-                continue
-            if path and path[-1] == "defaults" and key in (*KINDS, "name", "relative"):
-                message, hint = f"'{key}' cannot be set in defaults", "set it in each schedule"
-            else:
-                message, hint = f"unknown field '{key}'", did_you_mean(key, allowed)
-            errors.append(document.error((*path, key), message, hint, at="key"))
-        return errors
-    if kind == "oneOf" and all(set(s) == {"required"} for s in expected):
-        if not isinstance(value, dict):
-            return []  # the type error says it
-        names = [s["required"][0] for s in expected]
-        present = [n for n in names if isinstance(value, dict) and n in value]
-        choices = ", ".join(names)
-        if not present:
-            return [document.error(path, f"a schedule needs one of {choices}", at="mapping")]
-        found = " and ".join(present)
-        return [document.error((*path, present[1]), f"only one of {choices} may be set (found {found})", at="key")]
-    if kind == "dependentRequired":
-        errors = []
-        for key, needs in expected.items():
-            if key in value and any(n not in value for n in needs):
-                message = f"'{key}' only applies to an '{' or '.join(needs)}' schedule"
-                errors.append(document.error((*path, key), message, at="key"))
-        return errors
-    if kind == "type":
-        wanted: list[str] = expected if isinstance(expected, list) else [expected]
-        words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted)
-        if not path:
-            return [
-                document.error(
-                    path,
-                    "a manifest document must be a mapping (one schedule, or defaults and schedules), "
-                    f"got {_json_type(value)}",
-                )
-            ]
-        got = _json_type(value)
-        if value is not None and not isinstance(value, (dict, list)):
-            got += f" {_short(value)}"
-        return [document.error(path, f"expected {words}, got {got}")]
-    if kind == "enum":
-        options = [str(o) for o in expected]
-        return [
-            document.error(path, f"{_short(value)} is not one of {', '.join(options)}", did_you_mean(value, options))
-        ]
-    if kind == "pattern":
-        message = schema.get("x-pattern-message") or f"does not match {expected!r}"
-        return [document.error(path, f"{_short(value)}: {message}")]
-    why = f" ({schema['x-maximum-message']})" if kind == "maximum" and "x-maximum-message" in schema else ""
-    if kind in ("minimum", "maximum") and "minimum" in schema and "maximum" in schema:
-        return [document.error(path, f"{_short(value)} is out of range {schema['minimum']}-{schema['maximum']}{why}")]
-    if kind == "minimum":
-        return [document.error(path, f"{_short(value)} is below the minimum {expected}")]
-    if kind == "maximum":
-        return [document.error(path, f"{_short(value)} is above the maximum {expected}{why}")]
-    if kind == "exclusiveMinimum":
-        return [document.error(path, f"{_short(value)}: must be greater than {expected}")]
-    if kind in ("minLength", "minItems"):
-        return [document.error(path, "must not be empty")]
-    if kind == "maxLength":
-        return [document.error(path, f"is {len(value)} characters long; at most {expected}")]
-    return [document.error(path, error.message)]
+    failure = _Failure(document, tuple(error.absolute_path), error.instance, schema, error.validator_value)
+    message = _MESSAGES.get(str(error.validator))
+    errors = message(failure) if message is not None else None
+    return errors if errors is not None else [document.error(failure.path, error.message)]
 
 
 @dataclass
@@ -341,8 +274,7 @@ class SchemaResult:
 def check(document: Document) -> SchemaResult:
     """Every schema error of one document."""
     result = SchemaResult()
-    fast = _fast()
-    if fast is not None and fast(document.data):
+    if is_known_valid(document.data):
         return result
     for error in _validator().iter_errors(document.data):
         result.errors.extend(_translate(document, error))

@@ -66,8 +66,19 @@ class FieldError(ValueError):
 # --- manifest -> definition -----------------------------------------------------
 
 
+_PLAIN = frozenset({str, bool, int, type(None)})  # what YAML scalars give, bar floats: always JSON
+
+
 def _json_value(value: Any, path: tuple[str | int, ...]) -> None:
     """Raise FieldError unless ``value`` encodes to JSON and decodes back unchanged."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return
+    # Lists and mappings of plain scalars (most args, kwargs and options) without a call per item.
+    if kind is list and all(type(item) in _PLAIN for item in value):
+        return
+    if kind is dict and all(type(k) is str and type(v) in _PLAIN for k, v in value.items()):
+        return
     if value is None or isinstance(value, (str, bool, int)):
         return
     if isinstance(value, float):

@@ -52,7 +52,9 @@ end
 #: beat_schedule static), a taken-over one still held by the owner the plan
 #: read, with the record it read; phase 2 then removes it from every other
 #: owner's index, so no two owners ever hold one entry.  Phase 2 writes only bytes that differ, so
-#: re-applying the same plan changes nothing.  Returns {1, commands written}.
+#: re-applying the same plan changes nothing; it compares with what phase 1 read (a step writes only its
+#: own entry and its own index field, so no earlier step can have changed them).  Returns {1, commands
+#: written}.
 APPLY_SCRIPT = """
 local prefix, owner, channel = ARGV[1], ARGV[2], ARGV[3]
 local steps = cjson.decode(ARGV[4])
@@ -81,7 +83,8 @@ ACL_ALLOWED_LUA
 if not (allowed('PUBLISH', channel, 'm') and allowed('SADD', KEYS[3], 'o')) then
   return {0, '', 'permission'}
 end
-for _, step in ipairs(steps) do
+local read = {}  -- per step, phase 1's {definition, ext} and record: phase 2 writes only other steps' keys
+for i, step in ipairs(steps) do
   local op, name, expected_fp, expected_record = step[1], step[2], step[3], step[4]
   local key = prefix .. name
   local ok
@@ -111,12 +114,13 @@ for _, step in ipairs(steps) do
   if record ~= expected_record then
     return {0, name, 'ownership record'}
   end
+  read[i] = {fields, record}
   if op == 'adopt' and holder_changed(name, step[11], step[12], step[13]) then
     return {0, name, 'owner'}
   end
 end
 local written = 0
-for _, step in ipairs(steps) do
+for i, step in ipairs(steps) do
   local op, name = step[1], step[2]
   local definition, ext, record = step[5], step[6], step[7]
   local reschedule, score_run, score_never = step[8], step[9], step[10]
@@ -127,7 +131,7 @@ for _, step in ipairs(steps) do
     redis.call('HDEL', KEYS[2], name)
     written = written + 3
   else
-    local current = redis.call('HMGET', key, 'definition', 'ext')
+    local current, current_record = read[i][1], read[i][2]
     if current[1] ~= definition then
       redis.call('HSET', key, 'definition', definition)
       written = written + 1
@@ -153,7 +157,7 @@ for _, step in ipairs(steps) do
       redis.call('ZADD', KEYS[1], score, key)
       written = written + 1
     end
-    if redis.call('HGET', KEYS[2], name) ~= record then
+    if current_record ~= record then
       redis.call('HSET', KEYS[2], name, record)
       written = written + 1
     end

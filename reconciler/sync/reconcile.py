@@ -15,6 +15,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from reconciler.core.bulk import gc_paused
 from reconciler.core.errors import RedbeatError
 from reconciler.core.model import DesiredEntry
 from reconciler.sync.apply import ApplyPermissionError, ApplyResult, StalePlanError, apply_plan
@@ -126,6 +127,18 @@ def reconcile(
 
     Raises PlanRefused (nothing written) when the plan has conflicts or trips a safety valve.
     """
+    with gc_paused():  # a cold plan of 100,000 entries builds them all at once (core.bulk)
+        return _reconcile(desired, target, options, dry_run=dry_run, clock=clock)
+
+
+def _reconcile(
+    desired: Mapping[str, DesiredEntry],
+    target: Target,
+    options: PlanOptions,
+    *,
+    dry_run: bool,
+    clock: Callable[[], float],
+) -> Outcome:
     timings: dict[str, float] = {}
     for attempt in range(REPLAN_ATTEMPTS):
         started = time.perf_counter()

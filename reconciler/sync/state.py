@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from reconciler.core.errors import StateError
@@ -43,7 +44,9 @@ class OwnershipRecord:
     protected: bool = False
 
     def to_json(self) -> str:
-        return json.dumps({"digest": self.digest, "protected": self.protected}, sort_keys=True, separators=(",", ":"))
+        # The bytes of json.dumps({...}, sort_keys=True, separators=(",", ":")), without a dict per entry.
+        protected = "true" if self.protected else "false"
+        return f'{{"digest":{encode_basestring_ascii(self.digest)},"protected":{protected}}}'
 
     @classmethod
     def from_json(cls, raw: str) -> OwnershipRecord:

@@ -66,9 +66,20 @@ def test_bench_runs_both_implementations_and_records_the_command(tmp_path: Path)
 @pytest.mark.slow
 def test_validate_bench() -> None:
     result = run_script("bench/validate_bench.py", "--files", "10", "--per-file", "10", "--repeat", "1")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "schedules: 100 in 10 files" in result.stdout
-    assert "load_desired (load + validate):" in result.stdout and "ratio: " in result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr  # without --strict a missed target is reported
+    lines = result.stdout.splitlines()
+    assert lines[0] == "schedules: 100 in 10 files"
+    assert any(line.startswith("load_desired (load + validate): ") for line in lines)
+    assert any(line.startswith("cold apply (load + validate + plan + apply): ") for line in lines)
+    assert any(line.startswith("peak RSS after the validate runs: ") and line.endswith(" MiB") for line in lines)
+    verdicts = [line for line in lines if " ratio " in line]
+    assert [v.split(":")[0] for v in verdicts] == ["validate", "cold apply"], result.stdout
+    assert all(v.endswith(("✓", "✗ missed")) for v in verdicts)
+    strict = run_script("bench/validate_bench.py", "--files", "2", "--per-file", "5", "--repeat", "1", "--no-apply",
+                        "--strict")
+    missed = "✗ missed" in strict.stdout
+    assert strict.returncode == (1 if missed else 0), strict.stdout + strict.stderr
+    assert "cold apply" not in strict.stdout
 
 
 @pytest.mark.slow

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reconciler.core.errors import Location
 from reconciler.core.model import DesiredEntry
@@ -213,3 +215,27 @@ def _missing():
     from reconciler.sync.plan import _MISSING
 
     return _MISSING
+
+
+def test_a_create_lists_every_field_of_the_entry_when_asked():
+    from reconciler.sync.plan import _MISSING
+
+    new = desired("new", protected=True, kwargs={"x": 1}, jitter="5s")
+    (create,) = plan({"new": new}, state()).changes
+    assert create.op is Op.CREATE and create.changed is None  # not rendered while planning
+    assert create.fields == (
+        FieldChange("task", _MISSING, "app.tasks.t"),
+        FieldChange("every", _MISSING, "1m"),
+        FieldChange("kwargs.x", _MISSING, 1),
+        FieldChange("jitter", _MISSING, "5s"),
+        FieldChange("enabled", _MISSING, True),
+        FieldChange("protected", _MISSING, True),
+    )
+    assert create.fields is create.fields  # listed once
+
+
+@given(st.text(), st.booleans())
+def test_ownership_record_bytes_are_json_dumps_sorted_and_compact(digest: str, protected: bool):
+    expected = json.dumps({"digest": digest, "protected": protected}, sort_keys=True, separators=(",", ":"))
+    assert OwnershipRecord(digest, protected).to_json() == expected
+    assert OwnershipRecord.from_json(expected) == OwnershipRecord(digest, protected)
