@@ -332,7 +332,8 @@ def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, ta
         # Beat skips an entry whose run state it cannot read; the owner resets it (the entry runs as new).
         drift += (FieldChange("(run state)", "unreadable", "reset: beat skips the entry until then"),)
     old_view = view(old_definition, old_ext, record.protected if record else False)
-    fields, respelled = _split_respellings(have, want, field_changes(old_view, view(want.definition, want.ext, want.protected)))
+    new_view = view(want.definition, want.ext, want.protected)
+    fields, respelled = _split_respellings(have, want, field_changes(old_view, new_view))
     if not fields and not drift and not respelled:
         return Change(Op.NOOP, want.name, want, have)
     if not fields and drift:
