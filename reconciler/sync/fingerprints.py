@@ -15,12 +15,20 @@ is then read in full (:func:`reconciler.sync.state.read_named`).
 a run state in exactly the shape beat writes stands as ``T`` + whether its
 date is in range + its time-zone token, which decides readability with the
 zone; anything else is included raw.  :func:`meta_class` (Python) and the
-script's ``meta_class`` implement the same rule, and a test runs both on
-generated inputs.
+script's ``full_class`` implement the same rule; the script decides beat's
+usual run state first from one pattern with the numbers' ranges in it
+(``usual_class``, no strings made) and leaves everything else to the full
+rule.  Tests run both sides on generated inputs and on every field's limits.
 
+Cost (issue 18): the script's time is about one ``HMGET`` an entry, which
+no Redis command batches across keys; everything else is kept near that
+floor (values pushed as they are, lengths packed by ``struct``, one sha1 a
+group).  The caller's side is kept between resyncs by :class:`GroupDigests`,
+so a resync that finds nothing neither sorts, packs nor hashes anything.
 Scripts run one batch of at most :data:`BATCH` names each (a few ms of
-Redis time), never the whole owner index in one call.  On Redis Cluster the
-prefix carries a hash tag (docs/design.md §2.3), so every key is in one slot.
+Redis time), never the whole owner index in one call, one call at a time so
+other clients run between them.  On Redis Cluster the prefix carries a hash
+tag (docs/design.md §2.3), so every key is in one slot.
 """
 
 from __future__ import annotations
@@ -37,8 +45,9 @@ from redbeat.keys import KeySpace
 
 #: Names per group: one digest (40 bytes) stands for this many entries.
 GROUP_SIZE = 256
-#: Names per script call, a multiple of GROUP_SIZE.
-BATCH = 4096
+#: Names per script call, a multiple of GROUP_SIZE: ~5 ms of Redis time on an idle core, ~30 ms on a
+#: loaded one (bench/watch_latency.py reports the longest call).
+BATCH = 2048
 
 _NUMBER = r"(0|[1-9][0-9]*)"
 _META = re.compile(
