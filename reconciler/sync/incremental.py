@@ -78,7 +78,8 @@ class HeldState:
     resync_wanted: bool = False
     last_resync: ResyncReport | None = None
     clock: Callable[[], float] = time.time  # the apply's clock (scores)
-    digests: GroupDigests = field(init=False)  # the resync's groups and held-side digests, kept between resyncs
+    #: the resync's groups and the held side's digests, kept between resyncs
+    digests: GroupDigests = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.digests = GroupDigests(self.target.owner)
