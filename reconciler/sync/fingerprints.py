@@ -45,9 +45,10 @@ from redbeat.keys import KeySpace
 
 #: Names per group: one digest (40 bytes) stands for this many entries.
 GROUP_SIZE = 256
-#: Names per script call, a multiple of GROUP_SIZE: ~5 ms of Redis time on an idle core, ~30 ms on a
-#: loaded one (bench/watch_latency.py reports the longest call).
-BATCH = 2048
+#: Names per script call, a multiple of GROUP_SIZE: a few ms of Redis time (~10-25 ms on a loaded 2-core
+#: machine; bench/watch_latency.py reports the longest call). Smaller batches cost no more in all: a call's
+#: fixed part (owners, records, HLEN, a round trip) is small beside its entries.
+BATCH = 1024
 
 _NUMBER = r"(0|[1-9][0-9]*)"
 _META = re.compile(
