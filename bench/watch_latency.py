@@ -25,7 +25,12 @@ the edit -> Redis latency (until the apply's PUBLISH), the watcher's CPU per
 edit (from /proc, until it is idle again) against the CPU of one cold
 ``redbeat-apply`` of the same tree in the same run, a no-op cheap resync
 (time, and bytes Redis sent: INFO ``total_net_output_bytes``) and the
-watcher's RSS; each target is marked against the issue's figures.
+watcher's RSS; each target is marked against the issue's figures.  Before the
+resync every entry gets a run state as beat writes it (meta, score), which
+the resync must not count as a change; it reports the median of 5 resyncs,
+the first one apart (the held side's digests computed then), and the longest
+script call in Redis (SLOWLOG): how long one call blocks other clients.
+``--only resync`` measures just that, after one cold ``redbeat-apply``.
 ``BENCH_BEAT_LOGLEVEL=DEBUG`` keeps beat's log and prints its tail.
 """
 
@@ -225,24 +230,62 @@ def cold_cpu(schedules: Path, url: str) -> float:
     return (after.children_user - before.children_user) + (after.children_system - before.children_system)
 
 
-def noop_resync(url: str, schedules: Path) -> tuple[float, int]:
-    """(seconds, bytes Redis sent) of one cheap resync that finds nothing, after a full read."""
+def beat_runs(client: redis.Redis, names: list[str]) -> None:
+    """Give every entry a run state as beat leaves it after a run (meta and score): what a resync must skip."""
+    from datetime import datetime, timedelta, timezone
+
+    from redbeat.codec import encode_meta
+
+    rng = random.Random(18)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    pipe = client.pipeline(transaction=False)
+    for i, name in enumerate(names):
+        ran = start + timedelta(seconds=rng.randrange(86400), microseconds=rng.randrange(1_000_000))
+        pipe.hset(f"redbeat:{name}", "meta", encode_meta(ran, rng.randrange(1, 100_000)))
+        pipe.zadd("redbeat::schedule", {f"redbeat:{name}": ran.timestamp() + 86400})
+        if i % 5000 == 4999:
+            pipe.execute()
+    pipe.execute()
+
+
+RESYNCS = 5
+
+
+def noop_resync(url: str, schedules: Path) -> dict[str, float]:
+    """A cheap resync that finds nothing, after a full read, with beat's run state on every entry.
+
+    ``resync_first_s`` is the first (the held side's digests not yet computed),
+    ``resync_s`` the median of the next RESYNCS; ``resync_bytes`` what Redis
+    sent for one (INFO ``total_net_output_bytes``), ``resync_call_ms`` the
+    longest script call in Redis (SLOWLOG, every command logged meanwhile).
+    """
     from reconciler.sync.incremental import HeldState
     from reconciler.sync.reconcile import PlanOptions, connect, load
 
     target = connect(url)
+    client = target.client
+    beat_runs(client, sorted(client.hkeys("redbeat::owner:default")))
     held = HeldState(target, PlanOptions())
     held.replace_desired(load([schedules]))
     held.plan()
-    info = lambda: target.client.info("stats")["total_net_output_bytes"]  # noqa: E731
+    info = lambda: client.info("stats")["total_net_output_bytes"]  # noqa: E731
     overhead = -info() + info()  # one INFO reply, measured
-    before = info()
-    started = time.perf_counter()
-    report = held.resync()
-    elapsed = time.perf_counter() - started
-    sent = info() - before - overhead
-    assert report.differing == 0 and not report.full, report
-    return elapsed, sent
+    client.config_set("slowlog-max-len", 100_000)
+    client.config_set("slowlog-log-slower-than", 0)
+    client.slowlog_reset()
+    times = []
+    for _ in range(RESYNCS + 1):
+        before = info()
+        started = time.perf_counter()
+        report = held.resync()
+        times.append(time.perf_counter() - started)
+        sent = info() - before - overhead
+        assert report.differing == 0 and not report.full, report
+    calls = [entry["duration"] for entry in client.slowlog_get(100_000) if _is_script(entry["command"])]
+    client.config_set("slowlog-log-slower-than", 10_000)
+    client.close()
+    return {"resync_first_s": times[0], "resync_s": statistics.median(times[1:]), "resync_bytes": sent,
+            "resync_call_ms": max(calls) / 1000}
 
 
 def scale_run(total: int, writes: int) -> dict[str, float]:
@@ -281,10 +324,25 @@ def scale_run(total: int, writes: int) -> dict[str, float]:
             watcher.send_signal(signal.SIGTERM)
             watcher.wait(timeout=30)
         cold = cold_cpu(schedules, server.url)
-        resync_s, resync_bytes = noop_resync(server.url, schedules)
+        resync = noop_resync(server.url, schedules)
         client.close()
     return {"p50": percentile(latencies, .5), "p99": percentile(latencies, .99), "cpu_edit": statistics.fmean(cpu),
-            "cpu_cold": cold, "resync_s": resync_s, "resync_bytes": resync_bytes, "rss_mb": rss}
+            "cpu_cold": cold, "rss_mb": rss, **resync}
+
+
+def _is_script(command: str | bytes) -> bool:
+    text = command.decode(errors="replace") if isinstance(command, bytes) else command
+    return text.upper().startswith("EVAL")
+
+
+def resync_run(total: int) -> dict[str, float]:
+    """Only the no-op resync at N: the tree applied by one cold ``redbeat-apply``, no watcher."""
+    with tempfile.TemporaryDirectory(prefix="redbeat-resync-scale-") as tmp, RedisProcess() as server:
+        schedules = Path(tmp) / "schedules"
+        schedules.mkdir()
+        scale_tree(schedules, total)
+        subprocess.run([str(BIN), str(schedules), "--redis-url", server.url], check=True, stdout=subprocess.DEVNULL)
+        return noop_resync(server.url, schedules)
 
 
 def scale_edit(schedules: Path, edit: int) -> None:
@@ -301,26 +359,49 @@ def mark(ok: bool) -> str:
     return "\u2713" if ok else "\u2717"
 
 
-def scale_main(sizes: list[int], writes: int, argv: list[str]) -> int:
-    results = {n: scale_run(n, writes) for n in sizes}
+RESYNC_HEAD = f"{'resync s':>9} {'first s':>8} {'call ms':>8} {'resync KB':>9}"
+
+
+def resync_cells(r: dict[str, float]) -> str:
+    return (f"{r['resync_s']:9.3f} {r['resync_first_s']:8.3f} {r['resync_call_ms']:8.1f} "
+            f"{r['resync_bytes'] / 1024:9.1f}")
+
+
+def resync_target(n: int, r: dict[str, float]) -> str:
+    ok = r["resync_s"] <= 0.5 and r["resync_bytes"] <= 1 << 20
+    return (f"  {mark(ok)} no-op resync {r['resync_s']:.3f} s (first {r['resync_first_s']:.3f} s), "
+            f"{r['resync_bytes'] / 1024:.0f} KB read (<= 0.5 s, <= 1 MB); longest script call "
+            f"{r['resync_call_ms']:.1f} ms")
+
+
+def scale_main(sizes: list[int], writes: int, argv: list[str], only_resync: bool) -> int:
+    runs = resync_run if only_resync else (lambda n: scale_run(n, writes))
+    results = {n: runs(n) for n in sizes}
     print("$ " + " ".join(["python", "bench/watch_latency.py", *argv]))
+    what = "" if only_resync else f", one file edited {writes} times, --watch defaults"
     print(f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-          f"N schedules in {FILES} files, one file edited {writes} times, --watch defaults")
+          f"N schedules in {FILES} files{what}; every entry has beat's run state; "
+          f"resync s: median of {RESYNCS} after the first")
+    big, small = results[max(sizes)], results[min(sizes)]
+    if only_resync:
+        print(f"{'N':>8} {RESYNC_HEAD}")
+        for n, r in results.items():
+            print(f"{n:>8} {resync_cells(r)}")
+        print(f"target at N={max(sizes)}:")
+        print(resync_target(max(sizes), big))
+        return 0
     print(f"{'N':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU/edit s':>10} {'cold CPU s':>10} {'ratio':>7} "
-          f"{'resync s':>9} {'resync KB':>9} {'RSS MB':>7}")
+          f"{RESYNC_HEAD} {'RSS MB':>7}")
     for n, r in results.items():
         print(f"{n:>8} {r['p50'] * 1000:8.1f} {r['p99'] * 1000:8.1f} {r['cpu_edit']:10.3f} {r['cpu_cold']:10.2f} "
-              f"{r['cpu_edit'] / r['cpu_cold']:7.1%} {r['resync_s']:9.3f} {r['resync_bytes'] / 1024:9.1f} "
-              f"{r['rss_mb']:7.0f}")
-    big, small = results[max(sizes)], results[min(sizes)]
+              f"{r['cpu_edit'] / r['cpu_cold']:7.1%} {resync_cells(r)} {r['rss_mb']:7.0f}")
     print(f"targets at N={max(sizes)}:")
     print(f"  {mark(big['p99'] <= 0.25)} edit -> Redis p99 {big['p99'] * 1000:.0f} ms <= 250 ms")
     print(f"  {mark(big['p99'] <= 1.5 * small['p99'])} p99 {big['p99'] / small['p99']:.2f}x the N={min(sizes)} "
           "p99 (<= 1.5x)")
     print(f"  {mark(big['cpu_edit'] <= 0.05 * big['cpu_cold'])} CPU per edit {big['cpu_edit'] / big['cpu_cold']:.1%}"
           " of a cold run's (<= 5%)")
-    print(f"  {mark(big['resync_s'] <= 0.5 and big['resync_bytes'] <= 1 << 20)} no-op resync "
-          f"{big['resync_s']:.3f} s, {big['resync_bytes'] / 1024:.0f} KB read (<= 0.5 s, <= 1 MB)")
+    print(resync_target(max(sizes), big))
     return 0
 
 
@@ -330,12 +411,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beat-writes", type=int, default=10)
     parser.add_argument("--entries", type=int, default=50, help="schedules in the manifest (default 50)")
     parser.add_argument("--scale", default="", help="comma-separated N: the incremental mode at scale (see above)")
+    parser.add_argument("--only", choices=["resync"], help="with --scale: only the no-op resync (no watcher, no edits)")
     args = parser.parse_args(argv)
+    if args.only and not args.scale:
+        parser.error("--only needs --scale")
     if shutil.which("redis-server") is None:
         print("redis-server is not installed (apt-get install redis-server)", file=sys.stderr)
         return 1
     if args.scale:
-        return scale_main([int(n) for n in args.scale.split(",")], args.writes, list(argv or sys.argv[1:]))
+        sizes = [int(n) for n in args.scale.split(",")]
+        return scale_main(sizes, args.writes, list(argv or sys.argv[1:]), only_resync=args.only == "resync")
     with tempfile.TemporaryDirectory(prefix="redbeat-watch-bench-") as tmp, RedisProcess() as server:
         workdir = Path(tmp)
         schedules = workdir / "schedules"

@@ -41,7 +41,7 @@ from reconciler.core.logs import log
 from reconciler.core.model import DesiredEntry
 from reconciler.manifests.index import ManifestIndex
 from reconciler.sync.apply import ApplyPermissionError, StalePlanError, apply_plan
-from reconciler.sync.fingerprints import GROUP_SIZE, fingerprints, group_digest
+from reconciler.sync.fingerprints import GroupDigests
 from reconciler.sync.plan import Change, Op, Plan, Takeover, change_of, refusals
 from reconciler.sync.reconcile import REPLAN_ATTEMPTS, Outcome, PlanOptions, PlanRefused, StoreError, Target
 from reconciler.sync.state import ActualEntry, read_named, read_state
@@ -78,6 +78,11 @@ class HeldState:
     resync_wanted: bool = False
     last_resync: ResyncReport | None = None
     clock: Callable[[], float] = time.time  # the apply's clock (scores)
+    #: the resync's groups and the held side's digests, kept between resyncs
+    digests: GroupDigests = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.digests = GroupDigests(self.target.owner)
 
     # --- what changed ----------------------------------------------------------------------------
 
@@ -132,18 +137,17 @@ class HeldState:
 
     def resync(self) -> ResyncReport:
         """Compare group fingerprints computed in Redis with the held state; read the groups that differ."""
-        names = sorted(self._names())
+        groups = self.digests.groups(self._names())
         try:
-            found = fingerprints(self.target.client, self.target.keys, self.target.owner, names)
+            found = self.digests.remote(self.target.client, self.target.keys)
         except ResponseError as exc:  # no EVAL right (ACL) or a script error: a full read is always right
             report = ResyncReport(full=True, reason=f"fingerprint script unavailable: {exc}")
             log(logger, "cheap resync unavailable; reading everything", logging.WARNING, error=str(exc))
             self._read_full()
             return report
-        groups = [names[i:i + GROUP_SIZE] for i in range(0, len(names), GROUP_SIZE)]
         differing = [
             group for group, digest in zip(groups, found.groups, strict=True)
-            if group_digest(group, self.entries, self.target.owner) != digest
+            if self.digests.local(group, self.entries) != digest
         ]
         report = ResyncReport(len(groups), len(differing), sum(len(g) for g in differing))
         self._read([name for group in differing for name in group])

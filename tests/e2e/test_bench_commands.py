@@ -101,7 +101,7 @@ def test_watch_latency_at_scale() -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "$ python bench/watch_latency.py --scale 200,400 --writes 2"
     rows = [line.split() for line in lines if line.split() and line.split()[0] in ("200", "400")]
-    assert [row[0] for row in rows] == ["200", "400"] and all(len(row) == 9 for row in rows), result.stdout
+    assert [row[0] for row in rows] == ["200", "400"] and all(len(row) == 11 for row in rows), result.stdout
     assert sum(1 for line in lines if line.lstrip().startswith(("\u2713", "\u2717"))) == 4, result.stdout
 
 
@@ -114,3 +114,16 @@ def test_console_bench() -> None:
     assert any(line.startswith("timeline, 24 h") and "x the raw read" in line for line in lines), result.stdout
     assert lines[-1].startswith("targets: page < 300 ms: met; 24 h timeline < 1 s: met"), result.stdout
     assert not [path for path in _machine_paths() if path in result.stdout]
+
+
+@pytest.mark.slow
+def test_watch_latency_resync_only() -> None:
+    result = run_script("bench/watch_latency.py", "--scale", "300,600", "--only", "resync")
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "$ python bench/watch_latency.py --scale 300,600 --only resync"
+    rows = [line.split() for line in lines if line.split() and line.split()[0] in ("300", "600")]
+    assert [row[0] for row in rows] == ["300", "600"] and all(len(row) == 5 for row in rows), result.stdout
+    assert all(float(row[3]) > 0 for row in rows), result.stdout  # the longest script call, from SLOWLOG
+    targets = [line for line in lines if line.lstrip().startswith(("\u2713", "\u2717"))]
+    assert len(targets) == 1 and "no-op resync" in targets[0], result.stdout
