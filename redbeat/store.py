@@ -80,7 +80,7 @@ end
 #: KEYS: schedule zset, heartbeat, history stream [, lock]
 #: ARGV: now, limit, prefix, heartbeat, history JSON, history maxlen [, token, lease_ms]
 #: Returns {1, next_score|nil, JSON [member, score, definition, meta, ext, pause, trigger, ...]}
-#: (absent fields are false), or {0} when a lock is named and this token does
+#: (absent fields are null), or {0} when a lock is named and this token does
 #: not hold it (nothing read, nothing renewed, no heartbeat).  The entries come
 #: back as one JSON string: parsing thousands of bulk replies in redis-py cost
 #: more than the tick's own work.  The leader's heartbeat (who, when) is
@@ -117,7 +117,7 @@ for i = 1, #due, 2 do
   items[#items + 1] = as_text(member)
   items[#items + 1] = due[i + 1]
   for f = 1, 5 do
-    items[#items + 1] = as_text(fields[f])
+    items[#items + 1] = as_text(fields[f]) or cjson.null
   end
 end
 if #items == 0 then
@@ -221,9 +221,9 @@ return 0
 """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a tick builds thousands, and a frozen __init__ costs twice as much
 class StoredEntry:
-    """One due sorted-set member with the raw hash fields read with it (None when absent).
+    """One due sorted-set member with the raw hash fields read with it (None when absent); never changed.
 
     ``member`` is bytes when it is not UTF-8; a field that is not is None here and named in ``not_utf8``.
     """
@@ -252,7 +252,7 @@ class Step(Enum):
     SET_ASIDE = "q"  # an entry beat cannot read: rescore it, record why (meta holds the reason)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per due entry per tick (see StoredEntry); never changed
 class Settlement:
     step: Step
     member: str | bytes
@@ -307,8 +307,7 @@ class EntryStore:
         if not reply or int(reply[0]) != 1:
             return None
         next_score = float(reply[1]) if reply[1] is not None else None
-        fields = [value if value is not False else None for value in json.loads(_s(reply[2]))]
-        return DueBatch([_stored_entry(fields[i:i + 7]) for i in range(0, len(fields), 7)], next_score)
+        return DueBatch(_stored_entries(json.loads(_s(reply[2]))), next_score)
 
     def settle(
         self,
@@ -669,6 +668,22 @@ def read_only_script(client: Any, source: str) -> Any:
             return script(keys=keys, args=args)  # Redis 6
 
     return call
+
+
+def _stored_entries(values: list[Any]) -> list[StoredEntry]:
+    """The fetch script's flat list, seven values per due entry, as StoredEntry objects.
+
+    Thousands per tick: a row of plain text (no value is a list, i.e. every byte was UTF-8) is built
+    directly; any other row goes through :func:`_stored_entry`.
+    """
+    entries = []
+    row = iter(values)
+    for member, score, definition, meta, ext, pause, trigger in zip(row, row, row, row, row, row, row, strict=True):
+        if list in (type(member), type(definition), type(meta), type(ext), type(pause), type(trigger)):
+            entries.append(_stored_entry([member, score, definition, meta, ext, pause, trigger]))
+        else:
+            entries.append(StoredEntry(member, score, definition, meta, ext, pause, trigger))
+    return entries
 
 
 def _stored_entry(values: list[Any]) -> StoredEntry:

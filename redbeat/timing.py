@@ -81,7 +81,7 @@ SKIP_GRACE_SECONDS = 60.0
 DEFAULT_CATCH_UP_LIMIT = 10
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per due entry per tick, and a frozen __init__ costs twice as much
 class Decision:
     due: bool
     slot: datetime | None  # the slot to dispatch now, when due
@@ -142,6 +142,8 @@ class Policy:
         return timedelta(seconds=fraction * self.jitter)
 
     def runs_at(self, slot: datetime) -> datetime:
+        if self.jitter <= 0:
+            return slot  # the common case, asked several times per decision: no timedelta arithmetic
         return slot + self.offset(slot)
 
 
