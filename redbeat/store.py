@@ -89,11 +89,12 @@ end
 #: 0 name") is read at prefix .. name.
 #: The history JSON holds the outcomes (sent, lost) of the previous tick's
 #: runs, appended to the run history first: they are facts whoever leads now.
-#: A member or field whose bytes are not UTF-8 (any client can write one)
-#: comes back as a one-element list holding its bytes in hex: the reply stays
-#: UTF-8 so it always decodes, and only that entry is set aside, never the tick.
+#: Members and fields go out as they are stored, whatever their bytes: the
+#: reply is read undecoded and checked for UTF-8 in Python (a C loop, where a
+#: Lua pattern over every byte cost more than the rest of the script), and a
+#: member or field that is not UTF-8 sets aside only its entry, never the tick
+#: (:func:`_due_values`).
 FETCH_DUE_SCRIPT = """
-LUA_TEXT_FUNCTIONS
 """ + HISTORY_LUA + """
 append_history(KEYS[3], ARGV[6], cjson.decode(ARGV[5]))
 if KEYS[4] then
@@ -114,10 +115,10 @@ for i = 1, #due, 2 do
     key = prefix .. member
   end
   local fields = redis.call('HMGET', key, 'definition', 'meta', 'ext', 'pause', 'trigger')
-  items[#items + 1] = as_text(member)
+  items[#items + 1] = member
   items[#items + 1] = due[i + 1]
   for f = 1, 5 do
-    items[#items + 1] = as_text(fields[f]) or cjson.null
+    items[#items + 1] = fields[f] or cjson.null
   end
 end
 if #items == 0 then
@@ -125,7 +126,6 @@ if #items == 0 then
 end
 return {1, following[2] or false, cjson.encode(items)}
 """
-FETCH_DUE_SCRIPT = FETCH_DUE_SCRIPT.replace("LUA_TEXT_FUNCTIONS", LUA_TEXT_FUNCTIONS)
 
 #: KEYS: schedule zset, history stream [, lock]
 #: ARGV: prefix, token|'', JSON of the steps, history maxlen, claimed at,
@@ -303,11 +303,11 @@ class EntryStore:
         args: list[Any] = [_fmt_score(now), limit, self.keys.prefix, heartbeat, records, history_maxlen]
         if lock_key:
             args += [token, lease_ms]
-        reply = self._fetch(keys=keys, args=args)
+        reply = _undecoded(self.client, self._fetch, keys, args)
         if not reply or int(reply[0]) != 1:
             return None
         next_score = float(reply[1]) if reply[1] is not None else None
-        return DueBatch(_stored_entries(json.loads(_s(reply[2]))), next_score)
+        return DueBatch(_stored_entries(_due_values(reply[2])), next_score)
 
     def settle(
         self,
@@ -668,6 +668,40 @@ def read_only_script(client: Any, source: str) -> Any:
             return script(keys=keys, args=args)  # Redis 6
 
     return call
+
+
+def _undecoded(client: Any, script: Any, keys: list[str], args: list[Any]) -> Any:
+    """Run a registered script with its reply left as bytes (redis-py's NEVER_DECODE), loading it if needed."""
+    command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+    try:
+        return client.execute_command(*command, NEVER_DECODE=True)
+    except NoScriptError:
+        client.script_load(script.script)
+        return client.execute_command(*command, NEVER_DECODE=True)
+
+
+def _due_values(raw: bytes | str) -> list[Any]:
+    """The fetch script's JSON list; a value whose bytes are not UTF-8 becomes [its bytes in hex].
+
+    The whole reply is decoded at once (it is UTF-8 unless some member or field is not); only when it
+    is not is each value looked at: its undecodable bytes were kept as surrogates, which give them back.
+    """
+    if isinstance(raw, str):
+        return list(json.loads(raw))
+    try:
+        return list(json.loads(raw.decode("utf-8")))
+    except UnicodeDecodeError:
+        return [_text_or_hex(value) for value in json.loads(raw.decode("utf-8", "surrogateescape"))]
+
+
+def _text_or_hex(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8
+        return [value.encode("utf-8", "surrogateescape").hex()]
+    return value
 
 
 def _stored_entries(values: list[Any]) -> list[StoredEntry]:
