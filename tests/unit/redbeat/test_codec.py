@@ -508,3 +508,27 @@ def test_a_corrupt_schedule_is_refused_every_time_and_never_memoised():
     with pytest.raises(codec.CorruptEntryError, match="unknown schedule type"):
         codec.decode_definition(_definition(unknown), schedules=memo)
     assert memo == {}
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ('{"catch_up": "skip"}', {"catch_up": "skip"}),
+        ('  {"catch_up": "skip"}\n', {"catch_up": "skip"}),  # json.loads takes surrounding whitespace
+        (b'{"catch_up": "skip"}', {"catch_up": "skip"}),
+        ('{"a": 1} trailing', "Extra data"),
+        ('{"a": 1}{"b": 2}', "Extra data"),
+        ("\ufeff{}", "BOM"),
+        (" ", "Expecting value"),
+        ('{"a": NaN}', {"a": float("nan")}),
+    ],
+)
+def test_json_is_read_exactly_as_json_loads_reads_it(raw, expected):
+    if isinstance(expected, str):
+        with pytest.raises(codec.CorruptEntryError, match=expected):
+            codec.decode_ext(raw)
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(raw)
+    else:
+        got = codec.decode_ext(raw)
+        assert repr(got) == repr(json.loads(raw)) == repr(expected)
