@@ -63,7 +63,7 @@ class Sizes:
     apply_n: int
 
 
-FULL = Sizes(3, (1000, 10000, 100000), (10, 100, 1000), ("memory", "redis"), (10000, 1000), 5, 100000,
+FULL = Sizes(3, (1000, 10000, 100000), (10, 100, 1000), ("memory", "redis"), (10000, 1000), 8, 100000,
              (1000, 10000), 60.0, 15.0, 10000, 100000)
 QUICK = Sizes(2, (1000,), (10, 100), ("memory", "redis"), (1000, 100), 2, 1000, (200,), 10.0, 3.0, 1000, 2000)
 #: The overhead target: a tick's time beyond a bare send_task loop of the same messages, at most this share
@@ -570,12 +570,22 @@ class Bench:
             self.rows.append(row)
 
 
+def quartiles(s: dict[str, Any]) -> str:
+    """First quartile, median and third quartile of a summary's samples (its median alone when too few)."""
+    samples = s.get("samples") or []
+    if len(samples) < 4:
+        return fmt_seconds(s.get("median"))
+    low, mid, high = statistics.quantiles(samples, n=4)
+    return f"{fmt_seconds(low)} {fmt_seconds(mid)} {fmt_seconds(high)}"
+
+
 def overhead_row(runs: dict[str, list[dict[str, Any]]], n: int, k: int, target: bool) -> Row:
     """The row of the overhead target: medians over every tick of the run, per implementation."""
     over = {i: summary([r["overhead_seconds"] for r in runs[i]]) for i in runs}
     tick = {i: summary([r["tick"]["seconds"] for r in runs[i]]) for i in runs}
     floor = {i: summary([r["floor_seconds"] for r in runs[i]]) for i in runs}
     cpu = {i: summary([r["overhead_cpu_seconds"] for r in runs[i]]) for i in runs}
+    own = {i: summary([r["own_seconds"] for r in runs[i]]) for i in runs}
     theirs, ours = over[THEIRS]["median"], over[OURS]["median"]
     if theirs is None or ours is None:
         ratio = "-"
@@ -589,8 +599,11 @@ def overhead_row(runs: dict[str, list[dict[str, Any]]], n: int, k: int, target: 
         details=(
             f"tick {fmt_seconds(tick[THEIRS]['median'])} / {fmt_seconds(tick[OURS]['median'])}; "
             f"bare send_task loop of the same messages {fmt_seconds(floor[THEIRS]['median'])} / "
-            f"{fmt_seconds(floor[OURS]['median'])}; the same difference in CPU time of the beat process "
-            f"{fmt_seconds(cpu[THEIRS]['median'])} / {fmt_seconds(cpu[OURS]['median'])}; "
+            f"{fmt_seconds(floor[OURS]['median'])}; overhead quartiles {quartiles(over[THEIRS])} / "
+            f"{quartiles(over[OURS])}; cross-checks that a busy machine disturbs less: the same difference "
+            f"in CPU time of the beat process {fmt_seconds(cpu[THEIRS]['median'])} / "
+            f"{fmt_seconds(cpu[OURS]['median'])}, and the tick minus its own send_task calls "
+            f"{fmt_seconds(own[THEIRS]['median'])} / {fmt_seconds(own[OURS]['median'])}; "
             f"medians of {len(runs[THEIRS])} / {len(runs[OURS])} ticks"
         ),
     )

@@ -16,7 +16,7 @@ from bench.__main__ import OURS, THEIRS, overhead_row  # noqa: E402
 
 def runs(overheads: list[float], floor: float = 0.4) -> list[dict]:
     return [{"overhead_seconds": o, "tick": {"seconds": floor + o}, "floor_seconds": floor,
-             "overhead_cpu_seconds": o / 2} for o in overheads]
+             "overhead_cpu_seconds": o / 2, "own_seconds": o / 3} for o in overheads]
 
 
 def test_met_when_ours_is_at_most_a_tenth_of_theirs():
@@ -26,6 +26,13 @@ def test_met_when_ours_is_at_most_a_tenth_of_theirs():
     assert row.cell(row.ours).startswith("60 ms") and row.cell(row.theirs).startswith("900 ms")
     assert "bare send_task loop of the same messages 400 ms / 400 ms" in row.details
     assert "medians of 3 / 3 ticks" in row.details
+    assert "CPU time of the beat process 450 ms / 30 ms" in row.details
+    assert "its own send_task calls 300 ms / 20 ms" in row.details
+
+
+def test_quartiles_need_four_samples():
+    row = overhead_row({THEIRS: runs([0.9, 0.8, 1.0, 0.7, 1.1]), OURS: runs([0.05])}, 10000, 1000, target=True)
+    assert "overhead quartiles 750 ms 900 ms 1.05 s / 50 ms;" in row.details
 
 
 def test_missed_when_ours_is_more_than_a_tenth():
