@@ -145,7 +145,9 @@ return {1, following[2] or false, cjson.encode(items)}
 #: is not UTF-8 is sent as {hex of its bytes}.
 #: Each applied claim is appended to the run history in the same script, so
 #: the history holds a claim exactly when the run state does.
-#: Returns {1, applied_1, applied_2, ...} or {0} when the lock is not ours.
+#: Returns {1, flags} with flags one character per step, '1' applied, '0' not
+#: (one bulk string: a thousand integer replies cost redis-py more to read),
+#: or {0} when the lock is not ours.
 SETTLE_SCRIPT = """
 LUA_TEXT_FUNCTIONS
 if KEYS[3] then
@@ -157,7 +159,7 @@ end
 local prefix = ARGV[1]
 local unreadable = ARGV[6]
 local any_unreadable = redis.call('EXISTS', unreadable) == 1
-local out = {1}
+local out = {}
 local claimed = {}
 for _, step in ipairs(cjson.decode(ARGV[3])) do
   local op, member, expected, score, meta = step[1], from_text(step[2]), step[3], step[4], step[5]
@@ -205,7 +207,7 @@ for _, step in ipairs(cjson.decode(ARGV[3])) do
   end
 end
 append_history(KEYS[2], ARGV[4], claimed)
-return out
+return {1, table.concat(out)}
 """
 SETTLE_SCRIPT = SETTLE_SCRIPT.replace("LUA_TEXT_FUNCTIONS", LUA_TEXT_FUNCTIONS)
 
@@ -334,7 +336,7 @@ class EntryStore:
         reply = self._settle(keys=keys, args=args)
         if not reply or int(reply[0]) != 1:
             return None
-        return [bool(int(flag)) for flag in reply[1:]]
+        return [flag == "1" for flag in _s(reply[1])]
 
     def uncount(self, member: str, *, claimed_meta: str, meta: str) -> bool:
         """Put back ``meta`` for a claimed run that was never sent, iff the claim's meta is still there."""
