@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.__main__ import OURS, THEIRS, overhead_row  # noqa: E402
+from bench.__main__ import OURS, THEIRS, overhead_met, overhead_row  # noqa: E402
 
 
 def runs(overheads: list[float], floor: float = 0.4) -> list[dict]:
@@ -54,3 +54,12 @@ def test_no_samples_is_not_met(theirs, ours):
 def test_quick_runs_report_without_a_target():
     row = overhead_row({THEIRS: runs([0.09]), OURS: runs([0.05])}, 1000, 100, target=False)
     assert (row.target, row.met) == ("", None)
+
+
+@pytest.mark.parametrize(
+    "ours, ratio, met",
+    [(-0.00003, None, True), (0.0, None, True), (0.00002, 12.0, True), (0.00002, 9.9, False), (None, None, False)],
+)
+def test_the_tick_rows_overhead_target_counts_no_measurable_overhead_as_met(ours, ratio, met):
+    # a negative median (the tick beat its loop) made speedup() return no ratio, and the row read "missed"
+    assert overhead_met({"median": ours}, ratio) is met
