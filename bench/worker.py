@@ -131,12 +131,18 @@ def entry_class():
     return RedBeatSchedulerEntry
 
 
+def message_of(i: int) -> tuple[list, dict, dict]:
+    """Entry i's message: (args, kwargs, options), as stored in its definition and sent by beat."""
+    return [i], {}, {}
+
+
 def make_entry(app, i: int, interval: float = DAY):  # type: ignore[no-untyped-def]
     from celery.schedules import schedule
 
+    args, kwargs, options = message_of(i)
     return entry_class()(
         name=NAME.format(i), task=TASK, schedule=schedule(run_every=timedelta(seconds=interval), app=app),
-        args=[i], kwargs={}, options={}, app=app,
+        args=args, kwargs=kwargs, options=options, app=app,
     )
 
 
@@ -269,21 +275,83 @@ def broker_client(redis_url: str, broker_db: int):  # type: ignore[no-untyped-de
     return redis.Redis.from_url(f"{redis_url}/{broker_db}")
 
 
+@contextmanager
+def timing_sends(spent: list[float]):  # type: ignore[no-untyped-def]
+    """Add the seconds spent inside celery's ``Scheduler.send_task`` (both implementations send through it)."""
+    from celery.beat import Scheduler
+
+    original = Scheduler.send_task
+
+    def timed(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - started
+
+    Scheduler.send_task = timed  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Scheduler.send_task = original  # type: ignore[method-assign]
+
+
 def timed_tick(sched, stats: Stats, sched_db: int, broker_db: int) -> dict:  # type: ignore[no-untyped-def]
     gc.collect()
     ROUND_TRIPS.clear()
     before = stats.snapshot()
-    started = time.perf_counter()
-    sched.tick()
-    elapsed = time.perf_counter() - started
+    in_send_task = [0.0]
+    with timing_sends(in_send_task):
+        cpu, started = time.process_time(), time.perf_counter()
+        sched.tick()
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     commands = Stats.delta(before, stats.snapshot())
     return {
         "seconds": elapsed,
+        "cpu_seconds": cpu,
+        "send_task_seconds": in_send_task[0],  # the tick's own send_task calls, what the bare loop times
         "commands": sum(commands.values()),
         "command_breakdown": commands,
         "round_trips": ROUND_TRIPS.get(sched_db, 0),
         "broker_round_trips": ROUND_TRIPS.get(broker_db, 0),
     }
+
+
+#: The header Celery's beat adds to every message it sends (celery.beat.Scheduler.apply_async).
+BEAT_HEADER = "celery_beat_task"
+
+
+def bare_send_loop(app, indexes) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(seconds, CPU seconds of this process) for plain ``app.send_task`` calls of beat's messages.
+
+    The floor a tick is measured against: for entries ``indexes``, the same task name, args, kwargs and
+    options as their definitions, the header Celery's beat adds, one producer (and connection) for the
+    whole loop as beat uses one for its tick, the same broker.  A first send, untimed, declares the queue.
+    """
+    with app.producer_or_acquire() as producer:
+        app.send_task(TASK, args=[-1], kwargs={}, producer=producer, headers={BEAT_HEADER: True})
+        messages = [message_of(i) for i in indexes]
+        gc.collect()
+        cpu, started = time.process_time(), time.perf_counter()
+        for args, kwargs, options in messages:
+            app.send_task(TASK, args=args, kwargs=kwargs, producer=producer, headers={BEAT_HEADER: True}, **options)
+        return time.perf_counter() - started, time.process_time() - cpu
+
+
+def timed_tick_beside_floor(app, sched, stats, db: int, broker_db: int, k: int, drain) -> tuple[dict, float, float]:  # type: ignore[no-untyped-def]
+    """One tick sending entries 0..k-1, bracketed by two bare send loops of the same messages.
+
+    Returns the tick's measurements and the floor, wall and CPU: the mean of the loop before and the
+    loop after, so a drift of the machine's speed during the measurement shows on both sides alike.
+    ``drain`` empties the broker queue between them.
+    """
+    before, before_cpu = bare_send_loop(app, range(k))
+    drain()
+    tick = timed_tick(sched, stats, db, broker_db)
+    tick["sent"] = drain()
+    after, after_cpu = bare_send_loop(app, range(k))
+    drain()
+    return tick, (before + after) / 2, (before_cpu + after_cpu) / 2
 
 
 def warm_scheduler(app, sched, client, n: int) -> None:  # type: ignore[no-untyped-def]
@@ -298,8 +366,21 @@ def warm_scheduler(app, sched, client, n: int) -> None:  # type: ignore[no-untyp
 # --- scenarios -----------------------------------------------------------------
 
 
+def queue_drainer(bclient, broker: str):  # type: ignore[no-untyped-def]
+    """Empties the broker's default queue; returns how many messages it held (None for memory://)."""
+
+    def drain() -> int | None:
+        if broker != "redis":
+            return None
+        held = bclient.llen("celery")
+        bclient.delete("celery")
+        return int(held)
+
+    return drain
+
+
 def run_tick(spec: dict) -> dict:
-    """One tick with K due of N stored, per broker, beside K plain send_task calls."""
+    """One tick with K due of N stored, per broker, beside a bare send_task loop of the same messages."""
     url, db, broker_db, n = spec["redis_url"], spec["db"], spec["broker_db"], spec["n"]
     stats = Stats(url)
     bclient = broker_client(url, broker_db)
@@ -313,20 +394,39 @@ def run_tick(spec: dict) -> dict:
         out["seeding_seconds"] += seeded
         sched = scheduler(app)
         warm_scheduler(app, sched, client, n)
-        bclient.delete("celery")
+        drain = queue_drainer(bclient, broker)
+        drain()
         make_due(app, range(k))
-        tick = timed_tick(sched, stats, db, broker_db)
-        sent = bclient.llen("celery") if broker == "redis" else None
-        bclient.delete("celery")
-        # the floor: K plain send_task calls in this process, same app, same broker
-        app.send_task(TASK, args=[0], kwargs={})
-        gc.collect()
-        started = time.perf_counter()
-        for i in range(k):
-            app.send_task(TASK, args=[i], kwargs={})
-        floor = time.perf_counter() - started
-        bclient.delete("celery")
-        out["runs"].append({"k": k, "broker": broker, "tick": tick, "floor_seconds": floor, "sent": sent})
+        tick, floor, _ = timed_tick_beside_floor(app, sched, stats, db, broker_db, k, drain)
+        out["runs"].append({"k": k, "broker": broker, "tick": tick, "floor_seconds": floor, "sent": tick["sent"]})
+        sched.close()
+    return out
+
+
+def run_overhead(spec: dict) -> dict:
+    """``reps`` ticks of K due of N (Redis broker), each in a fresh warmed scheduler beside its own floor."""
+    url, db, broker_db, n, k = spec["redis_url"], spec["db"], spec["broker_db"], spec["n"], spec["k"]
+    stats = Stats(url)
+    drain = queue_drainer(broker_client(url, broker_db), "redis")
+    app = make_app(url, db, "redis", broker_db)
+    from redbeat.schedulers import get_redis
+
+    client = get_redis(app)
+    _, seeded = ensure_seeded(app, client, n)
+    out: dict = {"seeding_seconds": seeded, "runs": []}
+    for _ in range(spec["reps"]):
+        sched = scheduler(app)
+        warm_scheduler(app, sched, client, n)
+        drain()
+        make_due(app, range(k))
+        tick, floor, floor_cpu = timed_tick_beside_floor(app, sched, stats, db, broker_db, k, drain)
+        if tick["sent"] != k:
+            raise RuntimeError(f"the tick sent {tick['sent']} messages, not {k}")
+        out["runs"].append({
+            "tick": tick, "floor_seconds": floor, "overhead_seconds": tick["seconds"] - floor,
+            "floor_cpu_seconds": floor_cpu, "overhead_cpu_seconds": tick["cpu_seconds"] - floor_cpu,
+            "own_seconds": tick["seconds"] - tick["send_task_seconds"],
+        })
         sched.close()
     return out
 
@@ -424,7 +524,7 @@ def run_startup(spec: dict) -> dict:
     return out
 
 
-SCENARIOS = {"tick": run_tick, "idle": run_idle, "startup": run_startup}
+SCENARIOS = {"tick": run_tick, "overhead": run_overhead, "idle": run_idle, "startup": run_startup}
 
 
 def _portable(path: Path) -> str:

@@ -72,7 +72,7 @@ def slot_text(slot: datetime | None) -> str:
     return "" if slot is None else repr(round(slot.timestamp(), 6))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per send, and a frozen __init__ costs twice as much; never changed
 class Outcome:
     """What beat saw when it sent a claimed run; recorded by the next tick."""
 

@@ -125,11 +125,14 @@ class _Nothing:
     set = observe = inc
 
 
+_NOTHING = _Nothing()
+
+
 class NullMetrics:
     """BeatMetrics' interface when ``redbeat_metrics_listen`` is unset."""
 
     def __getattr__(self, name: str) -> _Nothing:
-        return _Nothing()
+        return _NOTHING
 
     def serve(self, listen: str) -> None:
         raise RuntimeError("metrics are off")

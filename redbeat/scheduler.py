@@ -62,6 +62,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]  # celery is untyped (S
         self.wait_for_changes = False
         self._statics_pending = False
         self._definitions: dict[str, dict[str, Any]] = {}
+        self._schedules: dict[Any, Any] = {}  # interval and crontab objects shared by the definitions above
         self._unreadable: dict[str | bytes, str] = {}  # member -> why it was set aside (logged once per reason)
         self._wake_at: list[float] = []  # this tick's extra wake-up times (see _score_until_due)
         self._publishing = False
@@ -275,52 +276,80 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]  # celery is untyped (S
             if step is not None:
                 steps.append(step)
                 to_send.append(entry)
-        try:
-            applied = store.settle(steps, lock_key=self.lock_key or None, token=lock.token if lock else "",
-                                   history_maxlen=self.app.redbeat_conf.history_maxlen, claimed_at=time.time())
-        except RedisError:
-            # The script may have run before the connection broke (Redis killed after writing its AOF):
-            # then these runs are claimed and will not be sent.  Never sent twice; say which may be lost.
-            for _step, entry in zip(steps, to_send, strict=False):
-                if entry is not None:
-                    logger.warning("beat: Redis failed while recording the run of %s (%s); "
-                                   "if Redis recorded it, this run may be lost", entry.name, entry.task)
-            raise
+        applied = self._record_claims(store, steps, to_send, lock)
         if applied is None:
             self._demote("lost while ticking")
             return 0.0
         self.metrics.entries_due.set(len(batch.entries))
         next_scores = [batch.next_score] if batch.next_score is not None else []
         next_scores += self._wake_at  # never-run entries waiting out their jitter, filed under the slot
-        for step, entry, ok in zip(steps, to_send, applied, strict=False):
+        for step, ok in zip(steps, applied, strict=False):
             if ok and step.new_score >= 0 and (step.step is Step.CLAIM or step.new_score > now_ts):
                 next_scores.append(step.new_score)
-            if ok and entry is not None:
-                if lock is not None and time.monotonic() - lease_from >= self.lock_timeout:
-                    # Paused or slow past our lease: another beat may lead now.  The claimed run is
-                    # lost (the rule allows it), never sent late beside the new leader's work.
-                    self.metrics.errors.labels(kind="send").inc()
-                    logger.warning("beat: Lease expired before sending %s (%s); this run is lost",
-                                   entry.name, entry.task)
-                    self._record_outcome(step, "lease expired between claim and send")
-                    self._uncount(step, entry)
-                    self._demote("lease expired between claim and send")
-                    continue
-                failure = self.apply_entry(entry, producer=self.producer)
-                self._record_outcome(step, failure)
-                if failure is not None:
-                    if not self._publishing:  # failed before the broker had it: certainly not a run
-                        self._uncount(step, entry)
-                    continue
-                self.metrics.dispatches.inc()
-                self.metrics.entry_ran(entry.name, time.time(), step.new_score)
-                if entry.last_run_at is not None and step.step is Step.CLAIM:  # a trigger has no slot to lag
-                    self.metrics.lag.observe(max(0.0, time.time() - entry.last_run_at.timestamp()))
+        self._send_claimed(steps, to_send, applied, lease_from if lock is not None else None)
         if len(batch.entries) >= DUE_BATCH_LIMIT:
             return 0.0
         wake_at = min(next_scores) if next_scores else time.time() + self.max_interval
         clock: datetime = self.app.now()  # celery is untyped
         return max(0.0, min(wake_at - clock.timestamp(), self.max_interval, self.renew_interval))
+
+    def _record_claims(
+        self, store: EntryStore, steps: list[Settlement], to_send: list[RedBeatSchedulerEntry | None],
+        lock: BeatLock | None,
+    ) -> list[bool] | None:
+        """Settle the tick's steps in one script: per step whether it applied; None when the lock is lost."""
+        try:
+            return store.settle(steps, lock_key=self.lock_key or None, token=lock.token if lock else "",
+                                history_maxlen=self.app.redbeat_conf.history_maxlen, claimed_at=time.time())
+        except RedisError:
+            # The script may have run before the connection broke (Redis killed after writing its AOF):
+            # then these runs are claimed and will not be sent.  Never sent twice; say which may be lost.
+            for entry in to_send:
+                if entry is not None:
+                    logger.warning("beat: Redis failed while recording the run of %s (%s); "
+                                   "if Redis recorded it, this run may be lost", entry.name, entry.task)
+            raise
+
+    def _send_claimed(
+        self, steps: list[Settlement], to_send: list[RedBeatSchedulerEntry | None], applied: list[bool],
+        lease_from: float | None,
+    ) -> None:
+        """Send every run the settle script applied, in order, through Celery's ``apply_entry``.
+
+        ``lease_from``: when the lease was last renewed (None without a lock); once it has run out,
+        the claimed runs left are lost, never sent late beside a new leader's work.
+        Per send this does only what a send needs; metrics are skipped when they are off.
+        """
+        metered = not isinstance(self.metrics, NullMetrics)
+        for step, entry, ok in zip(steps, to_send, applied, strict=False):
+            if not ok or entry is None:
+                continue
+            if lease_from is not None and time.monotonic() - lease_from >= self.lock_timeout:
+                # Paused or slow past our lease: another beat may lead now.  The claimed run is
+                # lost (the rule allows it), never sent late beside the new leader's work.
+                self.metrics.errors.labels(kind="send").inc()
+                logger.warning("beat: Lease expired before sending %s (%s); this run is lost",
+                               entry.name, entry.task)
+                self._record_outcome(step, "lease expired between claim and send")
+                self._uncount(step, entry)
+                self._demote("lease expired between claim and send")
+                continue
+            # celery's cached producer: one connection for every send of every tick, made at the first send
+            failure = self.apply_entry(entry, producer=self.producer)
+            self._record_outcome(step, failure)
+            if failure is not None:
+                if not self._publishing:  # failed before the broker had it: certainly not a run
+                    self._uncount(step, entry)
+                continue
+            if metered:
+                self._count_sent(step, entry)
+
+    def _count_sent(self, step: Settlement, entry: RedBeatSchedulerEntry) -> None:
+        sent_at = time.time()
+        self.metrics.dispatches.inc()
+        self.metrics.entry_ran(entry.name, sent_at, step.new_score)
+        if entry.last_run_at is not None and step.step is Step.CLAIM:  # a trigger has no slot to lag
+            self.metrics.lag.observe(max(0.0, sent_at - entry.last_run_at.timestamp()))
 
     def _heartbeat(self, now_ts: float) -> str:
         holder = self.lock.token if self.lock is not None and self.lock_key else None
@@ -374,9 +403,10 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]  # celery is untyped (S
     def _decoded(self, definition: str) -> dict[str, Any]:
         cached = self._definitions.get(definition)
         if cached is None:
-            cached = codec.decode_definition(definition)
+            cached = codec.decode_definition(definition, schedules=self._schedules)
             if len(self._definitions) >= DEFINITION_CACHE_SIZE:
                 self._definitions.clear()
+                self._schedules.clear()
             self._definitions[definition] = cached
         return cached
 
@@ -385,34 +415,32 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]  # celery is untyped (S
         if isinstance(stored.member, bytes) or stored.not_utf8:
             where = ", ".join(stored.not_utf8) or "its name"
             return self._set_aside(stored, now, f"{where} holds bytes that are not UTF-8"), None
-        key = self.app.redbeat_conf.keys.entry_key_of(stored.member)
         if stored.definition is None:
-            logger.error(
-                "beat: %s is in the schedule but its hash or definition is gone; removing it from the schedule", key
-            )
+            logger.error("beat: %s is in the schedule but its hash or definition is gone; removing it from the "
+                         "schedule", self.app.redbeat_conf.keys.entry_key_of(stored.member))
             return Settlement(Step.DROP, stored.member, stored.score), None
+        now_ts = now.timestamp()
         try:
             fields = self._decoded(stored.definition)
             run_state = codec.decode_meta(stored.meta)
             ext = codec.decode_ext(stored.ext)
             if stored.trigger is not None:
                 return self._take_trigger(stored, fields, ext, run_state, now)
-            tz = entry_timezone(ext)
             if not fields["enabled"]:
                 # Out of the due index until saved enabled again (celery-redbeat re-read it every tick).
                 return Settlement(Step.RESCORE, stored.member, stored.score, -1.0), None
             name = fields.get("name") or self.app.redbeat_conf.keys.name_of(stored.member)
-            pause = active_pause(stored.pause, now.timestamp())
+            pause = active_pause(stored.pause, now_ts)
             if pause is not None:
                 # Not run while paused; looked at again when the pause ends (catch_up decides then).
-                return Settlement(Step.RESCORE, stored.member, stored.score, pause.recheck_score(now.timestamp())), None
+                return Settlement(Step.RESCORE, stored.member, stored.score, pause.recheck_score(now_ts)), None
             filed_at = anchor_of(float(stored.score))
             decision = timing.decide(
                 entry_schedule(fields["schedule"], ext),
                 run_state["last_run_at"],
                 now=now,
                 anchor=filed_at,
-                tz=tz,
+                tz=entry_timezone(ext),
                 policy=timing.Policy.from_ext(ext, name),
                 floor=filed_at if run_state["last_run_at"] is not None else None,
             )

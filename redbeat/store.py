@@ -80,7 +80,7 @@ end
 #: KEYS: schedule zset, heartbeat, history stream [, lock]
 #: ARGV: now, limit, prefix, heartbeat, history JSON, history maxlen [, token, lease_ms]
 #: Returns {1, next_score|nil, JSON [member, score, definition, meta, ext, pause, trigger, ...]}
-#: (absent fields are false), or {0} when a lock is named and this token does
+#: (absent fields are null), or {0} when a lock is named and this token does
 #: not hold it (nothing read, nothing renewed, no heartbeat).  The entries come
 #: back as one JSON string: parsing thousands of bulk replies in redis-py cost
 #: more than the tick's own work.  The leader's heartbeat (who, when) is
@@ -89,11 +89,12 @@ end
 #: 0 name") is read at prefix .. name.
 #: The history JSON holds the outcomes (sent, lost) of the previous tick's
 #: runs, appended to the run history first: they are facts whoever leads now.
-#: A member or field whose bytes are not UTF-8 (any client can write one)
-#: comes back as a one-element list holding its bytes in hex: the reply stays
-#: UTF-8 so it always decodes, and only that entry is set aside, never the tick.
+#: Members and fields go out as they are stored, whatever their bytes: the
+#: reply is read undecoded and checked for UTF-8 in Python (a C loop, where a
+#: Lua pattern over every byte cost more than the rest of the script), and a
+#: member or field that is not UTF-8 sets aside only its entry, never the tick
+#: (:func:`_due_values`).
 FETCH_DUE_SCRIPT = """
-LUA_TEXT_FUNCTIONS
 """ + HISTORY_LUA + """
 append_history(KEYS[3], ARGV[6], cjson.decode(ARGV[5]))
 if KEYS[4] then
@@ -114,10 +115,10 @@ for i = 1, #due, 2 do
     key = prefix .. member
   end
   local fields = redis.call('HMGET', key, 'definition', 'meta', 'ext', 'pause', 'trigger')
-  items[#items + 1] = as_text(member)
+  items[#items + 1] = member
   items[#items + 1] = due[i + 1]
   for f = 1, 5 do
-    items[#items + 1] = as_text(fields[f])
+    items[#items + 1] = fields[f] or cjson.null
   end
 end
 if #items == 0 then
@@ -125,7 +126,6 @@ if #items == 0 then
 end
 return {1, following[2] or false, cjson.encode(items)}
 """
-FETCH_DUE_SCRIPT = FETCH_DUE_SCRIPT.replace("LUA_TEXT_FUNCTIONS", LUA_TEXT_FUNCTIONS)
 
 #: KEYS: schedule zset, history stream [, lock]
 #: ARGV: prefix, token|'', JSON of the steps, history maxlen, claimed at,
@@ -145,7 +145,9 @@ FETCH_DUE_SCRIPT = FETCH_DUE_SCRIPT.replace("LUA_TEXT_FUNCTIONS", LUA_TEXT_FUNCT
 #: is not UTF-8 is sent as {hex of its bytes}.
 #: Each applied claim is appended to the run history in the same script, so
 #: the history holds a claim exactly when the run state does.
-#: Returns {1, applied_1, applied_2, ...} or {0} when the lock is not ours.
+#: Returns {1, flags} with flags one character per step, '1' applied, '0' not
+#: (one bulk string: a thousand integer replies cost redis-py more to read),
+#: or {0} when the lock is not ours.
 SETTLE_SCRIPT = """
 LUA_TEXT_FUNCTIONS
 if KEYS[3] then
@@ -157,7 +159,7 @@ end
 local prefix = ARGV[1]
 local unreadable = ARGV[6]
 local any_unreadable = redis.call('EXISTS', unreadable) == 1
-local out = {1}
+local out = {}
 local claimed = {}
 for _, step in ipairs(cjson.decode(ARGV[3])) do
   local op, member, expected, score, meta = step[1], from_text(step[2]), step[3], step[4], step[5]
@@ -205,7 +207,7 @@ for _, step in ipairs(cjson.decode(ARGV[3])) do
   end
 end
 append_history(KEYS[2], ARGV[4], claimed)
-return out
+return {1, table.concat(out)}
 """
 SETTLE_SCRIPT = SETTLE_SCRIPT.replace("LUA_TEXT_FUNCTIONS", LUA_TEXT_FUNCTIONS)
 
@@ -221,9 +223,9 @@ return 0
 """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a tick builds thousands, and a frozen __init__ costs twice as much
 class StoredEntry:
-    """One due sorted-set member with the raw hash fields read with it (None when absent).
+    """One due sorted-set member with the raw hash fields read with it (None when absent); never changed.
 
     ``member`` is bytes when it is not UTF-8; a field that is not is None here and named in ``not_utf8``.
     """
@@ -252,7 +254,7 @@ class Step(Enum):
     SET_ASIDE = "q"  # an entry beat cannot read: rescore it, record why (meta holds the reason)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per due entry per tick (see StoredEntry); never changed
 class Settlement:
     step: Step
     member: str | bytes
@@ -303,12 +305,11 @@ class EntryStore:
         args: list[Any] = [_fmt_score(now), limit, self.keys.prefix, heartbeat, records, history_maxlen]
         if lock_key:
             args += [token, lease_ms]
-        reply = self._fetch(keys=keys, args=args)
+        reply = _undecoded(self.client, self._fetch, keys, args)
         if not reply or int(reply[0]) != 1:
             return None
         next_score = float(reply[1]) if reply[1] is not None else None
-        fields = [value if value is not False else None for value in json.loads(_s(reply[2]))]
-        return DueBatch([_stored_entry(fields[i:i + 7]) for i in range(0, len(fields), 7)], next_score)
+        return DueBatch(_stored_entries(_due_values(reply[2])), next_score)
 
     def settle(
         self,
@@ -335,7 +336,7 @@ class EntryStore:
         reply = self._settle(keys=keys, args=args)
         if not reply or int(reply[0]) != 1:
             return None
-        return [bool(int(flag)) for flag in reply[1:]]
+        return [flag == "1" for flag in _s(reply[1])]
 
     def uncount(self, member: str, *, claimed_meta: str, meta: str) -> bool:
         """Put back ``meta`` for a claimed run that was never sent, iff the claim's meta is still there."""
@@ -669,6 +670,56 @@ def read_only_script(client: Any, source: str) -> Any:
             return script(keys=keys, args=args)  # Redis 6
 
     return call
+
+
+def _undecoded(client: Any, script: Any, keys: list[str], args: list[Any]) -> Any:
+    """Run a registered script with its reply left as bytes (redis-py's NEVER_DECODE), loading it if needed."""
+    command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+    try:
+        return client.execute_command(*command, NEVER_DECODE=True)
+    except NoScriptError:
+        client.script_load(script.script)
+        return client.execute_command(*command, NEVER_DECODE=True)
+
+
+def _due_values(raw: bytes | str) -> list[Any]:
+    """The fetch script's JSON list; a value whose bytes are not UTF-8 becomes [its bytes in hex].
+
+    The whole reply is decoded at once (it is UTF-8 unless some member or field is not); only when it
+    is not is each value looked at: its undecodable bytes were kept as surrogates, which give them back.
+    """
+    if isinstance(raw, str):
+        return list(json.loads(raw))
+    try:
+        return list(json.loads(raw.decode("utf-8")))
+    except UnicodeDecodeError:
+        return [_text_or_hex(value) for value in json.loads(raw.decode("utf-8", "surrogateescape"))]
+
+
+def _text_or_hex(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8
+        return [value.encode("utf-8", "surrogateescape").hex()]
+    return value
+
+
+def _stored_entries(values: list[Any]) -> list[StoredEntry]:
+    """The fetch script's flat list, seven values per due entry, as StoredEntry objects.
+
+    Thousands per tick: a row of plain text (no value is a list, i.e. every byte was UTF-8) is built
+    directly; any other row goes through :func:`_stored_entry`.
+    """
+    entries = []
+    row = iter(values)
+    for member, score, definition, meta, ext, pause, trigger in zip(row, row, row, row, row, row, row, strict=True):
+        if list in (type(member), type(definition), type(meta), type(ext), type(pause), type(trigger)):
+            entries.append(_stored_entry([member, score, definition, meta, ext, pause, trigger]))
+        else:
+            entries.append(StoredEntry(member, score, definition, meta, ext, pause, trigger))
+    return entries
 
 
 def _stored_entry(values: list[Any]) -> StoredEntry:

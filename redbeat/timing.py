@@ -81,7 +81,7 @@ SKIP_GRACE_SECONDS = 60.0
 DEFAULT_CATCH_UP_LIMIT = 10
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per due entry per tick, and a frozen __init__ costs twice as much
 class Decision:
     due: bool
     slot: datetime | None  # the slot to dispatch now, when due
@@ -142,6 +142,8 @@ class Policy:
         return timedelta(seconds=fraction * self.jitter)
 
     def runs_at(self, slot: datetime) -> datetime:
+        if self.jitter <= 0:
+            return slot  # the common case, asked several times per decision: no timedelta arithmetic
         return slot + self.offset(slot)
 
 
@@ -198,11 +200,12 @@ def decide(
             slot = later
     # The slot a merge (or a writer) filed the entry under runs however late beat gets to it: a slot is
     # never merged away twice, so an overloaded beat cannot starve an entry.
-    if may_merge and not (filed_past_a_missed_slot and slot == first):
-        merged = _merge_into_next(schedule, slot, now, tz, policy)
-        if merged is not None:
-            return merged
-    return _after(schedule, slot, tz, policy, due=True)
+    following = _following(schedule, slot, tz, policy)  # once: for a crontab it is a calendar search
+    if following is None:
+        return Decision(True, slot, None, None)
+    if may_merge and not (filed_past_a_missed_slot and slot == first) and _merges(slot, following, now, policy):
+        return Decision(False, None, policy.runs_at(following), following)
+    return Decision(True, slot, policy.runs_at(following), following)
 
 
 def next_due(
@@ -262,22 +265,14 @@ def _following(schedule: Any, slot: datetime, tz: tzinfo | None, policy: Policy)
     return following
 
 
-def _merge_into_next(
-    schedule: Any, slot: datetime, now: datetime, tz: tzinfo | None, policy: Policy
-) -> Decision | None:
-    """The spacing rule: a run of ``slot`` now, more than half a period late, merges into the next slot.
+def _merges(slot: datetime, following: datetime, now: datetime, policy: Policy) -> bool:
+    """The spacing rule: a run of ``slot`` now, more than half a period late, merges into ``following``.
 
-    Run now, it would be less than half a period before the next slot's run.  Returns the decision
-    that waits for the next slot, or None when ``slot`` runs now (on time enough, or no next slot).
+    Run now, it would be less than half a period before the next slot's run.
     """
-    following = _following(schedule, slot, tz, policy)
-    if following is None:
-        return None
     period = (following - slot).total_seconds()
     late = (now - policy.runs_at(slot)).total_seconds()
-    if late * 2 <= period:
-        return None
-    return Decision(False, None, policy.runs_at(following), following)
+    return late * 2 > period
 
 
 #: A score read back from Redis may differ from the instant it was written from by float rounding.

@@ -45,16 +45,21 @@ def _machine_paths() -> tuple[str, ...]:
 @pytest.mark.compat
 def test_bench_runs_both_implementations_and_records_the_command(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
-    result = run_script("-m", "bench", "--quick", "--only", "idle,startup", "--rounds", "1", "--strict",
+    result = run_script("-m", "bench", "--quick", "--only", "idle,startup,overhead", "--rounds", "1", "--strict",
                         "--output", str(output))
     document = json.loads(output.read_text())
     missed = [row for row in document["rows"] if row["met"] is False]
     # --strict: exit 1 exactly when a target is missed (a quick run on a busy machine may miss one).
     assert result.returncode == (1 if missed else 0), result.stdout + result.stderr[-3000:]
     assert document["failures"] == []
-    assert document["command"] == "python -m bench --quick --only idle --only startup"
+    assert document["command"] == "python -m bench --quick --only idle --only startup --only overhead"
     scenarios = {row["scenario"] for row in document["rows"]}
-    assert {"idle tick", "start-up, first start", "start-up, restart, unchanged"} <= scenarios
+    assert {"idle tick", "start-up, first start", "start-up, restart, unchanged",
+            "tick overhead beyond bare send_task, redis broker"} <= scenarios
+    overhead = document["raw"]["overhead N=1000 K=100"]
+    # every timed tick sent its 100 messages, beside its own bare send_task loop of the same messages
+    assert [len(overhead[impl]) for impl in ("celery-redbeat", "ours")] == [2, 2]
+    assert all(run["tick"]["sent"] == 100 and run["floor_seconds"] > 0 for impl in overhead.values() for run in impl)
     assert all(row["ours"] and row["celery_redbeat_or_baseline"] for row in document["rows"])
     paths = {name: impl["redbeat_path"] for name, impl in document["machine"]["implementations"].items()}
     assert paths == {"ours": "redbeat", "celery-redbeat": paths["celery-redbeat"]}
@@ -127,3 +132,19 @@ def test_watch_latency_resync_only() -> None:
     assert all(float(row[3]) > 0 for row in rows), result.stdout  # the longest script call, from SLOWLOG
     targets = [line for line in lines if line.lstrip().startswith(("\u2713", "\u2717"))]
     assert len(targets) == 1 and "no-op resync" in targets[0], result.stdout
+
+
+def test_tick_profile_splits_our_tick_beside_a_bare_send_loop() -> None:
+    result = run_script("-m", "bench.tick_profile", "--n", "300", "--k", "30", "--repeat", "2", "--profile")
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "our tick, K=30 due of N=300, Redis broker; medians of 2 ticks"
+    rows = [line.split()[0] for line in lines[1:11]]
+    assert rows == ["tick", "bare", "overhead", "fetch", "decide", "settle", "scripts", "send_task", "apply", "rest"]
+    assert "_settle_one" in result.stdout  # the profile of our part of the ticks
+    assert not [path for path in _machine_paths() if path in result.stdout]
+
+
+def test_tick_profile_refuses_sizes_it_cannot_run() -> None:
+    result = run_script("-m", "bench.tick_profile", "--n", "10", "--k", "10", timeout=60)
+    assert result.returncode == 2 and "need 0 < K < N" in result.stderr

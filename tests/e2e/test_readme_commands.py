@@ -147,6 +147,14 @@ COVERED_ELSEWHERE: dict[str, Elsewhere] = {
         "tests/e2e/test_bench_commands.py::test_bench_runs_both_implementations_and_records_the_command",
         "--only and --rounds, at --quick sizes with other scenarios",
     ),
+    ".venv/bin/python -m bench --only overhead --rounds 3": Elsewhere(
+        "tests/e2e/test_bench_commands.py::test_bench_runs_both_implementations_and_records_the_command",
+        "the overhead scenario at --quick sizes, one round",
+    ),
+    ".venv/bin/python -m bench.tick_profile --profile": Elsewhere(
+        "tests/e2e/test_bench_commands.py::test_tick_profile_splits_our_tick_beside_a_bare_send_loop",
+        "the same module with --profile at N=300, K=30, 2 ticks",
+    ),
     ".venv/bin/python -m bench --strict": Elsewhere(
         "tests/e2e/test_bench_commands.py::test_bench_runs_both_implementations_and_records_the_command",
         "--strict at --quick sizes: exit 1 exactly when the results show a missed target",

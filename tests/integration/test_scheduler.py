@@ -703,7 +703,7 @@ def test_a_send_that_fails_after_publishing_began_stays_counted(app, redis_clien
 @given(value=st.binary(max_size=24) | st.text(max_size=12).map(str.encode))
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_the_fetch_script_flags_exactly_the_values_python_cannot_decode(redis_url, redis_client, value):
-    """The Lua UTF-8 check agrees with Python's strict decoder on any bytes (overlongs, surrogates, truncation)."""
+    """The fetch flags exactly the values strict UTF-8 decoding refuses (overlongs, surrogates, truncation)."""
     import redis
 
     from redbeat.keys import KeySpace

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+import re
+from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from celery.schedules import crontab, schedule
 from dateutil.rrule import FR, MO, weekday
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from redbeat import codec
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
@@ -340,3 +343,192 @@ def test_corrupt_modern_schedule_is_a_corrupt_entry_error(schedule_json, message
 def test_corrupt_meta_is_a_corrupt_entry_error(meta, message):
     with pytest.raises(codec.CorruptEntryError, match=message):
         codec.decode_meta(meta)
+
+
+# -- the tick's short ways agree with the generic encoder and decoder ----------------------------------
+
+ZONES = [None, UTC, ZoneInfo("UTC"), ZoneInfo("Europe/Berlin"), ZoneInfo("America/St_Johns"), PLUS2,
+         timezone(timedelta(hours=-5, minutes=-30)), timezone(timedelta(seconds=1))]
+
+
+def generic_meta(last_run_at, count):
+    """What celery-redbeat writes: json.dumps(meta, cls=RedBeatJSONEncoder)."""
+    meta = {"last_run_at": last_run_at}
+    if count is not None:
+        meta["total_run_count"] = count
+    return json.dumps(meta, cls=RedBeatJSONEncoder)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    moment=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    zone=st.sampled_from(ZONES),
+    count=st.one_of(st.none(), st.integers(min_value=-(2**70), max_value=2**70)),
+)
+def test_encode_meta_is_byte_identical_to_the_generic_encoder(moment, zone, count):
+    moment = moment.replace(tzinfo=zone)
+    assert codec.encode_meta(moment, count) == generic_meta(moment, count)
+    stored = moment if zone is not None else moment.replace(tzinfo=ZoneInfo("UTC"))  # naive is UTC
+    assert codec.decode_meta(codec.encode_meta(moment, count)) == {"last_run_at": stored,
+                                                                  "total_run_count": count or 0}
+
+
+class _KeyedZone(tzinfo):
+    """A tzinfo with a ``key`` attribute that is not a zone name (the encoder writes whatever it holds)."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def utcoffset(self, dt):
+        return timedelta(hours=1)
+
+    def dst(self, dt):
+        return timedelta(0)
+
+
+class _NoOffset(tzinfo):
+    def utcoffset(self, dt):
+        return None
+
+
+class _Moment(datetime):
+    """A datetime subclass (as freezegun and pendulum make them)."""
+
+
+@pytest.mark.parametrize(
+    "moment, count",
+    [
+        (datetime(2026, 1, 1, 10, tzinfo=_KeyedZone(None)), 1),
+        (datetime(2026, 1, 1, 10, tzinfo=_KeyedZone(7)), 1),
+        (datetime(2026, 1, 1, 10, tzinfo=_KeyedZone('Zone "quoted" \\ ünïcode')), 1),
+        (_Moment(2026, 1, 1, 10, tzinfo=UTC), 2),
+        (datetime(2026, 1, 1, 10, tzinfo=UTC), True),
+        (None, 3),
+        (None, None),
+    ],
+)
+def test_encode_meta_of_unusual_values_is_what_the_generic_encoder_writes(moment, count):
+    assert codec.encode_meta(moment, count) == generic_meta(moment, count)
+
+
+def test_encode_meta_of_a_zone_without_offset_fails_as_the_generic_encoder_does():
+    moment = datetime(2026, 1, 1, 10, tzinfo=_NoOffset())
+    with pytest.raises(AttributeError):
+        generic_meta(moment, 1)
+    with pytest.raises(AttributeError):
+        codec.encode_meta(moment, 1)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"year": 2026.0},  # datetime() refuses a float
+        {"month": 13},
+        {"timezone": "Mars/Olympus"},
+        {"timezone": True},
+        {"timezone": [1]},
+        {"timezone": "../../etc/passwd"},
+        {"fold": 1},  # not one of the encoder's fields: the generic decoder takes it
+        {"microsecond": 10**7},
+        {"year": 10**30},
+    ],
+)
+def test_decode_meta_short_way_answers_as_decode_tagged(fields):
+    tagged = {"__type__": "datetime", "year": 2026, "month": 1, "day": 2, "hour": 3, "minute": 4, "second": 5,
+              "microsecond": 6, "timezone": "UTC", **fields}
+    raw = json.dumps({"last_run_at": tagged, "total_run_count": 1})
+    try:
+        expected = codec.decode_tagged(dict(tagged))
+    except codec.CorruptEntryError as exc:
+        with pytest.raises(codec.CorruptEntryError) as got:
+            codec.decode_meta(raw)
+        assert str(got.value) == str(exc)
+    else:
+        assert codec.decode_meta(raw)["last_run_at"] == expected
+
+
+def _definition(schedule_json, name="e"):
+    return json.dumps({"name": name, "task": "t", "args": [], "kwargs": {}, "options": {},
+                       "schedule": schedule_json, "enabled": True})
+
+
+def test_schedule_memo_shares_equal_schedules_and_decodes_as_without_it():
+    memo = {}
+    every = {"__type__": "interval", "every": 60.0, "relative": False}
+    cron = {"__type__": "crontab", "minute": "*/5", "hour": "*", "day_of_week": "*", "day_of_month": "*",
+            "month_of_year": "*"}
+    for schedule_json in (every, cron):
+        first = codec.decode_definition(_definition(schedule_json, "a"), schedules=memo)
+        second = codec.decode_definition(_definition(schedule_json, "b"), schedules=memo)
+        plain = codec.decode_definition(_definition(schedule_json, "a"))
+        assert first["schedule"] is second["schedule"]
+        assert first == plain and first["schedule"] == plain["schedule"]
+    assert len(memo) == 2
+
+
+def test_schedule_memo_keeps_values_of_different_json_types_apart():
+    memo = {}
+    schedules = [
+        codec.decode_definition(_definition({"__type__": "interval", "every": every, "relative": relative}),
+                                schedules=memo)["schedule"]
+        for every, relative in ((1, False), (1.0, False), (1, 0), (1, True))
+    ]
+    assert len({id(s) for s in schedules}) == 4
+    assert [s.relative for s in schedules] == [False, False, 0, True]
+
+
+@pytest.mark.parametrize(
+    "schedule_json",
+    [
+        {"__type__": "rrule", "freq": "DAILY", "dtstart": 1764000000, "byweekday": [{"__type__": "weekday",
+                                                                                      "wkday": 0}]},
+        {"__type__": "interval", "every": [60]},
+        {"__type__": "interval", "every": {"nested": 1}},
+    ],
+)
+def test_schedule_memo_skips_schedules_it_cannot_key(schedule_json):
+    memo = {}
+    try:
+        expected = codec.decode_definition(_definition(schedule_json))
+    except codec.CorruptEntryError as exc:
+        with pytest.raises(codec.CorruptEntryError, match=re.escape(str(exc))):
+            codec.decode_definition(_definition(schedule_json), schedules=memo)
+    else:
+        assert codec.decode_definition(_definition(schedule_json), schedules=memo) == expected
+    assert memo == {}
+
+
+def test_a_corrupt_schedule_is_refused_every_time_and_never_memoised():
+    memo = {}
+    bad = {"__type__": "crontab", "minute": "61"}
+    for _ in range(2):
+        with pytest.raises(codec.CorruptEntryError, match="bad 'crontab'"):
+            codec.decode_definition(_definition(bad), schedules=memo)
+    unknown = {"__type__": "interval-ish", "every": 1}
+    with pytest.raises(codec.CorruptEntryError, match="unknown schedule type"):
+        codec.decode_definition(_definition(unknown), schedules=memo)
+    assert memo == {}
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ('{"catch_up": "skip"}', {"catch_up": "skip"}),
+        ('  {"catch_up": "skip"}\n', {"catch_up": "skip"}),  # json.loads takes surrounding whitespace
+        (b'{"catch_up": "skip"}', {"catch_up": "skip"}),
+        ('{"a": 1} trailing', "Extra data"),
+        ('{"a": 1}{"b": 2}', "Extra data"),
+        ("\ufeff{}", "BOM"),
+        (" ", "Expecting value"),
+        ('{"a": NaN}', {"a": float("nan")}),
+    ],
+)
+def test_json_is_read_exactly_as_json_loads_reads_it(raw, expected):
+    if isinstance(expected, str):
+        with pytest.raises(codec.CorruptEntryError, match=expected):
+            codec.decode_ext(raw)
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(raw)
+    else:
+        got = codec.decode_ext(raw)
+        assert repr(got) == repr(json.loads(raw)) == repr(expected)
