@@ -10,6 +10,8 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,22 @@ def fetch(port: int, path: str, data: dict[str, str] | None = None,
             return response.status, response.read().decode(), dict(response.headers)
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(), dict(exc.headers)
+
+
+@contextmanager
+def console_process(tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """``redbeat-apply console ARGS`` with its output in a log file, without REDBEAT_* variables; killed after."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDBEAT_")}
+    log = tmp_path / "console.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(BIN), "console", *args], stdout=out, stderr=subprocess.STDOUT, env=env,
+                                stdin=subprocess.DEVNULL)
+    try:
+        yield proc, log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -76,12 +94,7 @@ def test_without_console_the_sidecar_serves_only_its_probes(tmp_path, redis_url,
 @pytest.mark.timeout(60)
 def test_the_console_command_listens_on_loopback_and_stops_on_sigterm(tmp_path, redis_url):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REDBEAT_")}
-    log = tmp_path / "console.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([str(BIN), "console", "--redis-url", redis_url, "--listen", f"127.0.0.1:{port}"],
-                                stdout=out, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
-    try:
+    with console_process(tmp_path, "--redis-url", redis_url, "--listen", f"127.0.0.1:{port}") as (proc, log):
         wait_until(lambda: f"http://127.0.0.1:{port}/" in log.read_text(), timeout=20,
                    message=f"the console's URL; log:\n{log.read_text()}")
         assert "actions off" in log.read_text()
@@ -89,10 +102,6 @@ def test_the_console_command_listens_on_loopback_and_stops_on_sigterm(tmp_path, 
         assert code == 200 and "0 of 0 entries" in html
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def test_a_short_token_is_refused_before_listening(tmp_path, redis_url):
@@ -122,13 +131,9 @@ def test_exposure_a_readable_token_and_an_unreachable_redis_are_warned_about_at_
     token_file.write_text("abcdefghijklmnopqrstuvwxyz0123\n")
     token_file.chmod(0o644)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REDBEAT_")}
-    log = tmp_path / "console.log"
-    with log.open("wb") as out:  # Redis on port 1: nothing listens there
-        proc = subprocess.Popen([str(BIN), "console", "--redis-url", "redis://:hunter2@127.0.0.1:1/0",
-                                 "--listen", f"0.0.0.0:{port}", "--console-token-file", str(token_file)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
-    try:
+    # Redis on port 1: nothing listens there.
+    with console_process(tmp_path, "--redis-url", "redis://:hunter2@127.0.0.1:1/0", "--listen", f"0.0.0.0:{port}",
+                         "--console-token-file", str(token_file)) as (proc, log):
         wait_until(lambda: f":{port}/" in log.read_text(), timeout=20,
                    message=f"the console's URL; log:\n{log.read_text()}")
         text = log.read_text()
@@ -137,7 +142,3 @@ def test_exposure_a_readable_token_and_an_unreachable_redis_are_warned_about_at_
         assert "Redis is not reachable now" in text and "hunter2" not in text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
