@@ -37,6 +37,7 @@ from reconciler.manifests.loader import (
     finish_errors,
     parse_file,
 )
+from reconciler.manifests.memo import ConversionMemo, Converted, Key
 from reconciler.manifests.semantic import Candidate
 
 #: A file modified this recently when it was read is hashed at the next refresh, whatever its identity says.
@@ -68,6 +69,7 @@ class FileCheck:
     candidates: list[Candidate]
     errors: list[ManifestError]
     digests: list[int] = field(default_factory=list)  # entry_digest per candidate
+    conversions: dict[Key, Converted] = field(default_factory=dict)  # its clean conversions, for the next check
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,9 +180,12 @@ class ManifestIndex:
             manifest = parse_file(path)
         except ManifestError as exc:
             return FileCheck(identity, sha, trusted, [], [exc])
-        candidates, errors = check_file(manifest, compat=self.compat, allow_empty=self.allow_empty)
+        held = self._files.get(path)
+        memo = ConversionMemo(entry_digest, held.conversions if held is not None else None)
+        candidates, errors = check_file(manifest, compat=self.compat, allow_empty=self.allow_empty, memo=memo)
         detached = [candidate.detach() for candidate in candidates]
-        return FileCheck(identity, sha, trusted, detached, errors, [entry_digest(c.entry) for c in detached])
+        digests = [entry_digest(c.entry) if c.digest is None else c.digest for c in detached]
+        return FileCheck(identity, sha, trusted, detached, errors, digests, memo.current)
 
     def _forget(self, path: Path) -> None:
         check = self._files.pop(path)

@@ -38,6 +38,7 @@ from reconciler.manifests.files import EMPTY_HINT, MAX_FILE_BYTES, PIPE_TIMEOUT,
 from reconciler.manifests.nodes import MAX_DEPTH, MAX_EXPANDED_NODES, MAX_FILE_NODES
 
 if TYPE_CHECKING:
+    from reconciler.manifests.memo import ConversionMemo
     from reconciler.manifests.semantic import Candidate
 
 __all__ = [
@@ -110,13 +111,29 @@ class SourceText:
         return root
 
 
+def _name_span(item: yaml.Node) -> tuple[int, int, int]:
+    """1-based (line, column, end column or 0) of a schedule's ``name`` value; (0, 0, 0) when it has none."""
+    found = nodes.child(item, "name") if isinstance(item, yaml.MappingNode) else None
+    if found is None:
+        return 0, 0, 0
+    start, end = found[1].start_mark, found[1].end_mark
+    end_col = end.column + 1 if end.line == start.line and end.column > start.column else 0
+    return start.line + 1, start.column + 1, end_col
+
+
 @dataclass(frozen=True)
 class Marks:
-    """1-based (line, column) of a document's root and of each of its ``schedules[i]``, recorded while parsing."""
+    """Positions recorded while parsing, 1-based: a document's root, each ``schedules[i]`` and its ``name`` value.
+
+    The ``name`` value is where a duplicate-name error points; the incremental
+    index asks for it for every schedule it keeps (``Candidate.detach``), so it
+    must not compose the file again.
+    """
 
     root: tuple[int, int]
     lines: array[int] = field(default_factory=lambda: array("l"))
     columns: array[int] = field(default_factory=lambda: array("l"))
+    name_spans: array[int] = field(default_factory=lambda: array("l"))  # line, column, end column (0: none) per item
 
     @classmethod
     def of(cls, root: yaml.Node) -> Marks:
@@ -126,7 +143,19 @@ class Marks:
             starts = [item.start_mark for item in found[1].value]
             marks.lines.extend(mark.line + 1 for mark in starts)
             marks.columns.extend(mark.column + 1 for mark in starts)
+            for item in found[1].value:
+                marks.name_spans.extend(_name_span(item))
         return marks
+
+    def find_name(self, path: Sequence[PathPart]) -> tuple[int, int, int | None] | None:
+        """(line, column, end column) of the value at ``("schedules", i, "name")``; None for any other path."""
+        if len(path) != 3 or path[0] != "schedules" or path[2] != "name" or type(path[1]) is not int:
+            return None
+        at = path[1] * 3
+        if not 0 <= at < len(self.name_spans) or self.name_spans[at] == 0:
+            return None
+        line, column, end_col = self.name_spans[at : at + 3]
+        return line, column, end_col or None
 
     def find(self, path: Sequence[PathPart]) -> tuple[int, int] | None:
         """The recorded position of ``path`` (``()`` or ``("schedules", i)``); None for any other path."""
@@ -191,6 +220,12 @@ class Document:
         code: str = "schema",
     ) -> ManifestError:
         """A ManifestError for ``path``, placed at its value, its key, or its mapping."""
+        known = self.marks.find_name(path) if at != "key" else None
+        if known is not None:
+            line, column, end_column = known
+            text = self.lines[line - 1] if line <= len(self.lines) else None
+            where = Location(self.file, line, column, format_path(path))
+            return ManifestError(where, message, hint, code=code, end_column=end_column, source_line=text)
         key, value = self.locate(path)
         node = key if at == "key" and key is not None else value
         where, end_col = _node_location(self.file, node, format_path(path))
@@ -315,8 +350,12 @@ def check_file(
     compat: str | None = None,
     allow_empty: bool = False,
     warnings: list[ManifestError] | None = None,
+    memo: ConversionMemo | None = None,
 ) -> tuple[list[Candidate], list[ManifestError]]:
-    """The per-file half: every document schema-checked and converted; (candidates in order, errors)."""
+    """The per-file half: every document schema-checked and converted; (candidates in order, errors).
+
+    ``memo`` (the incremental index's) skips converting the schedules it converted before.
+    """
     from reconciler.manifests import schema, semantic
 
     candidates: list[semantic.Candidate] = []
@@ -329,7 +368,7 @@ def check_file(
         if isinstance(document.data, dict) and document.data.get("schedules") == [] and not allow_empty:
             errors.append(document.error(("schedules",), "must not be empty", EMPTY_HINT))
         if result.broken is not None:
-            found, problems = semantic.document_candidates(document, result.broken, compat=compat)
+            found, problems = semantic.document_candidates(document, result.broken, compat=compat, memo=memo)
             candidates += found
             errors += problems
     return candidates, errors

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.core.errors import ManifestError
 from reconciler.core.model import DesiredEntry
+from reconciler.manifests.memo import ConversionMemo, freeze
 from reconciler.schedules.convert import FieldError, manifest_to_entry
 
 if TYPE_CHECKING:
@@ -111,12 +112,13 @@ class Candidate:
     compat_errors: tuple[ManifestError, ...] = ()
     schedule: _Schedule | None = field(default=None, repr=False, compare=False)
     anchor: ManifestError | None = None
+    digest: int | None = None  # loader.entry_digest(entry), when a ConversionMemo knew it
 
     def detach(self) -> Candidate:
         anchor = self.anchor
         if anchor is None and self.schedule is not None:
             anchor = self.schedule.error(("name",), "")
-        return Candidate(self.entry, self.compat_errors, None, anchor)
+        return Candidate(self.entry, self.compat_errors, None, anchor, self.digest)
 
     def duplicate_error(self, first: DesiredEntry) -> ManifestError:
         where = first.source
@@ -131,14 +133,26 @@ class Candidate:
 
 
 def document_candidates(
-    document: Document, skip: set[int], *, compat: str | None = None
+    document: Document, skip: set[int], *, compat: str | None = None, memo: ConversionMemo | None = None
 ) -> tuple[list[Candidate], list[ManifestError]]:
-    """The per-document half: every schedule of ``document`` (but those in ``skip``) converted, and the errors."""
+    """The per-document half: every schedule of ``document`` (but those in ``skip``) converted, and the errors.
+
+    With a ``memo``, a schedule converted cleanly before (same data, defaults
+    and compat) is not converted again (:mod:`reconciler.manifests.memo`).
+    """
     if compat is not None and compat not in COMPAT_TARGETS:
         raise ValueError(f"unknown compatibility target {compat!r}")
     candidates: list[Candidate] = []
     errors: list[ManifestError] = []
-    for schedule in _schedules(document, skip):
+    schedules = _schedules(document, skip)
+    defaults = freeze(schedules[0].defaults) if memo is not None and schedules else ""
+    for schedule in schedules:
+        key = memo.key(compat, defaults, schedule.own) if memo is not None else None
+        known = memo.get(key) if memo is not None and key is not None else None
+        if known is not None:
+            entry = known.entry(document.location(schedule.prefix))
+            candidates.append(Candidate(entry, (), schedule, None, known.digest))
+            continue
         try:
             definition, ext = manifest_to_entry(schedule.data)
         except FieldError as exc:
@@ -152,7 +166,10 @@ def document_candidates(
             source=document.location(schedule.prefix),
         )
         compat_errors = tuple(_compat_errors(schedule, ext, compat)) if compat is not None and ext else ()
-        candidates.append(Candidate(entry, compat_errors, schedule))
+        digest = None
+        if memo is not None and key is not None and not compat_errors:  # errors are made again, where they are now
+            digest = memo.put(key, entry).digest
+        candidates.append(Candidate(entry, compat_errors, schedule, None, digest))
     return candidates, errors
 
 
