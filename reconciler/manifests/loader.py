@@ -210,6 +210,14 @@ class Document:
             return Location(self.file, known[0], known[1], format_path(path))
         return _node_location(self.file, self.locate(path)[1], format_path(path))[0]
 
+    def recorded_span(self, path: Sequence[PathPart]) -> tuple[Location, int | None] | None:
+        """(Location, end column) of a value whose position parsing recorded (``schedules[i].name``), else None."""
+        known = self.marks.find_name(path)
+        if known is None:
+            return None
+        line, column, end_column = known
+        return Location(self.file, line, column, format_path(path)), end_column
+
     def error(
         self,
         path: Sequence[PathPart],
@@ -220,11 +228,10 @@ class Document:
         code: str = "schema",
     ) -> ManifestError:
         """A ManifestError for ``path``, placed at its value, its key, or its mapping."""
-        known = self.marks.find_name(path) if at != "key" else None
+        known = self.recorded_span(path) if at != "key" else None
         if known is not None:
-            line, column, end_column = known
-            text = self.lines[line - 1] if line <= len(self.lines) else None
-            where = Location(self.file, line, column, format_path(path))
+            where, end_column = known
+            text = self.lines[where.line - 1] if where.line and where.line <= len(self.lines) else None
             return ManifestError(where, message, hint, code=code, end_column=end_column, source_line=text)
         key, value = self.locate(path)
         node = key if at == "key" and key is not None else value

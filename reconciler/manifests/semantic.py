@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reconciler.core.errors import ManifestError
+from reconciler.core.errors import Location, ManifestError
 from reconciler.core.model import DesiredEntry
 from reconciler.manifests.memo import ConversionMemo, freeze
 from reconciler.schedules.convert import FieldError, manifest_to_entry
@@ -59,6 +59,33 @@ class _Schedule:
         self, path: Sequence[str | int], message: str, hint: str | None = None, *, code: str = "semantic"
     ) -> ManifestError:
         return self.document.error(self.origin(path), message, hint, code=code)
+
+    def name_anchor(self) -> NameAnchor | ManifestError:
+        """Where a duplicate-name error about this schedule points, made cheaply when parsing recorded it."""
+        known = self.document.recorded_span(self.origin(("name",)))
+        if known is None:
+            return self.error(("name",), "")
+        return NameAnchor(known[0], known[1], self.document.source.text)
+
+
+@dataclass(frozen=True, slots=True)
+class NameAnchor:
+    """A schedule's ``name`` position; the duplicate-name error is made from it only when one is needed.
+
+    The incremental index keeps one for every schedule it holds, so it is
+    small: the file's text is shared by its schedules, and the line an error
+    shows is cut from it only for an error.
+    """
+
+    where: Location
+    end_column: int | None
+    text: str = field(repr=False)
+
+    def error(self, message: str, hint: str | None) -> ManifestError:
+        lines, line = self.text.splitlines(), self.where.line
+        source = lines[line - 1] if line and line <= len(lines) else None
+        return ManifestError(self.where, message, hint, code="semantic", end_column=self.end_column,
+                             source_line=source)
 
 
 def _schedules(document: Document, skip: set[int]) -> list[_Schedule]:
@@ -111,13 +138,13 @@ class Candidate:
     entry: DesiredEntry
     compat_errors: tuple[ManifestError, ...] = ()
     schedule: _Schedule | None = field(default=None, repr=False, compare=False)
-    anchor: ManifestError | None = None
+    anchor: NameAnchor | ManifestError | None = None
     digest: int | None = None  # loader.entry_digest(entry), when a ConversionMemo knew it
 
     def detach(self) -> Candidate:
         anchor = self.anchor
         if anchor is None and self.schedule is not None:
-            anchor = self.schedule.error(("name",), "")
+            anchor = self.schedule.name_anchor()
         return Candidate(self.entry, self.compat_errors, None, anchor, self.digest)
 
     def duplicate_error(self, first: DesiredEntry) -> ManifestError:
@@ -128,6 +155,8 @@ class Candidate:
             return self.schedule.error(("name",), message, hint)
         anchor = self.anchor
         assert anchor is not None, "a detached candidate has its anchor"
+        if isinstance(anchor, NameAnchor):
+            return anchor.error(message, hint)
         return ManifestError(anchor.where, message, hint, code=anchor.code, end_column=anchor.end_column,
                              source_line=anchor.source_line)
 

@@ -98,7 +98,10 @@ def test_a_moved_schedule_keeps_its_entry_and_reports_its_new_line(tmp_path: Pat
 
 def test_errors_are_found_again_where_they_are_now(tmp_path: Path, conversions: list[str]) -> None:
     path = tmp_path / "jobs.yaml"
-    bad = "schedules:\n  - {name: a, task: t, every: 5s}\n  - {name: bad, task: t, cron: '0 * * * *', timezone: Mars/Base}\n"
+    bad = (
+        "schedules:\n  - {name: a, task: t, every: 5s}\n"
+        "  - {name: bad, task: t, cron: '0 * * * *', timezone: Mars/Base}\n"
+    )
     path.write_text(bad)
     index = settled_index([tmp_path])
     index.refresh()
