@@ -65,7 +65,6 @@ class ConversionMemo:
         self._digest = digest
         self._previous: Mapping[Key, Converted] = previous or {}
         self.current: dict[Key, Converted] = {}
-        self.hits = 0
 
     @staticmethod
     def key(compat: str | None, defaults: str, own: Mapping[str, Any]) -> Key:
@@ -76,7 +75,6 @@ class ConversionMemo:
         found = self.current.get(key) or self._previous.get(key)
         if found is not None:
             self.current[key] = found
-            self.hits += 1
         return found
 
     def put(self, key: Key, entry: DesiredEntry) -> Converted:
