@@ -215,22 +215,3 @@ def merge_candidates(candidates: Iterable[Candidate]) -> tuple[dict[str, Desired
         entries[name] = candidate.entry
     return entries, errors
 
-
-def build_entries(
-    documents: Sequence[tuple[Document, set[int]]], *, compat: str | None = None
-) -> tuple[dict[str, DesiredEntry], list[ManifestError]]:
-    """Desired entries of schema-checked documents, with every semantic error.
-
-    Each document comes with the indexes of its schedules that failed the
-    schema; those are skipped.
-    """
-    if compat is not None and compat not in COMPAT_TARGETS:
-        raise ValueError(f"unknown compatibility target {compat!r}")
-    candidates: list[Candidate] = []
-    errors: list[ManifestError] = []
-    for document, skip in documents:
-        found, problems = document_candidates(document, skip, compat=compat)
-        candidates += found
-        errors += problems
-    entries, problems = merge_candidates(candidates)
-    return entries, errors + problems

@@ -1,8 +1,9 @@
 """The semantic checks (reconciler.manifests.semantic): defaults merged, names unique, errors at their origin.
 
 Documents are parsed from real files (reconciler.manifests.loader.parse_file)
-and handed to ``build_entries`` directly, so these tests see what it does on
-its own, without the schema check in front of it.
+and handed to the two semantic halves directly (``document_candidates`` per
+document, then ``merge_candidates`` across them, as ``loader.check_manifests``
+runs them), so these tests see what they do without the schema check in front.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.core.errors import ManifestError
+from reconciler.core.model import DesiredEntry
 from reconciler.manifests.loader import Document, parse_file
-from reconciler.manifests.semantic import COMPAT_TARGETS, build_entries
+from reconciler.manifests.semantic import COMPAT_TARGETS, document_candidates, merge_candidates
 
 
 def documents(
@@ -23,6 +25,20 @@ def documents(
     path = tmp_path / name
     path.write_text(textwrap.dedent(text), encoding="utf-8")
     return [(document, set(skip or ())) for document in parse_file(path).documents]
+
+
+def build_entries(
+    documents: list[tuple[Document, set[int]]], *, compat: str | None = None
+) -> tuple[dict[str, DesiredEntry], list[ManifestError]]:
+    """Every document's candidates, then the names merged across them: the semantic part of a whole run."""
+    candidates = []
+    errors: list[ManifestError] = []
+    for document, skip in documents:
+        found, problems = document_candidates(document, skip, compat=compat)
+        candidates += found
+        errors += problems
+    entries, problems = merge_candidates(candidates)
+    return entries, errors + problems
 
 
 def texts(errors: list[ManifestError], tmp_path: Path) -> list[str]:
