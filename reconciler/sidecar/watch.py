@@ -179,6 +179,9 @@ class Applier:
             return
         if self._errors:
             log(logger, "manifests valid again", entries=len(desired))
+            if digest != self.digest:
+                # Readiness turns 200 only once Redis holds the fix, not in the moment between read and apply.
+                self.status.apply("the fixed manifests are not applied yet")
         self._errors = ()
         self.metrics.set_manifests(errors=0, entries=len(desired))
         self.status.manifests(None)

@@ -266,6 +266,7 @@ class World:
             wall=lambda: 1_800_000_000 + self.now,
             git=lambda directory, args: None,
         )
+        self.applier = applier  # for on_reconcile hooks that look at the status mid-apply
         state = watch.loop(applier, self, self.stop, resync_interval=60, clock=lambda: self.now, random=lambda: 0.5)
         return state, applier
 
@@ -335,6 +336,32 @@ def test_loop_keeps_the_last_good_state_while_files_are_invalid():
     values = samples(applier.metrics)
     assert values[("redbeat_apply_manifest_reads_total", (("result", "invalid"),))] == 2  # the edit, the resync
     assert values[("redbeat_apply_manifests_invalid", ())] == 0
+
+
+def test_loop_is_not_ready_after_a_fix_until_the_fixed_content_is_applied():
+    """/readyz turning 200 promises Redis holds the fixed manifests: a probe between the re-read and the
+    apply (the e2e test hit this window) must still see 503."""
+    world = World(until=130)
+    bad = ManifestErrors([ManifestError(Location(Path("jobs.yaml"), 3, 5, "schedules[0].every"), "not a duration")])
+    world.edits = [
+        (10, lambda: setattr(world, "files", bad)),
+        (100, lambda: setattr(world, "files", {"a": entry("a", 5)})),
+    ]
+    seen: list[tuple[float, bool]] = []
+    world.on_reconcile = lambda: seen.append((world.now, world.applier.status.ready()[0]))
+    state, applier = world.run()
+    assert seen == [(0, False), (60, False), (100, False)]
+    assert applier.status.ready() == (True, "ok")
+
+
+def test_loop_stays_ready_while_an_edit_to_valid_manifests_is_applied():
+    """An edit of valid manifests does not flap readiness (the pod's probes would see every save)."""
+    world = World(until=30)
+    world.edits = [(10, lambda: setattr(world, "files", {"a": entry("a", 45)}))]
+    readiness: list[bool] = []
+    world.on_reconcile = lambda: readiness.append(world.applier.status.ready()[0])
+    world.run()
+    assert readiness == [False, True]  # before the first apply: not ready; the edit: still ready
 
 
 def test_loop_never_valid_applies_nothing_and_does_not_spin():
