@@ -23,22 +23,26 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reconciler.core.errors import ManifestError
 from reconciler.core.model import DesiredEntry
+from reconciler.manifests.files import read_text
+from reconciler.manifests.items import Split, isolated, split_items
 from reconciler.manifests.loader import (
     MAX_FILE_BYTES,
+    ManifestFile,
     check_file,
     digest_of_sum,
     discover,
     entry_digest,
     finish_errors,
-    parse_file,
+    parse_text,
 )
 from reconciler.manifests.memo import ConversionMemo, Converted, Key
-from reconciler.manifests.semantic import Candidate
+from reconciler.manifests.nodes import MAX_FILE_NODES
+from reconciler.manifests.semantic import Candidate, NameAnchor
 
 #: A file modified this recently when it was read is hashed at the next refresh, whatever its identity says.
 RACY_SECONDS = 2.0
@@ -70,6 +74,10 @@ class FileCheck:
     errors: list[ManifestError]
     digests: list[int] = field(default_factory=list)  # entry_digest per candidate
     conversions: dict[Key, Converted] = field(default_factory=dict)  # its clean conversions, for the next check
+    #: its text cut into items (reconciler.manifests.items), when the cut is the parser's and the file is clean
+    split: Split | None = None
+    #: the item positions this check parsed again, None for the whole file
+    changed: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +87,31 @@ class Refresh:
     files: tuple[Path, ...]
     names: frozenset[str]
     full: bool
+
+
+def _few_nodes(text: str) -> bool:
+    """The loader's cheap bound: ``text`` cannot hold more than MAX_FILE_NODES nodes (nodes.count_nodes)."""
+    return 2 * sum(text.count(c) for c in ",[{:-?\n") + 2 <= MAX_FILE_NODES
+
+
+def _parser_split(text: str, manifest: ManifestFile, candidates: int) -> Split | None:
+    """The cut of ``text`` into items when it is the one the parser made: one document, each item where
+    the parser recorded its start, one candidate an item; else None (edits then re-check the whole file)."""
+    split = split_items(text)
+    if split is None or len(manifest.documents) != 1 or candidates != len(split.items):
+        return None
+    marks = manifest.documents[0].marks
+    if list(marks.lines) != [start + 1 for start in split.starts]:
+        return None
+    return split
+
+
+def _reanchored(candidate: Candidate, text: str) -> Candidate:
+    """``candidate`` whose duplicate-name error quotes its line from ``text`` (the file as it is now)."""
+    anchor = candidate.anchor
+    if isinstance(anchor, NameAnchor) and anchor.text is not text:
+        return replace(candidate, anchor=replace(anchor, text=text))
+    return candidate
 
 
 def _sha256(path: Path) -> str | None:
@@ -136,13 +169,17 @@ class ManifestIndex:
             if check is None:
                 continue
             old = self._files.get(path)
+            # Items parsed again are the only ones whose names can change: the others keep entry and position.
+            parsed = range(len(check.candidates)) if check.changed is None else check.changed
             if old is not None:
-                affected.update(c.entry.name for c in old.candidates)
+                affected.update(old.candidates[i].entry.name for i in parsed if i < len(old.candidates))
+                if check.changed is None:
+                    affected.update(c.entry.name for c in old.candidates)
                 self._forget(path)
             self._files[path] = check
             for position, candidate in enumerate(check.candidates):
                 self._holders.setdefault(candidate.entry.name, []).append((path, position))
-                affected.add(candidate.entry.name)
+            affected.update(check.candidates[i].entry.name for i in parsed)
             changed.append(path)
         names = frozenset(name for name in affected if self._resolve(name))
         own_errors = [error for path in found for error in self._files[path].errors]
@@ -176,16 +213,80 @@ class ManifestIndex:
         """Read and check one file; the identity was taken before reading, so a later write always shows."""
         sha = _sha256(path)
         trusted = identity is not None and self._trusted(path, identity)
+        held = self._files.get(path)
         try:
-            manifest = parse_file(path)
+            text = read_text(path)
+            if held is not None and held.split is not None and not held.errors:
+                quick = self._check_items(path, text, held)
+                if quick is not None:
+                    return FileCheck(identity, sha, trusted, *quick)
+            manifest = parse_text(path, text)
         except ManifestError as exc:
             return FileCheck(identity, sha, trusted, [], [exc])
-        held = self._files.get(path)
         memo = ConversionMemo(entry_digest, held.conversions if held is not None else None)
         candidates, errors = check_file(manifest, compat=self.compat, allow_empty=self.allow_empty, memo=memo)
         detached = [candidate.detach() for candidate in candidates]
         digests = [entry_digest(c.entry) if c.digest is None else c.digest for c in detached]
-        return FileCheck(identity, sha, trusted, detached, errors, digests, memo.current)
+        split = _parser_split(text, manifest, len(detached)) if not errors else None
+        return FileCheck(identity, sha, trusted, detached, errors, digests, memo.current, split)
+
+    def _check_items(
+        self, path: Path, text: str, held: FileCheck
+    ) -> tuple[list[Candidate], list[ManifestError], list[int], dict[Key, Converted], Split, tuple[int, ...]] | None:
+        """The check of an edited file from the items whose text changed, parsed alone; None: check it all.
+
+        Taken only when the header and every item's first line are as before,
+        and only when each changed item comes out clean (an error is reported
+        from the whole file, exactly where a full check puts it).
+        """
+        split, before = split_items(text), held.split
+        assert before is not None
+        if split is None or (split.header, split.starts, split.indent) != (before.header, before.starts, before.indent):
+            return None
+        if not _few_nodes(text) or len(held.candidates) != len(split.items):
+            return None
+        changed = tuple(i for i, (old, new) in enumerate(zip(before.items, split.items, strict=True)) if old != new)
+        if len(changed) > max(1, len(split.items) // 4):  # most of the file: one parse of it is cheaper
+            return None
+        memo = ConversionMemo(entry_digest, held.conversions)
+        candidates = [_reanchored(c, text) for c in held.candidates]
+        digests = list(held.digests)
+        for position in changed:
+            item = self._check_item(path, isolated(split, position), position, memo, text)
+            if item is None:
+                return None
+            candidates[position], digests[position] = item
+        conversions = {**held.conversions, **memo.current}
+        if len(conversions) > 2 * len(candidates) + 16:  # stale conversions of items edited since: start over
+            conversions = dict(memo.current)
+        return candidates, [], digests, conversions, split, changed
+
+    def _check_item(
+        self, path: Path, document: str, position: int, memo: ConversionMemo, text: str
+    ) -> tuple[Candidate, int] | None:
+        """Item ``position`` of ``path``, parsed alone (as ``schedules[0]``) and made as a full check makes it.
+
+        None when the item is not clean: the whole file is checked then.
+        """
+        try:
+            manifest = parse_text(path, document)
+        except ManifestError:  # said from the whole file, where a full check says it
+            return None
+        candidates, errors = check_file(manifest, compat=self.compat, allow_empty=self.allow_empty, memo=memo)
+        if errors or len(candidates) != 1 or candidates[0].compat_errors:
+            return None
+        found = candidates[0].detach()
+        anchor = found.anchor
+        if not isinstance(anchor, NameAnchor) or anchor.where.field != "schedules[0].name":
+            return None
+        entry = found.entry
+        source = entry.source
+        if source.field != "schedules[0]":
+            return None
+        entry = replace(entry, source=replace(source, field=f"schedules[{position}]"))
+        anchor = replace(anchor, where=replace(anchor.where, field=f"schedules[{position}].name"), text=text)
+        digest = entry_digest(entry) if found.digest is None else found.digest
+        return Candidate(entry, (), None, anchor, digest), digest
 
     def _forget(self, path: Path) -> None:
         check = self._files.pop(path)

@@ -57,6 +57,7 @@ __all__ = [
     "load_desired",
     "load_manifests",
     "parse_file",
+    "parse_text",
 ]
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -284,7 +285,12 @@ def parse_file(path: Path, *, surprises: bool = False) -> ManifestFile:
     are at hand (:meth:`Document.surprises` would otherwise compose the file
     again).
     """
-    source = SourceText(read_text(path))
+    return parse_text(path, read_text(path), surprises=surprises)
+
+
+def parse_text(path: Path, text: str, *, surprises: bool = False) -> ManifestFile:
+    """:func:`parse_file` of ``text`` read from ``path`` (the incremental index parses items of a file alone)."""
+    source = SourceText(text)
     try:
         documents = _documents(path, source, surprises)
     except yaml.MarkedYAMLError as exc:
@@ -297,8 +303,8 @@ def parse_file(path: Path, *, surprises: bool = False) -> ManifestFile:
         where, end_col = _node_location(path, exc.node, "")
         lines = source.lines
         line = where.line
-        text = lines[line - 1] if line and line <= len(lines) else None
-        raise ManifestError(where, exc.message, code="yaml", end_column=end_col, source_line=text) from None
+        shown = lines[line - 1] if line and line <= len(lines) else None
+        raise ManifestError(where, exc.message, code="yaml", end_column=end_col, source_line=shown) from None
     if not documents:
         raise ManifestError(
             Location(path, None, None, ""), "file has no YAML documents (only comments or '---')", code="file"

@@ -34,8 +34,8 @@ def test_a_refresh_rechecks_only_the_file_that_changed(tmp_path, monkeypatch):
     assert first.names == {"a1", "a2", "b1"}
     assert_equals_cold(index)
     parsed: list[Path] = []
-    real_parse = index_module.parse_file
-    monkeypatch.setattr(index_module, "parse_file", lambda path: parsed.append(path) or real_parse(path))
+    real_parse = index_module.parse_text
+    monkeypatch.setattr(index_module, "parse_text", lambda path, text: parsed.append(path) or real_parse(path, text))
     assert index.refresh().names == frozenset() and parsed == []
     (tmp_path / "b.yaml").write_text(schedules("b1", every="45s") + "  - {name: b2, task: t, every: 1m}\n")
     refresh = index.refresh()
