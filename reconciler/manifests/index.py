@@ -76,8 +76,19 @@ class FileCheck:
     conversions: dict[Key, Converted] = field(default_factory=dict)  # its clean conversions, for the next check
     #: its text cut into items (reconciler.manifests.items), when the cut is the parser's and the file is clean
     split: Split | None = None
-    #: the item positions this check parsed again, None for the whole file
-    changed: tuple[int, ...] | None = None
+    #: the names whose entry this check may have changed, None for every name the file held or holds
+    names: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Items:
+    """What :meth:`ManifestIndex._check_items` makes of an edited file: a clean FileCheck's content."""
+
+    candidates: list[Candidate]
+    digests: list[int]
+    conversions: dict[Key, Converted]
+    split: Split
+    names: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +115,20 @@ def _parser_split(text: str, manifest: ManifestFile, candidates: int) -> Split |
     if list(marks.lines) != [start + 1 for start in split.starts]:
         return None
     return split
+
+
+def _moved(candidate: Candidate, position: int, lines: int, text: str) -> Candidate | None:
+    """``candidate`` of an item that an edit above it moved ``lines`` down, now at ``position``; None when
+    it carries an error whose position would have to move too (the whole file is checked then)."""
+    anchor = candidate.anchor
+    if candidate.compat_errors or not isinstance(anchor, NameAnchor):
+        return None
+    source = candidate.entry.source
+    if source.line is None or anchor.where.line is None:
+        return None
+    entry = replace(candidate.entry, source=replace(source, line=source.line + lines, field=f"schedules[{position}]"))
+    where = replace(anchor.where, line=anchor.where.line + lines, field=f"schedules[{position}].name")
+    return replace(candidate, entry=entry, anchor=replace(anchor, where=where, text=text))
 
 
 def _reanchored(candidate: Candidate, text: str) -> Candidate:
@@ -169,17 +194,15 @@ class ManifestIndex:
             if check is None:
                 continue
             old = self._files.get(path)
-            # Items parsed again are the only ones whose names can change: the others keep entry and position.
-            parsed = range(len(check.candidates)) if check.changed is None else check.changed
             if old is not None:
-                affected.update(old.candidates[i].entry.name for i in parsed if i < len(old.candidates))
-                if check.changed is None:
-                    affected.update(c.entry.name for c in old.candidates)
                 self._forget(path)
+                if check.names is None:
+                    affected.update(c.entry.name for c in old.candidates)
             self._files[path] = check
             for position, candidate in enumerate(check.candidates):
                 self._holders.setdefault(candidate.entry.name, []).append((path, position))
-            affected.update(check.candidates[i].entry.name for i in parsed)
+            # Items an edit did not touch keep their entry and position: only the others are resolved again.
+            affected.update(check.names if check.names is not None else (c.entry.name for c in check.candidates))
             changed.append(path)
         names = frozenset(name for name in affected if self._resolve(name))
         own_errors = [error for path in found for error in self._files[path].errors]
@@ -219,7 +242,8 @@ class ManifestIndex:
             if held is not None and held.split is not None and not held.errors:
                 quick = self._check_items(path, text, held)
                 if quick is not None:
-                    return FileCheck(identity, sha, trusted, *quick)
+                    return FileCheck(identity, sha, trusted, quick.candidates, [], quick.digests, quick.conversions,
+                                     quick.split, quick.names)
             manifest = parse_text(path, text)
         except ManifestError as exc:
             return FileCheck(identity, sha, trusted, [], [exc])
@@ -230,36 +254,50 @@ class ManifestIndex:
         split = _parser_split(text, manifest, len(detached)) if not errors else None
         return FileCheck(identity, sha, trusted, detached, errors, digests, memo.current, split)
 
-    def _check_items(
-        self, path: Path, text: str, held: FileCheck
-    ) -> tuple[list[Candidate], list[ManifestError], list[int], dict[Key, Converted], Split, tuple[int, ...]] | None:
+    def _check_items(self, path: Path, text: str, held: FileCheck) -> Items | None:
         """The check of an edited file from the items whose text changed, parsed alone; None: check it all.
 
-        Taken only when the header and every item's first line are as before,
-        and only when each changed item comes out clean (an error is reported
-        from the whole file, exactly where a full check puts it).
+        The items before the first changed one and after the last are kept (those
+        after it moved by the lines and items the edit added or removed), so an
+        edit, an insertion or a removal of one schedule parses one schedule at
+        most. Taken only when the header is as before and each item parsed comes
+        out clean (an error is reported from the whole file, exactly where a full
+        check puts it).
         """
         split, before = split_items(text), held.split
         assert before is not None
-        if split is None or (split.header, split.starts, split.indent) != (before.header, before.starts, before.indent):
+        if split is None or (split.header, split.indent) != (before.header, before.indent) or not _few_nodes(text):
             return None
-        if not _few_nodes(text) or len(held.candidates) != len(split.items):
+        old, new = before.items, split.items
+        if len(held.candidates) != len(old):
             return None
-        changed = tuple(i for i, (old, new) in enumerate(zip(before.items, split.items, strict=True)) if old != new)
-        if len(changed) > max(1, len(split.items) // 4):  # most of the file: one parse of it is cheaper
+        head = 0
+        while head < min(len(old), len(new)) and old[head] == new[head] and before.starts[head] == split.starts[head]:
+            head += 1
+        tail = 0
+        while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
+            tail += 1
+        edited = range(head, len(new) - tail)
+        if len(edited) > max(1, len(new) // 4):  # most of the file: one parse of it is cheaper
             return None
+        lines, moved = split.starts[-1] - before.starts[-1] if tail else 0, len(new) - len(old)
+        kept = [_reanchored(c, text) for c in held.candidates[:head]]
+        below = held.candidates[len(old) - tail :]
+        shifted = [_moved(c, len(new) - tail + t, lines, text) for t, c in enumerate(below)]
         memo = ConversionMemo(entry_digest, held.conversions)
-        candidates = [_reanchored(c, text) for c in held.candidates]
-        digests = list(held.digests)
-        for position in changed:
-            item = self._check_item(path, isolated(split, position), position, memo, text)
-            if item is None:
-                return None
-            candidates[position], digests[position] = item
+        parsed = [self._check_item(path, isolated(split, position), position, memo, text) for position in edited]
+        if any(item is None for item in parsed) or any(c is None for c in shifted):
+            return None
+        candidates = kept + [item[0] for item in parsed if item] + [c for c in shifted if c]
+        digests = held.digests[:head] + [item[1] for item in parsed if item] + held.digests[len(old) - tail :]
+        names = {c.entry.name for c in held.candidates[head : len(old) - tail]}
+        names.update(c.entry.name for c in candidates[head : len(new) - tail])
+        if lines or moved:
+            names.update(c.entry.name for c in candidates[len(new) - tail :])
         conversions = {**held.conversions, **memo.current}
         if len(conversions) > 2 * len(candidates) + 16:  # stale conversions of items edited since: start over
             conversions = dict(memo.current)
-        return candidates, [], digests, conversions, split, changed
+        return Items(candidates, digests, conversions, split, frozenset(names))
 
     def _check_item(
         self, path: Path, document: str, position: int, memo: ConversionMemo, text: str

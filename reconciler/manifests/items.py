@@ -20,11 +20,13 @@ always):
   every other line being blank, a comment, or indented deeper than the
   ``-``.
 
-The index adds two more conditions before it trusts a cut: the cut of the
-text it checked before matches, item for item, the start lines the parser
-recorded then (so header and items are what YAML saw), and an item parsed
-alone must come out clean (no error of any kind) or the whole file is parsed
-again, so every error keeps its exact position and wording.
+The index adds two more conditions before it trusts a cut: the cut of a
+text it parsed whole matches, item for item, the start lines the parser
+recorded (so header and items are what YAML saw), and an item parsed alone
+must come out clean (no error of any kind) or the whole file is parsed
+again, so every error keeps its exact position and wording.  Items are
+slices of the text, newlines included, so a kept block scalar (``|+``)
+keeps the same trailing lines alone as in the file.
 """
 
 from __future__ import annotations
@@ -62,7 +64,10 @@ def _filler(line: str) -> bool:
 
 
 def split_items(text: str) -> Split | None:
-    """The header and items of ``text``, or None when it is not of the plain shape (see the module)."""
+    """The header and items of ``text``, or None when it is not of the plain shape (see the module).
+
+    Header and items are slices of ``text`` (newlines included), so together they are ``text`` exactly.
+    """
     if _UNSAFE.search(text):
         return None
     lines = text.split("\n")
@@ -83,9 +88,17 @@ def split_items(text: str) -> Split | None:
         if not _is_item_start(line, indent):
             return None  # a top-level key after the sequence, or a line YAML would read otherwise
         starts.append(number)
-    bounds = [*starts, len(lines)]
-    items = tuple("\n".join(lines[bounds[i] : bounds[i + 1]]) for i in range(len(starts)))
-    return Split("\n".join(lines[:first]) + "\n", items, tuple(starts), indent)
+    offsets, at = [], 0
+    wanted = iter([*starts, -1])
+    next_start = next(wanted)
+    for number, line in enumerate(lines):
+        if number == next_start:
+            offsets.append(at)
+            next_start = next(wanted)
+        at += len(line) + 1
+    bounds = [*offsets, len(text)]
+    items = tuple(text[bounds[i] : bounds[i + 1]] for i in range(len(starts)))
+    return Split(text[: offsets[0]], items, tuple(starts), indent)
 
 
 def isolated(split: Split, position: int) -> str:
@@ -94,4 +107,4 @@ def isolated(split: Split, position: int) -> str:
     Parsed, the item becomes ``schedules[0]`` at its own line and column, with the same ``defaults``.
     """
     padding = "\n" * (split.starts[position] - split.header.count("\n"))
-    return split.header + padding + split.items[position] + "\n"
+    return split.header + padding + split.items[position]

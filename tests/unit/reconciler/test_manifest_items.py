@@ -37,8 +37,8 @@ def test_a_plain_file_splits_into_its_header_and_items_at_their_lines():
     assert split is not None
     assert split.header == "# nightly jobs\ndefaults:\n  options: {queue: q1}\nschedules:\n"
     assert split.starts == (4, 7, 10) and split.indent == 2
-    assert split.items[0] == "  - {name: a, task: t.a, every: 30s}\n  # between items\n"
-    assert "".join(split.header) + "\n".join(split.items) == PLAIN
+    assert split.items[0] == "  - {name: a, task: t.a, every: 30s}\n  # between items\n\n"
+    assert split.header + "".join(split.items) == PLAIN  # slices of the text, newlines and all
     alone = isolated(split, 2)
     assert alone.splitlines()[10] == "  - name: c" and alone.startswith(split.header)
 
@@ -78,8 +78,11 @@ def item(style: int, name: str, every: int) -> str:
         return f"  - task: t.run\n    name: {quoted}\n    kwargs: {{n: {every}}}\n    cron: \"*/{every} * * * *\"\n"
     if style == 3:
         return f"  -   name: {quoted}\n      task: t.run\n\n      every: {every}m\n"
-    note = f"    kwargs:\n      note: |\n        - {every}\n        x: y\n"  # a block scalar that looks like YAML
-    return f"  - name: {quoted}\n    task: t.run\n{note}    every: {every}s\n"
+    if style == 4:
+        note = f"    kwargs:\n      note: |\n        - {every}\n        x: y\n"  # a block scalar that looks like YAML
+        return f"  - name: {quoted}\n    task: t.run\n{note}    every: {every}s\n"
+    # a kept block scalar: its trailing blank lines are part of the value, up to the next item or the end
+    return f"  - name: {quoted}\n    task: t.run\n    kwargs:\n      note: |+\n        {every}\n\n    every: {every}s\n"
 
 
 def render(items: list[tuple[int, str, int]], defaults: int) -> str:
@@ -94,11 +97,15 @@ BROKEN = [
     ("task: t.run", "task: t.run\n  extra: 1"),  # a line YAML reads as a new key of the sequence's parent
 ]
 
-items_of = st.lists(st.tuples(st.integers(0, 4), st.sampled_from(NAMES), st.integers(1, 9)), min_size=1, max_size=6)
+one_item = st.tuples(st.integers(0, 5), st.sampled_from(NAMES), st.integers(1, 9))  # style, name, interval
+items_of = st.lists(one_item, min_size=1, max_size=6)
 edit = st.one_of(
     st.tuples(st.just("value"), st.integers(0, 5), st.integers(1, 9)),
     st.tuples(st.just("rename"), st.integers(0, 5), st.sampled_from(NAMES)),
-    st.tuples(st.just("style"), st.integers(0, 5), st.integers(0, 4)),
+    st.tuples(st.just("style"), st.integers(0, 5), st.integers(0, 5)),
+    st.tuples(st.just("insert"), st.integers(0, 6), one_item),
+    st.tuples(st.just("remove"), st.integers(0, 5)),
+    st.tuples(st.just("newline"), st.booleans()),
     st.tuples(st.just("break"), st.integers(0, 5), st.integers(0, len(BROKEN) - 1)),
     st.tuples(st.just("defaults"), st.integers(0, 2)),
     st.tuples(st.just("rewrite"), items_of),
@@ -124,8 +131,8 @@ edits_of = st.lists(st.tuples(st.sampled_from(["x.yaml", "y.yaml"]), edit), min_
 @given(first=items_of, other=items_of, edits=edits_of)
 def test_edited_items_give_what_a_cold_check_gives(tmp_path_factory, first, other, edits):
     root = tmp_path_factory.mktemp("items")
-    files = {"x.yaml": [list(first), 1], "y.yaml": [list(other), 0]}  # items, defaults
-    for name, (items, defaults) in files.items():
+    files = {"x.yaml": [list(first), 1, True], "y.yaml": [list(other), 0, True]}  # items, defaults, final newline
+    for name, (items, defaults, _) in files.items():
         replace_file(root / name, render(items, defaults))
     index = ManifestIndex([root], clock=lambda: 4e9)
     index.refresh()
@@ -137,6 +144,13 @@ def test_edited_items_give_what_a_cold_check_gives(tmp_path_factory, first, othe
             state[0] = list(change[1])
         elif change[0] == "defaults":
             state[1] = change[1]
+        elif change[0] == "insert":
+            items.insert(change[1] % (len(items) + 1), change[2])
+        elif change[0] == "remove":
+            if len(items) > 1:
+                del items[change[1] % len(items)]
+        elif change[0] == "newline":
+            state[2] = change[1]
         else:
             k = change[1] % len(items)
             style, label, every = items[k]
@@ -151,7 +165,8 @@ def test_edited_items_give_what_a_cold_check_gives(tmp_path_factory, first, othe
                 chunk = item(style, label, every)
                 old = old.replace("{every}", str(every))
                 text = render(items, state[1]).replace(chunk, chunk.replace(old, new, 1), 1)
-        replace_file(root / name, text if text is not None else render(state[0], state[1]))
+        text = text if text is not None else render(state[0], state[1])
+        replace_file(root / name, text if state[2] else text.rstrip("\n"))
         index.refresh()
         entries, errors = check_manifests([root])
         assert index.entries == entries
@@ -177,3 +192,20 @@ def test_an_edit_of_one_item_parses_that_item_alone(tmp_path, monkeypatch):
     assert index.entries == entries and errors == [] and index.errors == []
     assert index.entries["job-17"].source.line == entries["job-17"].source.line
     assert index.entries["job-17"].source.field == "schedules[17]"
+
+    parsed.clear()
+    items.insert(5, (1, "new", 3))  # a schedule added in the middle: the ones below move down
+    replace_file(path, render(items, 1))
+    refresh = index.refresh()
+    assert len(parsed) == 1 and "name: \"new\"" in parsed[0]
+    assert refresh.names == {"new"} | {f"job-{i}" for i in range(5, 40)}
+    entries, errors = check_manifests([tmp_path])
+    assert index.entries == entries and errors == [] and index.errors == []
+    assert index.entries["job-39"].source.field == "schedules[40]"
+
+    parsed.clear()
+    del items[0]  # removed: nothing to parse
+    replace_file(path, render(items, 1))
+    index.refresh()
+    assert parsed == []
+    assert index.entries == check_manifests([tmp_path])[0]
