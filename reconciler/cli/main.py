@@ -802,13 +802,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_GLOBAL_FLAGS = frozenset({"-q", "--quiet", "-v", "-vv", "-vvv", "--verbose"})
+def _options_with_values() -> frozenset[str]:
+    """The apply form's options that take a value (``--redis-url URL``): the word after one is not a command."""
+    actions = _apply_form_parser()._actions
+    return frozenset(option for action in actions if action.nargs != 0 for option in action.option_strings)
 
 
 def _split_command(argv: list[str]) -> list[str] | None:
-    """``argv`` with the sub-command first (``-v status`` -> ``status -v``), or None for the apply form."""
-    for index, token in enumerate(argv):
-        if token in _GLOBAL_FLAGS:
+    """``argv`` with the sub-command first, or None for the apply form.
+
+    Options may come before the sub-command as after it (``-v status``,
+    ``--redis-url URL status`` -> ``status -v``, ``status --redis-url URL``);
+    the sub-command's own parser then accepts them or says which it does not.
+    """
+    with_values = _options_with_values()
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if token == "--":
+            return None
+        if token.startswith("-") and token != "-":
+            index += 2 if "=" not in token and token in with_values else 1
             continue
         if token in SUBCOMMANDS:
             return [token, *argv[:index], *argv[index + 1 :]]

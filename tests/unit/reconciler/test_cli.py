@@ -82,6 +82,22 @@ def test_arguments_without_subcommand_go_to_the_apply_form(monkeypatch: pytest.M
     assert seen == [["--dry-run", "schedules/"], ["schedules/"]]
 
 
+def test_options_before_the_subcommand_are_the_subcommands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--redis-url URL status`` is ``status --redis-url URL``, not an apply of a directory named status."""
+    seen: list[list[str]] = []
+    monkeypatch.setattr("reconciler.cli.main._run_apply_form", lambda argv: seen.append(list(argv)) or 2)
+    path = write(tmp_path / "a.yaml", JOB.format(name="a"))
+    assert main(["-q", "validate", str(path)]) == 0
+    assert main(["--redis-url", "redis://127.0.0.1:1/0", "validate", str(path)]) == 1  # validate reads no Redis
+    assert "unrecognized arguments: --redis-url" in capsys.readouterr().err
+    assert main(["--redis-url=redis://x/0", "--owner", "validate", "schedules/"]) == 2  # owner named validate
+    assert main(["--redis-url", "redis://x/0", "--", "validate"]) == 2
+    assert seen == [["--redis-url=redis://x/0", "--owner", "validate", "schedules/"],
+                    ["--redis-url", "redis://x/0", "--", "validate"]]
+
+
 def test_schema_command_prints_the_schema_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     out = capsys.readouterr().out
