@@ -75,17 +75,23 @@ def is_loopback(host: str) -> bool:
     return host in security.LOOPBACK_NAMES or host.startswith("127.")
 
 
-def startup_warnings(settings: Settings, app: ConsoleApp) -> list[str]:
-    """What an operator should hear before trusting the console: exposure on the network, an unreachable Redis."""
+def exposure_warnings(host: str, port: int, token: bool, token_file: Path | None) -> list[str]:
+    """What an operator should hear about who can reach the console (the command's and the sidecar's)."""
     warnings = []
-    if not is_loopback(settings.host):
+    if not is_loopback(host):
         exposed = "every host that can reach this address can read every schedule"
-        if app.token:
+        if token:
             exposed += ("; the admin token and the session cookie travel unencrypted (plain HTTP): "
                         "put a TLS proxy in front")
-        warnings.append(f"--listen {settings.host}:{settings.port} is not loopback: {exposed}")
-    if settings.token_file is not None:
-        warnings += security.token_file_warnings(settings.token_file)
+        warnings.append(f"--listen {host}:{port} is not loopback: {exposed}")
+    if token_file is not None:
+        warnings += security.token_file_warnings(token_file)
+    return warnings
+
+
+def startup_warnings(settings: Settings, app: ConsoleApp) -> list[str]:
+    """What an operator should hear before trusting the console: exposure on the network, an unreachable Redis."""
+    warnings = exposure_warnings(settings.host, settings.port, bool(app.token), settings.token_file)
     try:
         app.ctx.target.client.ping()
     except Exception as exc:  # RedisError, or a cluster error: the pages will say the same until Redis is back

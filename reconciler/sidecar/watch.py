@@ -364,9 +364,14 @@ def _console(settings: Settings, applier: Applier, status: Status) -> Any:
     """The console's WSGI app with ``--console``, else None."""
     if not settings.console:
         return None
+    from reconciler.console.server import exposure_warnings
     from reconciler.sidecar.console_mount import console_app, is_loopback
 
-    return console_app(applier, status, settings.console_token_file, os.environ, is_loopback(settings.listen.host))
+    listen = settings.listen
+    app = console_app(applier, status, settings.console_token_file, os.environ, is_loopback(listen.host))
+    for warning in exposure_warnings(listen.host, listen.port, bool(app.token), settings.console_token_file):
+        log(logger, "console warning", logging.WARNING, warning=warning)
+    return app
 
 
 def _check_paths(paths: Sequence[Path]) -> bool:

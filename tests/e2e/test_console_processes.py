@@ -64,9 +64,12 @@ def test_the_sidecar_serves_the_console_beside_its_probes(tmp_path, redis_url, r
     write(folder / "jobs.yaml", MANIFEST)
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o644)
     watcher = Watcher(tmp_path, [folder], redis_url, "--console", "--console-token-file", str(token_file))
     watchers.append(watcher)
     watcher.wait_ready()
+    warned = [e["warning"] for e in watcher.events() if e["event"] == "console warning"]
+    assert len(warned) == 1 and "readable by other users (mode 644)" in warned[0], warned  # as the console says
     assert watcher.get("/healthz")[0] == 200 and watcher.get("/metrics")[0] == 200
     code, html, headers = fetch(watcher.port, "/schedules")
     assert code == 200 and "pulse" in html and "in sync" in html

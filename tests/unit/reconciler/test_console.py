@@ -264,3 +264,18 @@ def test_a_token_file_readable_by_others_is_warned_about(tmp_path: Path) -> None
     [warning] = security.token_file_warnings(token_file)
     assert str(token_file) in warning and "mode 644" in warning and "chmod 600" in warning
     assert security.token_file_warnings(tmp_path / "missing") == []  # load_token says why it is unusable
+
+
+def test_exposure_is_warned_about_for_the_console_command_and_the_sidecar_alike(tmp_path) -> None:
+    from reconciler.console.server import exposure_warnings
+
+    token_file = tmp_path / "token"
+    token_file.write_text("abcdefghijklmnopqrstuvwxyz0123\n")
+    token_file.chmod(0o600)
+    assert exposure_warnings("127.0.0.1", 8080, True, token_file) == []
+    assert exposure_warnings("localhost", 8080, False, None) == []
+    [plain] = exposure_warnings("0.0.0.0", 8080, False, None)
+    assert plain.startswith("--listen 0.0.0.0:8080 is not loopback") and "unencrypted" not in plain
+    token_file.chmod(0o640)
+    exposed, readable = exposure_warnings("10.0.0.7", 8080, True, token_file)
+    assert "unencrypted (plain HTTP)" in exposed and "readable by other users (mode 640)" in readable
