@@ -246,7 +246,7 @@ class ConsoleApp:
         name = request.form.get("name", "")
         by = actor(who, readers.actor_host())
         message = perform(self.ctx.target, kind, name, request.form, by, datetime.now(timezone.utc))
-        self.ctx.cache.forget()
+        self.ctx.cache.update(name)
         if _bearer(request) is not None:
             return _json({"ok": True, "message": message})
         location = adapter.build("entry") + "?" + urlencode({"name": name, "done": kind.value})

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -182,12 +182,44 @@ class SnapshotCache:
             self._refreshing = False
 
     def forget(self) -> None:
-        """After an action: the next page reads anew."""
+        """The next page reads anew."""
         self._snapshot = None
+
+    def update(self, name: str) -> None:
+        """After an action on ``name``: its rows read anew into the snapshot, so the next page shows the
+        action without reading every entry again (at 10,000 entries a full read takes seconds)."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            return
+        try:
+            found = read_entry_state(self.target, self.manifests, name)
+        except Exception:  # Redis went away: the next page reads anew and reports it
+            self._snapshot = None
+            return
+        if found is None or found[2] is None or name not in snapshot.entries:
+            self._snapshot = None  # gone or new: the rows around it change too
+            return
+        row, actual, status = found[0], found[1], found[2]
+        old_row = next((r for r in snapshot.rows if r["name"] == name), None)
+        row["lookalike"] = bool(old_row and old_row.get("lookalike"))
+        self._snapshot = replace(
+            snapshot,
+            entries={**snapshot.entries, name: actual},
+            status=[status if r["name"] == name else r for r in snapshot.status],
+            rows=[row if r["name"] == name else r for r in snapshot.rows],
+        )
 
 
 def read_entry_row(target: Any, manifests: Manifests | None, name: str) -> tuple[dict[str, Any], ActualEntry] | None:
     """One entry's schedules row and stored entry, read on its own (the entry page); None when nobody knows it."""
+    found = read_entry_state(target, manifests, name)
+    return None if found is None else (found[0], found[1])
+
+
+def read_entry_state(
+    target: Any, manifests: Manifests | None, name: str
+) -> tuple[dict[str, Any], ActualEntry, dict[str, Any] | None] | None:
+    """:func:`read_entry_row`, and the entry's ``status`` row (None when only the manifests know it)."""
     from reconciler.operating.operate import status_history, status_pauses
     from reconciler.operating.status import status_row
     from reconciler.sync.state import STATIC_OWNER, read_entries
@@ -197,7 +229,8 @@ def read_entry_row(target: Any, manifests: Manifests | None, name: str) -> tuple
     wanted = desired.get(name) if desired is not None else None
     [(definition, ext, meta, score)] = read_entries(target.client, target.keys, [name])
     if definition is None:
-        return (views.missing_row(wanted), ActualEntry(name, None, None, None, None, None, None)) if wanted else None
+        missing = ActualEntry(name, None, None, None, None, None, None)
+        return (views.missing_row(wanted), missing, None) if wanted else None
     owner = _owner_of(target.client, target.keys, name)
     if owner is None and target.client.sismember(target.keys.statics, name):
         owner = STATIC_OWNER
@@ -209,7 +242,7 @@ def read_entry_row(target: Any, manifests: Manifests | None, name: str) -> tuple
     sync = views.sync_state(wanted, actual) if desired is not None else None
     row = views.schedule_row(rows[0], actual, protected=protected, sync=sync, now=now)
     row["paused_until"] = _pause_ends(target.client, target.keys, [name] if rows[0].get("paused") else []).get(name)
-    return row, actual
+    return row, actual, rows[0]
 
 
 def _owner_of(client: Any, keys: KeySpace, name: str) -> str | None:

@@ -290,6 +290,7 @@ def _celery_reads(field: str, text: str, values: frozenset[int]) -> bool:
     return celery_values(field, text) == values
 
 
+@functools.lru_cache(maxsize=8192)  # pure; the console and status convert every stored crontab field
 def celery_values(field: str, text: str) -> frozenset[int] | None:
     """The set Celery's own crontab parser reads ``text`` as (what beat runs), or None when it refuses it."""
     low, high = BOUNDS[field]
@@ -300,6 +301,7 @@ def celery_values(field: str, text: str) -> frozenset[int] | None:
     return frozenset(parsed)
 
 
+@functools.lru_cache(maxsize=8192)
 def exported_field(field: str, text: str) -> str:
     """The text ``export`` writes for a stored crontab field, so that validate reads the times beat runs.
 

@@ -373,3 +373,24 @@ def test_times_are_compact_in_the_entry_zone_with_iso_in_the_title(target):
     iso, title, shown = cell.groups()
     assert title == f"{iso} (Europe/Berlin)" and iso not in shown and "+" not in shown
     assert re.search(r"\d\d:\d\d CES?T$", shown)
+
+
+def test_an_action_updates_its_row_in_the_shared_snapshot_without_reading_everything(target, manifests, monkeypatch):
+    from reconciler.console import readers
+
+    files = ManifestFiles([manifests], lambda paths: load(paths, allow_empty=True))
+    client = Client(make_app(target, manifests=files, token=TOKEN, max_age=3600, max_stale=3600))
+    reads: list[int] = []
+    real = readers.read_snapshot
+    monkeypatch.setattr(readers, "read_snapshot", lambda *args: reads.append(1) or real(*args))
+    assert "heartbeat" not in client.get("/schedules?state=paused").get_data(as_text=True)
+    assert len(reads) == 1
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    done = client.post("/actions/pause", data={"name": "heartbeat", "note": "db migration"}, headers=bearer)
+    assert done.status_code == 200, done.get_data(as_text=True)
+    assert "heartbeat" in client.get("/schedules?state=paused").get_data(as_text=True)
+    assert "nightly-report" in client.get("/schedules").get_data(as_text=True)
+    assert len(reads) == 1  # the paused row was read again, not every entry
+    client.post("/actions/resume", data={"name": "heartbeat"}, headers=bearer)
+    assert "heartbeat" not in client.get("/schedules?state=paused").get_data(as_text=True)
+    assert len(reads) == 1
