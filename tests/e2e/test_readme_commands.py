@@ -187,7 +187,7 @@ COVERED_ELSEWHERE: dict[str, Elsewhere] = {
         "tests/e2e/test_bench_commands.py::test_watch_latency_at_scale",
         "the same script at N=200 and 400 with 2 writes (the figures' command, as the bench prints it)",
     ),
-        ".venv/bin/python bench/watch_latency.py --scale 1000,100000 --writes 20": Elsewhere(
+    ".venv/bin/python bench/watch_latency.py --scale 1000,100000 --writes 20": Elsewhere(
         "tests/e2e/test_bench_commands.py::test_watch_latency_at_scale",
         "the same script at N=200 and 400 with 2 writes (the figures' command, as the bench prints it)",
     ),
