@@ -11,6 +11,7 @@ trip.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -21,6 +22,8 @@ from redis.exceptions import NoScriptError, ResponseError, WatchError
 
 from .history import HISTORY_LUA, Outcome
 from .keys import KeySpace
+
+logger = logging.getLogger(__name__)
 
 #: Lua helpers shared by the tick's scripts.  ``as_text``: a value whose bytes
 #: are UTF-8 as is (false stays false), any other as {hex of its bytes};
@@ -417,7 +420,7 @@ class EntryStore:
                         pipe.hset(key, "meta", meta)
                     self._file(pipe, key, score)
                     pipe.execute()
-                    self.client.publish(self.keys.wake_channel, key)
+                    self._announce(key)
                     return meta
                 except WatchError:
                     continue
@@ -428,7 +431,16 @@ class EntryStore:
             pipe.hset(key, "meta", meta)
             self._file(pipe, key, score)
             pipe.execute()
-        self.client.publish(self.keys.wake_channel, key)
+        self._announce(key)
+
+    def _announce(self, key: str) -> None:
+        """Publish ``key`` on the wake channel after a write: a sleeping beat and a watching redbeat-apply
+        learn of it at once.  Only a hint (beat re-reads at its next tick anyway): a user without the
+        channel's right, or a connection lost just now, does not turn a write that happened into an error."""
+        try:
+            self.client.publish(self.keys.wake_channel, key)
+        except redis.RedisError as exc:
+            logger.warning("redbeat: wrote %s but could not publish it on %s: %s", key, self.keys.wake_channel, exc)
 
     def _file(self, pipe: Any, key: str, score: float) -> None:
         """Queue the entry under ``score``, replacing a first-releases bare-name member of it."""
@@ -450,6 +462,7 @@ class EntryStore:
             pipe.zrem(self.keys.schedule, key, *([bare] if bare else []))
             pipe.delete(key)
             pipe.execute()
+        self._announce(key)  # as save does: readers of the channel learn of it
 
     def members(self) -> list[tuple[str, float]]:
         return [(_s(m) or "", float(s)) for m, s in self.client.zrange(self.keys.schedule, 0, -1, withscores=True)]

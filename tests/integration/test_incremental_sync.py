@@ -187,3 +187,21 @@ def test_held_state_plans_equal_a_full_read_and_a_no_op_resync_reads_only_digest
     full = plan(desired, read_state(target.client, KEYS, "default", desired))
     assert incremental.changes == tuple(c for c in full.changes if c.op.value != "no-op")
     assert incremental.counts() == full.counts() and incremental.errors == full.errors
+
+
+def test_a_delete_through_the_python_api_is_published_and_recreated_without_a_resync(redis_url, redis_client):
+    """``entry.delete()`` publishes on the wake channel as ``save()`` does, so the watch mode's held state
+    learns of it at its next plan instead of at the next resync."""
+    from reconciler.sync.incremental import Incremental
+    from redbeat.store import EntryStore
+
+    target = connect(redis_url)
+    desired = desired_of({"keep": 10, "gone": 20})
+    reconcile(desired, target)
+    incremental = Incremental([], target, PlanOptions())
+    incremental.held.replace_desired(desired)
+    incremental.subscribe()
+    assert not incremental.reconcile(resync=True).plan.has_changes
+    EntryStore(redis_client, KEYS).delete(KEYS.entry("gone"))
+    assert incremental.drain(expect=1, timeout=2.0) == 1
+    assert [(c.op.value, c.name) for c in incremental.held.plan().changes] == [("create", "gone")]

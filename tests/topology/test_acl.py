@@ -125,3 +125,24 @@ def test_a_wrong_password_is_refused_and_never_printed(acl_redis, manifests):
     assert "invalid username-password pair" in result.stderr
     assert secrets_in(result.stdout + result.stderr, "wr@ng:/%") == []
     assert acl_redis.admin().dbsize() == 0
+
+
+def test_a_user_without_the_wake_channel_still_saves_and_deletes(acl_redis, caplog):
+    """The wake channel is a hint: writing an entry or deleting it must not fail after the write happened."""
+    import redis
+
+    from redbeat.keys import KeySpace
+    from redbeat.store import EntryStore
+
+    acl_redis.add_user("quiet", BEAT_PASSWORD, "~redbeat:*", "+@all")  # no &redbeat::wake
+    client = redis.Redis.from_url(acl_redis.url("quiet", BEAT_PASSWORD))
+    keys = KeySpace()
+    store = EntryStore(client, keys)
+    with caplog.at_level(logging.WARNING, logger="redbeat.store"):
+        store.save(keys.entry("nightly"), definition="{}", ext=None, meta_if_absent="", score_for_meta=lambda m: 1.0)
+        assert client.hexists(keys.entry("nightly"), "definition")
+        store.delete(keys.entry("nightly"))
+    assert not client.exists(keys.entry("nightly"))
+    warned = [r.getMessage() for r in caplog.records if "could not publish" in r.getMessage()]
+    assert len(warned) == 2 and all("redbeat::wake" in w and BEAT_PASSWORD not in w for w in warned)
+    client.close()
