@@ -83,8 +83,5 @@ class KeySpace:
         """Set of the owner names that have an ownership index."""
         return self.prefix + ":owners"
 
-    def apply_lock(self, owner: str) -> str:
-        return f"{self.prefix}:applylock:{owner}"
-
     def is_entry_key(self, key: str) -> bool:
         return key.startswith(self.prefix) and not key[len(self.prefix):].startswith(":")
