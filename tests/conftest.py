@@ -57,39 +57,45 @@ def fake_redis():
 # --- Tests that need the machine to themselves ------------------------------------------------------------
 # scripts/test.sh runs the suite on 4 pytest-xdist workers (2 cores): most tests wait on the processes they
 # start. A test marked `exclusive` asserts how soon real processes act (a slot sent within half a second, a
-# takeover within the lease, a pause that ends by itself), which the other workers' load would decide; it runs
-# with no other test at the same time. Every other test holds a shared lock on the session's `machine.lock`
-# while it runs, an exclusive one the exclusive lock, kept from one exclusive test to the next; `gate.lock`
-# stops new tests from starting while an exclusive one waits, so it is not starved. The exclusive tests are
-# moved to the front of the collection, so they land together on one worker and run one after the other at
-# the start: one serial phase instead of a wait for the other workers before each of them. The locks are
-# taken outside pytest-timeout's timer. Without xdist (one process) none of this is needed and nothing runs.
+# takeover within the lease, a pause that ends by itself), which the load of the other workers' tests would
+# decide. It never runs beside an ordinary test, only beside another exclusive one (they mostly wait too):
+# - an ordinary test holds `ordinary.lock` shared while it runs, and starts only once it could take
+#   `exclusive.lock` exclusively, i.e. when no exclusive test runs;
+# - an exclusive test holds `exclusive.lock` shared (so no ordinary test starts), then takes `ordinary.lock`
+#   exclusively for a moment: the ordinary tests running then have ended.
+# An exclusive test keeps its lock when the next test of its worker is exclusive too. The exclusive tests are
+# put in two runs, at the start of the first two workers' shares of the collection (worksteal hands each worker
+# an equal, contiguous share first), so they run at the start, two at a time, as one phase. The locks are
+# taken outside pytest-timeout's timer. Without xdist (one process) none of this runs.
+
+EXCLUSIVE_AT_ONCE = 2
 
 
 class _MachineLock:
     def __init__(self, directory: Path) -> None:
-        self.gate = open(directory / "gate.lock", "a+")  # noqa: SIM115 - held for the session
-        self.machine = open(directory / "machine.lock", "a+")  # noqa: SIM115
-        self.exclusive = False
+        self.ordinary = open(directory / "ordinary.lock", "a+")  # noqa: SIM115 - held for the session
+        self.exclusive = open(directory / "exclusive.lock", "a+")  # noqa: SIM115
+        self.holding_exclusive = False
 
     def enter(self, exclusive: bool) -> None:
-        if exclusive and self.exclusive:
-            return  # kept from the previous exclusive test
-        fcntl.flock(self.gate, fcntl.LOCK_EX)
         if exclusive:
-            fcntl.flock(self.machine, fcntl.LOCK_EX)  # waits for the tests running now; the gate stays closed
-            self.exclusive = True
+            if not self.holding_exclusive:
+                fcntl.flock(self.exclusive, fcntl.LOCK_SH)
+                fcntl.flock(self.ordinary, fcntl.LOCK_EX)
+                fcntl.flock(self.ordinary, fcntl.LOCK_UN)
+                self.holding_exclusive = True
         else:
-            fcntl.flock(self.machine, fcntl.LOCK_SH)
-            fcntl.flock(self.gate, fcntl.LOCK_UN)
+            fcntl.flock(self.exclusive, fcntl.LOCK_EX)
+            fcntl.flock(self.ordinary, fcntl.LOCK_SH)
+            fcntl.flock(self.exclusive, fcntl.LOCK_UN)
 
-    def leave(self, keep_exclusive: bool) -> None:
-        if self.exclusive and keep_exclusive:
-            return
-        fcntl.flock(self.machine, fcntl.LOCK_UN)
-        if self.exclusive:
-            fcntl.flock(self.gate, fcntl.LOCK_UN)
-            self.exclusive = False
+    def leave(self, next_is_exclusive: bool) -> None:
+        if self.holding_exclusive:
+            if not next_is_exclusive:
+                fcntl.flock(self.exclusive, fcntl.LOCK_UN)
+                self.holding_exclusive = False
+        else:
+            fcntl.flock(self.ordinary, fcntl.LOCK_UN)
 
 
 _machine_lock: _MachineLock | None = None
@@ -106,9 +112,35 @@ def pytest_configure(config: pytest.Config) -> None:
         _machine_lock = _MachineLock(Path(config.option.basetemp).parent)
 
 
+def _split_at_modules(items: list[pytest.Item], parts: int) -> list[list[pytest.Item]]:
+    """``items`` cut into ``parts`` contiguous runs of about equal length, each cut between two modules."""
+    modules = [getattr(item, "module", None) for item in items]
+    bounds = [0] + [k for k in range(1, len(items)) if modules[k] is not modules[k - 1]] + [len(items)]
+    cuts = sorted({min(bounds, key=lambda b, k=k: abs(b - k * len(items) / parts)) for k in range(1, parts)})
+    edges = [0, *cuts, len(items)]
+    return [items[a:b] for a, b in zip(edges, edges[1:], strict=False) if a < b]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _machine_lock is not None:  # every worker reorders alike, as xdist requires
-        items.sort(key=lambda item: not _is_exclusive(item))
+    """Under xdist, the exclusive tests in EXCLUSIVE_AT_ONCE runs, each at the start of one worker's share.
+
+    Every worker orders alike, as xdist requires. A module stays in one run (the demo's two tests share one run
+    of the demo). With another first split than worksteal's even one they still run correctly, only later.
+    """
+    if _machine_lock is None:
+        return
+    exclusive = [item for item in items if _is_exclusive(item)]
+    if not exclusive:
+        return
+    ordinary = [item for item in items if not _is_exclusive(item)]
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    share = len(items) // max(1, workers)
+    ordered: list[pytest.Item] = []
+    for index, run in enumerate(_split_at_modules(exclusive, max(1, min(EXCLUSIVE_AT_ONCE, workers)))):
+        fill = max(0, index * share - len(ordered))  # ordinary tests up to this worker's share
+        ordered += ordinary[:fill] + run
+        del ordinary[:fill]
+    items[:] = ordered + ordinary
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -119,4 +151,4 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     try:
         return (yield)
     finally:
-        _machine_lock.leave(keep_exclusive=_is_exclusive(nextitem))
+        _machine_lock.leave(next_is_exclusive=_is_exclusive(nextitem))
