@@ -172,6 +172,15 @@ def _rrule_weekdays(spec: Mapping[str, Any]) -> tuple[list[int] | None, list[str
             f"{numbered[0]!r}: a numbered weekday needs freq monthly or yearly "
             f"(with freq {spec['freq']} it would run on every such weekday)",
         )
+    if spec["freq"] == "monthly":
+        # A month has at most 5 of a weekday; dateutil raises IndexError on 8 to 53 (6, 7 and -6 to -53 never fire).
+        beyond = [item for item, (_, n) in zip(raw, parsed, strict=True) if n is not None and abs(n) > 5]
+        if beyond:
+            raise FieldError(
+                path,
+                f"{beyond[0]!r}: with freq monthly a numbered weekday is 1 to 5 or -1 to -5 "
+                "(a month has at most 5 of each weekday)",
+            )
     codes = [
         WEEKDAYS[day].upper() if n is None else f"{n:+d}{WEEKDAYS[day].upper()}"
         for day, n in sorted(set(parsed), key=lambda p: (p[0], p[1] or 0))

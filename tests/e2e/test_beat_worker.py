@@ -51,6 +51,7 @@ def sends(log: str) -> int:
     return log.count("Sending due task tick (e2e.record)")
 
 
+@pytest.mark.exclusive
 @pytest.mark.slow
 @pytest.mark.timeout(40)
 def test_beat_runs_a_saved_entry_on_time_once_per_slot(celery_rig, writer_app):
@@ -67,6 +68,7 @@ def test_beat_runs_a_saved_entry_on_time_once_per_slot(celery_rig, writer_app):
     assert stored.total_run_count >= len([r for r in celery_rig.runs() if r["at"] <= until])
 
 
+@pytest.mark.exclusive
 @pytest.mark.slow
 @pytest.mark.timeout(40)
 def test_two_beats_only_the_leader_dispatches(celery_rig, writer_app):

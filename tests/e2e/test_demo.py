@@ -45,6 +45,7 @@ def demo(tmp_path_factory):
     return result.returncode, out, record
 
 
+@pytest.mark.exclusive
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_demo_shows_the_edit_diff_apply_loop_and_the_new_timing_without_restarting_beat(demo):
@@ -106,6 +107,7 @@ def test_demo_shows_the_edit_diff_apply_loop_and_the_new_timing_without_restarti
     assert f"pid {beat_pid} at the start, pid {beat_pid} at the end" in out, out
 
 
+@pytest.mark.exclusive
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_demo_stops_every_process_and_removes_its_temp_dir(demo):

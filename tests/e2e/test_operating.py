@@ -24,6 +24,7 @@ def redbeat_apply(redis_url: str, *args: str, env: dict[str, str] | None = None)
                           env=env)
 
 
+@pytest.mark.exclusive
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_history_and_status_show_every_run_the_worker_executed(celery_rig, writer_app, fresh_redis):
@@ -86,6 +87,7 @@ def leading_beat(celery_rig) -> None:
     celery_rig.wait_for(celery_rig.beat(), "this instance leads", timeout=20)
 
 
+@pytest.mark.exclusive
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_pause_holds_through_an_apply_and_ends_by_itself(celery_rig, fresh_redis, tmp_path):
@@ -215,6 +217,7 @@ schedules:
 """
 
 
+@pytest.mark.exclusive
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_trigger_runs_once_with_two_beats_and_waits_for_a_beat_when_none_runs(celery_rig, fresh_redis, tmp_path):

@@ -26,7 +26,7 @@ from support.celery_redbeat_venv import celery_redbeat_python
 
 from redbeat import RedBeatSchedulerEntry
 
-pytestmark = [pytest.mark.slow, pytest.mark.compat]
+pytestmark = [pytest.mark.slow, pytest.mark.compat, pytest.mark.exclusive]
 
 EVERY = 2
 NAMES = [f"shared-second-{i}" for i in range(6)]

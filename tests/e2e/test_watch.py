@@ -174,6 +174,7 @@ def schedules(tmp_path) -> Path:
 # --- files --------------------------------------------------------------------------------------
 
 
+@pytest.mark.exclusive
 def test_edit_add_rename_and_delete_files(schedules, redis_url, redis_client, start_watch):
     watcher = start_watch([schedules], redis_url)
     watcher.wait_ready()
@@ -383,6 +384,7 @@ def test_redis_down_keeps_running_and_converges_when_back(schedules, fresh_redis
     client.close()
 
 
+@pytest.mark.exclusive
 def test_sigterm_during_an_apply_finishes_it_then_exits(schedules, redis_url, redis_client, start_watch):
     count = 3000
     watcher = start_watch([schedules], redis_url)

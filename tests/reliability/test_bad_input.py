@@ -28,8 +28,10 @@ Running as root (CI containers) ``chmod 000`` does not stop reads, so the
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gzip
 import os
+import pickle
 import random
 import shutil
 import signal
@@ -625,8 +627,7 @@ class Batch:
     seconds: float
 
 
-@pytest.fixture(scope="module")
-def batch(redis_server, tmp_path_factory) -> Batch:
+def run_batch(redis_server, tmp_path_factory) -> Batch:
     """Every case of CASES, run concurrently against the session's redis-server, with the zero-write check."""
     base = tmp_path_factory.mktemp("bad-input")
     client = redis_server.client()
@@ -664,13 +665,37 @@ def batch(redis_server, tmp_path_factory) -> Batch:
                 found = write_calls(commandstats(client))
                 if found:
                     culprits[case.id] = found
-        yield Batch(results, skipped, dirty_before, dirty_after, writes, culprits, seconds)
+        return Batch(results, skipped, dirty_before, dirty_after, writes, culprits, seconds)
     finally:
         for path in base.rglob("*"):  # chmod 000 leftovers would stop pytest's tmp cleanup as non-root
             if not path.is_symlink():
                 with contextlib.suppress(OSError):
                     path.chmod(0o700)
         client.close()
+
+
+@pytest.fixture(scope="module")
+def batch(redis_server, tmp_path_factory) -> Batch:
+    """The one run of every case (run_batch) that the tests below check.
+
+    Under pytest-xdist the module's tests may be spread over several workers, each with this module fixture of its
+    own; the first to need it runs the batch (~30 s of CPU) under a lock in the session's shared temp dir and the
+    others read its result, so the cases run once a session, never concurrently with a second copy of themselves.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return run_batch(redis_server, tmp_path_factory)
+    shared = tmp_path_factory.getbasetemp().parent  # <the session's basetemp>/popen-gwN's parent: every worker's
+    with open(shared / "bad-input-batch.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            done = shared / "bad-input-batch.pickle"
+            if done.exists():
+                return pickle.loads(done.read_bytes())  # type: ignore[no-any-return]
+            result = run_batch(redis_server, tmp_path_factory)
+            done.write_bytes(pickle.dumps(result))
+            return result
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def test_the_table_has_at_least_60_cases() -> None:

@@ -26,7 +26,7 @@ from applyrun import BIN, run_apply
 from rel_support import by_name, close_pairs, leader_pid, make_rig, report, wait_drained
 from support.redis_proc import wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.reliability]
+pytestmark = [pytest.mark.slow, pytest.mark.reliability, pytest.mark.exclusive]
 
 #: name -> (every, jitter); 6 s / 500 ms, 5 s / 3 s and 10 s / 1 s are the shapes the issue measured.
 JITTERED = {"jit-5s-3s": ("5s", "3s"), "jit-6s-500ms": ("6s", "500ms"), "jit-10s-1s": ("10s", "1s")}

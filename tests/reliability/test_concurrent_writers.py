@@ -18,7 +18,7 @@ from applyrun import run_apply, write_manifest
 from rel_support import by_name, duplicate_slots, leader_pid, make_rig, report, scaled, wait_drained
 from support.redis_proc import wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.reliability]
+pytestmark = [pytest.mark.slow, pytest.mark.reliability, pytest.mark.exclusive]
 HERE = Path(__file__).resolve().parent
 
 

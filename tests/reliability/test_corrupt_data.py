@@ -11,7 +11,7 @@ from applyrun import run_apply, write_manifest
 from rel_support import audit_slots, leader_pid, make_rig, report, save_interval_entries, stored_counts, wait_drained
 from support.redis_proc import wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.reliability]
+pytestmark = [pytest.mark.slow, pytest.mark.reliability, pytest.mark.exclusive]
 
 GOOD = {f"good-{i}": 1.0 for i in range(4)}
 HUGE = 10 * 1024 * 1024

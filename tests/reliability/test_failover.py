@@ -32,7 +32,7 @@ from rel_support import (
 )
 from support.redis_proc import wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.reliability]
+pytestmark = [pytest.mark.slow, pytest.mark.reliability, pytest.mark.exclusive]
 
 LOCK_TIMEOUT = 3.0
 RENEW = LOCK_TIMEOUT / 3

@@ -154,6 +154,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
+@pytest.mark.exclusive
 def test_beat_keeps_up_under_load_with_flat_memory(fresh_redis, tmp_path) -> None:
     schedule_url = f"redis://127.0.0.1:{fresh_redis.port}/0"
     broker_url = f"redis://127.0.0.1:{fresh_redis.port}/1"

@@ -21,7 +21,7 @@ from rel_support import (
 )
 from support.redis_proc import wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.reliability]
+pytestmark = [pytest.mark.slow, pytest.mark.reliability, pytest.mark.exclusive]
 
 
 def first_send_after(rig, t: float) -> dict | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -24,10 +25,62 @@ def redis_server_binary() -> str:
     return found
 
 
-def free_port() -> int:
+# Ports handed out by free_port(): below the kernel's ephemeral range, so that no outgoing connection
+# (this suite opens thousands) can take one between free_port() and the server's bind, and one block of
+# PORT_BLOCK per xdist worker, so that two workers never hand out the same port.
+PORT_BLOCK = 1000
+_LOWEST_PORT = 10000
+_next_port: int | None = None
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def _port_block() -> range | None:
+    """This process's block of ports, or None when there is no room below the ephemeral range."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    blocks = (_ephemeral_low() - _LOWEST_PORT) // PORT_BLOCK
+    if blocks < 1:
+        return None
+    start = _LOWEST_PORT + (index % blocks) * PORT_BLOCK
+    return range(start, start + PORT_BLOCK)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A 127.0.0.1 port nothing listens on, for a server a test is about to start.
+
+    Taken in turn from this xdist worker's own block below the ephemeral range (see PORT_BLOCK), from a
+    random place in it so that two separate runs of the suite on one machine seldom meet; the kernel's
+    choice (bind to port 0) when the machine leaves no room below its ephemeral range.
+    """
+    global _next_port
+    block = _port_block()
+    if block is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    if _next_port is None:
+        _next_port = random.SystemRandom().randrange(len(block))
+    for _ in range(len(block)):
+        port = block[_next_port % len(block)]
+        _next_port += 1
+        if _bindable(port):
+            return port
+    raise RuntimeError(f"no free port in {block.start}-{block.stop - 1}")
 
 
 class RedisProcess:

@@ -17,7 +17,7 @@ from topology.helpers import Recording, beat_app, pinned_now
 from redbeat import RedBeatSchedulerEntry as Entry
 from redbeat.client import RetryingConnection, build_client
 
-pytestmark = pytest.mark.topology
+pytestmark = [pytest.mark.topology, pytest.mark.exclusive]
 
 
 @pytest.fixture

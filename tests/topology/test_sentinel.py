@@ -91,6 +91,7 @@ def test_redbeat_apply_with_an_unknown_service_name_fails_clearly(sentinel_set, 
         ("sentinel-failover", 1),  # SENTINEL FAILOVER: the old master stays up until Sentinel demotes it
     ],
 )
+@pytest.mark.exclusive
 def test_beat_keeps_ticking_through_a_failover_and_sends_no_slot_twice(tmp_path, caplog, how, replicas):
     """A real failover while beat runs in real time, with ``min-replicas-to-write 1`` as docs/topologies.md advises.
 

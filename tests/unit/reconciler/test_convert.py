@@ -204,6 +204,20 @@ def test_a_numbered_weekday_outside_monthly_or_yearly_is_refused(freq: str) -> N
     )
 
 
+@pytest.mark.parametrize("code", ["6mo", "8mo", "53mo", "-6fr", "-53fr"])
+def test_a_monthly_numbered_weekday_beyond_5_is_refused(code: str) -> None:
+    """dateutil raised IndexError on 8MO to 53MO in a monthly rule (found by test_validate_means_runnable)."""
+    rule = {"freq": "monthly", "byweekday": [code], "dtstart": "2026-01-01T09:00:00+00:00"}
+    with pytest.raises(FieldError) as info:
+        manifest_to_entry({**BASE, "rrule": rule})
+    assert info.value.path == ("rrule", "byweekday")
+    assert info.value.message == (
+        f"{code!r}: with freq monthly a numbered weekday is 1 to 5 or -1 to -5 (a month has at most 5 of each weekday)"
+    )
+    yearly, _ = manifest_to_entry({**BASE, "rrule": {**rule, "freq": "yearly"}})  # a year has up to 53
+    assert yearly["schedule"]["__type__"] == "rrule"
+
+
 def test_export_of_a_stored_weekly_rule_with_numbered_weekdays_gives_what_beat_runs() -> None:
     """An older validate stored ``-1FR`` for a weekly rule: beat (dateutil) runs it every Friday, and export says so."""
     got, _ = manifest_to_entry(
