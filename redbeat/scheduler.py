@@ -70,6 +70,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]  # celery is untyped (S
         self._outcomes: list[Outcome] = []  # sends of the last tick, recorded by the next fetch
         self._changes = ChangeListener(lambda: self.client, ensure_conf(app).keys.wake_channel)
         self._standby_logged = False
+        self._closed = False  # close() ran: under beat's service, that is a shutdown (see tick)
         self.metrics: Any = BeatMetrics(entry_limit=conf.metrics_entries) if conf.metrics_listen else NullMetrics()
         self._metrics_server: Any = None
         super().__init__(app, **kwargs)
@@ -231,6 +232,12 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]  # celery is untyped (S
     # -- the tick -------------------------------------------------------------------
 
     def tick(self, min: Any = min, **kwargs: Any) -> float:
+        if self._closed and self.wait_for_changes:
+            # celery beat's SIGTERM/SIGINT handler closes us, then raises SystemExit wherever the main thread
+            # is. Raised inside a send, a library can lose it (redis-py, reading the broker's reply, turns it
+            # into "I/O operation on closed file", which the send path logs as a failed send), and the
+            # service loop would tick on until SIGKILL. Whatever happened to it, a closed scheduler stops.
+            raise SystemExit("beat: the scheduler was closed (SIGTERM or SIGINT); stopping")
         if not self.is_leader and not self._try_lead():
             return self._wait(self._standby_interval())
         if self._statics_pending:
@@ -596,6 +603,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]  # celery is untyped (S
             self._metrics_server = self.metrics.serve(listen)
 
     def close(self) -> None:
+        self._closed = True
         if self._metrics_server is not None:
             server, thread = self._metrics_server
             server.shutdown()

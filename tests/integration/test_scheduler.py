@@ -728,3 +728,34 @@ def test_the_fetch_script_flags_exactly_the_values_python_cannot_decode(redis_ur
     assert (stored.ext, stored.not_utf8) == ((text, ()) if text is not None else (None, ("ext",)))
     # status, apply and the statics sync read entries with another script: the same per-field rule
     assert store.read_entries(["v"]) == [("{}", None, text, 1.0)]
+
+
+def test_a_sigterm_lost_inside_a_send_still_stops_beat(redis_url, redis_client, monkeypatch, caplog):
+    """celery beat's SIGTERM handler closes the scheduler and raises SystemExit in the main thread. Raised
+    while redis-py reads the broker's reply, it came back as "I/O operation on closed file", a failed send
+    the tick logs and goes on from: beat ticked on until SIGKILL (seen in tests/reliability/test_load.py).
+    A closed scheduler under beat's service now stops at its next tick."""
+    from celery.beat import SchedulingError
+
+    app = make_app(redis_url, now=NOW)
+    with current(app):
+        scheduler = RedBeatScheduler(app=app)
+        scheduler.wait_for_changes = True  # as under `celery beat` (beat_init)
+        assert scheduler._try_lead()
+        make_due(redis_client, 3)
+        sends: list[str] = []
+
+        def send(entry, producer=None, advance=False, **kwargs):
+            sends.append(entry.name)
+            if len(sends) == 1:  # the signal lands here: close, then SystemExit, lost by the library
+                scheduler.close()
+                raise SchedulingError(f"Couldn't apply scheduled task {entry.name}: I/O operation on closed file.")
+            return None
+
+        monkeypatch.setattr(scheduler, "apply_async", send)
+        with caplog.at_level(logging.ERROR, logger="redbeat"):
+            scheduler.tick()  # the claimed runs of this tick are still sent (never twice, never late)
+        assert len(sends) == 3
+        with pytest.raises(SystemExit):
+            scheduler.tick()
+        assert not redis_client.exists("redbeat::lock")
