@@ -256,7 +256,19 @@ def test_actions_are_refused_without_the_token(browser, console) -> None:
     _wait_text(browser, "That is not the admin token.")
 
 
-def test_trigger_and_pause_with_the_token_and_beat_obeys(browser, console, shots) -> None:
+def _claimed_slots(redis_url: str, entry: str) -> list[float]:
+    """The slots beat claimed for ``entry``, from its run history (beat's own record, not the worker's)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        records = [fields for _, fields in client.xrange("redbeat::history")]
+    finally:
+        client.close()
+    return [float(f["slot"]) for f in records if f.get("entry") == entry and f.get("event") == "claimed"]
+
+
+def test_trigger_and_pause_with_the_token_and_beat_obeys(browser, console, shots, fresh_redis) -> None:
     from selenium.webdriver.common.by import By
 
     url, _, rig = console
@@ -277,10 +289,14 @@ def test_trigger_and_pause_with_the_token_and_beat_obeys(browser, console, shots
     browser.find_element(By.CSS_SELECTOR, "form[action$='/actions/pause'] input[name=note]").send_keys("incident 7")
     browser.find_element(By.CSS_SELECTOR, "button[value=pause]").click()
     _wait_text(browser, "paused by alice via console@")
-    time.sleep(2)  # a run sent just before the pause may still reach the worker
+    paused_at = time.time()
+    time.sleep(4)  # pulse is due every second: four slots a running beat would have claimed
+    # Beat's own run history, not the worker's log: a run claimed just before the pause may reach a loaded
+    # worker seconds later, but no slot due after the pause may be claimed at all.
+    after = [slot for slot in _claimed_slots(fresh_redis.url, "pulse") if slot > paused_at]
+    assert after == [], f"beat claimed paused slots {after} (paused at {paused_at})"
+    assert _claimed_slots(fresh_redis.url, "pulse"), "the history holds pulse's runs before the pause"
     held = _labels(rig, "pulse")
-    time.sleep(4)
-    assert _labels(rig, "pulse") == held, "beat ran a paused entry"
     browser.save_screenshot(str(shots / "entry-paused.png"))
     browser.find_element(By.CSS_SELECTOR, "button[value=resume]").click()
     _wait_text(browser, "Resumed.")
