@@ -196,10 +196,10 @@ class SnapshotCache:
         except Exception:  # Redis went away: the next page reads anew and reports it
             self._snapshot = None
             return
-        if found is None or found[2] is None or name not in snapshot.entries:
+        row, actual, status = found if found is not None else (None, None, None)
+        if row is None or actual is None or status is None or name not in snapshot.entries:
             self._snapshot = None  # gone or new: the rows around it change too
             return
-        row, actual, status = found[0], found[1], found[2]
         old_row = next((r for r in snapshot.rows if r["name"] == name), None)
         row["lookalike"] = bool(old_row and old_row.get("lookalike"))
         self._snapshot = replace(

@@ -41,7 +41,7 @@ from reconciler.manifests.loader import (
     parse_text,
 )
 from reconciler.manifests.memo import ConversionMemo, Converted, Key
-from reconciler.manifests.nodes import MAX_FILE_NODES
+from reconciler.manifests.nodes import MAX_FILE_NODES, cannot_exceed
 from reconciler.manifests.semantic import Candidate, NameAnchor
 
 #: A file modified this recently when it was read is hashed at the next refresh, whatever its identity says.
@@ -100,11 +100,6 @@ class Refresh:
     full: bool
 
 
-def _few_nodes(text: str) -> bool:
-    """The loader's cheap bound: ``text`` cannot hold more than MAX_FILE_NODES nodes (nodes.count_nodes)."""
-    return 2 * sum(text.count(c) for c in ",[{:-?\n") + 2 <= MAX_FILE_NODES
-
-
 def _parser_split(text: str, manifest: ManifestFile, candidates: int) -> Split | None:
     """The cut of ``text`` into items when it is the one the parser made: one document, each item where
     the parser recorded its start, one candidate an item; else None (edits then re-check the whole file)."""
@@ -117,9 +112,10 @@ def _parser_split(text: str, manifest: ManifestFile, candidates: int) -> Split |
     return split
 
 
-def _moved(candidate: Candidate, position: int, lines: int, text: str) -> Candidate | None:
-    """``candidate`` of an item that an edit above it moved ``lines`` down, now at ``position``; None when
-    it carries an error whose position would have to move too (the whole file is checked then)."""
+def _placed(candidate: Candidate, position: int, lines: int, text: str) -> Candidate | None:
+    """``candidate`` of an item now at ``position`` and ``lines`` further down (an item parsed alone, or one an
+    edit above it moved), quoting ``text``; None when it carries an error whose position would have to move
+    too (the whole file is checked then)."""
     anchor = candidate.anchor
     if candidate.compat_errors or not isinstance(anchor, NameAnchor):
         return None
@@ -266,7 +262,9 @@ class ManifestIndex:
         """
         split, before = split_items(text), held.split
         assert before is not None
-        if split is None or (split.header, split.indent) != (before.header, before.indent) or not _few_nodes(text):
+        if split is None or (split.header, split.indent) != (before.header, before.indent):
+            return None
+        if not cannot_exceed(text, MAX_FILE_NODES):
             return None
         old, new = before.items, split.items
         if len(held.candidates) != len(old):
@@ -281,15 +279,23 @@ class ManifestIndex:
         if len(edited) > max(1, len(new) // 4):  # most of the file: one parse of it is cheaper
             return None
         lines, moved = split.starts[-1] - before.starts[-1] if tail else 0, len(new) - len(old)
-        kept = [_reanchored(c, text) for c in held.candidates[:head]]
-        below = held.candidates[len(old) - tail :]
-        shifted = [_moved(c, len(new) - tail + t, lines, text) for t, c in enumerate(below)]
+        below: list[Candidate] = []  # first: a moved item that cannot move makes parsing the edited ones useless
+        for t, candidate in enumerate(held.candidates[len(old) - tail :]):
+            shifted = _placed(candidate, len(new) - tail + t, lines, text)
+            if shifted is None:
+                return None
+            below.append(shifted)
+        candidates = [_reanchored(c, text) for c in held.candidates[:head]]
+        digests = held.digests[:head]
         memo = ConversionMemo(entry_digest, held.conversions)
-        parsed = [self._check_item(path, isolated(split, position), position, memo, text) for position in edited]
-        if any(item is None for item in parsed) or any(c is None for c in shifted):
-            return None
-        candidates = kept + [item[0] for item in parsed if item] + [c for c in shifted if c]
-        digests = held.digests[:head] + [item[1] for item in parsed if item] + held.digests[len(old) - tail :]
+        for position in edited:
+            item = self._check_item(path, isolated(split, position), position, memo, text)
+            if item is None:
+                return None
+            candidates.append(item[0])
+            digests.append(item[1])
+        candidates += below
+        digests += held.digests[len(old) - tail :]
         names = {c.entry.name for c in held.candidates[head : len(old) - tail]}
         names.update(c.entry.name for c in candidates[head : len(new) - tail])
         if lines or moved:
@@ -302,29 +308,26 @@ class ManifestIndex:
     def _check_item(
         self, path: Path, document: str, position: int, memo: ConversionMemo, text: str
     ) -> tuple[Candidate, int] | None:
-        """Item ``position`` of ``path``, parsed alone (as ``schedules[0]``) and made as a full check makes it.
-
-        None when the item is not clean: the whole file is checked then.
+        """Item ``position`` of ``path``, parsed alone (as ``schedules[0]``) and made as a full check makes it,
+        with its digest.  None when the item is not clean: the whole file is checked then.
         """
         try:
             manifest = parse_text(path, document)
         except ManifestError:  # said from the whole file, where a full check says it
             return None
         candidates, errors = check_file(manifest, compat=self.compat, allow_empty=self.allow_empty, memo=memo)
-        if errors or len(candidates) != 1 or candidates[0].compat_errors:
+        if errors or len(candidates) != 1:
             return None
         found = candidates[0].detach()
         anchor = found.anchor
-        if not isinstance(anchor, NameAnchor) or anchor.where.field != "schedules[0].name":
+        alone = isinstance(anchor, NameAnchor) and anchor.where.field == "schedules[0].name"
+        if not alone or found.entry.source.field != "schedules[0]":
             return None
-        entry = found.entry
-        source = entry.source
-        if source.field != "schedules[0]":
+        placed = _placed(found, position, 0, text)
+        if placed is None:
             return None
-        entry = replace(entry, source=replace(source, field=f"schedules[{position}]"))
-        anchor = replace(anchor, where=replace(anchor.where, field=f"schedules[{position}].name"), text=text)
-        digest = entry_digest(entry) if found.digest is None else found.digest
-        return Candidate(entry, (), None, anchor, digest), digest
+        digest = entry_digest(placed.entry) if placed.digest is None else placed.digest
+        return replace(placed, digest=digest), digest
 
     def _forget(self, path: Path) -> None:
         check = self._files.pop(path)

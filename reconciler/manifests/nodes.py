@@ -156,13 +156,17 @@ def measure(root: yaml.Node) -> int:
     return sizes[id(root)]
 
 
+def cannot_exceed(text: str, limit: int) -> bool:
+    """Whether a cheap count of the characters that can start a node shows ``text`` holds at most ``limit`` nodes."""
+    return 2 * sum(text.count(c) for c in ",[{:-?\n") + 2 <= limit
+
+
 def count_nodes(text: str, limit: int, loader: type) -> None:
     """Raise NodeError at the first YAML node past ``limit`` nodes, parsing events only (no nodes built).
 
-    Skipped when a cheap count of the characters that can start a node shows
-    the text cannot hold that many.
+    Skipped when :func:`cannot_exceed` shows the text cannot hold that many.
     """
-    if 2 * sum(text.count(c) for c in ",[{:-?\n") + 2 <= limit:
+    if cannot_exceed(text, limit):
         return
     count = 0
     for event in yaml.parse(text, Loader=loader):
