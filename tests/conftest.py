@@ -97,6 +97,10 @@ class _MachineLock:
         else:
             fcntl.flock(self.ordinary, fcntl.LOCK_UN)
 
+    def close(self) -> None:
+        self.ordinary.close()
+        self.exclusive.close()
+
 
 _machine_lock: _MachineLock | None = None
 
@@ -110,6 +114,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("PYTEST_XDIST_WORKER") and config.option.basetemp:
         # an xdist worker's basetemp is <the session's basetemp>/popen-gwN: the parent is shared by all workers
         _machine_lock = _MachineLock(Path(config.option.basetemp).parent)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _machine_lock
+    if _machine_lock is not None:
+        _machine_lock.close()  # closing the files also drops any lock still held
+        _machine_lock = None
 
 
 def _split_at_modules(items: list[pytest.Item], parts: int) -> list[list[pytest.Item]]:
