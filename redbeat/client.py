@@ -214,7 +214,8 @@ class _MasterSSLConnection(_RefusedWritesMixin, SentinelManagedSSLConnection):
 def _sentinel_client(url: str, options: Mapping[str, Any], use_ssl: Any) -> Any:
     hosts, from_url, query = _sentinel_hosts(url, options)
     connection_kwargs: dict[str, Any] = {"decode_responses": True, "health_check_interval": 30, **from_url}
-    for key in ("password", "username", "db", "socket_timeout", "credential_provider"):
+    for key in ("password", "username", "db", "socket_timeout", "credential_provider", "protocol", "decode_responses",
+                "health_check_interval"):
         if options.get(key) is not None:
             connection_kwargs[key] = options[key]
     if isinstance(use_ssl, Mapping):

@@ -332,6 +332,8 @@ def loop(
                 applier.metrics.consecutive_failures.set(state.failures)
         applier.metrics.ready.set(1 if applier.status.ready()[0] else 0)
         applier.status.heartbeat()
+        if applier.incremental is not None:
+            applier.incremental.keep_up()
         if stop.is_set():
             break
         if events.wait(wait_time(clock(), state)):

@@ -16,23 +16,27 @@ a full read would make, provided the held state is current.  It is kept so:
   a dropped subscription or a Redis error makes the next plan :meth:`resync`
   (group fingerprints computed in Redis, :mod:`reconciler.sync.fingerprints`,
   and a read of the groups that differ) or read everything again;
-* :meth:`full` reads everything, as a cold run does; the watch mode calls it
-  at start and every ``--full-resync-interval``.
+* a full read happens at start and every ``--full-resync-interval``, as a
+  cold run does.
 
 The cheap resync compares what the plan reads, not run state: beat's runs
-(``meta`` in beat's shape, scores) never make it read anything.
+(``meta`` in beat's shape, scores) never make it read anything.  Where Redis
+reports the keys other clients change (:mod:`reconciler.sync.changefeed`), a
+resync compares only the entries reported since the last one, after
+checking that the report is complete (``confirm_feed``); while nothing was
+reported it reads nothing.  It compares everything when the feed could not
+vouch for the whole time since the last comparison, or reported a change it
+cannot place by name (an owner index, the owners set, beat's statics).
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
@@ -41,7 +45,8 @@ from reconciler.core.logs import log
 from reconciler.core.model import DesiredEntry
 from reconciler.manifests.index import ManifestIndex
 from reconciler.sync.apply import ApplyPermissionError, StalePlanError, apply_plan
-from reconciler.sync.fingerprints import GroupDigests
+from reconciler.sync.changefeed import Changed, ChangeFeed, FeedBroken, Flushed, Wake, open_feed
+from reconciler.sync.fingerprints import GROUP_SIZE, GroupDigests, fingerprints, group_digest
 from reconciler.sync.plan import Change, Op, Plan, Takeover, change_of, refusals
 from reconciler.sync.reconcile import REPLAN_ATTEMPTS, Outcome, PlanOptions, PlanRefused, StoreError, Target
 from reconciler.sync.state import ActualEntry, read_named, read_state
@@ -52,13 +57,21 @@ logger = logging.getLogger("reconciler.sync.incremental")
 
 @dataclass
 class ResyncReport:
-    """What a cheap resync did: groups compared, groups that differed, names read again, bytes of digests."""
+    """What a cheap resync did: groups compared, groups that differed, names read again.
+
+    ``tracked``: only the names the change feed reported were compared.
+    """
 
     groups: int = 0
     differing: int = 0
     names: int = 0
     full: bool = False
     reason: str = ""
+    tracked: bool = False
+
+
+def _never() -> bool:
+    return False
 
 
 @dataclass
@@ -77,6 +90,12 @@ class HeldState:
     dirty: set[str] = field(default_factory=set)  # names to plan again
     resync_wanted: bool = False
     last_resync: ResyncReport | None = None
+    #: whether the change feed has reported every change since the held state was last compared in full; the
+    #: hook checks the feed and hands over what it read (:meth:`Incremental.confirm_feed`)
+    confirm_feed: Callable[[], bool] = _never
+    tracked: bool = False
+    touched: set[str] = field(default_factory=set)  # names the change feed reported since the last resync
+    compare_all: bool = False  # the feed reported a change it cannot place by name
     clock: Callable[[], float] = time.time  # the apply's clock (scores)
     #: the resync's groups and the held side's digests, kept between resyncs
     digests: GroupDigests = field(init=False, repr=False, compare=False)
@@ -108,9 +127,27 @@ class HeldState:
         else:
             self.resync_wanted = True
 
+    def changed(self, keys: Iterable[str], *, own_turn: bool = False) -> None:
+        """Keys Redis reported changed (the change feed): compared at the next resync, not read at once.
+
+        ``own_turn``: they were changed in the turn of this process's own apply, whose writes to this owner's
+        index and the owners set it knows; the entries are compared anyway (another client may have written
+        one in that turn too).
+        """
+        space = self.target.keys
+        ignored = {space.schedule, space.lock, space.heartbeat, space.unreadable, space.history, space.audit}
+        if own_turn:
+            ignored |= {space.owner_index(self.target.owner), space.owners}
+        for key in keys:
+            if space.is_entry_key(key):
+                self.touched.add(space.name_of(key))
+            elif key not in ignored:  # beat's and the operators' own keys, which no plan reads, are ignored
+                self.compare_all = True
+
     def lost(self) -> None:
         """Something may have been missed (Redis error, dropped subscription): read everything next time."""
         self.stale = True
+        self.tracked = False
 
     # --- reading -----------------------------------------------------------------------------------
 
@@ -118,12 +155,14 @@ class HeldState:
         return set(self.desired) | self.owned
 
     def _read_full(self) -> None:
+        tracked = self.confirm_feed()  # before the read: what changes during it is reported
         actual = read_state(self.target.client, self.target.keys, self.target.owner, self.desired)
         self.entries = dict(actual.entries)
         self.owned = set(actual.owned)
         self.changes, self.noops = {}, set()
         self.dirty = set(self.entries) | set(self.desired)
         self.stale, self.suspect, self.resync_wanted = False, set(), False
+        self.tracked, self.touched, self.compare_all = tracked, set(), False
 
     def _read(self, names: Iterable[str]) -> None:
         fresh = read_named(self.target.client, self.target.keys, self.target.owner, names)
@@ -136,7 +175,34 @@ class HeldState:
             self.dirty.add(name)
 
     def resync(self) -> ResyncReport:
-        """Compare group fingerprints computed in Redis with the held state; read the groups that differ."""
+        """Compare fingerprints computed in Redis with the held state; read the groups that differ.
+
+        Only the names the change feed reported, when it vouches for the whole time since the last comparison.
+        """
+        tracked = self.confirm_feed()  # before the comparison: what changes during it is reported
+        reported_only = tracked and self.tracked and not self.compare_all
+        report = self._resync_reported() if reported_only else self._resync_all()
+        if not report.full:  # a full read has set it itself
+            self.tracked = tracked
+        self.resync_wanted = False
+        return report
+
+    def _resync_reported(self) -> ResyncReport:
+        names = sorted(name for name in self.touched if name in self.desired or name in self.owned)
+        self.touched = set()
+        groups = [tuple(names[i:i + GROUP_SIZE]) for i in range(0, len(names), GROUP_SIZE)]
+        found = fingerprints(self.target.client, self.target.keys, self.target.owner, names)
+        owner = self.target.owner
+        differing = [g for g, d in zip(groups, found.groups, strict=True) if group_digest(g, self.entries, owner) != d]
+        report = ResyncReport(len(groups), len(differing), sum(len(g) for g in differing), tracked=True)
+        self._read([name for group in differing for name in group])
+        if found.owned != len(self.owned):  # records for names this process does not hold: read them all
+            report.full, report.reason = True, "the owner index holds names not seen before"
+            self._read_full()
+        return report
+
+    def _resync_all(self) -> ResyncReport:
+        self.touched, self.compare_all = set(), False
         groups = self.digests.groups(self._names())
         try:
             found = self.digests.remote(self.target.client, self.target.keys)
@@ -154,7 +220,6 @@ class HeldState:
         if found.owned != len(self.owned):  # records for names this process does not hold: read them all
             report.full, report.reason = True, "the owner index holds names not seen before"
             self._read_full()
-        self.resync_wanted = False
         return report
 
     # --- planning ----------------------------------------------------------------------------------
@@ -239,13 +304,6 @@ def _failed(target: Target, what: str) -> str:
     return f"Redis at {redact_url(target.url)} failed while {what}"
 
 
-def message_text(message: Any) -> str | None:
-    data = message.get("data") if isinstance(message, dict) else None
-    if isinstance(data, bytes):
-        return data.decode("utf-8", "replace")
-    return data if isinstance(data, str) else None
-
-
 class Incremental:
     """The watch mode's reconciler: a manifest index, the held Redis state, and the wake-channel subscription.
 
@@ -275,57 +333,83 @@ class Incremental:
         self._full_at = clock()  # the first load is full anyway (the index is empty)
         self._pending: set[str] = set()  # edited names not yet handed over (the manifests were invalid)
         self._own_messages = 0  # our applies' PUBLISHes still to come on the channel
-        self._pubsub: Any = None
+        self._feed: ChangeFeed | None = None
+        self._own_turn = False  # our apply's PUBLISH came: the next reported keys include its writes
+        self.held.confirm_feed = self.confirm_feed
         self.digest: str | None = None
 
     # --- notifications -----------------------------------------------------------------------------
 
+    @property
+    def tracking(self) -> bool:
+        """Whether Redis reports the keys other clients change (a resync then reads only those)."""
+        return self._feed is not None and self._feed.tracking
+
     def subscribe(self) -> None:
-        """Listen on the wake channel; until it works, every plan resyncs (nothing may be missed)."""
+        """Open the change feed; until it works, every plan resyncs (nothing may be missed)."""
         self.close()
         try:
-            pubsub = self.held.target.client.pubsub()
-            pubsub.subscribe(self.held.target.keys.wake_channel)
-            pubsub.get_message(timeout=1.0)  # the subscribe confirmation: from now on nothing is missed
+            target = self.held.target
+            feed = open_feed(target.client, target.url, target.keys)
         except (RedisError, OSError) as exc:
             log(logger, "change notifications unavailable; resyncing instead", logging.WARNING, error=str(exc))
             self.held.resync_wanted = True
             return
-        self._pubsub = pubsub
+        self._feed = feed
+        if feed.tracking:
+            log(logger, "change feed open: Redis reports what changes, a quiet resync reads nothing")
         self.held.resync_wanted = True  # whatever was published before the subscription: look once
 
     def drain(self, *, expect: int = 0, timeout: float = 1.0) -> int:
-        """Hand every queued notification to the held state; wait up to ``timeout`` for ``expect`` of them."""
-        if self._pubsub is None:
+        """Hand every queued notification to the held state; wait up to ``timeout`` for ``expect`` wake messages."""
+        if self._feed is None:
             self.subscribe()
-            if self._pubsub is None:
+            if self._feed is None:
                 return 0
         seen = 0
         try:
-            while True:
-                message = self._pubsub.get_message(ignore_subscribe_messages=True,
-                                                   timeout=timeout if seen < expect else 0.0)
-                if message is None:
-                    return seen
-                text = message_text(message)
-                if text is None:
-                    continue
-                seen += 1
-                if text == self.held.target.owner and self._own_messages > 0:
-                    self._own_messages -= 1  # our own apply's PUBLISH: its names were read back already
-                else:
-                    self.held.notified(text)
-        except (RedisError, OSError, ValueError) as exc:
+            while (notice := self._feed.poll(timeout if seen < expect else 0.0)) is not None:
+                if isinstance(notice, Wake):
+                    seen += 1
+                    self._woken(notice.text)
+                elif isinstance(notice, Changed):
+                    self.held.changed(notice.keys, own_turn=self._own_turn)
+                    self._own_turn = False
+                elif isinstance(notice, Flushed):
+                    self.held.lost()
+        except FeedBroken as exc:
             log(logger, "change notifications lost; resyncing", logging.WARNING, error=str(exc))
             self.close()
             self.held.resync_wanted = True
-            return seen
+        return seen
+
+    def keep_up(self) -> None:
+        """Between applies: take what the open feed has queued, so Redis never holds much for it (a busy beat
+        reports every run); a closed feed is reopened by the next apply, not here."""
+        if self._feed is not None:
+            self.drain(timeout=0.0)
+
+    def _woken(self, text: str) -> None:
+        if text == self.held.target.owner and self._own_messages > 0:
+            self._own_messages -= 1  # our own apply's PUBLISH: its names were read back already
+            self._own_turn = True
+        else:
+            self.held.notified(text)
+
+    def confirm_feed(self) -> bool:
+        """Whether the feed has reported every change so far; what it read on the way is handed over first."""
+        if self._feed is None or not self._feed.tracking:
+            return False
+        confirmed = self._feed.confirm()
+        self.drain(timeout=0.0)
+        return confirmed and self.tracking
 
     def close(self) -> None:
-        if self._pubsub is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection may fail too
-                self._pubsub.close()
-            self._pubsub = None
+        if self._feed is not None:
+            self._feed.close()
+            self._feed = None
+        self.held.tracked = False
+        self._own_turn = False
 
     # --- the two steps the watch loop takes ------------------------------------------------------------
 

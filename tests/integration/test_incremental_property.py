@@ -7,7 +7,8 @@ step.  Steps create, edit, rename and delete files, move entries between
 files, duplicate names, write invalid YAML, change group defaults, and write
 to Redis behind the reconciler's back as beat (run state), an operator
 (``entry.save``-style, published) or a hand edit (unpublished, found by the
-cheap resync).  After each step both report the same manifest errors, and
+cheap resync through the change feed, or by fingerprints after the feed's
+connection was cut).  After each step both report the same manifest errors, and
 every key under the prefix (values, scores) is the same in both databases.
 """
 
@@ -65,6 +66,7 @@ steps = st.one_of(
     st.tuples(st.just("operator"), st.sampled_from(NAMES)),
     st.tuples(st.just("hand"), st.sampled_from(NAMES)),
     st.tuples(st.just("foreign"), st.sampled_from(NAMES)),
+    st.tuples(st.just("cut"), st.sampled_from(NAMES)),
 )
 
 
@@ -86,6 +88,9 @@ def apply_step(step: tuple, root: Path, clients: list) -> bool:
         (root / step[1]).write_text("schedules: [\n")
     else:
         key = KEYS.entry(step[1])
+        if kind == "cut":  # the change feed's connection dies, then a hand edit that only a fingerprint finds
+            for feed in [c for c in clients[0].client_list() if c["redir"] == c["id"]]:
+                clients[0].client_kill_filter(_id=feed["id"])
         for client in clients:
             if kind == "beat" and client.exists(key):  # a run: meta and score, no publish (as beat does)
                 client.hset(key, "meta", encode_meta(__import__("datetime").datetime(2024, 1, 1), 3))
@@ -93,13 +98,13 @@ def apply_step(step: tuple, root: Path, clients: list) -> bool:
             elif kind == "operator":  # entry.save(): definition rewritten, published
                 client.hset(key, "definition", '{"name": "x", "task": "hand"}')
                 client.publish(KEYS.wake_channel, key)
-            elif kind == "hand":  # redis-cli: unpublished, only a resync finds it
+            elif kind in ("hand", "cut"):  # redis-cli: unpublished, only a resync finds it
                 client.hset(key, "definition", '{"task": "by hand"}')
             elif kind == "foreign":  # another owner's apply takes a name: publishes its owner name
                 client.hset(KEYS.owner_index("other"), step[1], '{"digest":"x","protected":false}')
                 client.sadd(KEYS.owners, "other")
                 client.publish(KEYS.wake_channel, "other")
-        return kind == "hand"
+        return kind in ("hand", "cut")
     return False
 
 

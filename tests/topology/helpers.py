@@ -68,3 +68,25 @@ def beat_app(url: str, *, now: datetime | None = None, **conf: Any) -> Iterator[
 def pinned_now() -> datetime:
     """A pinned 'now' a minute ahead of the wall clock, so entries written now are due at it."""
     return datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
+
+
+def watch_finds_a_hand_edit(url: str, manifests: Path, admin: Any, prefix: str = "redbeat:") -> bool:
+    """The watch mode's held state on ``url`` finds an unpublished hand edit made through ``admin`` at its next
+    resync; returns whether it had a change feed (Redis reported the edit) or compared fingerprints."""
+    from reconciler.sync.incremental import Incremental
+    from reconciler.sync.reconcile import PlanOptions, connect, load
+
+    incremental = Incremental([], connect(url, prefix), PlanOptions())
+    try:
+        incremental.held.replace_desired(load([manifests]))
+        incremental.subscribe()
+        incremental.reconcile()
+        incremental.held.resync()
+        admin.hset(f"{prefix}{MANIFEST_NAMES[0]}", "definition", '{"task": "by hand"}')
+        incremental.drain(timeout=0.0)
+        report = incremental.held.resync()
+        assert report.differing == 1 and report.tracked is incremental.tracking
+        assert [c.name for c in incremental.reconcile().plan.changes] == [MANIFEST_NAMES[0]]
+        return incremental.tracking
+    finally:
+        incremental.close()

@@ -146,3 +146,33 @@ def test_a_user_without_the_wake_channel_still_saves_and_deletes(acl_redis, capl
     warned = [r.getMessage() for r in caplog.records if "could not publish" in r.getMessage()]
     assert len(warned) == 2 and all("redbeat::wake" in w and BEAT_PASSWORD not in w for w in warned)
     client.close()
+
+
+#: docs/topologies.md: what the watch mode adds to APPLY_RULES (the wake channel, and Redis's change reports).
+WATCH_RULES = ("+subscribe", "+ping", "+client|id", "+client|tracking", "&__redis__:invalidate")
+
+
+@pytest.mark.parametrize("extra", [WATCH_RULES, ("+subscribe",)], ids=["documented", "subscribe-only"])
+def test_the_watch_mode_with_the_documented_acl_gets_a_change_feed_and_without_finds_hand_edits(
+    acl_redis, manifests, extra
+):
+    """With the documented line a quiet resync reads nothing; with `+subscribe` alone every resync compares
+    fingerprints. Either way a hand edit nobody published is found."""
+    from reconciler.sync.incremental import Incremental
+    from reconciler.sync.reconcile import PlanOptions, connect, load
+
+    acl_redis.add_user("watcher", DEPLOY_PASSWORD, *APPLY_RULES, *extra)
+    incremental = Incremental([], connect(acl_redis.url("watcher", DEPLOY_PASSWORD)), PlanOptions())
+    try:
+        incremental.held.replace_desired(load([manifests]))
+        incremental.subscribe()
+        assert incremental.tracking is (extra == WATCH_RULES)
+        incremental.reconcile()
+        assert incremental.held.resync().tracked is incremental.tracking
+        acl_redis.admin().hset(f"redbeat:{MANIFEST_NAMES[0]}", "definition", '{"task": "by hand"}')
+        incremental.drain(timeout=0.0)
+        report = incremental.held.resync()
+        assert report.differing == 1 and report.tracked is incremental.tracking
+        assert [c.name for c in incremental.reconcile().plan.changes] == [MANIFEST_NAMES[0]]
+    finally:
+        incremental.close()

@@ -13,7 +13,15 @@ import pytest
 import redis
 from celery.schedules import schedule
 from support.topologies import MASTER_NAME, SentinelSet
-from topology.helpers import MANIFEST_NAMES, Recording, apply_twice, beat_app, pinned_now, redbeat_apply
+from topology.helpers import (
+    MANIFEST_NAMES,
+    Recording,
+    apply_twice,
+    beat_app,
+    pinned_now,
+    redbeat_apply,
+    watch_finds_a_hand_edit,
+)
 
 from redbeat import RedBeatSchedulerEntry as Entry
 
@@ -169,3 +177,10 @@ def test_a_master_that_refuses_writes_makes_the_client_ask_sentinel_again(tmp_pa
         pool = client.connection_pool
         assert all(c._sock is None for c in pool._available_connections)  # dropped: the next one reconnects
         client.close()
+
+
+def test_the_watch_mode_through_sentinel_has_a_change_feed(sentinel_set, manifests):
+    """The feed's RESP2 connection is found through the Sentinels like every other one."""
+    first_port = sentinel_set.addresses[0][1]
+    url = f"redis-sentinel://127.0.0.1:{first_port}/0?service_name={MASTER_NAME}"
+    assert watch_finds_a_hand_edit(url, manifests, sentinel_set.master().client())
