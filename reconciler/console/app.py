@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from redis.exceptions import ReadOnlyError, RedisClusterException, RedisError
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 from werkzeug.routing import Map, MapAdapter, Rule
 from werkzeug.wrappers import Request, Response
 
@@ -179,8 +179,10 @@ class ConsoleApp:
     def _api_audit(self, request: Request, adapter: MapAdapter) -> Response:
         from reconciler.operating import audit
 
-        limit_text = request.args.get("limit", "")
-        limit = int(limit_text) if limit_text.isdigit() and len(limit_text) < 7 else None
+        limit_text = request.args.get("limit", "").strip()
+        limit = int(limit_text) if limit_text.isdigit() and len(limit_text) <= 6 else None
+        if limit_text and (limit is None or limit < 1):  # Redis refuses a count of 0: not Redis's fault
+            raise BadRequest(f"limit: {limit_text[:20]!r} is not a whole number from 1 to 999999")
         return _json(audit.document(readers.read_audit(self.ctx.target.client, self.ctx.target.keys, limit)))
 
     def _static(self, request: Request, adapter: MapAdapter, file: str) -> Response:

@@ -49,8 +49,9 @@ def schedules(ctx: Context, query: q.Query) -> dict[str, Any]:
 def status_json(ctx: Context, query: q.Query) -> dict[str, Any]:
     """``status -o json`` of the entries the query selects (all of them without filters)."""
     snapshot = ctx.cache.get()
-    names = {row["name"] for row in q.select(snapshot.rows, query)}
-    rows = [row for row in snapshot.status if row["name"] in names]
+    by_name = {row["name"]: row for row in snapshot.status}
+    # In the query's order (sort, order), as the page lists them; an entry only the manifests know has no row.
+    rows = [by_name[row["name"]] for row in q.select(snapshot.rows, query) if row["name"] in by_name]
     return status_document(ctx.target.keys.prefix, rows, {})
 
 

@@ -3,6 +3,7 @@ escaping and the security headers."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -394,3 +395,24 @@ def test_an_action_updates_its_row_in_the_shared_snapshot_without_reading_everyt
     client.post("/actions/resume", data={"name": "heartbeat"}, headers=bearer)
     assert "heartbeat" not in client.get("/schedules?state=paused").get_data(as_text=True)
     assert len(reads) == 1
+
+
+def test_the_status_json_lists_entries_in_the_page_order(target, manifests):
+    client = _client(target, manifests)
+    page = client.get("/schedules?sort=task&order=desc").get_data(as_text=True)
+    shown = re.findall(r'<td class="name"><a href="[^"]+">([^<]+)</a>', page)
+    served = [row["name"] for row in client.get("/api/status?sort=task&order=desc").get_json()["entries"]]
+    assert served == [html.unescape(name) for name in shown]
+    assert served[0] == "heartbeat"  # ops.ping after app.tasks.report, descending
+    by_name = [row["name"] for row in client.get("/schedules?o=json&order=desc").get_json()["entries"]]
+    assert by_name == sorted(by_name, key=str.casefold, reverse=True)
+
+
+def test_a_bad_audit_limit_is_a_400_not_a_redis_error(target):
+    client = _client(target)
+    for value in ("0", "-1", "ten", "9999999"):
+        response = client.get("/api/audit", query_string={"limit": value})
+        assert response.status_code == 400, (value, response.get_json())
+        assert "limit" in response.get_json()["error"] and "Redis" not in response.get_json()["error"]
+    assert len(client.get("/api/audit?limit=1").get_json()["records"]) == 1
+    assert client.get("/activity?o=json&limit=0").status_code == 400
