@@ -122,7 +122,7 @@ def read_snapshot(target: Any, manifests: Manifests | None) -> Snapshot:
         wanted = desired.get(name) if desired is not None else None
         sync = views.sync_state(wanted, actual) if desired is not None else None
         rows.append(views.schedule_row(row, actual, protected=name in protected, sync=sync, now=now))
-        rows[-1]["paused_until"] = pause_ends.get(name)
+        views.hold_for_pause(rows[-1], actual, pause_ends.get(name), now)
     if desired is not None:
         rows += [views.missing_row(want) for name, want in sorted(desired.items()) if name not in entries]
     views.mark_lookalikes(rows)
@@ -241,7 +241,8 @@ def read_entry_state(
     protected = name in protected_names(target.client, target.keys)
     sync = views.sync_state(wanted, actual) if desired is not None else None
     row = views.schedule_row(rows[0], actual, protected=protected, sync=sync, now=now)
-    row["paused_until"] = _pause_ends(target.client, target.keys, [name] if rows[0].get("paused") else []).get(name)
+    until = _pause_ends(target.client, target.keys, [name] if rows[0].get("paused") else []).get(name)
+    views.hold_for_pause(row, actual, until, now)
     return row, actual, rows[0]
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from reconciler.console import query, words
+from reconciler.console import query, upcoming, words
 from reconciler.core.errors import Location
 from reconciler.core.model import DesiredEntry
 from reconciler.schedules.convert import entry_to_manifest
@@ -85,6 +85,34 @@ def schedule_row(status: Mapping[str, Any], actual: ActualEntry | None, *, prote
     }
     row[query.SEARCH_FIELD] = query.search_text(row)
     return row
+
+
+def pause_start(row: Mapping[str, Any], now: datetime) -> datetime | None:
+    """When beat next looks at the row's entry: now, the end of its pause, or None (paused until resumed)."""
+    if not row.get("paused"):
+        return now
+    until = row.get("paused_until")
+    return None if until is None else max(now, datetime.fromtimestamp(float(until), timezone.utc))
+
+
+def hold_for_pause(row: dict[str, Any], actual: ActualEntry | None, until: float | None, now: datetime) -> None:
+    """Set a paused row's next run to the one beat gives it: none while paused until resumed; else the first run
+    when the pause ends (the missed slots' ``catch_up`` applied), not a slot the pause skips."""
+    row["paused_until"] = until
+    start = pause_start(row, now)
+    if not row.get("paused") or actual is None or actual.definition is None:
+        return
+    first = None
+    if start is not None:
+        try:
+            runs = upcoming.next_runs(actual.definition, actual.decoded_ext(), words.parse_iso(row.get("last_run_at")),
+                                      str(row["name"]), start, count=1)
+        except upcoming.UNCOMPUTABLE:
+            return  # the row keeps the status row's next run; its problem, if any, says why
+        first = runs[0] if runs else None
+    row["next_run"] = None if first is None else first.isoformat(timespec="seconds")
+    row["next_run_at"] = None if first is None else first.timestamp()
+    row["next_relative"] = words.relative(first, now)
 
 
 def mark_lookalikes(rows: Sequence[dict[str, Any]]) -> None:

@@ -416,3 +416,35 @@ def test_a_bad_audit_limit_is_a_400_not_a_redis_error(target):
         assert "limit" in response.get_json()["error"] and "Redis" not in response.get_json()["error"]
     assert len(client.get("/api/audit?limit=1").get_json()["records"]) == 1
     assert client.get("/activity?o=json&limit=0").status_code == 400
+
+
+def test_a_paused_entry_runs_next_when_its_pause_ends_or_not_at_all(target, manifests):
+    from datetime import datetime, timezone
+
+    client = _client(target, manifests, TOKEN)
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.post("/actions/pause", data={"name": "heartbeat", "until": "2h"}, headers=bearer).status_code == 200
+    end = json.loads(target.client.hget("redbeat:heartbeat", "pause"))["until"]
+    assert client.post("/actions/pause", data={"name": "nightly-report"}, headers=bearer).status_code == 200
+
+    rows = {row["name"]: row for row in _rows(client, "/schedules?state=paused")}
+    assert set(rows) == {"heartbeat", "nightly-report"}
+    # every 30s, last run never: beat runs it once when the pause ends (catch_up once), not "now"
+    assert rows["heartbeat"]["datetime"] == datetime.fromtimestamp(int(end), timezone.utc).isoformat()
+    assert rows["nightly-report"]["datetime"] is None  # paused until resumed: no next run
+    page = client.get("/entry?name=heartbeat").get_data(as_text=True)
+    runs = re.findall(r'<li><time datetime="([^"]+)"', page)
+    assert len(runs) == 10 and runs[0] == rows["heartbeat"]["datetime"]
+    assert all(datetime.fromisoformat(at).timestamp() >= int(end) for at in runs)
+    assert "None while paused." in client.get("/entry?name=nightly-report").get_data(as_text=True)
+
+
+def _rows(client, path):
+    """Name and next-run time (the datetime attribute, None for '-') of each row of a schedules page."""
+    page = client.get(path).get_data(as_text=True)
+    out = []
+    for row in re.findall(r"<tr class=\"state-.*?</tr>", page, re.S):
+        name = html.unescape(re.search(r'<td class="name"><a href="[^"]+">([^<]+)</a>', row).group(1))
+        when = re.search(r'<td class="when">(?:<time datetime="([^"]+)"|-)', row)
+        out.append({"name": name, "datetime": when.group(1) if when else None})
+    return out
