@@ -448,3 +448,16 @@ def _rows(client, path):
         when = re.search(r'<td class="when">(?:<time datetime="([^"]+)"|-)', row)
         out.append({"name": name, "datetime": when.group(1) if when else None})
     return out
+
+
+def test_a_background_read_that_finds_redis_down_logs_one_line_not_a_traceback(caplog):
+    from reconciler.console import readers
+
+    target = connect("redis://127.0.0.1:1/0", "redbeat:", "x")
+    cache = readers.SnapshotCache(target, None)
+    with caplog.at_level("WARNING", logger="reconciler.console"):
+        cache._refresh()
+    [record] = caplog.records
+    assert record.exc_info is None and "Traceback" not in caplog.text
+    assert "background read failed: Redis: Error" in record.getMessage()
+    assert cache._snapshot is None and not cache._refreshing
