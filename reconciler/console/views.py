@@ -8,6 +8,7 @@ state against the manifests and the states the filters match on.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -80,6 +81,7 @@ def schedule_row(status: Mapping[str, Any], actual: ActualEntry | None, *, prote
         "next_relative": words.relative(next_run, now),
         "last_relative": words.relative(last_run, now),
         "lag_words": words.duration(status.get("dispatch_lag_seconds")),
+        "hidden": hidden_characters(str(status["name"])),
         "definition": definition,  # decoded once here, for the timeline
         "ext": ext,
     }
@@ -126,6 +128,12 @@ def mark_lookalikes(rows: Sequence[dict[str, Any]]) -> None:
         row["lookalike"] = groups[query.folded(str(row["name"]))] > 1
 
 
+def hidden_characters(name: str) -> bool:
+    """Whether a name holds characters a reader cannot see: Unicode format characters (category Cf) such as
+    the right-to-left override U+202E, which makes "rtl \u202eevil" read "rtl live", or the zero-width space."""
+    return any(unicodedata.category(char) == "Cf" for char in name)
+
+
 def escaped_name(name: str) -> str | None:
     """A non-ASCII name spelled with escapes (``cafe\\u0301``), to tell look-alike names apart; None for ASCII."""
     return None if name.isascii() else name.encode("ascii", "backslashreplace").decode("ascii")
@@ -142,6 +150,7 @@ def missing_row(desired: DesiredEntry) -> dict[str, Any]:
         "words": words.schedule_words(manifest) if manifest else "?", "protected": desired.protected,
         "sync": MISSING, "sync_words": SYNC_WORDS[MISSING], "states": ("missing",), "state_words": "missing",
         "next_run_at": None, "next_relative": "", "last_relative": "", "lag_words": "-",
+        "hidden": hidden_characters(desired.name),
     }
     row[query.SEARCH_FIELD] = query.search_text(row)
     return row

@@ -461,3 +461,18 @@ def test_a_background_read_that_finds_redis_down_logs_one_line_not_a_traceback(c
     assert record.exc_info is None and "Traceback" not in caplog.text
     assert "background read failed: Redis: Error" in record.getMessage()
     assert cache._snapshot is None and not cache._refreshing
+
+
+def test_a_name_with_a_direction_override_is_marked_and_cannot_reorder_the_page(redis_url, tmp_path):
+    (tmp_path / "jobs.yaml").write_text(
+        'schedules:\n  - name: "rtl \\u202eevil"\n    task: t.a\n    every: 1h\n'
+        '  - name: "plain"\n    task: t.b\n    every: 1h\n', encoding="utf-8")
+    target = connect(redis_url, "redbeat:", "team-a")
+    reconcile(load([tmp_path]), target)
+    client = _client(target)
+    page = client.get("/schedules").get_data(as_text=True)
+    assert page.count('<span class="badge hidden"') == 1 and "rtl \u202eevil</a> <span class=\"badge hidden\"" in page
+    entry = client.get("/entry", query_string={"name": "rtl \u202eevil"}).get_data(as_text=True)
+    assert 'class="badge hidden"' in entry and "rtl \\u202eevil" in entry  # spelled with escapes
+    css = client.get("/static/console.css").get_data(as_text=True)
+    assert re.search(r"td\.name a[^{]*\{ unicode-bidi: isolate; \}", css)
