@@ -476,3 +476,17 @@ def test_a_name_with_a_direction_override_is_marked_and_cannot_reorder_the_page(
     assert 'class="badge hidden"' in entry and "rtl \\u202eevil" in entry  # spelled with escapes
     css = client.get("/static/console.css").get_data(as_text=True)
     assert re.search(r"td\.name a[^{]*\{ unicode-bidi: isolate; \}", css)
+
+
+def test_every_state_is_a_badge_and_a_filter(target, manifests, redis_client):
+    redis_client.zadd("redbeat::schedule", {"redbeat:heartbeat": -1})  # how beat files an entry past its end_at
+    definition = json.loads(redis_client.hget("redbeat:nightly-report", "definition"))
+    redis_client.hset("redbeat:nightly-report", "definition", json.dumps({**definition, "enabled": False}))
+    client = _client(target, manifests)
+    for state, name in (("finished", "heartbeat"), ("disabled", "nightly-report"), ("protected", SCRIPT),
+                        ("enabled", "a&b <c> 'd' [e]/f")):
+        rows = [row["name"] for row in _rows(client, f"/schedules?state={state}")]
+        assert name in rows, (state, rows)
+        page = client.get("/schedules", query_string={"state": state, "q": name}).get_data(as_text=True)
+        assert f'<span class="badge {state}">' in page, state
+    assert "heartbeat" not in [row["name"] for row in _rows(client, "/schedules?state=enabled")]
