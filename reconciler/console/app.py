@@ -131,7 +131,8 @@ class ConsoleApp:
     def _error(self, request: Request, adapter: MapAdapter, status: int, message: str) -> Response:
         if request.path.startswith("/api/") or request.args.get("o") == "json" or _bearer(request) is not None:
             return _json({"error": message}, status)
-        return self._render(request, adapter, "error.html", status, status=status, message=message)
+        return self._render(request, adapter, "error.html", status, status=status, message=message,
+                            back=_acted_on(request))
 
     # --- read-only pages -------------------------------------------------------------------------
 
@@ -266,6 +267,17 @@ def _at(iso: Any, zone: Any = None) -> str:
 
 class _Refused(Exception):
     pass
+
+
+def _acted_on(request: Request) -> str | None:
+    """The entry a refused action form named (its page is where the operator goes back to), or None."""
+    if request.method != "POST" or not request.path.startswith("/actions/"):
+        return None
+    try:
+        name = request.form.get("name")
+    except HTTPException:  # the body itself was refused (413): nothing to read
+        return None
+    return name or None
 
 
 def _bearer(request: Request) -> str | None:

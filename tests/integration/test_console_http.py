@@ -490,3 +490,16 @@ def test_every_state_is_a_badge_and_a_filter(target, manifests, redis_client):
         page = client.get("/schedules", query_string={"state": state, "q": name}).get_data(as_text=True)
         assert f'<span class="badge {state}">' in page, state
     assert "heartbeat" not in [row["name"] for row in _rows(client, "/schedules?state=enabled")]
+
+
+def test_a_refused_action_form_links_back_to_its_entry(target, manifests):
+    client = _client(target, manifests, TOKEN)
+    csrf = _sign_in(client)
+    page = client.post("/actions/pause", data={"name": XSS, "until": "yesterday", "csrf": csrf})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 400 and "neither a time" in text
+    assert '<a href="/entry?name=%22%3E%3Cimg+src%3Dx+onerror%3Dalert%281%29%3E">Back to &#34;&gt;&lt;img' in text
+    long = client.post("/actions/pause", data={"name": "n" * 5000, "csrf": csrf}).get_data(as_text=True)
+    assert "Back to " + "n" * 77 + "...</a>" in long and "n" * 5000 not in long.split("Back to")[1]
+    huge = client.post("/actions/pause", data={"name": "heartbeat", "note": "x" * 200_000, "csrf": csrf})
+    assert huge.status_code == 413 and "Back to the schedules" in huge.get_data(as_text=True)
