@@ -377,6 +377,16 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is not 1 or more")
+    return number
+
+
 def _listen(text: str) -> Any:
     from reconciler.sidecar.health import parse_listen
 
@@ -715,7 +725,7 @@ def _run_trigger(args: argparse.Namespace) -> int:
 
 
 def _configure_audit(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=int, metavar="N", help="only the last N records")
+    parser.add_argument("--limit", type=_positive, metavar="N", help="only the last N records (N >= 1)")
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text", help="format (default: text)")
     _add_connection(parser)
 

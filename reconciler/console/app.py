@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from redis.exceptions import ReadOnlyError, RedisClusterException, RedisError
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 from werkzeug.routing import Map, MapAdapter, Rule
 from werkzeug.wrappers import Request, Response
 
@@ -131,7 +131,8 @@ class ConsoleApp:
     def _error(self, request: Request, adapter: MapAdapter, status: int, message: str) -> Response:
         if request.path.startswith("/api/") or request.args.get("o") == "json" or _bearer(request) is not None:
             return _json({"error": message}, status)
-        return self._render(request, adapter, "error.html", status, status=status, message=message)
+        return self._render(request, adapter, "error.html", status, status=status, message=message,
+                            back=_acted_on(request))
 
     # --- read-only pages -------------------------------------------------------------------------
 
@@ -179,8 +180,10 @@ class ConsoleApp:
     def _api_audit(self, request: Request, adapter: MapAdapter) -> Response:
         from reconciler.operating import audit
 
-        limit_text = request.args.get("limit", "")
-        limit = int(limit_text) if limit_text.isdigit() and len(limit_text) < 7 else None
+        limit_text = request.args.get("limit", "").strip()
+        limit = int(limit_text) if limit_text.isdigit() and len(limit_text) <= 6 else None
+        if limit_text and (limit is None or limit < 1):  # Redis refuses a count of 0: not Redis's fault
+            raise BadRequest(f"limit: {limit_text[:20]!r} is not a whole number from 1 to 999999")
         return _json(audit.document(readers.read_audit(self.ctx.target.client, self.ctx.target.keys, limit)))
 
     def _static(self, request: Request, adapter: MapAdapter, file: str) -> Response:
@@ -264,6 +267,17 @@ def _at(iso: Any, zone: Any = None) -> str:
 
 class _Refused(Exception):
     pass
+
+
+def _acted_on(request: Request) -> str | None:
+    """The entry a refused action form named (its page is where the operator goes back to), or None."""
+    if request.method != "POST" or not request.path.startswith("/actions/"):
+        return None
+    try:
+        name = request.form.get("name")
+    except HTTPException:  # the body itself was refused (413): nothing to read
+        return None
+    return name or None
 
 
 def _bearer(request: Request) -> str | None:

@@ -49,8 +49,9 @@ def schedules(ctx: Context, query: q.Query) -> dict[str, Any]:
 def status_json(ctx: Context, query: q.Query) -> dict[str, Any]:
     """``status -o json`` of the entries the query selects (all of them without filters)."""
     snapshot = ctx.cache.get()
-    names = {row["name"] for row in q.select(snapshot.rows, query)}
-    rows = [row for row in snapshot.status if row["name"] in names]
+    by_name = {row["name"]: row for row in snapshot.status}
+    # In the query's order (sort, order), as the page lists them; an entry only the manifests know has no row.
+    rows = [by_name[row["name"]] for row in q.select(snapshot.rows, query) if row["name"] in by_name]
     return status_document(ctx.target.keys.prefix, rows, {})
 
 
@@ -109,10 +110,12 @@ def entry(ctx: Context, name: str) -> dict[str, Any] | None:
     desired = all_desired.get(name) if all_desired is not None else None
     now = datetime.now(timezone.utc)
     coming, problem = [], None
-    if actual is not None and actual.definition is not None and row.get("state") in ("active", "dormant"):
+    start = views.pause_start(row, now)  # a pause with an end: the runs beat gives the entry from then on
+    if actual is not None and actual.definition is not None and row.get("state") in ("active", "dormant", "paused") \
+            and start is not None:
         try:
             last_run = words.parse_iso(row.get("last_run_at"))
-            coming = upcoming.next_runs(actual.definition, actual.decoded_ext(), last_run, name, now)
+            coming = upcoming.next_runs(actual.definition, actual.decoded_ext(), last_run, name, start)
         except upcoming.UNCOMPUTABLE as exc:
             problem = f"next runs cannot be computed: {exc}"
     runs = read_runs(ctx.target.client, ctx.target.keys, entry=name, limit=ENTRY_RUNS)

@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from redis.exceptions import RedisClusterException, RedisError
+
 from reconciler.console import views
 from reconciler.core.errors import ManifestErrors
 from reconciler.core.model import DesiredEntry
@@ -25,6 +27,7 @@ from reconciler.operating import audit
 from reconciler.operating.operate import full_status
 from reconciler.sync.state import ActualEntry, OwnershipRecord, read_all
 from redbeat.keys import KeySpace
+from redbeat.redaction import redact_text
 
 #: How long one snapshot serves requests before a background read replaces it (seconds).
 SNAPSHOT_MAX_AGE = 2.0
@@ -122,7 +125,7 @@ def read_snapshot(target: Any, manifests: Manifests | None) -> Snapshot:
         wanted = desired.get(name) if desired is not None else None
         sync = views.sync_state(wanted, actual) if desired is not None else None
         rows.append(views.schedule_row(row, actual, protected=name in protected, sync=sync, now=now))
-        rows[-1]["paused_until"] = pause_ends.get(name)
+        views.hold_for_pause(rows[-1], actual, pause_ends.get(name), now)
     if desired is not None:
         rows += [views.missing_row(want) for name, want in sorted(desired.items()) if name not in entries]
     views.mark_lookalikes(rows)
@@ -173,10 +176,14 @@ class SnapshotCache:
             return self._snapshot
 
     def _refresh(self) -> None:
+        log = logging.getLogger("reconciler.console")
         try:
             self._read()
-        except Exception:  # Redis went away: the next request reads itself and reports it
-            logging.getLogger("reconciler.console").warning("console: background read failed", exc_info=True)
+        except (RedisError, RedisClusterException) as exc:  # Redis went away: one line, not a traceback a minute
+            log.warning("console: background read failed: %s", redact_text(f"Redis: {exc}"))
+            self._snapshot = None  # the next request reads itself and answers 503 with the same words
+        except Exception:  # not Redis: a bug, whose traceback the log needs
+            log.warning("console: background read failed", exc_info=True)
             self._snapshot = None
         finally:
             self._refreshing = False
@@ -241,7 +248,8 @@ def read_entry_state(
     protected = name in protected_names(target.client, target.keys)
     sync = views.sync_state(wanted, actual) if desired is not None else None
     row = views.schedule_row(rows[0], actual, protected=protected, sync=sync, now=now)
-    row["paused_until"] = _pause_ends(target.client, target.keys, [name] if rows[0].get("paused") else []).get(name)
+    until = _pause_ends(target.client, target.keys, [name] if rows[0].get("paused") else []).get(name)
+    views.hold_for_pause(row, actual, until, now)
     return row, actual, rows[0]
 
 

@@ -8,13 +8,14 @@ state against the manifests and the states the filters match on.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from reconciler.console import query, words
+from reconciler.console import query, upcoming, words
 from reconciler.core.errors import Location
 from reconciler.core.model import DesiredEntry
 from reconciler.schedules.convert import entry_to_manifest
@@ -80,11 +81,40 @@ def schedule_row(status: Mapping[str, Any], actual: ActualEntry | None, *, prote
         "next_relative": words.relative(next_run, now),
         "last_relative": words.relative(last_run, now),
         "lag_words": words.duration(status.get("dispatch_lag_seconds")),
+        "hidden": hidden_characters(str(status["name"])),
         "definition": definition,  # decoded once here, for the timeline
         "ext": ext,
     }
     row[query.SEARCH_FIELD] = query.search_text(row)
     return row
+
+
+def pause_start(row: Mapping[str, Any], now: datetime) -> datetime | None:
+    """When beat next looks at the row's entry: now, the end of its pause, or None (paused until resumed)."""
+    if not row.get("paused"):
+        return now
+    until = row.get("paused_until")
+    return None if until is None else max(now, datetime.fromtimestamp(float(until), timezone.utc))
+
+
+def hold_for_pause(row: dict[str, Any], actual: ActualEntry | None, until: float | None, now: datetime) -> None:
+    """Set a paused row's next run to the one beat gives it: none while paused until resumed; else the first run
+    when the pause ends (the missed slots' ``catch_up`` applied), not a slot the pause skips."""
+    row["paused_until"] = until
+    start = pause_start(row, now)
+    if not row.get("paused") or actual is None or actual.definition is None:
+        return
+    first = None
+    if start is not None:
+        try:
+            runs = upcoming.next_runs(actual.definition, actual.decoded_ext(), words.parse_iso(row.get("last_run_at")),
+                                      str(row["name"]), start, count=1)
+        except upcoming.UNCOMPUTABLE:
+            return  # the row keeps the status row's next run; its problem, if any, says why
+        first = runs[0] if runs else None
+    row["next_run"] = None if first is None else first.isoformat(timespec="seconds")
+    row["next_run_at"] = None if first is None else first.timestamp()
+    row["next_relative"] = words.relative(first, now)
 
 
 def mark_lookalikes(rows: Sequence[dict[str, Any]]) -> None:
@@ -96,6 +126,12 @@ def mark_lookalikes(rows: Sequence[dict[str, Any]]) -> None:
         groups[key] = groups.get(key, 0) + 1
     for row in rows:
         row["lookalike"] = groups[query.folded(str(row["name"]))] > 1
+
+
+def hidden_characters(name: str) -> bool:
+    """Whether a name holds characters a reader cannot see: Unicode format characters (category Cf) such as
+    the right-to-left override U+202E, which makes "rtl \u202eevil" read "rtl live", or the zero-width space."""
+    return any(unicodedata.category(char) == "Cf" for char in name)
 
 
 def escaped_name(name: str) -> str | None:
@@ -114,6 +150,7 @@ def missing_row(desired: DesiredEntry) -> dict[str, Any]:
         "words": words.schedule_words(manifest) if manifest else "?", "protected": desired.protected,
         "sync": MISSING, "sync_words": SYNC_WORDS[MISSING], "states": ("missing",), "state_words": "missing",
         "next_run_at": None, "next_relative": "", "last_relative": "", "lag_words": "-",
+        "hidden": hidden_characters(desired.name),
     }
     row[query.SEARCH_FIELD] = query.search_text(row)
     return row

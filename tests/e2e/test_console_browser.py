@@ -2,7 +2,8 @@
 redis-server, ``celery beat -S redbeat.Scheduler`` and a worker behind it.
 
 Loads every page, filters, watches a run appear, signs in with the admin token, triggers and pauses (and
-sees beat obey), is refused without the token, and checks that a name made of markup renders as text.
+sees beat obey), is refused without the token (no action forms, a wrong token, and forged trigger and pause
+POSTs that beat does not obey), and checks that a name made of markup renders as text.
 A screenshot of each page goes to ``$REDBEAT_CONSOLE_SCREENSHOTS`` (default: the test's tmp dir);
 ``REDBEAT_CONSOLE_SCREENSHOTS=docs/console`` refreshes the ones the README shows.
 
@@ -254,6 +255,39 @@ def test_actions_are_refused_without_the_token(browser, console) -> None:
     browser.find_element(By.NAME, "token").send_keys("not-the-admin-token-at-all")
     browser.find_element(By.CSS_SELECTOR, "form.login button").click()
     _wait_text(browser, "That is not the admin token.")
+
+
+def _forge(driver, action: str, **form: str) -> str:  # type: ignore[no-untyped-def]
+    """POST an action form from the page the browser shows, as a page without the token would; the answer's text.
+
+    The pages run no script (their CSP forbids it): WebDriver's own script builds and submits the form."""
+    driver.execute_script(
+        "const form = document.createElement('form'); form.method = 'post'; form.action = arguments[0];"
+        "for (const [name, value] of Object.entries(arguments[1])) {"
+        "  const input = document.createElement('input'); input.type = 'hidden'; input.name = name;"
+        "  input.value = value; form.appendChild(input); }"
+        "document.body.appendChild(form); form.submit();", f"/actions/{action}", form)
+    wait_until(lambda: driver.current_url.endswith(f"/actions/{action}"), timeout=15,
+               message="the answer to the forged POST")
+    return _wait_text(driver, "403")
+
+
+def test_trigger_and_pause_are_refused_without_the_token_and_beat_does_not_obey(browser, console,
+                                                                                 fresh_redis) -> None:
+    url, read_only, rig = console
+    for base, words in ((read_only, "actions are off"), (url, "sign in with the admin token first")):
+        for action, name in (("trigger", "nightly-report"), ("pause", "pulse")):
+            browser.get(base + "/entry?name=" + name)
+            text = _forge(browser, action, name=name, until="1h", note="forged")
+            assert words in text, text
+    client = fresh_redis.client()
+    assert not client.hexists("redbeat:nightly-report", "trigger")
+    assert not client.hexists("redbeat:pulse", "pause")
+    assert [r["action"] for r in audit.read(client, connect(fresh_redis.url, "redbeat:", "x").keys)] == ["apply"]
+    refused_at = time.time()
+    wait_until(lambda: any(slot > refused_at for slot in _claimed_slots(fresh_redis.url, "pulse")), timeout=15,
+               message="beat claims pulse's slots after the refused pause")
+    assert _labels(rig, "nightly") == 0  # the refused trigger sent nothing
 
 
 def _claimed_slots(redis_url: str, entry: str) -> list[float]:

@@ -3,6 +3,7 @@ escaping and the security headers."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -394,3 +395,111 @@ def test_an_action_updates_its_row_in_the_shared_snapshot_without_reading_everyt
     client.post("/actions/resume", data={"name": "heartbeat"}, headers=bearer)
     assert "heartbeat" not in client.get("/schedules?state=paused").get_data(as_text=True)
     assert len(reads) == 1
+
+
+def test_the_status_json_lists_entries_in_the_page_order(target, manifests):
+    client = _client(target, manifests)
+    page = client.get("/schedules?sort=task&order=desc").get_data(as_text=True)
+    shown = re.findall(r'<td class="name"><a href="[^"]+">([^<]+)</a>', page)
+    served = [row["name"] for row in client.get("/api/status?sort=task&order=desc").get_json()["entries"]]
+    assert served == [html.unescape(name) for name in shown]
+    assert served[0] == "heartbeat"  # ops.ping after app.tasks.report, descending
+    by_name = [row["name"] for row in client.get("/schedules?o=json&order=desc").get_json()["entries"]]
+    assert by_name == sorted(by_name, key=str.casefold, reverse=True)
+
+
+def test_a_bad_audit_limit_is_a_400_not_a_redis_error(target):
+    client = _client(target)
+    for value in ("0", "-1", "ten", "9999999"):
+        response = client.get("/api/audit", query_string={"limit": value})
+        assert response.status_code == 400, (value, response.get_json())
+        assert "limit" in response.get_json()["error"] and "Redis" not in response.get_json()["error"]
+    assert len(client.get("/api/audit?limit=1").get_json()["records"]) == 1
+    assert client.get("/activity?o=json&limit=0").status_code == 400
+
+
+def test_a_paused_entry_runs_next_when_its_pause_ends_or_not_at_all(target, manifests):
+    from datetime import datetime, timezone
+
+    client = _client(target, manifests, TOKEN)
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.post("/actions/pause", data={"name": "heartbeat", "until": "2h"}, headers=bearer).status_code == 200
+    end = json.loads(target.client.hget("redbeat:heartbeat", "pause"))["until"]
+    assert client.post("/actions/pause", data={"name": "nightly-report"}, headers=bearer).status_code == 200
+
+    rows = {row["name"]: row for row in _rows(client, "/schedules?state=paused")}
+    assert set(rows) == {"heartbeat", "nightly-report"}
+    # every 30s, last run never: beat runs it once when the pause ends (catch_up once), not "now"
+    assert rows["heartbeat"]["datetime"] == datetime.fromtimestamp(int(end), timezone.utc).isoformat()
+    assert rows["nightly-report"]["datetime"] is None  # paused until resumed: no next run
+    page = client.get("/entry?name=heartbeat").get_data(as_text=True)
+    runs = re.findall(r'<li><time datetime="([^"]+)"', page)
+    assert len(runs) == 10 and runs[0] == rows["heartbeat"]["datetime"]
+    assert all(datetime.fromisoformat(at).timestamp() >= int(end) for at in runs)
+    assert "None while paused." in client.get("/entry?name=nightly-report").get_data(as_text=True)
+
+
+def _rows(client, path):
+    """Name and next-run time (the datetime attribute, None for '-') of each row of a schedules page."""
+    page = client.get(path).get_data(as_text=True)
+    out = []
+    for row in re.findall(r"<tr class=\"state-.*?</tr>", page, re.S):
+        name = html.unescape(re.search(r'<td class="name"><a href="[^"]+">([^<]+)</a>', row).group(1))
+        when = re.search(r'<td class="when">(?:<time datetime="([^"]+)"|-)', row)
+        out.append({"name": name, "datetime": when.group(1) if when else None})
+    return out
+
+
+def test_a_background_read_that_finds_redis_down_logs_one_line_not_a_traceback(caplog):
+    from reconciler.console import readers
+
+    target = connect("redis://127.0.0.1:1/0", "redbeat:", "x")
+    cache = readers.SnapshotCache(target, None)
+    with caplog.at_level("WARNING", logger="reconciler.console"):
+        cache._refresh()
+    [record] = caplog.records
+    assert record.exc_info is None and "Traceback" not in caplog.text
+    assert "background read failed: Redis: Error" in record.getMessage()
+    assert cache._snapshot is None and not cache._refreshing
+
+
+def test_a_name_with_a_direction_override_is_marked_and_cannot_reorder_the_page(redis_url, tmp_path):
+    (tmp_path / "jobs.yaml").write_text(
+        'schedules:\n  - name: "rtl \\u202eevil"\n    task: t.a\n    every: 1h\n'
+        '  - name: "plain"\n    task: t.b\n    every: 1h\n', encoding="utf-8")
+    target = connect(redis_url, "redbeat:", "team-a")
+    reconcile(load([tmp_path]), target)
+    client = _client(target)
+    page = client.get("/schedules").get_data(as_text=True)
+    assert page.count('<span class="badge hidden"') == 1 and "rtl \u202eevil</a> <span class=\"badge hidden\"" in page
+    entry = client.get("/entry", query_string={"name": "rtl \u202eevil"}).get_data(as_text=True)
+    assert 'class="badge hidden"' in entry and "rtl \\u202eevil" in entry  # spelled with escapes
+    css = client.get("/static/console.css").get_data(as_text=True)
+    assert re.search(r"td\.name a[^{]*\{ unicode-bidi: isolate; \}", css)
+
+
+def test_every_state_is_a_badge_and_a_filter(target, manifests, redis_client):
+    redis_client.zadd("redbeat::schedule", {"redbeat:heartbeat": -1})  # how beat files an entry past its end_at
+    definition = json.loads(redis_client.hget("redbeat:nightly-report", "definition"))
+    redis_client.hset("redbeat:nightly-report", "definition", json.dumps({**definition, "enabled": False}))
+    client = _client(target, manifests)
+    for state, name in (("finished", "heartbeat"), ("disabled", "nightly-report"), ("protected", SCRIPT),
+                        ("enabled", "a&b <c> 'd' [e]/f")):
+        rows = [row["name"] for row in _rows(client, f"/schedules?state={state}")]
+        assert name in rows, (state, rows)
+        page = client.get("/schedules", query_string={"state": state, "q": name}).get_data(as_text=True)
+        assert f'<span class="badge {state}">' in page, state
+    assert "heartbeat" not in [row["name"] for row in _rows(client, "/schedules?state=enabled")]
+
+
+def test_a_refused_action_form_links_back_to_its_entry(target, manifests):
+    client = _client(target, manifests, TOKEN)
+    csrf = _sign_in(client)
+    page = client.post("/actions/pause", data={"name": XSS, "until": "yesterday", "csrf": csrf})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 400 and "neither a time" in text
+    assert '<a href="/entry?name=%22%3E%3Cimg+src%3Dx+onerror%3Dalert%281%29%3E">Back to &#34;&gt;&lt;img' in text
+    long = client.post("/actions/pause", data={"name": "n" * 5000, "csrf": csrf}).get_data(as_text=True)
+    assert "Back to " + "n" * 77 + "...</a>" in long and "n" * 5000 not in long.split("Back to")[1]
+    huge = client.post("/actions/pause", data={"name": "heartbeat", "note": "x" * 200_000, "csrf": csrf})
+    assert huge.status_code == 413 and "Back to the schedules" in huge.get_data(as_text=True)

@@ -187,3 +187,20 @@ def test_validate_warns_on_yaml_1_1_surprises_on_stderr(tmp_path: Path, capsys: 
         f"warning: {path}:3:8: every: unquoted 1:30 is a base-60 number in YAML 1.1 "
         "(not a time or a duration); quote it\n"
     )
+
+
+def test_audit_limit_must_be_one_or_more(capsys: pytest.CaptureFixture[str]) -> None:
+    # Redis refuses XREVRANGE COUNT 0 and the command said "error: Redis: ..." as if Redis were at fault.
+    for value, words in (("0", "0 is not 1 or more"), ("-3", "-3 is not 1 or more"), ("x", "'x' is not a whole")):
+        assert main(["audit", "--redis-url", "redis://127.0.0.1:1/0", "--limit", value]) == 1
+        assert words in capsys.readouterr().err
+
+
+def test_the_console_listens_on_loopback_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.console import server
+
+    seen = []
+    monkeypatch.setattr(server, "run", lambda settings, environ, say: seen.append(settings) or 0)
+    assert main(["console", "--redis-url", "redis://127.0.0.1:1/0"]) == 0
+    assert main(["console", "--redis-url", "redis://127.0.0.1:1/0", "--listen", "0.0.0.0:8080", "jobs/"]) == 0
+    assert [(s.host, s.port, s.paths) for s in seen] == [("127.0.0.1", 9186, ()), ("0.0.0.0", 8080, (Path("jobs"),))]

@@ -242,6 +242,15 @@ def test_look_alike_names_are_marked_and_spelled_with_escapes() -> None:
     assert views.escaped_name("plain-name") is None
 
 
+def test_names_with_invisible_or_direction_changing_characters_are_marked() -> None:
+    for name in ("rtl \u202eevil\u202c name", "zero\u200bwidth", "soft\u00adhyphen", "\u2066isolate\u2069"):
+        assert views.hidden_characters(name), name
+        assert views.schedule_row({"name": name, "state": "active"}, None, protected=False, sync=None,
+                                  now=NOW)["hidden"]
+    for name in ("caf\u00e9", "cafe\u0301", "日本語のジョブ", "emoji 🔥", "a&b <c>"):
+        assert not views.hidden_characters(name), name
+
+
 def test_compact_times_in_the_entry_zone() -> None:
     at = datetime(2026, 12, 3, 23, 0, tzinfo=UTC)
     now = datetime(2026, 12, 3, 14, 46, 7, tzinfo=UTC)
