@@ -360,6 +360,9 @@ def test_hand_edits_are_undone_at_resync_and_counted(schedules, redis_url, redis
     assert drift == [("update", "heartbeat"), ("create", "nightly")]
     assert [e["trigger"] for e in watcher.events() if e["event"] == "applied"] == ["start", "resync", "resync"]
     assert watcher.ready()
+    # found through the change feed: Redis reported both keys (docs/watch.md)
+    assert [e for e in watcher.events() if e["event"].startswith("change feed open")]
+    assert not [e for e in watcher.events() if e["event"].startswith("change feed lost")]
 
 
 def test_redis_down_keeps_running_and_converges_when_back(schedules, fresh_redis, start_watch):
