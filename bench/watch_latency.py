@@ -117,7 +117,7 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
         except OSError:
             return False
 
-    wait_for(ready, 20, "/readyz")
+    wait_for(ready, 120, "/readyz")  # after the first apply at 100k: the read-back, 100k log lines
 
 
 def file_to_redis(client: redis.Redis, path: Path, writes: int, entries: int) -> list[float]:
