@@ -796,3 +796,17 @@ def test_a_sigterm_during_the_sends_stops_beat_after_the_last_claimed_run(redis_
         assert sends == ["due-0000", "due-0001", "due-0002"]  # every claimed run sent, then beat stopped
         assert [json.loads(redis_client.hget(P + name, "meta"))["total_run_count"] for name in sends] == [1, 1, 1]
         assert not redis_client.exists("redbeat::lock")
+
+
+@pytest.mark.parametrize("sched", [schedule(60), crontab(minute="*/5")], ids=["every", "cron"])
+def test_a_last_run_before_1970_is_sent_at_the_next_tick(redis_url, redis_client, sched):
+    """issue 14: a negative score was never fetched (the entry never ran); a pre-1970 last run means due now."""
+    app = make_app(redis_url, now=NOW)
+    with current(app):
+        Entry("ancient", "tasks.old", sched, app=app, last_run_at=datetime.min).save()
+        Entry("naive-1960", "tasks.old", sched, app=app, last_run_at=datetime(1960, 1, 1)).save()
+        scheduler = Recording(app=app)
+        scheduler.tick()
+        assert sorted(scheduler.sent_names) == ["ancient", "naive-1960"]
+        assert redis_client.zscore(SCHEDULE, P + "ancient") > NOW.timestamp()  # then next due after now
+        scheduler.close()
