@@ -151,16 +151,20 @@ def decode_tagged(d: dict[str, Any]) -> Any:
 class RedBeatJSONEncoder(json.JSONEncoder):
     """celery-redbeat's encoder: datetimes and schedules as ``__type__``-tagged objects."""
 
-    def default(self, o: Any) -> Any:
-        return encode_tagged(o)
+    def default(self, obj: Any) -> Any:  # celery-redbeat's parameter name (json's is ``o``)
+        return encode_tagged(obj)
 
 
 class RedBeatJSONDecoder(json.JSONDecoder):
     """celery-redbeat's decoder: ``__type__``-tagged objects back into datetimes and schedules."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("object_hook", decode_tagged)
+        kwargs.setdefault("object_hook", self.dict_to_object)
         super().__init__(*args, **kwargs)
+
+    def dict_to_object(self, d: dict[str, Any]) -> Any:
+        """One decoded JSON object: a tagged one as its value, any other as it is (a subclass may extend it)."""
+        return decode_tagged(d)
 
 
 _ENCODER = RedBeatJSONEncoder()

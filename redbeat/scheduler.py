@@ -6,7 +6,8 @@ One tick (leader):
   3. ``settle``: record every run and new score, fenced by the lock (1 round trip);
   4. send the claimed runs with Celery's own ``apply_entry``.
 The run is recorded *before* it is sent: a crash between 3 and 4 loses those
-sends (at most one slot per entry), but nothing is ever sent twice.
+sends (at most one slot per entry), but nothing is ever sent twice.  A SIGTERM
+or Ctrl-C from 3 to the last send is held until then (:mod:`stopsignals`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .metrics import BeatMetrics, NullMetrics
 from .operator import PauseError, active_pause, decode_trigger
 from .redaction import redact_url
 from .statics import FastStatic, fast_definition, statics_changes, statics_digest
+from .stopsignals import stop_signals_held
 from .store import EntryStore, Settlement, Step, StoredEntry
 from .wakeup import ChangeListener
 
@@ -283,17 +285,19 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]  # celery is untyped (S
             if step is not None:
                 steps.append(step)
                 to_send.append(entry)
-        applied = self._record_claims(store, steps, to_send, lock)
-        if applied is None:
-            self._demote("lost while ticking")
-            return 0.0
-        self.metrics.entries_due.set(len(batch.entries))
-        next_scores = [batch.next_score] if batch.next_score is not None else []
-        next_scores += self._wake_at  # never-run entries waiting out their jitter, filed under the slot
-        for step, ok in zip(steps, applied, strict=False):
-            if ok and step.new_score >= 0 and (step.step is Step.CLAIM or step.new_score > now_ts):
-                next_scores.append(step.new_score)
-        self._send_claimed(steps, to_send, applied, lease_from if lock is not None else None)
+        # A SIGTERM from here to the last send would lose the runs claimed and not yet sent: held until then.
+        with stop_signals_held(any(entry is not None for entry in to_send)):
+            applied = self._record_claims(store, steps, to_send, lock)
+            if applied is None:
+                self._demote("lost while ticking")
+                return 0.0
+            self.metrics.entries_due.set(len(batch.entries))
+            next_scores = [batch.next_score] if batch.next_score is not None else []
+            next_scores += self._wake_at  # never-run entries waiting out their jitter, filed under the slot
+            for step, ok in zip(steps, applied, strict=False):
+                if ok and step.new_score >= 0 and (step.step is Step.CLAIM or step.new_score > now_ts):
+                    next_scores.append(step.new_score)
+            self._send_claimed(steps, to_send, applied, lease_from if lock is not None else None)
         if len(batch.entries) >= DUE_BATCH_LIMIT:
             return 0.0
         wake_at = min(next_scores) if next_scores else time.time() + self.max_interval

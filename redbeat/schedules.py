@@ -76,6 +76,17 @@ def _day_code(code: Any) -> weekday:
 
 
 class rrule(BaseSchedule):  # type: ignore[misc]  # celery is untyped (BaseSchedule is Any)  # noqa: N801 - celery-redbeat's public name
+    #: celery-redbeat's repr, field for field (Flower and logs show the same text as with celery-redbeat).
+    RRULE_REPR = (
+        "<rrule: freq: {0.freq}, dtstart: {0.dtstart}, interval: {0.interval}, "
+        "wkst: {0.wkst}, count: {0.count}, until: {0.until}, bysetpos: {0.bysetpos}, "
+        "bymonth: {0.bymonth}, bymonthday: {0.bymonthday}, byyearday: {0.byyearday}, "
+        "byeaster: {0.byeaster}, byweekno: {0.byweekno}, byweekday: {0.byweekday}, "
+        "byhour: {0.byhour}, byminute: {0.byminute}, bysecond: {0.bysecond}>"
+    )
+    #: The frequency names the constructor takes for ``freq`` (celery-redbeat's class attribute).
+    FREQ_MAP = FREQ_MAP
+
     def __init__(
         self,
         freq: int | str,
@@ -190,8 +201,7 @@ class rrule(BaseSchedule):  # type: ignore[misc]  # celery is untyped (BaseSched
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}: {getattr(self, name)}" for name in ("freq", "dtstart", *_RULE_FIELDS, "until"))
-        return f"<rrule: {fields}>"
+        return self.RRULE_REPR.format(self)
 
     def __reduce__(self) -> Any:
         state = {name: getattr(self, name) for name in _RULE_FIELDS}

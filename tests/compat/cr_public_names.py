@@ -1,11 +1,15 @@
 """Print, as JSON, every public name of celery-redbeat 2.4.2's modules: its kind and call signature.
 
+For a class celery-redbeat defines, also the public attributes its own class bodies define (methods
+with their signatures, properties, constants); what it inherits from celery or json is not its API.
+
 Runs ONLY with the celery-redbeat venv python (see CONTRIBUTING.md); tests/compat/test_public_names.py
 compares the output with our package.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import json
@@ -43,6 +47,30 @@ def origin_of(value: object) -> str | None:
     return f"{module}.{qualname}" if module and qualname else None
 
 
+def member_kind(cls: type, name: str) -> str:
+    """method / property / constant, from the attribute as the class body defines it (not as bound)."""
+    raw = inspect.getattr_static(cls, name)
+    if isinstance(raw, (property, functools.cached_property)):
+        return "property"
+    if isinstance(raw, (staticmethod, classmethod)) or inspect.isfunction(raw) or inspect.ismethoddescriptor(raw):
+        return "method"
+    return "constant"
+
+
+def members(cls: type) -> dict[str, dict[str, object]]:
+    """The public attributes celery-redbeat's own classes define (not those inherited from celery or json)."""
+    out: dict[str, dict[str, object]] = {}
+    for name in dir(cls):
+        if name.startswith("_"):
+            continue
+        owner = next((klass for klass in cls.__mro__ if name in vars(klass)), None)
+        if owner is None or not owner.__module__.startswith("redbeat"):
+            continue
+        kind = member_kind(cls, name)
+        out[name] = {"kind": kind, "params": parameters(getattr(cls, name)) if kind == "method" else None}
+    return out
+
+
 def describe(module_name: str) -> dict[str, dict[str, object]]:
     module = importlib.import_module(module_name)
     names = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
@@ -55,6 +83,7 @@ def describe(module_name: str) -> dict[str, dict[str, object]]:
             "params": parameters(value) if kind in ("class", "function") else None,
             "origin": origin_of(value),
             "value": repr(value) if kind == "constant" else None,
+            "members": members(value) if kind == "class" and (origin_of(value) or "").startswith("redbeat") else None,
         }
     return out
 

@@ -759,3 +759,54 @@ def test_a_sigterm_lost_inside_a_send_still_stops_beat(redis_url, redis_client, 
         with pytest.raises(SystemExit):
             scheduler.tick()
         assert not redis_client.exists("redbeat::lock")
+
+
+def test_a_sigterm_during_the_sends_stops_beat_after_the_last_claimed_run(redis_url, redis_client, monkeypatch):
+    """celery beat's SIGTERM handler closes the scheduler and raises SystemExit wherever the main thread is.
+    Landing between the claim and the last send, it lost every run claimed and not yet sent: their slots
+    recorded as run, never sent by anyone. It is held until the last send, then stops beat."""
+    import os
+    import signal
+
+    app = make_app(redis_url, now=NOW)
+    with current(app):
+        scheduler = RedBeatScheduler(app=app)
+        scheduler.wait_for_changes = True  # as under `celery beat` (beat_init)
+        assert scheduler._try_lead()
+        make_due(redis_client, 3)
+        sends: list[str] = []
+
+        def send(entry, producer=None, advance=False, **kwargs):
+            sends.append(entry.name)
+            if len(sends) == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return None
+
+        def celery_beat_stop(signum, frame):  # celery.apps.beat's: service.sync(), then SystemExit
+            scheduler.close()
+            raise SystemExit()
+
+        monkeypatch.setattr(scheduler, "apply_async", send)
+        previous = signal.signal(signal.SIGTERM, celery_beat_stop)
+        try:
+            with pytest.raises(SystemExit):
+                scheduler.tick()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        assert sends == ["due-0000", "due-0001", "due-0002"]  # every claimed run sent, then beat stopped
+        assert [json.loads(redis_client.hget(P + name, "meta"))["total_run_count"] for name in sends] == [1, 1, 1]
+        assert not redis_client.exists("redbeat::lock")
+
+
+@pytest.mark.parametrize("sched", [schedule(60), crontab(minute="*/5")], ids=["every", "cron"])
+def test_a_last_run_before_1970_is_sent_at_the_next_tick(redis_url, redis_client, sched):
+    """issue 14: a negative score was never fetched (the entry never ran); a pre-1970 last run means due now."""
+    app = make_app(redis_url, now=NOW)
+    with current(app):
+        Entry("ancient", "tasks.old", sched, app=app, last_run_at=datetime.min).save()
+        Entry("naive-1960", "tasks.old", sched, app=app, last_run_at=datetime(1960, 1, 1)).save()
+        scheduler = Recording(app=app)
+        scheduler.tick()
+        assert sorted(scheduler.sent_names) == ["ancient", "naive-1960"]
+        assert redis_client.zscore(SCHEDULE, P + "ancient") > NOW.timestamp()  # then next due after now
+        scheduler.close()

@@ -112,6 +112,37 @@ def test_rrule_round_trips_with_dtstart_until_and_weekdays():
     assert list(back.rrule[:3]) == list(rule.rrule[:3])
 
 
+def test_rrule_repr_is_celery_redbeats_field_for_field():
+    """The text celery-redbeat 2.4.2's repr gives for these two rules (printed in its own venv)."""
+    weekly = rrule("WEEKLY", dtstart=datetime(2026, 11, 2, 8, 0, tzinfo=PLUS2), byweekday=[MO, FR], byhour=8,
+                   byminute=0, count=10)
+    monthly = rrule("MONTHLY", dtstart=datetime(2026, 1, 1, 18, 0, tzinfo=UTC), byweekday=FR(-1),
+                    until=datetime(2027, 1, 1, tzinfo=UTC))
+    assert repr(weekly) == (
+        "<rrule: freq: 2, dtstart: 2026-11-02 08:00:00+02:00, interval: 1, wkst: None, count: 10, until: None, "
+        "bysetpos: None, bymonth: None, bymonthday: None, byyearday: None, byeaster: None, byweekno: None, "
+        "byweekday: [MO, FR], byhour: 8, byminute: 0, bysecond: None>")
+    assert repr(monthly) == (
+        "<rrule: freq: 1, dtstart: 2026-01-01 18:00:00+00:00, interval: 1, wkst: None, count: None, "
+        "until: 2027-01-01 00:00:00+00:00, bysetpos: None, bymonth: None, bymonthday: None, byyearday: None, "
+        "byeaster: None, byweekno: None, byweekday: FR(-1), byhour: None, byminute: None, bysecond: None>")
+    assert rrule.FREQ_MAP["WEEKLY"] == weekly.freq
+
+
+def test_the_decoder_hook_is_dict_to_object_which_a_subclass_may_extend():
+    """celery-redbeat's decoder decodes each object through ``dict_to_object``; code subclasses it."""
+    tagged = {"__type__": "interval", "every": 30.0, "relative": False}
+    assert RedBeatJSONDecoder().dict_to_object(dict(tagged)) == schedule(30)
+    assert RedBeatJSONDecoder().dict_to_object({"a": 1}) == {"a": 1}
+
+    class Marking(RedBeatJSONDecoder):
+        def dict_to_object(self, d):
+            return {"seen": super().dict_to_object(d)}
+
+    assert json.loads(json.dumps({"x": tagged}), cls=Marking) == {"seen": {"x": {"seen": schedule(30)}}}
+    assert RedBeatJSONEncoder().default(obj=schedule(30)) == tagged
+
+
 def test_unknown_type_passes_through_as_a_dict():
     assert roundtrip({"__type__": "solar", "event": "sunrise"}) == {"__type__": "solar", "event": "sunrise"}
 
