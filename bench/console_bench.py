@@ -8,12 +8,15 @@ on weekdays, daily crontabs, relative intervals) with ``redbeat-apply`` into a r
 times, through Werkzeug's test client (the whole WSGI app: routing, page model, Jinja2, headers):
 
 * the baseline, in the same run: the raw Redis read of the same entries (``sync.state.read_all``);
-* the snapshot every page shares (status rows as ``status`` builds them + sync state + words), read cold;
+* the snapshot every page shares with every row built (status rows as ``status`` builds them + sync state +
+  words), as the background refresh builds it;
 * a schedules page (50 rows) from the shared snapshot: first, middle and last page, a text filter, a sort;
-* the 24 h timeline of every entry (histogram + 50 lanes + busiest minutes), from the shared snapshot.
+* the 24 h timeline of every entry (histogram + 50 lanes + busiest minutes), from the shared snapshot;
+* a schedules page with no snapshot to share (the first after the console starts or after a minute without
+  requests): the default view, which builds its 50 rows only, and a sort by next run, which builds every row.
 
-Each figure is the median of ``--repeat`` runs.  Targets: a page < 300 ms, the 24 h timeline < 1 s.
-Exit 1 when a target is missed.
+Each figure is the median of ``--repeat`` runs.  Targets: a page < 300 ms (from the shared snapshot, and the
+default view without one), the 24 h timeline < 1 s.  Exit 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         manifests.desired()  # the console loads the manifests once, then only when a file changes
 
         baseline = median_of(args.repeat, lambda: read_all(target.client, target.keys))
-        snapshot = median_of(args.repeat, lambda: read_snapshot(target, manifests))
+        snapshot = median_of(args.repeat, lambda: read_snapshot(target, manifests).build_all())
         client = Client(make_app(target, manifests=manifests, max_age=3600, max_stale=3600))
         pages = total // 50
 
@@ -89,22 +92,31 @@ def main(argv: list[str] | None = None) -> int:
         timeline = median_of(args.repeat, get("/timeline?window=24h"))
         cold_client = Client(make_app(target, manifests=manifests, max_age=0, max_stale=0))
         cold_page = median_of(args.repeat, lambda: cold_client.get("/schedules").get_data())
+        cold_sorted = median_of(args.repeat, lambda: cold_client.get("/schedules?sort=next").get_data())
 
     print(f"entries: {total}")
     print(f"baseline: raw Redis read of every entry (read_all):   {baseline * 1000:8.1f} ms")
-    print(f"shared snapshot (status rows + sync + words), cold:  {snapshot * 1000:8.1f} ms  "
+    print(f"shared snapshot, every row built (status+sync+words): {snapshot * 1000:8.1f} ms  "
           f"({snapshot / baseline:.1f}x the raw read)")
     for label, seconds in page_times.items():
         print(f"schedules page, {label + ':':<28} {seconds * 1000:8.1f} ms  ({seconds / baseline:.2f}x the raw read)")
-    print(f"schedules page reading its own snapshot:            {cold_page * 1000:8.1f} ms  "
+    print(f"schedules page reading its own snapshot:              {cold_page * 1000:8.1f} ms  "
           f"({cold_page / baseline:.1f}x the raw read)")
+    print(f"  the same, sorted by next run (builds every row):    {cold_sorted * 1000:8.1f} ms  "
+          f"({cold_sorted / baseline:.1f}x the raw read)")
     print(f"timeline, 24 h, every entry:                          {timeline * 1000:8.1f} ms  "
           f"({timeline / baseline:.1f}x the raw read)")
-    worst_page = max(page_times.values())
-    met = worst_page < PAGE_TARGET and timeline < TIMELINE_TARGET
-    print(f"targets: page < {PAGE_TARGET * 1000:.0f} ms: {'met' if worst_page < PAGE_TARGET else 'MISSED'}; "
-          f"24 h timeline < {TIMELINE_TARGET:.0f} s: {'met' if timeline < TIMELINE_TARGET else 'MISSED'}")
-    return 0 if met else 1
+    return _verdict(max(page_times.values()), timeline, cold_page)
+
+
+def _verdict(worst_page: float, timeline: float, cold_page: float) -> int:
+    """Print each target and whether it is met; 0 when all are."""
+    said = {True: "met", False: "MISSED"}
+    pages, line, cold = worst_page < PAGE_TARGET, timeline < TIMELINE_TARGET, cold_page < PAGE_TARGET
+    print(f"targets: page < {PAGE_TARGET * 1000:.0f} ms: {said[pages]}; "
+          f"24 h timeline < {TIMELINE_TARGET:.0f} s: {said[line]}; "
+          f"page with no snapshot to share < {PAGE_TARGET * 1000:.0f} ms: {said[cold]}")
+    return 0 if pages and line and cold else 1
 
 
 if __name__ == "__main__":

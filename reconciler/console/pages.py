@@ -36,13 +36,19 @@ def parse_query(args: Mapping[str, str]) -> q.Query:
 
 
 def schedules(ctx: Context, query: q.Query) -> dict[str, Any]:
+    """The schedules page.  A snapshot whose rows are not all built yet (the first page after a while) builds only
+    the rows shown when the query filters and sorts on names and owners only; any other builds every row."""
     snapshot = ctx.cache.get()
-    selected = q.select(snapshot.rows, query)
+    if snapshot.complete or not q.by_name_and_owner(query):
+        page = q.paginate(q.select(snapshot.rows, query), query)
+    else:
+        page = q.paginate(q.select(snapshot.stubs, query), query)
+        page = replace(page, items=list(snapshot.rows_of([str(stub["name"]) for stub in page.items])))
     return {
-        "page": q.paginate(selected, query), "query": query, "owners": views.owners_of(snapshot.rows),
+        "page": page, "query": query, "owners": views.owners_of(snapshot.stubs),
         "states": views.STATES, "syncs": views.SYNC_WORDS, "knows_manifests": snapshot.desired is not None,
-        "manifest_problem": snapshot.manifest_problem, "total": len(snapshot.rows), "read_at": views.clock(
-            snapshot.read_at), "selected": selected,
+        "manifest_problem": snapshot.manifest_problem, "total": len(snapshot.stubs), "read_at": views.clock(
+            snapshot.read_at),
     }
 
 

@@ -16,6 +16,8 @@ SORTS: dict[str, str] = {
     "name": "name", "owner": "owner", "task": "task", "state": "state", "sync": "sync",
     "next": "next_run_at", "last": "last_run_at", "runs": "total_run_count", "lag": "dispatch_lag_seconds",
 }
+#: Sorts on what a row's stub holds (:attr:`reconciler.console.readers.Snapshot.stubs`): no next run needed.
+STUB_SORTS = ("name", "owner")
 ORDERS = ("asc", "desc")
 #: Timeline windows a URL may name -> seconds.
 WINDOWS: dict[str, int] = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
@@ -134,6 +136,13 @@ def matches(row: Mapping[str, Any], query: Query) -> bool:
         haystack = row.get(SEARCH_FIELD)
         return folded(query.q) in (haystack if isinstance(haystack, str) else search_text(row))
     return True
+
+
+def by_name_and_owner(query: Query) -> bool:
+    """Whether the query filters and sorts on names and owners only: then a page needs no other row built.
+    The text, state and sync filters and the other sorts read what only a full row holds (the state, for one,
+    is "corrupt" when the next run cannot be computed)."""
+    return query.sort in STUB_SORTS and not (query.q or query.state or query.sync)
 
 
 def _sort_key(field_name: str) -> Callable[[Mapping[str, Any]], tuple[int, Any, str]]:

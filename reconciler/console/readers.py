@@ -2,7 +2,9 @@
 leader lock, the run history and the audit stream.  Reads only; nothing here writes.
 
 The snapshot is shared by the requests of a couple of seconds (``max_age``): a page of 10,000 entries is
-then a filter and a slice of rows already built, and a refresh shows what changed since.
+then a filter and a slice of rows already built, and a refresh shows what changed since.  A page with no
+snapshot to share reads the entries and builds only the rows it shows, when its filters and sort need no
+other row's next run (see :class:`Snapshot`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +25,6 @@ from reconciler.console import views
 from reconciler.core.errors import ManifestErrors
 from reconciler.core.model import DesiredEntry
 from reconciler.operating import audit
-from reconciler.operating.operate import full_status
 from reconciler.sync.state import ActualEntry, OwnershipRecord, read_all
 from redbeat.keys import KeySpace
 from redbeat.redaction import redact_text
@@ -83,53 +83,138 @@ class ManifestFiles:
             return self._desired, self._problem
 
 
-@dataclass(frozen=True)
+#: A built row: the schedules row and the ``status`` row it came from (None for an entry only the manifests know).
+Built = tuple[dict[str, Any], dict[str, Any] | None]
+
+
 class Snapshot:
-    """Every entry at one moment: status rows (the CLI's), the entries they came from, the manifests."""
+    """Every entry at one moment: the entries and manifests as read, and their rows, built on demand.
 
-    read_at: float
-    entries: Mapping[str, ActualEntry]
-    status: list[dict[str, Any]]
-    protected: frozenset[str]
-    desired: Mapping[str, DesiredEntry] | None
-    manifest_problem: str | None
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    Reading is cheap (the raw read of every entry); a row costs its next-run computation, ~0.2 ms.  So rows are
+    built when asked for and kept: a page that needs only names and owners (the default view) builds its own 50
+    rows (:meth:`rows_of`), a filter or sort on anything else builds every row (:attr:`rows`), as the
+    background refresh does before it publishes a snapshot.  Every row is built with the snapshot's ``now``.
+    """
+
+    def __init__(self, target: Any, now: datetime, entries: Mapping[str, ActualEntry],
+                 desired: Mapping[str, DesiredEntry] | None, manifest_problem: str | None,
+                 stubs: list[dict[str, Any]] | None = None, built: Mapping[str, Built] | None = None,
+                 read_at: float | None = None) -> None:
+        self.target, self.now, self.read_at = target, now, time.time() if read_at is None else read_at
+        self.entries, self.desired, self.manifest_problem = entries, desired, manifest_problem
+        #: name, owner and look-alike flag of every row, in row order (Redis's by name, then the manifests' own)
+        self.stubs = stubs if stubs is not None else _stubs(entries, desired)
+        self._built: dict[str, Built] = dict(built or {})
+        self._all: list[dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def complete(self) -> bool:
+        """Whether every row is built (a page may then filter and sort on any field at no further cost)."""
+        return len(self._built) == len(self.stubs)
+
+    def rows_of(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        """The rows of ``names`` (names of :attr:`stubs`), building those not built yet."""
+        todo = [name for name in dict.fromkeys(names) if name not in self._built]
+        if todo:
+            fresh = build_rows(self, todo)
+            with self._lock:  # two requests may build the same row: the first one kept is everyone's
+                for name, built in fresh.items():
+                    self._built.setdefault(name, built)
+        return [self._built[name][0] for name in names]
+
+    def build_all(self) -> list[dict[str, Any]]:
+        """Every row, in row order, building those not built yet."""
+        if self._all is None:
+            self._all = self.rows_of([stub["name"] for stub in self.stubs])
+        return self._all
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row, in row order (built now when some are not yet)."""
+        return self.build_all()
+
+    @property
+    def status(self) -> list[dict[str, Any]]:
+        """Every entry's ``status`` row (the CLI's), by name."""
+        self.build_all()
+        found = (self._built[stub["name"]][1] for stub in self.stubs)
+        return [row for row in found if row is not None]
+
+    def with_entry(self, name: str, actual: ActualEntry, row: dict[str, Any], status: dict[str, Any]) -> Snapshot:
+        """This snapshot with ``name`` (an entry it holds) read anew: its entry, row and status row replaced."""
+        row["lookalike"] = self._lookalike(name)
+        with self._lock:
+            built = {**self._built, name: (row, status)}
+        return Snapshot(self.target, self.now, {**self.entries, name: actual}, self.desired,
+                        self.manifest_problem, self.stubs, built, self.read_at)
+
+    def _lookalike(self, name: str) -> bool:
+        return next((bool(stub["lookalike"]) for stub in self.stubs if stub["name"] == name), False)
 
 
-def protected_names(client: Any, keys: KeySpace) -> frozenset[str]:
-    """Entries an owner's record marks protected (never pruned), from every owner's index."""
+def _stubs(entries: Mapping[str, ActualEntry], desired: Mapping[str, DesiredEntry] | None) -> list[dict[str, Any]]:
+    stubs = [{"name": name, "owner": entries[name].owner} for name in sorted(entries)]
+    if desired is not None:
+        stubs += [{"name": name, "owner": None} for name in sorted(desired) if name not in entries]
+    views.mark_lookalikes(stubs)
+    return stubs
+
+
+def protected_names(client: Any, keys: KeySpace, names: Sequence[str] | None = None) -> frozenset[str]:
+    """Entries an owner's record marks protected (never pruned), from every owner's index; of ``names`` only,
+    when given (one field per owner and name rather than every owner's whole index)."""
     owners = sorted(o.decode() if isinstance(o, bytes) else str(o) for o in client.smembers(keys.owners))
+    if names is not None and not names:
+        return frozenset()
     pipe = client.pipeline(transaction=False)
     for owner in owners:
-        pipe.hgetall(keys.owner_index(owner))
-    names = set()
+        if names is None:
+            pipe.hgetall(keys.owner_index(owner))
+        else:
+            pipe.hmget(keys.owner_index(owner), list(names))
+    found = set()
     for index in pipe.execute():
-        for name, raw in index.items():
-            if OwnershipRecord.from_json(raw).protected:
-                names.add(name.decode() if isinstance(name, bytes) else str(name))
-    return frozenset(names)
+        for name, raw in index.items() if names is None else zip(names, index, strict=True):
+            if raw is not None and OwnershipRecord.from_json(raw).protected:
+                found.add(name.decode() if isinstance(name, bytes) else str(name))
+    return frozenset(found)
 
 
 def read_snapshot(target: Any, manifests: Manifests | None) -> Snapshot:
-    """One consistent-enough read of everything the schedules and timeline pages show."""
+    """One consistent-enough read of everything the schedules and timeline pages show; rows built on demand."""
     now = datetime.now(timezone.utc)
     entries = read_all(target.client, target.keys)
-    status = full_status(target, entries)
-    protected = protected_names(target.client, target.keys)
-    pause_ends = _pause_ends(target.client, target.keys, [row["name"] for row in status if row.get("paused")])
     desired, problem = manifests.desired() if manifests is not None else (None, None)
-    rows = []
+    return Snapshot(target, now, entries, desired, problem)
+
+
+def build_rows(snapshot: Snapshot, names: Sequence[str]) -> dict[str, Built]:
+    """The rows of ``names``, as of the snapshot: status rows (with their last runs, lag and pause), protected
+    flag, sync state, words; an entry only the manifests know gets its "missing in Redis" row."""
+    from reconciler.operating.operate import status_history, status_pauses
+    from reconciler.operating.status import status_rows
+
+    client, keys, now, desired = snapshot.target.client, snapshot.target.keys, snapshot.now, snapshot.desired
+    present = {name: snapshot.entries[name] for name in names if name in snapshot.entries}
+    status = status_rows(snapshot.target, now=now, entries=present)
+    status_history(status, client, keys)
+    status_pauses(status, client, keys, time.time())
+    protected = protected_names(client, keys, list(present))
+    pause_ends = _pause_ends(client, keys, [row["name"] for row in status if row.get("paused")])
+    lookalike = {stub["name"]: stub["lookalike"] for stub in snapshot.stubs} if len(names) > 1 else None
+    out: dict[str, Built] = {}
     for row in status:
-        name = row["name"]
-        actual = entries.get(name)
-        wanted = desired.get(name) if desired is not None else None
-        sync = views.sync_state(wanted, actual) if desired is not None else None
-        rows.append(views.schedule_row(row, actual, protected=name in protected, sync=sync, now=now))
-        views.hold_for_pause(rows[-1], actual, pause_ends.get(name), now)
-    if desired is not None:
-        rows += [views.missing_row(want) for name, want in sorted(desired.items()) if name not in entries]
-    views.mark_lookalikes(rows)
-    return Snapshot(time.time(), entries, status, protected, desired, problem, rows)
+        name, actual = row["name"], present[row["name"]]
+        sync = views.sync_state(desired.get(name), actual) if desired is not None else None
+        out[name] = (views.schedule_row(row, actual, protected=name in protected, sync=sync, now=now), row)
+        views.hold_for_pause(out[name][0], actual, pause_ends.get(name), now)
+    for name in names:
+        if name not in present and desired is not None and name in desired:
+            out[name] = (views.missing_row(desired[name]), None)
+    for name, (row, _) in out.items():
+        row["lookalike"] = lookalike[name] if lookalike is not None else snapshot._lookalike(name)
+    return out
 
 
 def _pause_ends(client: Any, keys: KeySpace, names: list[str]) -> dict[str, float | None]:
@@ -149,8 +234,9 @@ def _pause_ends(client: Any, keys: KeySpace, names: list[str]) -> dict[str, floa
 
 class SnapshotCache:
     """The last snapshot: served as is for ``max_age`` seconds, then served while a background thread reads
-    the next one (so a page of 10,000 entries never waits for the full read), until ``max_stale`` seconds,
-    after which a request reads anew itself.  ``max_stale`` 0: every request reads anew."""
+    the next one and builds its every row (so a page of 10,000 entries never waits for that), until
+    ``max_stale`` seconds, after which a request reads anew itself, building the rows it needs only.
+    ``max_stale`` 0: every request reads anew."""
 
     def __init__(self, target: Any, manifests: Manifests | None, max_age: float = SNAPSHOT_MAX_AGE,
                  max_stale: float = SNAPSHOT_MAX_STALE) -> None:
@@ -170,15 +256,18 @@ class SnapshotCache:
             threading.Thread(target=self._refresh, name="redbeat-console-snapshot", daemon=True).start()
         return snapshot
 
-    def _read(self) -> Snapshot:
+    def _read(self, *, complete: bool = False) -> Snapshot:
         with self._lock:
-            self._snapshot = read_snapshot(self.target, self.manifests)
-            return self._snapshot
+            snapshot = read_snapshot(self.target, self.manifests)
+            if complete:  # the background refresh: every row built before any page sees it
+                snapshot.build_all()
+            self._snapshot = snapshot
+            return snapshot
 
     def _refresh(self) -> None:
         log = logging.getLogger("reconciler.console")
         try:
-            self._read()
+            self._read(complete=True)
         except (RedisError, RedisClusterException) as exc:  # Redis went away: one line, not a traceback a minute
             log.warning("console: background read failed: %s", redact_text(f"Redis: {exc}"))
             self._snapshot = None  # the next request reads itself and answers 503 with the same words
@@ -207,14 +296,7 @@ class SnapshotCache:
         if row is None or actual is None or status is None or name not in snapshot.entries:
             self._snapshot = None  # gone or new: the rows around it change too
             return
-        old_row = next((r for r in snapshot.rows if r["name"] == name), None)
-        row["lookalike"] = bool(old_row and old_row.get("lookalike"))
-        self._snapshot = replace(
-            snapshot,
-            entries={**snapshot.entries, name: actual},
-            status=[status if r["name"] == name else r for r in snapshot.status],
-            rows=[row if r["name"] == name else r for r in snapshot.rows],
-        )
+        self._snapshot = snapshot.with_entry(name, actual, row, status)
 
 
 def read_entry_row(target: Any, manifests: Manifests | None, name: str) -> tuple[dict[str, Any], ActualEntry] | None:

@@ -120,12 +120,12 @@ def hold_for_pause(row: dict[str, Any], actual: ActualEntry | None, until: float
 def mark_lookalikes(rows: Sequence[dict[str, Any]]) -> None:
     """Set ``lookalike`` on rows whose name differs from another's only by Unicode normalisation or case
     ("café" precomposed and "cafe" + combining accent): two entries a reader cannot tell apart on the page."""
+    keys = [query.folded(str(row["name"])) for row in rows]  # folded once: 10,000 names cost milliseconds
     groups: dict[str, int] = {}
-    for row in rows:
-        key = query.folded(str(row["name"]))
+    for key in keys:
         groups[key] = groups.get(key, 0) + 1
-    for row in rows:
-        row["lookalike"] = groups[query.folded(str(row["name"]))] > 1
+    for row, key in zip(rows, keys, strict=True):
+        row["lookalike"] = groups[key] > 1
 
 
 def hidden_characters(name: str) -> bool:

@@ -503,3 +503,102 @@ def test_a_refused_action_form_links_back_to_its_entry(target, manifests):
     assert "Back to " + "n" * 77 + "...</a>" in long and "n" * 5000 not in long.split("Back to")[1]
     huge = client.post("/actions/pause", data={"name": "heartbeat", "note": "x" * 200_000, "csrf": csrf})
     assert huge.status_code == 413 and "Back to the schedules" in huge.get_data(as_text=True)
+
+
+TEAM_B = """\
+schedules:
+  - name: "caf\\u00e9"
+    task: b.one
+    every: 10m
+  - name: "cafe\\u0301"
+    task: b.two
+    cron: "15 4 * * *"
+    timezone: America/New_York
+  - name: later
+    task: b.three
+    every: 2h
+    start_at: "2999-01-01T00:00:00Z"
+  - name: switched-off
+    task: b.four
+    every: 1m
+    enabled: false
+"""
+
+
+def _every_kind_of_row(target, manifests, redis_client, redis_url, tmp_path):
+    """Rows of every state, sync state and owner: paused (until a time, until resumed), protected, disabled,
+    dormant, finished, corrupt, look-alike names, drifted, not in git, missing in Redis, with runs and lag."""
+    import time as clock
+    from datetime import datetime, timezone
+
+    from redbeat.codec import encode_meta
+
+    other = tmp_path / "team-b"
+    other.mkdir()
+    (other / "jobs.yaml").write_text(TEAM_B, encoding="utf-8")
+    reconcile(load([other]), connect(redis_url, "redbeat:", "team-b"))
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    actions = _client(target, manifests, TOKEN)
+    for form in ({"name": "heartbeat", "until": "2h"}, {"name": "nightly-report"}):
+        assert actions.post("/actions/pause", data=form, headers=bearer).status_code == 200
+    redis_client.hset("redbeat:broken", mapping={"definition": "{not json", "meta": "[]"})
+    redis_client.zadd("redbeat::schedule", {"redbeat:broken": 1.0, "redbeat:a&b <c> 'd' [e]/f": -1})
+    now = clock.time()
+    redis_client.hset(f"redbeat:{XSS}", "meta", encode_meta(datetime.fromtimestamp(now - 600, timezone.utc), 7))
+    for event, at in (("claimed", now - 600.0), ("sent", now - 598.75)):
+        redis_client.xadd("redbeat::history", {"event": event, "entry": XSS, "slot": repr(now - 600.0),
+                                                "at": repr(at)})
+    jobs = manifests / "jobs.yaml"  # heartbeat drifts from git; "ghost" is in git only
+    jobs.write_text(jobs.read_text(encoding="utf-8").replace("task: ops.ping", "task: ops.pong")
+                    + "  - name: ghost\n    every: 1d\n", encoding="utf-8")
+
+
+def test_a_page_with_no_snapshot_shows_the_rows_a_full_snapshot_shows(target, manifests, redis_client, redis_url,
+                                                                      tmp_path, monkeypatch):
+    """The first page after a while builds only its own rows when the query needs no other (names and owners):
+    for every sort, order and filter its page is the page served from the same read with every row built."""
+    from reconciler.console import query as q
+    from reconciler.console import readers, views
+
+    _every_kind_of_row(target, manifests, redis_client, redis_url, tmp_path)
+    files = ManifestFiles([manifests], lambda paths: load(paths, allow_empty=True))
+    queries = [{"sort": sort, "order": order, "per_page": "3", "page": page}
+               for sort in q.SORTS for order in q.ORDERS for page in ("1", "3")]
+    queries += [{"state": state} for state in views.STATES] + [{"sync": sync} for sync in views.SYNC_WORDS]
+    queries += [{"owner": "team-b", "sort": "owner", "order": "desc"}, {"owner": "team-a", "per_page": "2"},
+                {"q": "cafe"}, {"q": "CAFÉ", "sort": "next"}, {"q": "every", "state": "paused"}, {}]
+    lazy = 0
+    for args in queries:
+        cold_app = make_app(target, manifests=files, max_age=3600, max_stale=3600)
+        cold = Client(cold_app).get("/schedules", query_string=args).get_data(as_text=True)
+        read = cold_app.ctx.cache.get()
+        query = q.parse(args, states=views.STATES, syncs=tuple(views.SYNC_WORDS))
+        if q.by_name_and_owner(query) and query.per_page < len(read.stubs):
+            assert not read.complete, args  # only the page's rows were built
+            lazy += 1
+        full = readers.Snapshot(target, read.now, read.entries, read.desired, read.manifest_problem,
+                                read_at=read.read_at)
+        full.build_all()
+        warm_app = make_app(target, manifests=files, max_age=3600, max_stale=3600)
+        monkeypatch.setattr(warm_app.ctx.cache, "get", lambda full=full: full)
+        assert cold == Client(warm_app).get("/schedules", query_string=args).get_data(as_text=True), args
+    assert lazy >= 9
+    # the rows are of every kind the filters offer
+    assert {state for row in full.rows for state in row["states"]} == set(views.STATES)
+    assert {row["sync"] for row in full.rows} == set(views.SYNC_WORDS)
+    assert any(row["lookalike"] for row in full.rows) and any(row["dispatch_lag_seconds"] for row in full.rows)
+
+
+def test_an_action_on_a_snapshot_not_yet_built_updates_its_row_and_keeps_its_age(target, manifests):
+    files = ManifestFiles([manifests], lambda paths: load(paths, allow_empty=True))
+    app = make_app(target, manifests=files, token=TOKEN, max_age=3600, max_stale=3600)
+    client = Client(app)
+    assert "heartbeat" in client.get("/schedules?per_page=2&page=2").get_data(as_text=True)
+    read = app.ctx.cache.get()
+    assert not read.complete
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.post("/actions/pause", data={"name": "heartbeat"}, headers=bearer).status_code == 200
+    after = app.ctx.cache.get()
+    assert after is not read and after.read_at == read.read_at and after.now == read.now
+    assert [row["name"] for row in _rows(client, "/schedules?state=paused")] == ["heartbeat"]
+    assert after.complete and after.entries.keys() == read.entries.keys()
