@@ -41,7 +41,7 @@ from reconciler.core.model import DesiredEntry
 from reconciler.core.revision import revision_of, run_git
 from reconciler.sidecar.file_events import EventSource, FileEvents
 from reconciler.sidecar.health import HealthServer, Listen, Status
-from reconciler.sidecar.metrics import KINDS, WatchMetrics
+from reconciler.sidecar.metrics import KINDS, AttemptResult, WatchMetrics
 from reconciler.sync.incremental import Incremental
 from reconciler.sync.reconcile import Outcome, PlanOptions, PlanRefused, Target
 
@@ -61,6 +61,14 @@ class Trigger(enum.Enum):
     CHANGE = "change"
     RESYNC = "resync"
     RETRY = "retry"
+
+
+class Attempt(enum.Enum):
+    """How one apply attempt ended, for the loop: it decides when to resync or retry."""
+
+    OK = "ok"  # applied, or nothing to apply
+    REFUSED = "refused"  # the plan was refused (conflict, safety valve): not retried until the manifests change
+    ERROR = "error"  # Redis failed: retried after a back-off
 
 
 # --- pure decisions --------------------------------------------------------------------------
@@ -202,8 +210,8 @@ class Applier:
             f"{len(errors)} manifest error{'s' if len(errors) != 1 else ''} ({kept}); first: {errors[0]}"
         )
 
-    def apply(self, trigger: Trigger) -> str:
-        """One attempt: 'ok', 'refused' or 'error'.  Never raises for Redis or plan trouble."""
+    def apply(self, trigger: Trigger) -> Attempt:
+        """One attempt and how it ended.  Never raises for Redis or plan trouble."""
         assert self.desired is not None and self.digest is not None
         self.metrics.attempt(trigger.value)
         level = logging.DEBUG if trigger is Trigger.RESYNC else logging.INFO
@@ -218,21 +226,21 @@ class Applier:
             elapsed = time.perf_counter() - started
             for error in exc.plan.errors:
                 log(logger, "apply refused", logging.ERROR, reason=error)
-            self.metrics.applied("refused", elapsed)
+            self.metrics.applied(AttemptResult.REFUSED, elapsed)
             self.status.apply(f"apply refused, nothing written: {exc}")
-            return "refused"
+            return Attempt.REFUSED
         except (RedbeatError, RedisError) as exc:
             elapsed = time.perf_counter() - started
             log(logger, "apply failed; Redis unchanged", logging.ERROR, trigger=trigger.value, error=str(exc))
-            self.metrics.applied("error", elapsed)
+            self.metrics.applied(AttemptResult.ERROR, elapsed)
             self.status.apply(f"apply failed: {exc}")
-            return "error"
+            return Attempt.ERROR
         elapsed = time.perf_counter() - started
         self._report(outcome, trigger, elapsed)
         if outcome.result is not None:
             self._audit(outcome.plan)
         self.status.apply(None)
-        return "ok"
+        return Attempt.OK
 
     def _audit(self, plan: Any) -> None:
         """Append the apply to the audit trail; a failure to is logged, never fails the apply that happened."""
@@ -263,7 +271,7 @@ class Applier:
                     fields=[f.path for f in change.fields],
                     drift=bool(change.drift),
                 )
-            self.metrics.applied("changed", elapsed, counts=counts, drifted=len(drifted), now=self.wall())
+            self.metrics.applied(AttemptResult.CHANGED, elapsed, counts=counts, drifted=len(drifted), now=self.wall())
             log(
                 logger,
                 "applied",
@@ -277,9 +285,9 @@ class Applier:
         elif self.dry_run and plan.has_changes:
             for change in plan.writes:
                 log(logger, "would change (dry run)", op=change.op.value, name=change.name)
-            self.metrics.applied("dry_run", elapsed, now=self.wall())
+            self.metrics.applied(AttemptResult.DRY_RUN, elapsed, now=self.wall())
         else:
-            self.metrics.applied("unchanged", elapsed, now=self.wall())
+            self.metrics.applied(AttemptResult.UNCHANGED, elapsed, now=self.wall())
             level = logging.DEBUG if trigger is Trigger.RESYNC else logging.INFO
             log(logger, "in sync", level, trigger=trigger.value, revision=self.revision, unchanged=counts["no-op"])
         self.metrics.set_revision(self.revision, self.target.owner)
@@ -316,9 +324,9 @@ def loop(
                 assert digest is not None
                 result = applier.apply(trigger)
                 now = clock()
-                if result == "ok":
+                if result is Attempt.OK:
                     state = succeeded(state, digest, next_resync(now, resync_interval, random))
-                elif result == "refused":
+                elif result is Attempt.REFUSED:
                     state = refused(state, digest, next_resync(now, resync_interval, random))
                 else:
                     state = errored(state, digest, now, resync_interval)

@@ -29,6 +29,8 @@ MASS_DELETE_FLOOR = 3
 
 
 class Op(enum.Enum):
+    """What a plan does to one entry; its value is the word reports, JSON and the apply script use."""
+
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"
@@ -36,6 +38,9 @@ class Op(enum.Enum):
     NOOP = "no-op"
     CONFLICT = "conflict"
 
+
+#: The ops that write to Redis (the others are reported only).
+WRITE_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.DELETE, Op.ADOPT})
 
 @dataclass(frozen=True, slots=True)
 class FieldChange:
@@ -67,6 +72,8 @@ class Change:
     reason: str = ""
     #: crontab fields (``crontab.<field>``) whose stored text the apply replaces by the manifest's, same times
     respelled: tuple[FieldChange, ...] = ()
+    #: the stored run state (``meta``) is unreadable and beat skips the entry: the apply drops it (runs as new)
+    reset_run_state: bool = False
 
     @property
     def respelled_only(self) -> bool:
@@ -103,7 +110,7 @@ class Plan:
 
     @property
     def writes(self) -> list[Change]:
-        return [c for c in self.changes if c.op in (Op.CREATE, Op.UPDATE, Op.DELETE, Op.ADOPT)]
+        return [c for c in self.changes if c.op in WRITE_OPS]
 
     @property
     def has_changes(self) -> bool:
@@ -328,7 +335,8 @@ def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, ta
     drift = ()
     if record is not None and record.digest != have.fingerprint:
         drift = (FieldChange("(entry)", "as applied", "changed in Redis since the last apply"),)
-    if not have.meta_readable:
+    reset = not have.meta_readable
+    if reset:
         # Beat skips an entry whose run state it cannot read; the owner resets it (the entry runs as new).
         drift += (FieldChange("(run state)", "unreadable", "reset: beat skips the entry until then"),)
     old_view = view(old_definition, old_ext, record.protected if record else False)
@@ -338,10 +346,12 @@ def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, ta
         return Change(Op.NOOP, want.name, want, have)
     if not fields and drift:
         # Changed by hand to something canonically equal: rewrite so the stored bytes match again.
-        return Change(Op.UPDATE, want.name, want, have, (), True, drift, respelled=respelled)
+        return Change(Op.UPDATE, want.name, want, have, (), True, drift, respelled=respelled, reset_run_state=reset)
     # A drifted entry may have been corrupt, and beat files a corrupt entry a minute out: re-file it now.
     reschedule = bool(drift) or _reschedules(old_definition, want.definition, old_ext, want.ext)
-    return Change(Op.UPDATE, want.name, want, have, fields, reschedule, drift, respelled=respelled)
+    return Change(
+        Op.UPDATE, want.name, want, have, fields, reschedule, drift, respelled=respelled, reset_run_state=reset
+    )
 
 
 def _split_respellings(

@@ -80,6 +80,8 @@ def load(path: Path) -> SavedPlan:
         return SavedPlan(str(document["owner"]), str(document["key_prefix"]), steps, dict(document["plan"]["summary"]))
     except (KeyError, TypeError) as exc:
         raise RedbeatError(f"{path}: damaged plan file (missing {exc})") from None
+    except ValueError as exc:  # a step whose op is not a write
+        raise RedbeatError(f"{path}: damaged plan file ({exc})") from None
 
 
 def apply(saved: SavedPlan, target: Any) -> ApplyResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,10 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.core.errors import Location
+from reconciler.core.errors import Location, RedbeatError
 from reconciler.core.model import DesiredEntry
 from reconciler.schedules.convert import manifest_to_entry
-from reconciler.sync.apply import encode_definition
+from reconciler.sync import plan_file
+from reconciler.sync.apply import WriteStep, encode_definition, write_step
 from reconciler.sync.plan import MASS_DELETE_FLOOR, FieldChange, Op, canonical, plan
 from reconciler.sync.state import STATIC_OWNER, ActualEntry, ActualState, OwnershipRecord, fingerprint
 
@@ -239,3 +241,42 @@ def test_ownership_record_bytes_are_json_dumps_sorted_and_compact(digest: str, p
     expected = json.dumps({"digest": digest, "protected": protected}, sort_keys=True, separators=(",", ":"))
     assert OwnershipRecord(digest, protected).to_json() == expected
     assert OwnershipRecord.from_json(expected) == OwnershipRecord(digest, protected)
+
+
+# -- the hand-off to apply: an Op and flags, never a label to match --------------------------------------------
+
+
+def test_unreadable_run_state_is_reset_through_the_change_flag():
+    a = desired("a")
+    (change,) = plan({"a": a}, state(stored(a, meta="{not json"))).changes
+    assert change.op is Op.UPDATE and change.reset_run_state is True
+    assert [d.path for d in change.drift] == ["(run state)"]  # what reports show
+    assert write_step(change).reset_meta is True
+    # The report's label decides nothing: the same drift without the flag keeps the run state.
+    assert write_step(dataclasses.replace(change, reset_run_state=False)).reset_meta is False
+    (readable,) = plan({"a": desired("a", every="2m")}, state(stored(a, meta=None))).changes
+    assert readable.reset_run_state is False and write_step(readable).reset_meta is False
+
+
+def test_a_write_step_holds_its_op_and_a_saved_plan_keeps_it():
+    a, b = desired("a"), desired("b")
+    p = plan({"a": desired("a", every="2m"), "new": desired("new")}, state(stored(a), stored(b)))
+    steps = [write_step(c) for c in p.writes]
+    assert [(s.op, s.name) for s in steps] == [(Op.UPDATE, "a"), (Op.DELETE, "b"), (Op.CREATE, "new")]
+    assert [s.arguments(0.0)[0] for s in steps] == ["update", "delete", "create"]  # the apply script's words
+    saved = [json.loads(json.dumps(s.to_json())) for s in steps]
+    assert [d["op"] for d in saved] == ["update", "delete", "create"]
+    assert [WriteStep.from_json(d) for d in saved] == steps
+
+
+@pytest.mark.parametrize("op", ["no-op", "conflict", "drop"])
+def test_a_saved_step_that_is_not_a_write_is_refused(tmp_path, op):
+    step = write_step(plan({"new": desired("new")}, state()).changes[0]).to_json() | {"op": op}
+    with pytest.raises(ValueError):
+        WriteStep.from_json(step)
+    document = {"kind": plan_file.KIND, "format_version": plan_file.FORMAT_VERSION, "owner": "default",
+                "key_prefix": "redbeat:", "plan": {"summary": {}}, "steps": [step]}
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(RedbeatError, match="damaged plan file"):
+        plan_file.load(path)
