@@ -369,7 +369,8 @@ def _add_watch_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _seconds(text: str) -> float:
-    from reconciler.schedules.duration import DurationError, parse_duration
+    from reconciler.core.errors import DurationError
+    from reconciler.schedules.duration import parse_duration
 
     try:
         return parse_duration(text)
@@ -411,7 +412,8 @@ def _run_watch(args: argparse.Namespace) -> int:
 
 def apply_paths(args: argparse.Namespace) -> int:
     """Load, validate, plan and (unless --dry-run) apply; all or nothing.  --watch hands over to watch.run."""
-    from reconciler.sync.reconcile import PlanRefused, load, reconcile
+    from reconciler.core.errors import PlanRefused
+    from reconciler.sync.reconcile import load, reconcile
 
     if args.watch:
         return _run_watch(args)

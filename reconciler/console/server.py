@@ -18,6 +18,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from reconciler.console import readers, security
 from reconciler.console.app import ConsoleApp, make_app
+from reconciler.core.errors import TokenError
 from redbeat.redaction import redact_text
 
 logger = logging.getLogger("reconciler.console")
@@ -116,7 +117,7 @@ def build(settings: Settings, environ: Mapping[str, str]) -> ConsoleApp:
 
     try:
         token = security.load_token(settings.token_file, dict(environ))
-    except security.TokenError as exc:
+    except TokenError as exc:
         raise RedbeatError(str(exc)) from None
     target = connect(settings.redis_url, settings.key_prefix)
     manifests = readers.ManifestFiles(settings.paths, _loader(load)) if settings.paths else None

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 
 from reconciler.core.bulk import gc_paused
-from reconciler.core.errors import Location, ManifestError, ManifestErrors
+from reconciler.core.errors import Location, ManifestError, ManifestErrors, NodeError
 from reconciler.core.model import DesiredEntry
 from reconciler.manifests import nodes, yaml11
 from reconciler.manifests.files import EMPTY_HINT, MAX_FILE_BYTES, PIPE_TIMEOUT, discover, read_text
@@ -299,7 +299,7 @@ def parse_text(path: Path, text: str, *, surprises: bool = False) -> ManifestFil
         raise ManifestError(Location(path, None, None, ""), f"invalid YAML: {exc}", code="yaml") from None
     except RecursionError:  # the pure-Python loader (no libyaml) composes recursively
         raise ManifestError(Location(path, None, None, ""), "invalid YAML: nested too deeply", code="yaml") from None
-    except nodes.NodeError as exc:
+    except NodeError as exc:
         where, end_col = _node_location(path, exc.node, "")
         lines = source.lines
         line = where.line

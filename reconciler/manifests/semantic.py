@@ -19,10 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reconciler.core.errors import Location, ManifestError
+from reconciler.core.errors import FieldError, Location, ManifestError
 from reconciler.core.model import DesiredEntry
 from reconciler.manifests.memo import ConversionMemo, freeze
-from reconciler.schedules.convert import FieldError, manifest_to_entry
+from reconciler.schedules.convert import manifest_to_entry
 
 if TYPE_CHECKING:
     from reconciler.manifests.loader import Document

@@ -53,6 +53,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
+from reconciler.core.errors import MigrateError
 from redbeat.redaction import redact_text, redact_url
 
 OUTPUT_NAME = "django-celery-beat.yaml"
@@ -67,10 +68,6 @@ PERIOD_SECONDS = {
     "seconds": 1,
     "microseconds": 1e-6,
 }
-
-
-class MigrateError(Exception):
-    """A problem that stops the export before anything is written."""
 
 
 @dataclass
@@ -215,7 +212,8 @@ def crontab_schedule(fields: dict[str, str]) -> dict[str, Any]:
     """``{"cron": "..."}``, or ``{"crontab": {...}}`` when cron would read it differently."""
     from celery.schedules import crontab as celery_crontab
 
-    from reconciler.schedules.cron import CELERY_FIELDS, CronError, CronSpec, cron_string, parse_crontab
+    from reconciler.core.errors import CronError
+    from reconciler.schedules.cron import CELERY_FIELDS, CronSpec, cron_string, parse_crontab
 
     try:
         spec = parse_crontab(fields)

@@ -22,12 +22,13 @@ import functools
 import math
 import re
 import zoneinfo
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeGuard
 
 from dateutil import rrule as du
 
+from reconciler.core.errors import CronError, DurationError, FieldError, Unrunnable
 from reconciler.schedules import cron, duration, runnable
 from redbeat.schedules import NTH_WEEKDAYS_EXT, rule_weekdays
 
@@ -53,14 +54,6 @@ MAX_RRULE_INTERVAL = 1000
 EASTER_OFFSETS = (-80, 250)
 #: The latest year of any datetime field: beat adds intervals to it, and datetime ends at 9999.
 MAX_YEAR = 9000
-
-
-class FieldError(ValueError):
-    """A value that the schema allows but that cannot be a schedule; ``path`` is relative to the schedule."""
-
-    def __init__(self, path: Sequence[str | int], message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.path, self.message, self.hint = tuple(path), message, hint
 
 
 # --- manifest -> definition -----------------------------------------------------
@@ -289,7 +282,7 @@ def _schedule(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
     if kind == "every":
         try:
             seconds = duration.parse_duration(schedule["every"])
-        except duration.DurationError as exc:
+        except DurationError as exc:
             raise FieldError(("every",), str(exc)) from None
         if seconds < MIN_INTERVAL:
             raise FieldError(
@@ -302,7 +295,7 @@ def _schedule(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
         text = schedule["cron"]
         try:
             spec = cron.parse_cron(text)
-        except cron.CronError as exc:
+        except CronError as exc:
             raise FieldError(("cron",), f"{text!r}: {exc}") from None
         return {"__type__": "crontab", **spec.celery_fields()}, {}
     if kind == "crontab":
@@ -311,7 +304,7 @@ def _schedule(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
         for name in cron.CELERY_FIELDS:
             try:
                 stored[name] = cron.stored_field(name, fields.get(name, "*"))
-            except cron.CronError as exc:
+            except CronError as exc:
                 raise FieldError(("crontab", name), f"{fields.get(name)!r}: {exc}") from None
         return {"__type__": "crontab", **stored}, {}
     if kind == "at":
@@ -363,7 +356,7 @@ def _extensions(schedule: Mapping[str, Any], sched: Mapping[str, Any]) -> dict[s
         if key in schedule and not (key == "jitter" and schedule[key] is None):
             try:
                 seconds = duration.parse_duration(schedule[key], zero=key == "jitter")
-            except duration.DurationError as exc:
+            except DurationError as exc:
                 raise FieldError((key,), str(exc)) from None
             if seconds:
                 ext[key] = seconds
@@ -404,7 +397,7 @@ def _check_runnable(schedule: Mapping[str, Any], sched: Mapping[str, Any], ext: 
             fields = {f: sched[f] for f in cron.CELERY_FIELDS}
             runnable.check_crontab_fires(fields, ext.get("timezone"), now)
         runnable.check_options(schedule.get("options") or {}, now)
-    except runnable.Unrunnable as exc:
+    except Unrunnable as exc:
         kind = "cron" if "cron" in schedule else "crontab"
         path = ("options", exc.key) if exc.key is not None else (kind,)
         raise FieldError(path, exc.message) from None
@@ -495,7 +488,7 @@ def _crontab_manifest(stored: Mapping[str, str]) -> dict[str, Any]:
     fields = {name: cron.exported_field(name, text) for name, text in stored.items()}
     try:
         spec = cron.parse_crontab(fields)
-    except cron.CronError:
+    except CronError:
         return {"crontab": {name: text for name, text in fields.items() if text != "*"}}
     text = cron.cron_string(spec)
     if text is not None:

@@ -39,7 +39,7 @@ class LoopManifests:
 
 def console_app(applier: Applier, status: Status, token_file: Path | None, environ: Mapping[str, str],
                 loopback: bool = False) -> ConsoleApp:
-    """The console over the loop's target; raises security.TokenError for an unusable token.  ``loopback``: the
+    """The console over the loop's target; raises TokenError for an unusable token.  ``loopback``: the
     sidecar listens on loopback, so only requests addressed to loopback are answered."""
     token = load_token(token_file, dict(environ))
 

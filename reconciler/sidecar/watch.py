@@ -35,7 +35,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from reconciler.core.errors import ManifestErrors, RedbeatError
+from reconciler.core.errors import ManifestErrors, PlanRefused, RedbeatError, TokenError
 from reconciler.core.logs import LogFormat, configure, log
 from reconciler.core.model import DesiredEntry
 from reconciler.core.revision import revision_of, run_git
@@ -43,7 +43,7 @@ from reconciler.sidecar.file_events import EventSource, FileEvents
 from reconciler.sidecar.health import HealthServer, Listen, Status
 from reconciler.sidecar.metrics import KINDS, AttemptResult, WatchMetrics
 from reconciler.sync.incremental import Incremental
-from reconciler.sync.reconcile import Outcome, PlanOptions, PlanRefused, Target
+from reconciler.sync.reconcile import Outcome, PlanOptions, Target
 
 logger = logging.getLogger("reconciler.sidecar.watch")
 
@@ -442,7 +442,7 @@ def run(settings: Settings) -> int:
     except OSError as exc:
         log(logger, "cannot listen", logging.ERROR, listen=str(settings.listen), error=str(exc))
         return 1
-    except ValueError as exc:  # an unusable console token (security.TokenError)
+    except TokenError as exc:  # an unusable console token
         log(logger, "console token refused", logging.ERROR, error=str(exc))
         return 1
     events = FileEvents(settings.paths, debounce=settings.debounce, force_polling=settings.force_polling)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.core.errors import RedbeatError
+from reconciler.core.errors import ApplyPermissionError, StalePlanError
 from reconciler.sync.plan import WRITE_OPS, Change, Op, Plan
 from reconciler.sync.state import OwnershipRecord, fingerprint
 from redbeat.codec import encode_ext
@@ -183,18 +183,6 @@ end
 return {1, written}
 """
 APPLY_SCRIPT = APPLY_SCRIPT.replace("ACL_ALLOWED_LUA", ACL_ALLOWED_LUA)
-
-
-class ApplyPermissionError(RedbeatError):
-    """The Redis user may not run a write the apply needs; checked before any write, so nothing was written."""
-
-
-class StalePlanError(RedbeatError):
-    """Redis changed since the plan was made; nothing was written."""
-
-    def __init__(self, name: str, what: str) -> None:
-        super().__init__(f"{name}: its {what} changed in Redis since the plan was made; nothing was written")
-        self.name, self.what = name, what
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,14 +36,14 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
-from reconciler.core.errors import ManifestErrors
+from reconciler.core.errors import ApplyPermissionError, ManifestErrors, PlanRefused, StalePlanError, StoreError
 from reconciler.core.logs import log
 from reconciler.core.model import DesiredEntry
 from reconciler.manifests.index import ManifestIndex
-from reconciler.sync.apply import ApplyPermissionError, StalePlanError, apply_plan
+from reconciler.sync.apply import apply_plan
 from reconciler.sync.fingerprints import GroupDigests
 from reconciler.sync.plan import Change, Op, Plan, Takeover, change_of, refusals
-from reconciler.sync.reconcile import REPLAN_ATTEMPTS, Outcome, PlanOptions, PlanRefused, StoreError, Target
+from reconciler.sync.reconcile import REPLAN_ATTEMPTS, Outcome, PlanOptions, Target
 from reconciler.sync.state import ActualEntry, read_named, read_state
 from redbeat.redaction import redact_url
 

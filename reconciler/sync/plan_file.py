@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.errors import RedbeatError
-from reconciler.sync.apply import ApplyResult, StalePlanError, WriteStep, apply_steps, write_step
+from reconciler.core.errors import RedbeatError, StalePlanError
+from reconciler.sync.apply import ApplyResult, WriteStep, apply_steps, write_step
 from reconciler.sync.plan import Plan
 from reconciler.sync.plan_report import plan_json
 

@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.schedules.duration import DurationError, format_duration, parse_duration
+from reconciler.core.errors import DurationError
+from reconciler.schedules.duration import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

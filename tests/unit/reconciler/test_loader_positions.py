@@ -11,6 +11,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler.core.errors import NodeError
 from reconciler.manifests import nodes
 from reconciler.manifests.loader import Document, check_manifests, load_desired, load_manifests, parse_file
 
@@ -132,7 +133,7 @@ def nested_documents(draw: Any) -> str:
 def _outcome(func: Any, root: yaml.Node) -> tuple[str, Any]:
     try:
         return "value", func(root)
-    except nodes.NodeError as exc:
+    except NodeError as exc:
         return "error", (exc.message, exc.node.start_mark.line, exc.node.start_mark.column)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from reconciler.core.errors import Location, ManifestError, ManifestErrors
+from reconciler.core.errors import Location, ManifestError, ManifestErrors, PlanRefused, StoreError
 from reconciler.core.logs import JsonFormatter, TextFormatter, log
 from reconciler.core.model import DesiredEntry
 from reconciler.sidecar import watch
@@ -20,7 +20,7 @@ from reconciler.sidecar.health import Listen, Status, parse_listen
 from reconciler.sidecar.metrics import RESULTS, WatchMetrics
 from reconciler.sidecar.watch import LoopState, Trigger, backoff, decide, next_resync, wait_time
 from reconciler.sync.plan import Plan
-from reconciler.sync.reconcile import Outcome, PlanOptions, PlanRefused, StoreError, Target
+from reconciler.sync.reconcile import Outcome, PlanOptions, Target
 from redbeat.keys import KeySpace
 
 # --- decisions -------------------------------------------------------------------------------------
