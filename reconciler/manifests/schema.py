@@ -83,6 +83,11 @@ def is_known_valid(data: Any) -> bool:
         return False
 
 
+def is_valid(data: Any) -> bool:
+    """Whether ``data`` is a valid manifest document (a group, or one schedule with its task)."""
+    return is_known_valid(data) or bool(_validator().is_valid(data))
+
+
 # --- errors -------------------------------------------------------------------
 
 

@@ -70,8 +70,8 @@ def _parse_text(text: str) -> float:
 
 
 def format_duration(seconds: float) -> str | None:
-    """The shortest ``1h30m``-style string equal to ``seconds``, else None."""
-    if not math.isfinite(seconds) or seconds <= 0:
+    """The shortest ``1h30m``-style string equal to ``seconds`` that parse_duration takes, else None."""
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_SECONDS:  # parse_duration refuses those
         return None
     millis = round(seconds * 1000)
     if millis <= 0 or abs(millis / 1000 - seconds) > 1e-9:

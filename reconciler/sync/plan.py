@@ -20,7 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.core.errors import FieldError, Inexpressible
 from reconciler.core.model import DesiredEntry
+from reconciler.manifests import schema
 from reconciler.schedules.convert import entry_to_manifest, manifest_to_entry, respellings, same_times
 from reconciler.sync.state import STATIC_OWNER, ActualEntry, ActualState, fingerprint
 
@@ -131,14 +133,24 @@ class Plan:
 
 
 def canonical(definition: Mapping[str, Any] | None, ext: Mapping[str, Any] | None) -> tuple[Any, Any]:
-    """(definition, ext) as the manifest converter would write them; the input itself when it cannot."""
+    """(definition, ext) as the manifest converter would write them; the input itself when it cannot.
+
+    Each half of the round trip is given only what it takes (a stored definition it can read; a
+    schema-valid manifest), so an error either raises other than its own is a bug, and is not hidden.
+    """
     if definition is None:
         return None, None
+    as_stored = dict(definition), (dict(ext) if ext else None)
     try:
         manifest = entry_to_manifest(definition, ext)
+    except Inexpressible:  # hand-made, foreign or corrupt: compared as stored
+        return as_stored
+    if not schema.is_valid(manifest):  # a value no manifest may hold (an unknown time zone's type, ...)
+        return as_stored
+    try:
         return manifest_to_entry(manifest)
-    except Exception:  # anything the converter cannot express is compared as stored
-        return dict(definition), (dict(ext) if ext else None)
+    except FieldError:  # a value the schema allows but no schedule can be (a crontab that never fires, ...)
+        return as_stored
 
 
 _NESTED = ("kwargs", "options", "crontab", "rrule", "ext")
@@ -176,7 +188,7 @@ def view(
         return {}
     try:
         out = dict(entry_to_manifest(definition, ext))
-    except Exception:  # a definition the manifest format cannot express is shown as stored
+    except Inexpressible:  # a definition the manifest format cannot express is shown as stored
         out = {k: v for k, v in definition.items()}
         if ext:
             out["ext"] = dict(ext)

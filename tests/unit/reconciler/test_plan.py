@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from reconciler.core.errors import Location, RedbeatError
 from reconciler.core.model import DesiredEntry
-from reconciler.schedules.convert import manifest_to_entry
+from reconciler.schedules.convert import entry_to_manifest, manifest_to_entry
 from reconciler.sync import plan_file
 from reconciler.sync.apply import WriteStep, encode_definition, write_step
-from reconciler.sync.plan import MASS_DELETE_FLOOR, FieldChange, Op, canonical, plan
+from reconciler.sync.plan import MASS_DELETE_FLOOR, FieldChange, Op, canonical, plan, view
 from reconciler.sync.state import STATIC_OWNER, ActualEntry, ActualState, OwnershipRecord, fingerprint
 
 HERE = Location(Path("schedules/x.yaml"), 1, 1, "")
@@ -280,3 +280,64 @@ def test_a_saved_step_that_is_not_a_write_is_refused(tmp_path, op):
     path.write_text(json.dumps(document), encoding="utf-8")
     with pytest.raises(RedbeatError, match="damaged plan file"):
         plan_file.load(path)
+
+
+# -- what the converter cannot express is compared as stored; a converter bug is not hidden ---------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=-(10**20), max_value=10**20)
+    | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+_EPOCH = st.integers(0, 2**32) | st.integers(min_value=-(2**40), max_value=2**40) | st.floats(allow_nan=True)
+_SCHEDULES = st.one_of(
+    st.fixed_dictionaries(
+        {"__type__": st.just("interval"), "every": st.integers(1, 10**6) | st.floats() | _JSON},
+        optional={"relative": _JSON},
+    ),
+    st.fixed_dictionaries(
+        {"__type__": st.just("crontab")},
+        optional={f: _JSON | st.lists(st.integers(0, 70) | st.text(max_size=3), max_size=3) | st.text(max_size=6)
+                  for f in ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")},
+    ),
+    st.fixed_dictionaries(
+        {"__type__": st.just("rrule"), "freq": st.integers(0, 6) | st.integers(-1, 7) | _JSON, "dtstart": _EPOCH},
+        optional={"dtstart_tz": st.integers(-2000, 2000) | _JSON, "until": _EPOCH | _JSON, "count": _JSON,
+                  "interval": st.integers(-2, 2000) | _JSON, "wkst": st.integers(-1, 8) | _JSON,
+                  "byweekday": st.lists(st.integers(-1, 8), max_size=3) | _JSON,
+                  "bymonthday": st.lists(st.integers(-40, 40), max_size=3) | _JSON, "until_tz": _JSON},
+    ),
+    _JSON,
+)
+_DEFINITIONS = st.fixed_dictionaries(
+    {"schedule": _SCHEDULES, "name": st.just("n") | st.text(max_size=5) | _JSON, "task": st.just("t") | _JSON},
+    optional={"args": _JSON, "kwargs": _JSON, "options": _JSON, "enabled": _JSON},
+)
+_EXTS = st.none() | st.none() | st.dictionaries(
+    st.sampled_from(["timezone", "rrule_byweekday", "catch_up", "catch_up_limit", "starting_deadline", "jitter",
+                     "start_at", "end_at", "bogus"]),
+    _JSON | st.sampled_from(["UTC", "Europe/Berlin", "all", "skip", "2027-01-01T00:00:00+00:00"]),
+    max_size=3,
+)
+
+
+@given(_DEFINITIONS, _EXTS)
+def test_any_stored_definition_is_converted_or_compared_as_stored_never_an_error(definition, ext):
+    definition = json.loads(json.dumps(definition))  # as read from Redis: JSON (nan and inf included)
+    ext = json.loads(json.dumps(ext)) if ext else None
+    got = canonical(definition, ext)
+    assert got == (definition, ext) or got == manifest_to_entry(entry_to_manifest(definition, ext))
+    assert isinstance(view(definition, ext), dict)
+
+
+def test_a_converter_bug_is_not_taken_for_an_entry_it_cannot_express(monkeypatch):
+    a = desired("a")
+    hand_edited = dict(a.definition, task="app.tasks.other")
+
+    def broken(manifest):
+        raise ZeroDivisionError("a bug in the converter")
+
+    monkeypatch.setattr("reconciler.sync.plan.manifest_to_entry", broken)
+    with pytest.raises(ZeroDivisionError):
+        plan({"a": a}, state(stored(a, definition=json.dumps(hand_edited))))
