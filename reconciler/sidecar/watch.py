@@ -36,6 +36,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from reconciler.core.errors import ManifestErrors, PlanRefused, RedbeatError, TokenError
+from reconciler.core.exit_codes import ExitCode
 from reconciler.core.logs import LogFormat, configure, log
 from reconciler.core.model import DesiredEntry
 from reconciler.core.revision import revision_of, run_git
@@ -419,8 +420,8 @@ def _log_start(settings: Settings, server: HealthServer) -> None:
     )
 
 
-def run(settings: Settings) -> int:
-    """The ``--watch`` process: HTTP, file events and signals around :func:`loop`; 0 on SIGTERM/SIGINT."""
+def run(settings: Settings) -> ExitCode:
+    """The ``--watch`` process: HTTP, file events and signals around :func:`loop`; OK on SIGTERM/SIGINT."""
     from prometheus_client import disable_created_metrics
 
     from reconciler.sync.reconcile import connect, load, reconcile
@@ -428,7 +429,7 @@ def run(settings: Settings) -> int:
     configure(settings.log_format)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
     if not _check_paths(settings.paths):
-        return 1
+        return ExitCode.ERROR
     target = connect(settings.redis_url, settings.key_prefix, settings.owner)
     metrics = WatchMetrics()
     status = Status(stall_after=max(120.0, 2 * settings.resync_interval))
@@ -441,10 +442,10 @@ def run(settings: Settings) -> int:
         server = HealthServer(settings.listen, status, metrics.render, console).start()
     except OSError as exc:
         log(logger, "cannot listen", logging.ERROR, listen=str(settings.listen), error=str(exc))
-        return 1
+        return ExitCode.ERROR
     except TokenError as exc:  # an unusable console token
         log(logger, "console token refused", logging.ERROR, error=str(exc))
-        return 1
+        return ExitCode.ERROR
     events = FileEvents(settings.paths, debounce=settings.debounce, force_polling=settings.force_polling)
     stop = threading.Event()
     received: list[str] = []
@@ -466,4 +467,4 @@ def run(settings: Settings) -> int:
         server.close()
         incremental.close()
     log(logger, "stopped", signal=received[0] if received else None)
-    return 0
+    return ExitCode.OK
