@@ -1,3 +1,5 @@
+"""redbeat-apply's command line without Redis: exit codes, validate and its reports, parsing, Ctrl-C."""
+
 from __future__ import annotations
 
 import json

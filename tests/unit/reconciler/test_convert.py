@@ -1,3 +1,5 @@
+"""Manifest schedule <-> stored definition: shapes, field errors, the shortest export, round trips."""
+
 from __future__ import annotations
 
 import json

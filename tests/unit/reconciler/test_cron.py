@@ -1,3 +1,5 @@
+"""Cron fields: parsing, canonical and stored spellings, and agreement with Celery's own crontab parser."""
+
 from __future__ import annotations
 
 import pytest

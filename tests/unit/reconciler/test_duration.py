@@ -1,3 +1,5 @@
+"""Durations (``every``, ``jitter``): parsing numbers and ``1h30m`` text, bounds, and the shortest spelling."""
+
 from __future__ import annotations
 
 import pytest

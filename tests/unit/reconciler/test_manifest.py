@@ -1,3 +1,5 @@
+"""Reading manifests: discovery, limits on hostile files, error positions, defaults and the content digest."""
+
 from __future__ import annotations
 
 import os
