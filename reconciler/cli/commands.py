@@ -78,7 +78,7 @@ def validate(
     paths: Sequence[Path], *, output: str = "text", compat: str | None = None, quiet: bool = False
 ) -> ExitCode:
     """Check manifests and print a report; writes nothing anywhere."""
-    from reconciler.manifests.loader import check_manifests
+    from reconciler.manifests.checks import check_manifests
 
     warnings: list[Any] = []
     entries, errors = check_manifests(paths, compat=compat, warnings=warnings)

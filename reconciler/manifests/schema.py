@@ -23,16 +23,14 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jsonschema
 import jsonschema_rs
 
 import reconciler
 from reconciler.core.errors import ManifestError
-
-if TYPE_CHECKING:
-    from reconciler.manifests.loader import Document
+from reconciler.manifests.loader import Document
 
 SCHEMA_NAME = "redbeat-manifest.schema.json"
 KINDS = ("cron", "crontab", "every", "rrule", "at")

@@ -54,7 +54,7 @@ import yaml
 from celery.schedules import crontab as celery_crontab
 
 from reconciler.core.errors import CronError, MigrateError
-from reconciler.manifests.loader import check_manifests
+from reconciler.manifests.checks import check_manifests
 from reconciler.schedules.convert import manifest_to_entry
 from reconciler.schedules.cron import CELERY_FIELDS, CronSpec, cron_string, parse_crontab
 from reconciler.schedules.duration import format_duration, parse_duration

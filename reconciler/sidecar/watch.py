@@ -166,7 +166,7 @@ class Applier:
     _errors: tuple[str, ...] = field(default=())
 
     def _read(self) -> tuple[Mapping[str, DesiredEntry], str]:
-        from reconciler.manifests.loader import content_digest
+        from reconciler.manifests.digest import content_digest
 
         if self.incremental is not None:
             desired = self.incremental.load()

@@ -98,7 +98,7 @@ def make_plan(desired: Mapping[str, DesiredEntry], target: Target, options: Plan
 
 
 def load(paths: Sequence[Path], *, compat: str | None = None, allow_empty: bool = False) -> dict[str, DesiredEntry]:
-    from reconciler.manifests.loader import load_desired
+    from reconciler.manifests.checks import load_desired
 
     return load_desired(paths, compat=compat, allow_empty=allow_empty)
 

@@ -50,6 +50,7 @@ def test_both_packages_are_checked_for_import_cycles() -> None:
     (acyclic,) = [c for c in CONTRACTS if c["type"] == "acyclic_siblings"]
     assert set(acyclic["ancestors"]) == {"redbeat", "reconciler"}
     assert "depth" not in acyclic, "the default depth (10) reaches every package"
+    assert CONFIG["tool"]["importlinter"]["exclude_type_checking_imports"] is False, "type-only imports count"
 
 
 def _contract_for(container: str) -> dict[str, object]:

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from reconciler.core.errors import NodeError
 from reconciler.manifests import nodes
-from reconciler.manifests.loader import Document, check_manifests, load_desired, load_manifests, parse_file
+from reconciler.manifests.checks import check_manifests, load_desired
+from reconciler.manifests.loader import Document, load_manifests, parse_file
 
 GROUP = (
     "# a comment first\n"
