@@ -446,6 +446,15 @@ class Bench:
     def reconcile(self) -> None:
         s = self.sizes
         self.log(f"reconciler validate {s.validate_n}, apply {s.apply_n}")
+        r = self._reconcile_bench(s)
+        self.raw["reconcile"] = r
+        n = fmt_size(r["load_and_validate"]["n"])
+        self._validate_rows(r, n)
+        self._first_apply_rows(r["first"], n)
+        self._later_apply_rows(r, n)
+
+    def _reconcile_bench(self, s: Sizes) -> dict[str, Any]:
+        """Run bench.reconcile_bench in our venv; its last line of output (JSON)."""
         spec = {
             "redis_url": self.url,
             "db": RECONCILE_DB,
@@ -464,17 +473,17 @@ class Bench:
         )
         if result.returncode != 0:
             raise RuntimeError(f"reconcile_bench exited {result.returncode}:\n{result.stderr[-4000:]}")
-        r = json.loads(result.stdout.strip().splitlines()[-1])
-        self.raw["reconcile"] = r
-        one = lambda v: summary([v])  # noqa: E731
+        parsed: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+        return parsed
 
+    def _validate_rows(self, r: dict[str, Any], n: str) -> None:
         v = r["validate"]
-        _, label = versus_baseline(one(v["baseline"]), one(v["ours"]))
+        _, label = versus_baseline(_one(v["baseline"]), _one(v["ours"]))
         row = Row(
             "validate (load + schema + semantics)",
             f"{fmt_size(v['n'])} schedules",
-            one(v["baseline"]),
-            one(v["ours"]),
+            _one(v["baseline"]),
+            _one(v["ours"]),
             ratio=label,
             baseline=True,
             target="" if self.quick else "≤ 2× baseline",
@@ -483,29 +492,29 @@ class Bench:
         if not self.quick:
             row.met = v["ours"] <= 2 * v["baseline"]
         self.rows.append(row)
-        n = fmt_size(r["load_and_validate"]["n"])
         self.rows.append(
             Row(
                 "apply: load + validate",
                 f"{n} schedules",
                 {"median": None},
-                one(r["load_and_validate"]["seconds"]),
+                _one(r["load_and_validate"]["seconds"]),
                 details="1000 schedules per file; the same for every apply below",
                 baseline=True,
             )
         )
+
+    def _first_apply_rows(self, p: dict[str, Any], n: str) -> None:
         # The issue-6 target is on the apply step of the first apply (reconciler.sync.apply.apply_plan, the writes)
         # against one raw pipeline writing the same keys; plan (read state + diff) and the whole run are
         # reported beside it.
-        p = r["first"]
         first = "apply: first (create all)"
         base_name = "baseline: one pipeline writing the same keys"
-        _, label = versus_baseline(one(p["baseline"]), one(p["apply"]))
+        _, label = versus_baseline(_one(p["baseline"]), _one(p["apply"]))
         row = Row(
             f"{first}, apply step",
             f"{n} schedules",
-            one(p["baseline"]),
-            one(p["apply"]),
+            _one(p["baseline"]),
+            _one(p["apply"]),
             ratio=label,
             baseline=True,
             target="" if self.quick else "≤ 3× baseline",
@@ -520,31 +529,34 @@ class Bench:
                 f"{first}, plan",
                 f"{n} schedules",
                 {"median": None},
-                one(p["plan"]),
+                _one(p["plan"]),
                 baseline=True,
                 details="read state (one read-only script) + diff against the manifests",
             )
         )
-        _, label = versus_baseline(one(p["baseline"]), one(p["plan"] + p["apply"]))
+        _, label = versus_baseline(_one(p["baseline"]), _one(p["plan"] + p["apply"]))
         self.rows.append(
             Row(
                 f"{first}, plan + apply",
                 f"{n} schedules",
-                one(p["baseline"]),
-                one(p["plan"] + p["apply"]),
+                _one(p["baseline"]),
+                _one(p["plan"] + p["apply"]),
                 ratio=label,
                 baseline=True,
                 details=f"plan {fmt_seconds(p['plan'])} + apply {fmt_seconds(p['apply'])}; {base_name}",
             )
         )
+        self._whole_cold_run_row(p, n, first, base_name)
+
+    def _whole_cold_run_row(self, p: dict[str, Any], n: str, first: str, base_name: str) -> None:
         # Issue 18: the whole cold redbeat-apply (load + validate + plan + apply) <= 3x the raw pipeline.
         whole = p["load"] + p["plan"] + p["apply"]
-        _, label = versus_baseline(one(p["baseline"]), one(whole))
+        _, label = versus_baseline(_one(p["baseline"]), _one(whole))
         row = Row(
             f"{first}, whole cold run",
             f"{n} schedules",
-            one(p["baseline"]),
-            one(whole),
+            _one(p["baseline"]),
+            _one(whole),
             ratio=label,
             baseline=True,
             target="" if self.quick else "≤ 3× baseline",
@@ -554,10 +566,12 @@ class Bench:
         if not self.quick:
             row.met = whole <= 3 * p["baseline"]
         self.rows.append(row)
+
+    def _later_apply_rows(self, r: dict[str, Any], n: str) -> None:
         for key, name, target in (("noop", "apply: no-op", "0 writes"), ("change", "apply: 1% changed", "")):
             p = r[key]
-            ours = one(p["plan"] + p["apply"])
-            _, label = versus_baseline(one(p["baseline"]), ours)
+            ours = _one(p["plan"] + p["apply"])
+            _, label = versus_baseline(_one(p["baseline"]), ours)
             writes = sum(p["writes"].values())
             base_name = "one pipeline reading the same keys" if key == "noop" else "one pipeline writing the same keys"
             details = (
@@ -569,7 +583,7 @@ class Bench:
             row = Row(
                 name,
                 f"{n} schedules",
-                one(p["baseline"]),
+                _one(p["baseline"]),
                 ours,
                 ratio=label,
                 details=details,
@@ -579,6 +593,11 @@ class Bench:
             if key == "noop":
                 row.met = writes == 0 and p.get("dirty", 0) == 0
             self.rows.append(row)
+
+
+def _one(value: float) -> dict[str, Any]:
+    """The summary of a single measurement."""
+    return summary([value])
 
 
 def overhead_met(ours: dict[str, Any], ratio: float | None) -> bool:
@@ -687,7 +706,7 @@ def details(rows: list[Row]) -> str:
     return "\n".join(f"- {r.scenario} {r.size}: {r.details}" for r in rows if r.details)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[1])
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute (CI smoke test)")
     parser.add_argument(
@@ -700,6 +719,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="rounds per scenario (default 3, --quick 2)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
+    return parser
+
+
+def _write_results(args: argparse.Namespace, only: list[str], sizes: Sizes, bench: Bench, info: dict[str, Any],
+                   elapsed: float, failures: list[str]) -> None:
+    document = {
+        "command": "python -m bench" + (" --quick" if args.quick else "") + "".join(f" --only {s}" for s in only),
+        "quick": args.quick,
+        "rounds": sizes.rounds,
+        "seconds": elapsed,
+        "machine": info,
+        "rows": [r.as_json() for r in bench.rows],
+        "table_markdown": table(bench.rows, markdown=True),
+        "raw": bench.raw,
+        "failures": failures,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(document, indent=1, default=str) + "\n")
+    print(f"results: {args.output}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     only = [s for item in args.only for s in item.split(",") if s]
     unknown = set(only) - set(SCENARIOS)
@@ -736,20 +778,7 @@ def main(argv: list[str] | None = None) -> int:
     missed = [f"{r.scenario} {r.size}" for r in bench.rows if r.met is False]
     if missed:
         print("missed targets: " + "; ".join(missed))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    document = {
-        "command": "python -m bench" + (" --quick" if args.quick else "") + "".join(f" --only {s}" for s in only),
-        "quick": args.quick,
-        "rounds": sizes.rounds,
-        "seconds": elapsed,
-        "machine": info,
-        "rows": [r.as_json() for r in bench.rows],
-        "table_markdown": table(bench.rows, markdown=True),
-        "raw": bench.raw,
-        "failures": failures,
-    }
-    args.output.write_text(json.dumps(document, indent=1, default=str) + "\n")
-    print(f"results: {args.output}")
+    _write_results(args, only, sizes, bench, info, elapsed, failures)
     if failures:
         return 1
     if args.strict and missed:

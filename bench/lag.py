@@ -144,6 +144,35 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+def _match_runs_to_sends(
+    runs_by_entry: dict[int, list[Any]], publish_log: Path, entries: int, window_start: float, window_end: float
+) -> tuple[list[float], int, int]:
+    """(lags of the sends whose run falls in the window, runs counted, entries whose runs and sends do not match)."""
+    published: dict[int, list[float]] = {i: [] for i in range(entries)}
+    for i, at in json.loads(publish_log.read_text()):
+        published[int(i)].append(at)
+    lags: list[float] = []
+    count = 0
+    mismatched = 0
+    for i in range(entries):
+        # the first meta values may be start-up saves, not runs: the last value is the last run, so align the ends
+        runs = [_last_run_at(meta) for meta in runs_by_entry[i]]
+        sends = published[i]
+        offset = len(runs) - len(sends)
+        if offset < 0:
+            mismatched += 1
+            continue
+        for j, sent_at in enumerate(sends):
+            run_at = runs[j + offset]
+            if run_at is None or not window_start <= run_at < window_end:
+                continue
+            count += 1
+            previous = runs[j + offset - 1] if j + offset >= 1 else None
+            if j >= 1 and previous is not None:
+                lags.append(sent_at - (previous + 1.0))
+    return lags, count, mismatched
+
+
 def dispatch_lag(impl: str, python: str, env: dict[str, str], workdir: Path, redis_url: str, broker_url: str,
                  seconds: float, entries: int = 50, settle: float = 3.0) -> dict[str, Any]:
     """Run beat with ``entries`` one-second entries; measure ``seconds`` after a ``settle`` period.
@@ -182,28 +211,7 @@ def dispatch_lag(impl: str, python: str, env: dict[str, str], workdir: Path, red
         broker.delete("celery")
     if poller.error is not None:
         raise poller.error
-    published: dict[int, list[float]] = {i: [] for i in range(entries)}
-    for i, at in json.loads(publish_log.read_text()):
-        published[int(i)].append(at)
-    lags: list[float] = []
-    count = 0
-    mismatched = 0
-    for i in range(entries):
-        # the first meta values may be start-up saves, not runs: the last value is the last run, so align the ends
-        runs = [_last_run_at(meta) for meta in poller.runs[i]]
-        sends = published[i]
-        offset = len(runs) - len(sends)
-        if offset < 0:
-            mismatched += 1
-            continue
-        for j, sent_at in enumerate(sends):
-            run_at = runs[j + offset]
-            if run_at is None or not window_start <= run_at < window_end:
-                continue
-            count += 1
-            previous = runs[j + offset - 1] if j + offset >= 1 else None
-            if j >= 1 and previous is not None:
-                lags.append(sent_at - (previous + 1.0))
+    lags, count, mismatched = _match_runs_to_sends(poller.runs, publish_log, entries, window_start, window_end)
     return {
         "seconds": seconds,
         "entries": entries,

@@ -32,7 +32,7 @@ import redis
 import yaml
 
 from bench.validate_bench import write_corpus
-from reconciler.manifests.loader import load_desired
+from reconciler.manifests.checks import load_desired
 from reconciler.sync.apply import encode_definition
 from reconciler.sync.reconcile import PlanOptions, Target, reconcile
 from reconciler.sync.state import OwnershipRecord, fingerprint

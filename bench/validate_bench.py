@@ -5,7 +5,7 @@
 Generates the manifests in a temporary directory, then measures, alternately
 and ``--repeat`` times each (the best of each is kept):
 
-* **validate**: ``reconciler.manifests.loader.load_desired`` (discovery, safe
+* **validate**: ``reconciler.manifests.checks.load_desired`` (discovery, safe
   YAML with source positions, JSON Schema, semantic checks, canonical
   definitions) against the baseline, a bare ``yaml.load`` with the C safe
   loader of every file. Target: at most 2x the baseline.
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # bench.reconcile_bench and tests.support, when run as a script
 
-from reconciler.manifests.loader import load_desired  # noqa: E402
+from reconciler.manifests.checks import load_desired  # noqa: E402
 
 VALIDATE_TARGET = 2.0
 APPLY_TARGET = 3.0

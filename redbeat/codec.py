@@ -16,7 +16,6 @@ modern shape, so the next save rewrites them.
 
 from __future__ import annotations
 
-import calendar
 import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
@@ -27,6 +26,7 @@ from celery.schedules import crontab
 from celery.schedules import schedule as interval_schedule
 from dateutil.rrule import weekday
 
+from .epoch import from_timestamp
 from .schedules import rrule
 
 DEFINITION_FIELDS = ("name", "task", "args", "kwargs", "options", "schedule", "enabled")
@@ -43,23 +43,6 @@ _DATETIME_FIELDS = frozenset(
 
 class CorruptEntryError(ValueError):
     """Stored JSON that cannot be turned into an entry; the message says why."""
-
-
-def to_timestamp(dt: datetime) -> int:
-    """Whole UTC epoch seconds, as celery-redbeat computes its scores."""
-    return calendar.timegm(dt.utctimetuple())
-
-
-def get_utcoffset_minutes(dt: datetime) -> float:
-    """``dt``'s offset from UTC in minutes; 0 for a naive datetime (taken as UTC)."""
-    offset = dt.utcoffset()
-    return offset.total_seconds() / 60 if offset else 0
-
-
-def from_timestamp(seconds: float, tz_minutes: float = 0) -> datetime:
-    """An aware datetime for UTC epoch ``seconds``, in the fixed offset ``tz_minutes`` (UTC when 0)."""
-    tz = timezone(timedelta(minutes=tz_minutes)) if tz_minutes else timezone.utc
-    return datetime.fromtimestamp(seconds, tz=tz)
 
 
 def _zone(zone: Any) -> Any:

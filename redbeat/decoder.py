@@ -19,10 +19,8 @@ from .codec import (  # noqa: F401
     RedBeatJSONEncoder,
     decode_tagged,
     encode_tagged,
-    from_timestamp,
-    get_utcoffset_minutes,
-    to_timestamp,
 )
+from .epoch import from_timestamp, get_utcoffset_minutes, to_timestamp  # noqa: F401
 from .schedules import rrule  # noqa: F401
 
 __all__ = ["RedBeatJSONDecoder", "RedBeatJSONEncoder", "from_timestamp", "get_utcoffset_minutes", "to_timestamp"]

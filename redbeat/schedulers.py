@@ -26,9 +26,10 @@ from redis import Redis  # noqa: F401
 from redis.sentinel import MasterNotFoundError, Sentinel  # noqa: F401
 
 from .client import REDBEAT_INTERNAL_OPTIONS, RetryingConnection, get_redis
-from .codec import RedBeatJSONDecoder, RedBeatJSONEncoder, to_timestamp  # noqa: F401
+from .codec import RedBeatJSONDecoder, RedBeatJSONEncoder  # noqa: F401
 from .config import RedBeatConfig, ensure_conf
 from .entry import RedBeatSchedulerEntry
+from .epoch import to_timestamp  # noqa: F401
 from .lock import EXTEND_TO_SCRIPT as LUA_EXTEND_TO_SCRIPT
 from .scheduler import RedBeatScheduler, logger
 

@@ -16,6 +16,8 @@ from celery.schedules import BaseSchedule, schedstate
 from dateutil.rrule import DAILY, HOURLY, MINUTELY, MONTHLY, SECONDLY, WEEKLY, YEARLY, weekday
 from dateutil.rrule import rrule as dateutil_rrule
 
+from .epoch import get_utcoffset_minutes, to_timestamp
+
 #: celery-redbeat's name here for celery's BaseSchedule (code imports it from this module).
 schedule = BaseSchedule
 
@@ -180,8 +182,6 @@ class rrule(BaseSchedule):  # type: ignore[misc]  # celery is untyped (BaseSched
 
     def to_json(self) -> dict[str, Any]:
         """celery-redbeat's JSON form, keys in its order; dtstart/until as UTC seconds + offset minutes."""
-        from .codec import get_utcoffset_minutes, to_timestamp
-
         out: dict[str, Any] = {"__type__": "rrule", "freq": self.freq}
         for name in _RULE_FIELDS:
             out[name] = getattr(self, name)

@@ -1,0 +1,1 @@
+"""Package data: the manifest JSON Schema (installed as ``reconciler.schemas``); no code."""

@@ -1,3 +1,5 @@
+"""Fixtures every test directory shares (redis-server, clients, fakeredis) and the suite's ordering under xdist."""
+
 from __future__ import annotations
 
 import fcntl

@@ -22,6 +22,7 @@ import click
 from redis.exceptions import RedisError
 
 from reconciler.core.errors import RedbeatError
+from reconciler.core.exit_codes import ExitCode
 from reconciler.operating import operate
 
 
@@ -46,7 +47,7 @@ def _one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
         except (RedbeatError, RedisError) as exc:
             what = f"Redis: {exc}; nothing was written" if isinstance(exc, RedisError) else str(exc)
             click.echo(f"celery redbeat: error: {what}", err=True)
-            sys.exit(1)
+            sys.exit(ExitCode.ERROR)
 
     return run
 

@@ -1,45 +1,44 @@
-"""``redbeat-apply``: parse arguments, call one function, return an exit code.
+"""``redbeat-apply``: parse the arguments, call one command, return its exit code.
 
-The only module that prints or exits. Sub-commands are registered in
-:data:`SUBCOMMANDS` (name -> :class:`Command`); when the first argument is not
-a sub-command, the arguments are the top-level apply form
-``redbeat-apply [flags] PATH...``, handled by :func:`_run_apply_form`.
+Sub-commands are registered in :data:`SUBCOMMANDS` (name -> :class:`Command`):
+how to configure its parser, and how to call its typed function in
+:mod:`reconciler.cli.commands` with the parsed arguments. When the first
+argument is not a sub-command, the arguments are the top-level apply form
+``redbeat-apply [flags] PATH...``, handled by :func:`_run_apply_form`. Every
+command runs under :func:`error_handler`: an error raised on purpose is a
+message and an exit code (:class:`~reconciler.core.exit_codes.ExitCode`),
+Ctrl-C exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
-import enum
-import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from redis.exceptions import RedisClusterException, RedisError
 
-from reconciler.cli import report
+from reconciler.cli import commands, report
+from reconciler.cli.commands import Connection, Show
 from reconciler.core.errors import ManifestErrors, RedbeatError
+from reconciler.core.exit_codes import ExitCode
 from redbeat.redaction import redact_text
+
+if TYPE_CHECKING:
+    from reconciler.sync.reconcile import PlanOptions
+
+__all__ = ["SUBCOMMANDS", "Command", "ExitCode", "error_handler", "main"]
 
 #: The distribution this command belongs to (for --version).
 DISTRIBUTION = "redbeat-gitops"
 PLAN_FORMATS = ("text", "markdown", "json")
 DATA_FORMATS = ("text", "json")
-
-
-class ExitCode(enum.IntEnum):
-    """Exit codes of every command (docs/design.md §6.7), defined here only."""
-
-    OK = 0  # success, valid, or no changes
-    ERROR = 1  # any other error (usage, Redis, conflict ...)
-    CHANGES = 2  # changes present (with --detailed-exitcode)
-    INVALID = 3  # invalid manifests, including paths with no schedules
 
 
 class _Parser(argparse.ArgumentParser):
@@ -89,12 +88,6 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def _remark(args: argparse.Namespace, text: str, *, file: Any = None) -> None:
-    """A closing remark ("Applied 3 changes ..."), left out with -q."""
-    if not getattr(args, "quiet", False):
-        print(text, file=file or sys.stdout)
-
-
 def _configure_logging(args: argparse.Namespace) -> None:
     verbose = getattr(args, "verbose", 0)
     levels = (logging.WARNING, logging.INFO, logging.DEBUG)
@@ -109,9 +102,11 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 @dataclass(frozen=True)
 class Command:
+    """A sub-command: its one-line help, its parser's set-up, and the call of its typed function."""
+
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
+    run: Callable[[argparse.Namespace], ExitCode]
 
 
 @contextmanager
@@ -128,6 +123,9 @@ def error_handler() -> Iterator[None]:
     except (RedisError, RedisClusterException) as exc:  # the cluster client's errors are not RedisErrors
         print(redact_text(f"redbeat-apply: error: Redis: {exc}; nothing was written"), file=sys.stderr)
         raise SystemExit(ExitCode.ERROR) from None
+    except KeyboardInterrupt:  # Ctrl-C: a line, not a traceback; an apply is one atomic script, never half-done
+        print("redbeat-apply: interrupted", file=sys.stderr)
+        raise SystemExit(ExitCode.INTERRUPTED) from None
 
 
 # --- validate -----------------------------------------------------------------
@@ -145,29 +143,8 @@ def _configure_validate(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def validate(paths: Sequence[Path], *, output: str = "text", compat: str | None = None, quiet: bool = False) -> int:
-    """Check manifests and print a report; writes nothing anywhere."""
-    from reconciler.manifests.loader import check_manifests
-
-    warnings: list[Any] = []
-    entries, errors = check_manifests(paths, compat=compat, warnings=warnings)
-    for warning in warnings:  # on stderr: the report on stdout stays machine-readable
-        print(f"warning: {warning}", file=sys.stderr)
-    if errors:
-        print(report.render_errors(errors, output, schedules=len(entries)))
-        return ExitCode.INVALID
-    if output == "text":
-        files = len({e.source.file for e in entries.values()})
-        count = len(entries)
-        if not quiet:
-            print(f"ok: {count} schedule{'s' if count != 1 else ''} in {files} file{'s' if files != 1 else ''}")
-    elif output != "github":
-        print(report.render_errors([], output, schedules=len(entries)))
-    return ExitCode.OK
-
-
-def _run_validate(args: argparse.Namespace) -> int:
-    return validate(args.paths, output=args.output, compat=args.compat, quiet=args.quiet)
+def _run_validate(args: argparse.Namespace) -> ExitCode:
+    return commands.validate(args.paths, output=args.output, compat=args.compat, quiet=args.quiet)
 
 
 # --- schema -------------------------------------------------------------------
@@ -177,11 +154,8 @@ def _configure_schema(parser: argparse.ArgumentParser) -> None:
     _add_output(parser, ("json",), "schema")
 
 
-def _run_schema(args: argparse.Namespace) -> int:
-    from reconciler.manifests.schema import schema_text
-
-    sys.stdout.write(schema_text())
-    return ExitCode.OK
+def _run_schema(args: argparse.Namespace) -> ExitCode:
+    return commands.schema()
 
 
 # --- connection and plan options (apply form, plan, apply FILE, export, status) ---------
@@ -261,7 +235,7 @@ def _share(text: str) -> float:
     return value
 
 
-def _plan_options(args: argparse.Namespace) -> Any:
+def _plan_options(args: argparse.Namespace) -> PlanOptions:
     from reconciler.sync.reconcile import PlanOptions
 
     return PlanOptions(
@@ -273,32 +247,20 @@ def _plan_options(args: argparse.Namespace) -> Any:
     )
 
 
-def _target(args: argparse.Namespace) -> Any:
-    from reconciler.sync.reconcile import connect
-
-    return connect(args.redis_url, args.key_prefix, args.owner)
+def _connection(args: argparse.Namespace) -> Connection:
+    return Connection(args.redis_url, args.key_prefix, args.owner)
 
 
-def _color(args: argparse.Namespace) -> bool:
-    return not args.no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
-
-
-def _print_plan(plan: Any, args: argparse.Namespace, extra: dict[str, Any] | None = None, target: Any = None) -> None:
-    from reconciler.operating.operate import pause_lines, pauses_of
-    from reconciler.sync import plan_report
-
-    pauses = pauses_of(target.client, target.keys, [c.name for c in plan.changes], time.time()) if target else {}
-    if args.output == "json":
-        document = plan_report.plan_json(plan)
-        document.update(extra or {})
-        document["paused"] = pauses  # operator state, kept by every apply
-        print(json.dumps(document, indent=2, ensure_ascii=False))
-    else:
-        sys.stdout.write(plan_report.render(plan, args.output, color=_color(args)) + pause_lines(pauses))
-
-
-def _changes_exit(plan: Any, args: argparse.Namespace) -> int:
-    return ExitCode.CHANGES if args.detailed_exitcode and plan.has_changes else ExitCode.OK
+def _show(args: argparse.Namespace) -> Show:
+    """How to print, from -o, --no-color (and NO_COLOR, a terminal), -q, -v and --detailed-exitcode."""
+    color = not getattr(args, "no_color", False) and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+    return Show(
+        output=getattr(args, "output", "text"),
+        color=color,
+        quiet=getattr(args, "quiet", False),
+        verbose=getattr(args, "verbose", 0),
+        detailed_exitcode=getattr(args, "detailed_exitcode", False),
+    )
 
 
 # --- the apply form: redbeat-apply [flags] PATH... ----------------------------------
@@ -369,7 +331,8 @@ def _add_watch_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _seconds(text: str) -> float:
-    from reconciler.schedules.duration import DurationError, parse_duration
+    from reconciler.core.errors import DurationError
+    from reconciler.schedules.duration import parse_duration
 
     try:
         return parse_duration(text)
@@ -396,77 +359,32 @@ def _listen(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _run_watch(args: argparse.Namespace) -> int:
+def _watch_settings(args: argparse.Namespace) -> Any:
     from reconciler.sidecar import watch
 
-    return watch.run(
-        watch.Settings(
-            paths=tuple(args.paths),
-            redis_url=args.redis_url,
-            key_prefix=args.key_prefix,
-            owner=args.owner,
-            options=_plan_options(args),
-            listen=args.listen,
-            resync_interval=args.resync_interval,
-            full_resync_interval=args.full_resync_interval,
-            debounce=args.debounce,
-            force_polling=args.force_polling,
-            dry_run=args.dry_run,
-            log_format=args.log_format,
-            console=args.console,
-            console_token_file=args.console_token_file,
-        )
+    return watch.Settings(
+        paths=tuple(args.paths),
+        redis_url=args.redis_url,
+        key_prefix=args.key_prefix,
+        owner=args.owner,
+        options=_plan_options(args),
+        listen=args.listen,
+        resync_interval=args.resync_interval,
+        full_resync_interval=args.full_resync_interval,
+        debounce=args.debounce,
+        force_polling=args.force_polling,
+        dry_run=args.dry_run,
+        log_format=args.log_format,
+        console=args.console,
+        console_token_file=args.console_token_file,
     )
 
 
-def apply_paths(args: argparse.Namespace) -> int:
-    """Load, validate, plan and (unless --dry-run) apply; all or nothing.  --watch hands over to watch.run."""
-    from reconciler.sync.reconcile import PlanRefused, load, reconcile
-
+def _run_apply_paths(args: argparse.Namespace) -> ExitCode:
+    """The apply form: apply once, or (--watch) keep applying."""
     if args.watch:
-        return _run_watch(args)
-    started = time.perf_counter()
-    desired = load(args.paths, allow_empty=args.allow_mass_delete)  # deleting everything, on purpose
-    loaded = time.perf_counter() - started
-    target = _target(args)
-    try:
-        outcome = reconcile(desired, target, _plan_options(args), dry_run=args.dry_run)
-    except PlanRefused as refused:
-        _print_plan(refused.plan, args, {"applied": False})
-        print("redbeat-apply: nothing was written.", file=sys.stderr)
-        return ExitCode.ERROR
-    timings = {"load_and_validate": round(loaded, 4), **{k: round(v, 4) for k, v in (outcome.timings or {}).items()}}
-    applied = outcome.result is not None
-    if applied:
-        from reconciler.operating import audit, operate
-
-        try:
-            audit.record(
-                target.client,
-                target.keys,
-                audit.apply_record(
-                    operate.actor(os.environ), target.owner, audit.revision(args.paths, desired), outcome.plan.counts()
-                ),
-                time.time(),
-            )
-        except RedisError as exc:
-            raise RedbeatError(
-                f"applied, but the audit record could not be written to {target.keys.audit} (grant XADD on it): {exc}"
-            ) from None
-    _print_plan(outcome.plan, args, {"applied": applied, "dry_run": args.dry_run, "timings": timings}, target)
-    if args.output == "text":
-        if args.dry_run and outcome.plan.has_changes:
-            _remark(args, "Dry run: nothing was written.")
-        elif applied:
-            changes = outcome.result.changes  # type: ignore[union-attr]
-            _remark(
-                args,
-                f"Applied {changes} change{'s' if changes != 1 else ''} "
-                f"to {target.keys.prefix}* for owner {target.owner!r}.",
-            )
-        if args.verbose:
-            print("Timings: " + ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()), file=sys.stderr)
-    return _changes_exit(outcome.plan, args)
+        return commands.watch(_watch_settings(args))
+    return commands.apply_paths(args.paths, _connection(args), _plan_options(args), _show(args), dry_run=args.dry_run)
 
 
 def _apply_form_parser() -> argparse.ArgumentParser:
@@ -485,10 +403,10 @@ def _apply_form_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_apply_form(argv: Sequence[str]) -> int:
+def _run_apply_form(argv: Sequence[str]) -> ExitCode:
     args = _apply_form_parser().parse_args(argv)
     _configure_logging(args)
-    return apply_paths(args)
+    return _run_apply_paths(args)
 
 
 # --- plan --out FILE / apply FILE ------------------------------------------------------
@@ -506,25 +424,8 @@ def _configure_plan(parser: argparse.ArgumentParser) -> None:
     _add_plan_options(parser)
 
 
-def _run_plan(args: argparse.Namespace) -> int:
-    from reconciler.sync import plan_file
-    from reconciler.sync.reconcile import load, make_plan
-
-    desired = load(args.paths, allow_empty=args.allow_mass_delete)  # deleting everything, on purpose
-    target = _target(args)
-    plan = make_plan(desired, target, _plan_options(args))
-    _print_plan(plan, args, target=target)
-    if plan.errors:
-        print("redbeat-apply: the plan has errors; no plan file was written.", file=sys.stderr)
-        return ExitCode.ERROR
-    if args.out is not None:
-        plan_file.save(args.out, plan, target)
-        _remark(
-            args,
-            f"Saved the plan to {args.out}; apply it with: redbeat-apply apply {args.out}",
-            file=sys.stdout if args.output == "text" else sys.stderr,
-        )
-    return _changes_exit(plan, args)
+def _run_plan(args: argparse.Namespace) -> ExitCode:
+    return commands.plan(args.paths, _connection(args), _plan_options(args), _show(args), out=args.out)
 
 
 def _configure_apply_file(parser: argparse.ArgumentParser) -> None:
@@ -533,42 +434,10 @@ def _configure_apply_file(parser: argparse.ArgumentParser) -> None:
     _add_connection(parser, from_plan=True)
 
 
-def _agree_with_plan(args: argparse.Namespace, saved: Any) -> None:
-    """Refuse an --owner / --key-prefix (or its env variable) that is not the plan's: never apply elsewhere."""
-    for flag, env, given, planned in (
-        ("--owner", "REDBEAT_OWNER", args.owner, saved.owner),
-        ("--key-prefix", "REDBEAT_KEY_PREFIX", args.key_prefix, saved.key_prefix),
-    ):
-        source = flag if given is not None else env
-        value = given if given is not None else os.environ.get(env)
-        if value is not None and value != planned:
-            raise RedbeatError(
-                f"{args.plan_file} was planned for {flag} {planned!r}, but {source} is {value!r}; "
-                f"nothing was written (leave {flag} out to use the plan's)"
-            )
-
-
-def _run_apply_file(args: argparse.Namespace) -> int:
-    from reconciler.sync import plan_file
-
-    saved = plan_file.load(args.plan_file)
-    _agree_with_plan(args, saved)
-    target = _target(argparse.Namespace(**{**vars(args), "owner": saved.owner, "key_prefix": saved.key_prefix}))
-    result = plan_file.apply(saved, target)
-    if args.output == "json":
-        print(
-            json.dumps(
-                {"applied": True, "changes": result.changes, "owner": saved.owner, "key_prefix": saved.key_prefix},
-                ensure_ascii=False,
-            )
-        )
-    else:
-        _remark(
-            args,
-            f"Applied {result.changes} change{'s' if result.changes != 1 else ''} from {args.plan_file} "
-            f"for owner {saved.owner!r}.",
-        )
-    return ExitCode.OK
+def _run_apply_file(args: argparse.Namespace) -> ExitCode:
+    return commands.apply_file(
+        args.plan_file, args.redis_url, _show(args), owner=args.owner, key_prefix=args.key_prefix
+    )
 
 
 # --- export and status -------------------------------------------------------------------
@@ -584,19 +453,8 @@ def _configure_export(parser: argparse.ArgumentParser) -> None:
     _add_connection(parser)
 
 
-def _run_export(args: argparse.Namespace) -> int:
-    from reconciler.sync.export import export_entries
-
-    target = _target(args)
-    written = export_entries(target, args.directory, everything=args.all, force=args.force)
-    if args.output == "json":
-        print(json.dumps({"written": {str(path): count for path, count in written.items()}}, ensure_ascii=False))
-        return ExitCode.OK
-    for path, count in written.items():
-        print(f"wrote {count} schedule{'s' if count != 1 else ''} to {path}")
-    if not written:
-        print("nothing to export", file=sys.stderr)
-    return ExitCode.OK
+def _run_export(args: argparse.Namespace) -> ExitCode:
+    return commands.export(args.directory, _connection(args), everything=args.all, force=args.force, output=args.output)
 
 
 def _configure_status(parser: argparse.ArgumentParser) -> None:
@@ -604,33 +462,47 @@ def _configure_status(parser: argparse.ArgumentParser) -> None:
     _add_connection(parser)
 
 
-def _run_status(args: argparse.Namespace) -> int:
-    from reconciler.operating.operate import full_status
-    from reconciler.operating.status import other_prefixes, render_status, status_document
-
-    target = _target(args)
-    rows = full_status(target)
-    elsewhere = other_prefixes(target) if not rows else {}
-    if args.output == "json":
-        print(json.dumps(status_document(target.keys.prefix, rows, elsewhere), indent=2, ensure_ascii=False))
-    else:
-        sys.stdout.write(render_status(rows, prefix=target.keys.prefix, other_prefixes=elsewhere))
-    return ExitCode.OK
+def _run_status(args: argparse.Namespace) -> ExitCode:
+    return commands.status(_connection(args), output=args.output)
 
 
 # --- migrate-django ------------------------------------------------------------------------
 
 
 def _configure_migrate_django(parser: argparse.ArgumentParser) -> None:
-    from reconciler.migrate.from_django import configure_parser
+    parser.description = (
+        "Write django-celery-beat's periodic tasks as redbeat manifests (OUTDIR/django-celery-beat.yaml)."
+    )
+    parser.epilog = "Exit codes: 0 all converted, 1 error (nothing written), 4 some tasks not converted (listed)."
+    parser.add_argument("outdir", type=Path, metavar="OUTDIR", help="directory to write django-celery-beat.yaml into")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--database-url",
+        default=os.environ.get("DJANGO_CELERY_BEAT_DATABASE_URL"),
+        help="sqlite:///FILE, postgresql://USER:PASSWORD@HOST:PORT/NAME or mysql://... "
+        "(env DJANGO_CELERY_BEAT_DATABASE_URL); opened read-only",
+    )
+    source.add_argument("--settings", help="a Django settings module to use instead (default: $DJANGO_SETTINGS_MODULE)")
+    parser.add_argument(
+        "--omit-timezone",
+        metavar="ZONE",
+        help="leave out the crontab timezone where it is ZONE (your app's timezone), e.g. UTC",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite an existing OUTDIR/django-celery-beat.yaml")
+    parser.add_argument(
+        "-o", "--output", choices=("text", "json"), default="text", help="report format (default: text)"
+    )
 
-    configure_parser(parser)
 
-
-def _run_migrate_django(args: argparse.Namespace) -> int:
-    from reconciler.migrate.from_django import run
-
-    return run(args)
+def _run_migrate_django(args: argparse.Namespace) -> ExitCode:
+    return commands.migrate_django(
+        args.outdir,
+        database_url=args.database_url,
+        settings_module=args.settings,
+        omit_timezone=args.omit_timezone,
+        force=args.force,
+        output=args.output,
+    )
 
 
 # --- operating: history -------------------------------------------------------------------
@@ -647,16 +519,8 @@ def _configure_history(parser: argparse.ArgumentParser) -> None:
     _add_connection(parser)
 
 
-def _run_history(args: argparse.Namespace) -> int:
-    from datetime import datetime, timezone
-
-    from reconciler.operating import operate  # noqa: I001  (stdlib, then ours: the file's own style)
-
-    since = operate.parse_moment(args.since, datetime.now(timezone.utc), ago=True) if args.since else None
-    target = _target(args)
-    runs = operate.history_runs(target.client, target.keys, args.name, since)
-    sys.stdout.write(operate.history_json(runs) + "\n" if args.output == "json" else operate.render_history(runs))
-    return ExitCode.OK
+def _run_history(args: argparse.Namespace) -> ExitCode:
+    return commands.history(_connection(args), args.name, since=args.since, output=args.output)
 
 
 # --- operating: pause and resume --------------------------------------------------------------
@@ -673,22 +537,8 @@ def _configure_pause(parser: argparse.ArgumentParser) -> None:
     _add_connection(parser)
 
 
-def _run_pause(args: argparse.Namespace) -> int:
-    from datetime import datetime, timezone
-
-    from reconciler.operating import operate  # noqa: I001  (stdlib, then ours: the file's own style)
-    from redbeat.operator import PauseError, new_pause
-
-    now = datetime.now(timezone.utc)
-    until = operate.parse_moment(args.until, now, ago=False).timestamp() if args.until else None
-    try:
-        pause = new_pause(operate.actor(os.environ), now.timestamp(), until, args.note)
-    except PauseError as exc:
-        raise RedbeatError(f"{exc}; nothing was written") from None
-    target = _target(args)
-    operate.pause_entry(target.client, target.keys, args.name, pause)
-    print(f"{operate.printable(args.name)}: {operate.printable(pause.words())}")
-    return ExitCode.OK
+def _run_pause(args: argparse.Namespace) -> ExitCode:
+    return commands.pause(_connection(args), args.name, until=args.until, note=args.note)
 
 
 def _configure_resume(parser: argparse.ArgumentParser) -> None:
@@ -696,13 +546,8 @@ def _configure_resume(parser: argparse.ArgumentParser) -> None:
     _add_connection(parser)
 
 
-def _run_resume(args: argparse.Namespace) -> int:
-    from reconciler.operating import operate
-
-    target = _target(args)
-    operate.resume_entry(target.client, target.keys, args.name, time.time())
-    print(f"{operate.printable(args.name)}: resumed (missed slots follow its catch_up)")
-    return ExitCode.OK
+def _run_resume(args: argparse.Namespace) -> ExitCode:
+    return commands.resume(_connection(args), args.name)
 
 
 # --- operating: trigger -------------------------------------------------------------------------
@@ -714,11 +559,8 @@ def _configure_trigger(parser: argparse.ArgumentParser) -> None:
     _add_connection(parser)
 
 
-def _run_trigger(args: argparse.Namespace) -> int:
-    from reconciler.operating import operate
-
-    print(operate.request_run(_target(args), args.name, args.note, os.environ))
-    return ExitCode.OK
+def _run_trigger(args: argparse.Namespace) -> ExitCode:
+    return commands.trigger(_connection(args), args.name, note=args.note)
 
 
 # --- operating: audit --------------------------------------------------------------------------
@@ -730,16 +572,8 @@ def _configure_audit(parser: argparse.ArgumentParser) -> None:
     _add_connection(parser)
 
 
-def _run_audit(args: argparse.Namespace) -> int:
-    from reconciler.operating import audit, operate
-
-    target = _target(args)
-    records = audit.read(target.client, target.keys, args.limit)
-    if args.output == "json":
-        print(json.dumps(audit.document(records), indent=2, ensure_ascii=False))
-    else:
-        sys.stdout.write(operate.render_audit(records))
-    return ExitCode.OK
+def _run_audit(args: argparse.Namespace) -> ExitCode:
+    return commands.audit(_connection(args), limit=args.limit, output=args.output)
 
 
 # --- console ------------------------------------------------------------------------------------
@@ -762,12 +596,13 @@ def _configure_console(parser: argparse.ArgumentParser) -> None:
                        help="the scheduler's redbeat_key_prefix (env REDBEAT_KEY_PREFIX; default redbeat:)")
 
 
-def _run_console(args: argparse.Namespace) -> int:
+def _run_console(args: argparse.Namespace) -> ExitCode:
     from reconciler.console import server
 
     host, port = (args.listen.host, args.listen.port) if args.listen else (server.DEFAULT_HOST, server.DEFAULT_PORT)
-    settings = server.Settings(args.redis_url, args.key_prefix, host, port, tuple(args.paths), args.console_token_file)
-    return server.run(settings, os.environ, lambda text: print(text, flush=True))
+    return commands.console(
+        server.Settings(args.redis_url, args.key_prefix, host, port, tuple(args.paths), args.console_token_file)
+    )
 
 
 SUBCOMMANDS: dict[str, Command] = {

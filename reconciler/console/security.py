@@ -20,6 +20,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.core.errors import TokenError
+
 #: The environment variable that may hold the admin token (``--console-token-file`` wins).
 TOKEN_ENV = "REDBEAT_CONSOLE_TOKEN"
 #: Shorter tokens are refused: a guessable token would turn every reachable console into a write API.
@@ -44,10 +46,6 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
     ("Cross-Origin-Opener-Policy", "same-origin"),
     ("Cache-Control", "no-store"),
 )
-
-
-class TokenError(ValueError):
-    """The admin token cannot be used; the message says where it came from and why."""
 
 
 def _checked(token: str, where: str) -> str:

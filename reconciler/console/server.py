@@ -18,6 +18,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from reconciler.console import readers, security
 from reconciler.console.app import ConsoleApp, make_app
+from reconciler.core.errors import RedbeatError
+from reconciler.core.exit_codes import ExitCode
 from redbeat.redaction import redact_text
 
 logger = logging.getLogger("reconciler.console")
@@ -111,13 +113,9 @@ class Settings:
 
 def build(settings: Settings, environ: Mapping[str, str]) -> ConsoleApp:
     """The app for the settings; RedbeatError (bad token, bad URL) before anything listens."""
-    from reconciler.core.errors import RedbeatError
     from reconciler.sync.reconcile import connect, load
 
-    try:
-        token = security.load_token(settings.token_file, dict(environ))
-    except security.TokenError as exc:
-        raise RedbeatError(str(exc)) from None
+    token = security.load_token(settings.token_file, dict(environ))  # a TokenError is a RedbeatError
     target = connect(settings.redis_url, settings.key_prefix)
     manifests = readers.ManifestFiles(settings.paths, _loader(load)) if settings.paths else None
     return make_app(target, manifests=manifests, token=token, loopback_only=is_loopback(settings.host))
@@ -132,11 +130,9 @@ def _warn(text: str) -> None:
 
 
 def run(settings: Settings, environ: Mapping[str, str], say: Callable[[str], None],
-        warn: Callable[[str], None] = _warn) -> int:
-    """Serve until SIGTERM or SIGINT; 0 then.  ``say`` prints the URL and what is on, ``warn`` each
+        warn: Callable[[str], None] = _warn) -> ExitCode:
+    """Serve until SIGTERM or SIGINT; OK then.  ``say`` prints the URL and what is on, ``warn`` each
     :func:`startup_warnings`."""
-    from reconciler.core.errors import RedbeatError
-
     app = build(settings, environ)
     try:
         server = ConsoleServer(app, settings.host, settings.port)
@@ -158,4 +154,4 @@ def run(settings: Settings, environ: Mapping[str, str], say: Callable[[str], Non
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         server.close()
-    return 0
+    return ExitCode.OK

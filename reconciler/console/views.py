@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.console import query, upcoming, words
-from reconciler.core.errors import Location
+from reconciler.core.errors import Inexpressible, Location
 from reconciler.core.model import DesiredEntry
 from reconciler.schedules.convert import entry_to_manifest
 from reconciler.sync.plan import canonical
@@ -49,7 +49,7 @@ def _manifest(definition: Mapping[str, Any] | None, ext: Mapping[str, Any] | Non
         return None
     try:
         return entry_to_manifest(definition, ext)
-    except Exception:  # a definition the converter cannot express: its status row names the problem
+    except Inexpressible:  # a definition the converter cannot express: its status row names the problem
         return None
 
 

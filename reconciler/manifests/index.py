@@ -1,6 +1,6 @@
 """An index of checked manifest files: a refresh re-reads only the files whose identity changed.
 
-Each file's per-file check (parse, schema, conversion: ``loader.check_file``)
+Each file's per-file check (parse, schema, conversion: ``checks.check_file``)
 is kept with the file's identity (device, inode, size, mtime and ctime in
 nanoseconds).  A refresh lists the tree again (cheap: one ``stat`` a file)
 and re-checks a file only when its identity changed, or, when the identity
@@ -13,7 +13,7 @@ inside one timestamp tick, of the same size, would look unchanged).
 The cross-file checks (unique names, the first definition in path order
 wins; compat errors of the winners; "no schedules found") run on what the
 index holds, for the names of the files that changed, so the result equals
-``loader.check_manifests`` of the same tree (tests/integration/
+``checks.check_manifests`` of the same tree (tests/integration/
 test_incremental_property.py checks that on random edit sequences).
 """
 
@@ -28,18 +28,11 @@ from pathlib import Path
 
 from reconciler.core.errors import ManifestError
 from reconciler.core.model import DesiredEntry
+from reconciler.manifests.checks import check_file, finish_errors
+from reconciler.manifests.digest import digest_of_sum, entry_digest
 from reconciler.manifests.files import read_text
 from reconciler.manifests.items import Split, isolated, split_items
-from reconciler.manifests.loader import (
-    MAX_FILE_BYTES,
-    ManifestFile,
-    check_file,
-    digest_of_sum,
-    discover,
-    entry_digest,
-    finish_errors,
-    parse_text,
-)
+from reconciler.manifests.loader import MAX_FILE_BYTES, ManifestFile, discover, parse_text
 from reconciler.manifests.memo import ConversionMemo, Converted, Key
 from reconciler.manifests.nodes import MAX_FILE_NODES, cannot_exceed
 from reconciler.manifests.semantic import Candidate, NameAnchor
@@ -172,7 +165,7 @@ class ManifestIndex:
 
     @property
     def digest(self) -> str:
-        """``loader.content_digest(self.entries)``, kept current without recomputing it."""
+        """``digest.content_digest(self.entries)``, kept current without recomputing it."""
         return digest_of_sum(self._sum)
 
     def refresh(self, *, full: bool = False) -> Refresh:

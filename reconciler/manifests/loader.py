@@ -20,26 +20,19 @@ that file's text again, once, when the first error or warning needs it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 
-from reconciler.core.bulk import gc_paused
-from reconciler.core.errors import Location, ManifestError, ManifestErrors
-from reconciler.core.model import DesiredEntry
+from reconciler.core.errors import Location, ManifestError, NodeError
 from reconciler.manifests import nodes, yaml11
 from reconciler.manifests.files import EMPTY_HINT, MAX_FILE_BYTES, PIPE_TIMEOUT, discover, read_text
 from reconciler.manifests.nodes import MAX_DEPTH, MAX_EXPANDED_NODES, MAX_FILE_NODES
-
-if TYPE_CHECKING:
-    from reconciler.manifests.memo import ConversionMemo
-    from reconciler.manifests.semantic import Candidate
 
 __all__ = [
     "EMPTY_HINT",
@@ -50,11 +43,8 @@ __all__ = [
     "PIPE_TIMEOUT",
     "Document",
     "ManifestFile",
-    "check_manifests",
-    "content_digest",
     "discover",
     "format_path",
-    "load_desired",
     "load_manifests",
     "parse_file",
     "parse_text",
@@ -299,7 +289,7 @@ def parse_text(path: Path, text: str, *, surprises: bool = False) -> ManifestFil
         raise ManifestError(Location(path, None, None, ""), f"invalid YAML: {exc}", code="yaml") from None
     except RecursionError:  # the pure-Python loader (no libyaml) composes recursively
         raise ManifestError(Location(path, None, None, ""), "invalid YAML: nested too deeply", code="yaml") from None
-    except nodes.NodeError as exc:
+    except NodeError as exc:
         where, end_col = _node_location(path, exc.node, "")
         lines = source.lines
         line = where.line
@@ -324,115 +314,3 @@ def load_manifests(
         except ManifestError as exc:
             errors.append(exc)
     return parsed, errors
-
-
-def check_manifests(
-    paths: Sequence[Path],
-    *,
-    compat: str | None = None,
-    allow_empty: bool = False,
-    warnings: list[ManifestError] | None = None,
-) -> tuple[dict[str, DesiredEntry], list[ManifestError]]:
-    """Load, schema-check and semantically check; (entries, all errors sorted).
-
-    ``allow_empty`` accepts ``schedules: []`` and a directory without
-    manifests: the way an owner removes all its entries, on purpose.
-    ``warnings``, when given, receives the YAML 1.1 surprises of every
-    document (see :mod:`reconciler.manifests.yaml11`): not errors, as the value may be
-    meant, but worth a look.
-    """
-    from reconciler.manifests import semantic
-
-    with gc_paused():  # every entry built here lives on: collections would only walk them again (core.bulk)
-        files, errors = load_manifests(paths, allow_empty=allow_empty, surprises=warnings is not None)
-        candidates: list[semantic.Candidate] = []
-        for manifest in files:
-            found, problems = check_file(manifest, compat=compat, allow_empty=allow_empty, warnings=warnings)
-            candidates += found
-            errors += problems
-        entries, problems = semantic.merge_candidates(candidates)
-    return entries, finish_errors(paths, entries, errors + problems, allow_empty=allow_empty)
-
-
-# --- the two halves of check_manifests: per file, and across the files (the incremental index reuses both) ---
-
-
-def check_file(
-    manifest: ManifestFile,
-    *,
-    compat: str | None = None,
-    allow_empty: bool = False,
-    warnings: list[ManifestError] | None = None,
-    memo: ConversionMemo | None = None,
-) -> tuple[list[Candidate], list[ManifestError]]:
-    """The per-file half: every document schema-checked and converted; (candidates in order, errors).
-
-    ``memo`` (the incremental index's) skips converting the schedules it converted before.
-    """
-    from reconciler.manifests import schema, semantic
-
-    candidates: list[semantic.Candidate] = []
-    errors: list[ManifestError] = []
-    for document in manifest.documents:
-        result = schema.check(document)
-        errors.extend(result.errors)
-        if warnings is not None:
-            warnings.extend(document.error(s.path, s.message, code="yaml11") for s in document.surprises())
-        if isinstance(document.data, dict) and document.data.get("schedules") == [] and not allow_empty:
-            errors.append(document.error(("schedules",), "must not be empty", EMPTY_HINT))
-        if result.broken is not None:
-            found, problems = semantic.document_candidates(document, result.broken, compat=compat, memo=memo)
-            candidates += found
-            errors += problems
-    return candidates, errors
-
-
-def finish_errors(
-    paths: Sequence[Path], entries: Mapping[str, DesiredEntry], errors: list[ManifestError], *, allow_empty: bool
-) -> list[ManifestError]:
-    """The cross-file end: 'no schedules found', each error once, sorted by file, line and column."""
-    if not entries and not errors and not allow_empty:
-        where = Location(paths[0] if paths else Path("."), None, None, "")
-        errors = [ManifestError(where, "no schedules found", EMPTY_HINT, code="file")]
-    # A bad value in `defaults` fails every schedule of its group: say it once.
-    unique = {error.sort_key(): error for error in reversed(errors)}
-    return [unique[key] for key in sorted(unique)]
-
-
-def load_desired(
-    paths: Sequence[Path], *, compat: str | None = None, allow_empty: bool = False
-) -> dict[str, DesiredEntry]:
-    """The desired entries of ``paths`` by name; raises ManifestErrors with every error of the run.
-
-    ``compat="celery-redbeat"`` also rejects every extension celery-redbeat
-    cannot read. Reads only; never writes.
-    """
-    entries, errors = check_manifests(paths, compat=compat, allow_empty=allow_empty)
-    if errors:
-        raise ManifestErrors(errors)
-    return entries
-
-
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-_DIGEST_MODULUS = 1 << 256
-
-
-def entry_digest(entry: DesiredEntry) -> int:
-    """sha256 of one entry's canonical form, as an integer (the terms :func:`content_digest` adds up)."""
-    blob = _CANONICAL([entry.name, entry.definition, entry.ext, entry.protected])
-    return int.from_bytes(hashlib.sha256(blob.encode("utf-8")).digest(), "big")
-
-
-def digest_of_sum(total: int) -> str:
-    """The content digest of entries whose :func:`entry_digest` values add up to ``total``."""
-    return hashlib.sha256((total % _DIGEST_MODULUS).to_bytes(32, "big")).hexdigest()
-
-
-def content_digest(entries: Mapping[str, DesiredEntry]) -> str:
-    """A digest of the canonical entries; independent of key order, formatting and file layout.
-
-    A sum of per-entry digests (names are unique, so it is a set hash), so the
-    incremental index keeps it current by adding and subtracting the entries
-    of the files that changed, and names the same revision a cold run does.
-    """
-    return digest_of_sum(sum(entry_digest(entry) for entry in entries.values()))

@@ -43,7 +43,7 @@ def freeze(value: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Converted:
-    """An entry's content without its source, and its digest (``loader.entry_digest``)."""
+    """An entry's content without its source, and its digest (``digest.entry_digest``)."""
 
     name: str
     definition: dict[str, Any]
@@ -58,7 +58,7 @@ class Converted:
 class ConversionMemo:
     """The conversions of a file's previous check (``previous``) and those of the check running now.
 
-    ``digest`` is ``loader.entry_digest`` (passed in: this module sits below the loader).
+    ``digest`` is ``digest.entry_digest`` (passed in: this module sits below it).
     """
 
     def __init__(self, digest: Callable[[DesiredEntry], int], previous: Mapping[Key, Converted] | None = None) -> None:

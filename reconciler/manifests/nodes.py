@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from reconciler.core.errors import NodeError
+
 MAX_EXPANDED_NODES = 1_000_000
 MAX_FILE_NODES = 200_000  # about 10,000 schedules; split bigger sets into several files
 MAX_DEPTH = 64
@@ -30,14 +32,6 @@ SEQ, MAP, MERGE = TAG + "seq", TAG + "map", TAG + "merge"
 
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _UNLIMITED = 1 << 30  # a depth budget for trees already known to be shallow enough
-
-
-class NodeError(Exception):
-    """A problem at one node of the tree."""
-
-    def __init__(self, node: yaml.Node, message: str) -> None:
-        super().__init__(message)
-        self.node, self.message = node, message
 
 
 class _TooDeep(Exception):

@@ -23,16 +23,14 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jsonschema
 import jsonschema_rs
 
 import reconciler
 from reconciler.core.errors import ManifestError
-
-if TYPE_CHECKING:
-    from reconciler.manifests.loader import Document
+from reconciler.manifests.loader import Document
 
 SCHEMA_NAME = "redbeat-manifest.schema.json"
 KINDS = ("cron", "crontab", "every", "rrule", "at")
@@ -81,6 +79,11 @@ def is_known_valid(data: Any) -> bool:
         return _fast_validator().is_valid(data)
     except Exception:  # any failure here only means that the authoritative validator decides
         return False
+
+
+def is_valid(data: Any) -> bool:
+    """Whether ``data`` is a valid manifest document (a group, or one schedule with its task)."""
+    return is_known_valid(data) or bool(_validator().is_valid(data))
 
 
 # --- errors -------------------------------------------------------------------

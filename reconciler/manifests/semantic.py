@@ -17,15 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from reconciler.core.errors import Location, ManifestError
+from reconciler.core.errors import FieldError, Location, ManifestError
 from reconciler.core.model import DesiredEntry
+from reconciler.manifests.loader import Document
 from reconciler.manifests.memo import ConversionMemo, freeze
-from reconciler.schedules.convert import FieldError, manifest_to_entry
-
-if TYPE_CHECKING:
-    from reconciler.manifests.loader import Document
+from reconciler.schedules.convert import manifest_to_entry
 
 COMPAT_TARGETS = ("celery-redbeat",)
 
@@ -139,7 +137,7 @@ class Candidate:
     compat_errors: tuple[ManifestError, ...] = ()
     schedule: _Schedule | None = field(default=None, repr=False, compare=False)
     anchor: NameAnchor | ManifestError | None = None
-    digest: int | None = None  # loader.entry_digest(entry), when a ConversionMemo knew it
+    digest: int | None = None  # digest.entry_digest(entry), when a ConversionMemo knew it
 
     def detach(self) -> Candidate:
         anchor = self.anchor

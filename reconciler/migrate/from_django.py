@@ -33,31 +33,38 @@ JSON, a task with no schedule, and anything redbeat-apply validate would
 refuse. A past start time and an interval below a millisecond's precision are
 converted with a note.
 
-Exit codes: 0 every task converted, 1 error (nothing written), 2 some tasks
-were not converted (the others were written).
+``redbeat-apply migrate-django`` (``reconciler.cli.main``) parses the
+arguments, prints the report and exits 0 when every task was converted, 4
+(done in part) when some were not (the others were written), and 1 on a
+:class:`~reconciler.core.errors.MigrateError` (nothing written).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
-import sys
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
+from celery.schedules import crontab as celery_crontab
 
-from redbeat.redaction import redact_text, redact_url
+from reconciler.core.errors import CronError, MigrateError
+from reconciler.manifests.checks import check_manifests
+from reconciler.schedules.convert import manifest_to_entry
+from reconciler.schedules.cron import CELERY_FIELDS, CronSpec, cron_string, parse_crontab
+from reconciler.schedules.duration import format_duration, parse_duration
+from reconciler.sync.apply import encode_definition
+from redbeat import timing
+from redbeat.codec import decode_definition
+from redbeat.entry import entry_timezone
+from redbeat.redaction import redact_url
 
 OUTPUT_NAME = "django-celery-beat.yaml"
-
-EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 2
 
 #: IntervalSchedule.period -> seconds per unit.
 PERIOD_SECONDS = {
@@ -67,10 +74,6 @@ PERIOD_SECONDS = {
     "seconds": 1,
     "microseconds": 1e-6,
 }
-
-
-class MigrateError(Exception):
-    """A problem that stops the export before anything is written."""
 
 
 @dataclass
@@ -196,8 +199,6 @@ def _json_field(task: Any, attribute: str, default: Any, kind: type) -> Any:
 
 
 def interval_every(every: int, period: str) -> str | float | int:
-    from reconciler.schedules.duration import format_duration
-
     if period not in PERIOD_SECONDS:
         raise ValueError(f"unknown interval period {period!r}")
     if every <= 0:
@@ -213,10 +214,6 @@ def interval_every(every: int, period: str) -> str | float | int:
 
 def crontab_schedule(fields: dict[str, str]) -> dict[str, Any]:
     """``{"cron": "..."}``, or ``{"crontab": {...}}`` when cron would read it differently."""
-    from celery.schedules import crontab as celery_crontab
-
-    from reconciler.schedules.cron import CELERY_FIELDS, CronError, CronSpec, cron_string, parse_crontab
-
     try:
         spec = parse_crontab(fields)
     except CronError:
@@ -269,20 +266,12 @@ def _schedule_part(task: Any, omit_timezone: str | None) -> tuple[dict[str, Any]
 
 def _first_run(part: dict[str, Any], task: Any, now: dt.datetime) -> dt.datetime | None:
     """When django-celery-beat would run a one-off interval/crontab task: its first slot from now (or start_time)."""
-    from reconciler.schedules.convert import manifest_to_entry
-    from reconciler.sync.apply import encode_definition
-    from redbeat import timing
-    from redbeat.codec import decode_definition
-    from redbeat.entry import entry_timezone
-
     after = max(now, task.start_time) if task.start_time is not None else now
     if "every" in part:
         # django-celery-beat counts an interval from when it first sees the task (or its last run).
         base = task.last_run_at or after
         seconds = part["every"] if isinstance(part["every"], (int, float)) else None
         if seconds is None:
-            from reconciler.schedules.duration import parse_duration
-
             seconds = parse_duration(part["every"])
         return base + dt.timedelta(seconds=seconds)
     definition, ext = manifest_to_entry({"name": "one-off", "task": "t", **part})
@@ -410,8 +399,6 @@ def read_tasks(*, now: dt.datetime | None = None, omit_timezone: str | None = No
 
 def _check_schedule(converted: Converted) -> str | None:
     """The validation errors of one schedule on its own, or None when redbeat-apply accepts it."""
-    from reconciler.manifests.loader import check_manifests
-
     with tempfile.TemporaryDirectory(prefix="redbeat-migrate-") as tmp:
         path = Path(tmp) / "one.yaml"
         path.write_text(yaml.safe_dump(converted.manifest, sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -518,56 +505,3 @@ def export(
     except OSError as exc:
         raise MigrateError(f"{target}: cannot write: {exc.strerror}") from None
     return result, target
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """The arguments of ``redbeat-apply migrate-django``."""
-    parser.description = (
-        "Write django-celery-beat's periodic tasks as redbeat manifests (OUTDIR/django-celery-beat.yaml)."
-    )
-    parser.epilog = "Exit codes: 0 all converted, 1 error (nothing written), 2 some tasks not converted (listed)."
-    parser.add_argument("outdir", type=Path, metavar="OUTDIR", help="directory to write django-celery-beat.yaml into")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--database-url",
-        default=os.environ.get("DJANGO_CELERY_BEAT_DATABASE_URL"),
-        help="sqlite:///FILE, postgresql://USER:PASSWORD@HOST:PORT/NAME or mysql://... "
-        "(env DJANGO_CELERY_BEAT_DATABASE_URL); opened read-only",
-    )
-    source.add_argument("--settings", help="a Django settings module to use instead (default: $DJANGO_SETTINGS_MODULE)")
-    parser.add_argument(
-        "--omit-timezone",
-        metavar="ZONE",
-        help="leave out the crontab timezone where it is ZONE (your app's timezone), e.g. UTC",
-    )
-    parser.add_argument("--force", action="store_true", help="overwrite an existing OUTDIR/django-celery-beat.yaml")
-    parser.add_argument(
-        "-o", "--output", choices=("text", "json"), default="text", help="report format (default: text)"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Export, print the report; the exit code (0 all converted, 1 error, 2 some not converted)."""
-    settings_module = args.settings or os.environ.get("DJANGO_SETTINGS_MODULE")
-    source = redact_url(args.database_url) if args.database_url else f"settings {settings_module}"
-    try:
-        setup_django(args.database_url, args.settings)
-        result, written = export(args.outdir, source=source, force=args.force, omit_timezone=args.omit_timezone)
-    except MigrateError as exc:
-        print(redact_text(f"redbeat-apply migrate-django: error: {exc}"), file=sys.stderr)
-        return EXIT_ERROR
-    sys.stdout.write(report_json(result, written) if args.output == "json" else render_report(result, written))
-    if result.skipped or written is None:
-        return EXIT_PARTIAL if written is not None else EXIT_ERROR
-    return EXIT_OK
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``redbeat-apply migrate-django``: the same as ``redbeat-apply migrate-django``."""
-    parser = argparse.ArgumentParser(prog="redbeat-apply migrate-django")
-    configure_parser(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

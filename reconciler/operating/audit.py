@@ -36,7 +36,7 @@ def revision(paths: Sequence[Path], desired: Mapping[str, Any]) -> str:
     The watch mode's own rule (:func:`reconciler.core.revision.revision_of`), so both name a revision alike.
     """
     from reconciler.core.revision import revision_of, run_git
-    from reconciler.manifests.loader import content_digest
+    from reconciler.manifests.digest import content_digest
 
     return revision_of(paths, content_digest(desired), run_git)
 

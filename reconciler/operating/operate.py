@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from reconciler.core.errors import RedbeatError
+from reconciler.core.errors import DurationError, RedbeatError
 from reconciler.operating import audit
-from reconciler.schedules.duration import DurationError, parse_duration
+from reconciler.schedules.duration import parse_duration
 from reconciler.sync.apply import ACL_ALLOWED_LUA
 from redbeat.history import Run, last_runs, read_runs
 from redbeat.keys import KeySpace

@@ -22,12 +22,13 @@ import functools
 import math
 import re
 import zoneinfo
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeGuard
 
 from dateutil import rrule as du
 
+from reconciler.core.errors import CronError, DurationError, FieldError, Inexpressible, Unrunnable
 from reconciler.schedules import cron, duration, runnable
 from redbeat.schedules import NTH_WEEKDAYS_EXT, rule_weekdays
 
@@ -53,14 +54,6 @@ MAX_RRULE_INTERVAL = 1000
 EASTER_OFFSETS = (-80, 250)
 #: The latest year of any datetime field: beat adds intervals to it, and datetime ends at 9999.
 MAX_YEAR = 9000
-
-
-class FieldError(ValueError):
-    """A value that the schema allows but that cannot be a schedule; ``path`` is relative to the schedule."""
-
-    def __init__(self, path: Sequence[str | int], message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.path, self.message, self.hint = tuple(path), message, hint
 
 
 # --- manifest -> definition -----------------------------------------------------
@@ -289,7 +282,7 @@ def _schedule(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
     if kind == "every":
         try:
             seconds = duration.parse_duration(schedule["every"])
-        except duration.DurationError as exc:
+        except DurationError as exc:
             raise FieldError(("every",), str(exc)) from None
         if seconds < MIN_INTERVAL:
             raise FieldError(
@@ -302,7 +295,7 @@ def _schedule(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
         text = schedule["cron"]
         try:
             spec = cron.parse_cron(text)
-        except cron.CronError as exc:
+        except CronError as exc:
             raise FieldError(("cron",), f"{text!r}: {exc}") from None
         return {"__type__": "crontab", **spec.celery_fields()}, {}
     if kind == "crontab":
@@ -311,7 +304,7 @@ def _schedule(schedule: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
         for name in cron.CELERY_FIELDS:
             try:
                 stored[name] = cron.stored_field(name, fields.get(name, "*"))
-            except cron.CronError as exc:
+            except CronError as exc:
                 raise FieldError(("crontab", name), f"{fields.get(name)!r}: {exc}") from None
         return {"__type__": "crontab", **stored}, {}
     if kind == "at":
@@ -363,7 +356,7 @@ def _extensions(schedule: Mapping[str, Any], sched: Mapping[str, Any]) -> dict[s
         if key in schedule and not (key == "jitter" and schedule[key] is None):
             try:
                 seconds = duration.parse_duration(schedule[key], zero=key == "jitter")
-            except duration.DurationError as exc:
+            except DurationError as exc:
                 raise FieldError((key,), str(exc)) from None
             if seconds:
                 ext[key] = seconds
@@ -404,7 +397,7 @@ def _check_runnable(schedule: Mapping[str, Any], sched: Mapping[str, Any], ext: 
             fields = {f: sched[f] for f in cron.CELERY_FIELDS}
             runnable.check_crontab_fires(fields, ext.get("timezone"), now)
         runnable.check_options(schedule.get("options") or {}, now)
-    except runnable.Unrunnable as exc:
+    except Unrunnable as exc:
         kind = "cron" if "cron" in schedule else "crontab"
         path = ("options", exc.key) if exc.key is not None else (kind,)
         raise FieldError(path, exc.message) from None
@@ -495,7 +488,7 @@ def _crontab_manifest(stored: Mapping[str, str]) -> dict[str, Any]:
     fields = {name: cron.exported_field(name, text) for name, text in stored.items()}
     try:
         spec = cron.parse_crontab(fields)
-    except cron.CronError:
+    except CronError:
         return {"crontab": {name: text for name, text in fields.items() if text != "*"}}
     text = cron.cron_string(spec)
     if text is not None:
@@ -527,15 +520,114 @@ def respellings(old: object, new: object) -> list[tuple[str, str, str]]:
     return [(name, before[name], after[name]) for name in cron.CELERY_FIELDS if before[name] != after[name]]
 
 
+# --- what entry_to_manifest reads: a definition from Redis may be anything --------------------------------------
+
+#: Epoch seconds datetime can show in any UTC offset: its years 1 to 9999, a day inside either end.
+_EPOCHS = (-62_135_596_800 + 86_400, 253_402_300_799 - 86_400)
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    """A JSON number (not a boolean) that float() takes exactly enough: finite, below 10**15."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and -1e15 < value < 1e15
+
+
+def _is_index(value: object, size: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < size
+
+
+def _is_epoch(value: object) -> bool:
+    return _is_number(value) and _EPOCHS[0] <= value <= _EPOCHS[1]
+
+
+def _is_offset(value: object) -> bool:
+    """Minutes east of UTC, as a fixed offset takes them (less than a day)."""
+    return _is_number(value) and abs(value) < 1440
+
+
+def _is_list_of(value: object, check: Any) -> bool:
+    return isinstance(value, list) and all(check(item) for item in value)
+
+
+def _crontab_shape(schedule: Mapping[str, Any], ext: Mapping[str, Any]) -> str | None:
+    for name in cron.CELERY_FIELDS:
+        value = schedule.get(name, "*")
+        # A list is sorted into text: all numbers or all strings (celery-redbeat stores what it was given).
+        if isinstance(value, list) and not (_is_list_of(value, _is_int) or _is_list_of(value, _is_str)):
+            return f"crontab field {name} is a list of mixed values"
+    return None  # any other value is read as its text, which validate refuses if Celery does
+
+
+def _rrule_shape(schedule: Mapping[str, Any], ext: Mapping[str, Any]) -> str | None:
+    if not _is_index(schedule.get("freq"), len(FREQS)):
+        return "rrule freq is not one of its 7 numbers"
+    if not _is_epoch(schedule.get("dtstart")) or not _is_offset(schedule.get("dtstart_tz", 0)):
+        return "rrule dtstart is not epoch seconds with an offset in minutes"
+    if schedule.get("until") is not None and not (
+        _is_epoch(schedule["until"]) and _is_offset(schedule.get("until_tz", 0))
+    ):
+        return "rrule until is not epoch seconds with an offset in minutes"
+    if schedule.get("wkst") is not None and not _is_index(schedule["wkst"], len(WEEKDAYS)):
+        return "rrule wkst is not a weekday number"
+    for key in RRULE_LISTS:
+        day = functools.partial(_is_index, size=len(WEEKDAYS)) if key == "byweekday" else _is_int
+        if schedule.get(key) is not None and not _is_list_of(schedule[key], day):
+            return f"rrule {key} is not a list of numbers"
+    if NTH_WEEKDAYS_EXT in ext and not _is_list_of(ext[NTH_WEEKDAYS_EXT], _is_str):
+        return f"ext {NTH_WEEKDAYS_EXT} is not a list of weekday codes"
+    return None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int)
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+_SHAPES: dict[object, Any] = {
+    "interval": lambda schedule, ext: None if _is_number(schedule.get("every")) else "interval every is not a number",
+    "crontab": _crontab_shape,
+    "rrule": _rrule_shape,
+}
+
+
+def stored_problem(definition: object, ext: object) -> str | None:
+    """Why :func:`entry_to_manifest` cannot read a definition and ``ext`` read from Redis, or None when it can."""
+    if not isinstance(definition, Mapping) or not (ext is None or isinstance(ext, Mapping)):
+        return "the definition or ext is not a JSON object"
+    if not (isinstance(definition.get("name"), str) and isinstance(definition.get("task"), str)):
+        return "the name or task is not a string"
+    for key, kind in (("args", list), ("kwargs", Mapping), ("options", Mapping)):
+        if definition.get(key) and not isinstance(definition[key], kind):
+            return f"{key} is not a JSON {'array' if kind is list else 'object'}"
+    ext = ext or {}
+    unknown = sorted(set(ext) - {"timezone", NTH_WEEKDAYS_EXT, *EXT_FIELDS})
+    if unknown:
+        return f"unknown extension field(s) {', '.join(unknown)}"
+    if any(key in ext and not _is_number(ext[key]) for key in ("starting_deadline", "jitter")):
+        return "ext starting_deadline or jitter is not a number of seconds"
+    schedule = definition.get("schedule")
+    if not isinstance(schedule, Mapping):
+        return "the schedule is not a JSON object"
+    shape = _SHAPES.get(schedule.get("__type__"))
+    if shape is None:
+        return f"unknown schedule type {schedule.get('__type__')!r}"
+    problem: str | None = shape(schedule, ext)
+    return problem
+
+
 def entry_to_manifest(definition: Mapping[str, Any], ext: Mapping[str, Any] | None) -> dict[str, Any]:
     """The shortest natural manifest schedule whose definition is ``definition``.
 
-    Raises ValueError for an extension key this version does not know.
+    Raises :class:`Inexpressible` for what the manifest format cannot express (:func:`stored_problem`);
+    anything else it raises is a bug.
     """
+    problem = stored_problem(definition, ext)
+    if problem is not None:
+        name = definition.get("name") if isinstance(definition, Mapping) else None
+        raise Inexpressible(f"{problem} in entry {str(name)[:200]!r}")
     ext = dict(ext or {})
-    unknown = sorted(set(ext) - {"timezone", "rrule_byweekday", *EXT_FIELDS})
-    if unknown:
-        raise ValueError(f"unknown extension field(s) {', '.join(unknown)} in entry {definition.get('name')!r}")
     out: dict[str, Any] = {"name": definition["name"], "task": definition["task"]}
     schedule = definition["schedule"]
     kind = schedule.get("__type__")
@@ -550,8 +642,8 @@ def entry_to_manifest(definition: Mapping[str, Any], ext: Mapping[str, Any] | No
         out["at"] = _iso(schedule["dtstart"], schedule.get("dtstart_tz", 0.0))
     elif kind == "rrule":
         out["rrule"] = _rrule_manifest(schedule, ext)
-    else:
-        raise ValueError(f"unknown schedule type {kind!r} in entry {definition.get('name')!r}")
+    else:  # stored_problem() lets no other kind through
+        raise AssertionError(f"unexpected schedule type {kind!r}")
     for key in ("args", "kwargs", "options"):
         if definition.get(key):
             out[key] = definition[key]

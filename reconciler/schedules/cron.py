@@ -27,6 +27,8 @@ from dataclasses import field as dataclass_field
 
 from celery.schedules import crontab_parser
 
+from reconciler.core.errors import CronError
+
 # Celery's field names in the order celery-redbeat encodes them.
 CELERY_FIELDS = ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")
 # Standard cron order of the five fields of a `cron:` string.
@@ -71,10 +73,6 @@ SHORTCUTS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-
-
-class CronError(ValueError):
-    """A cron expression or crontab field that cannot be parsed."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ import math
 import re
 from decimal import Decimal
 
+from reconciler.core.errors import DurationError
+
 UNITS: dict[str, Decimal] = {
     "d": Decimal(86400),
     "h": Decimal(3600),
@@ -32,10 +34,6 @@ MAX_TEXT = "36500d (100 years)"
 
 _NUMBER = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*$")
 _PART = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)\s*")
-
-
-class DurationError(ValueError):
-    """A value that is not a duration, or not a positive one."""
 
 
 def parse_duration(value: object, *, zero: bool = False) -> float:
@@ -72,8 +70,8 @@ def _parse_text(text: str) -> float:
 
 
 def format_duration(seconds: float) -> str | None:
-    """The shortest ``1h30m``-style string equal to ``seconds``, else None."""
-    if not math.isfinite(seconds) or seconds <= 0:
+    """The shortest ``1h30m``-style string equal to ``seconds`` that parse_duration takes, else None."""
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_SECONDS:  # parse_duration refuses those
         return None
     millis = round(seconds * 1000)
     if millis <= 0 or abs(millis / 1000 - seconds) > 1e-9:

@@ -28,6 +28,7 @@ from typing import Any
 from celery.schedules import crontab
 from dateutil.parser import isoparse
 
+from reconciler.core.errors import Unrunnable
 from reconciler.schedules.cron import parse_field
 from reconciler.schedules.duration import MAX_SECONDS, MAX_TEXT
 from redbeat.timing import next_occurrence
@@ -37,14 +38,6 @@ UTC = timezone.utc
 
 #: ``options`` keys Celery reads as a number of seconds.
 SECONDS_OPTIONS = ("countdown", "time_limit", "soft_time_limit")
-
-
-class Unrunnable(ValueError):
-    """A value beat or Celery cannot run or send; ``key`` is the option it is in, if any."""
-
-    def __init__(self, message: str, key: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.key = message, key
 
 
 def check_crontab_fires(fields: Mapping[str, str], zone: str | None, now: datetime) -> None:

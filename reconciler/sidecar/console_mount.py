@@ -7,17 +7,31 @@ path is the console's (:class:`reconciler.sidecar.health.HealthServer`'s ``wsgi_
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from reconciler.console.app import ConsoleApp, make_app
 from reconciler.console.security import LOOPBACK_NAMES, load_token
 from reconciler.core.model import DesiredEntry
 from reconciler.sidecar.health import Status
+from reconciler.sync.reconcile import Target
 
-if TYPE_CHECKING:
-    from reconciler.sidecar.watch import Applier
+
+class Applier(Protocol):
+    """What the console needs of the watch loop's applier (``reconciler.sidecar.watch.Applier``, which imports this)."""
+
+    @property
+    def paths(self) -> Sequence[Path]: ...
+
+    @property
+    def target(self) -> Target: ...
+
+    @property
+    def desired(self) -> Mapping[str, DesiredEntry] | None: ...
+
+    @property
+    def revision(self) -> str: ...
 
 
 def is_loopback(host: str) -> bool:
@@ -39,7 +53,7 @@ class LoopManifests:
 
 def console_app(applier: Applier, status: Status, token_file: Path | None, environ: Mapping[str, str],
                 loopback: bool = False) -> ConsoleApp:
-    """The console over the loop's target; raises security.TokenError for an unusable token.  ``loopback``: the
+    """The console over the loop's target; raises TokenError for an unusable token.  ``loopback``: the
     sidecar listens on loopback, so only requests addressed to loopback are answered."""
     token = load_token(token_file, dict(environ))
 

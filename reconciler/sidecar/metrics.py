@@ -7,14 +7,28 @@ up front, so ``rate()`` and absent-series alerts work from the first scrape.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-#: Outcomes of one apply attempt.
-RESULTS = ("changed", "unchanged", "dry_run", "refused", "error")
-#: Kinds of written changes (plan ops that write).
-KINDS = ("create", "update", "delete", "adopt")
+from reconciler.sync.plan import Op
+
+
+class AttemptResult(enum.Enum):
+    """How one apply attempt ended; the value is the ``result`` label of ``redbeat_apply_applies_total``."""
+
+    CHANGED = "changed"  # wrote
+    UNCHANGED = "unchanged"  # nothing to write
+    DRY_RUN = "dry_run"  # would have written
+    REFUSED = "refused"  # conflict or safety valve; nothing written
+    ERROR = "error"  # Redis (or another error raised on purpose); nothing written
+
+
+#: Outcomes of one apply attempt (label values).
+RESULTS = tuple(result.value for result in AttemptResult)
+#: Kinds of written changes (plan ops that write; label values).
+KINDS = tuple(op.value for op in (Op.CREATE, Op.UPDATE, Op.DELETE, Op.ADOPT))
 #: Why an apply was attempted.
 TRIGGERS = ("start", "change", "resync", "retry")
 
@@ -87,7 +101,7 @@ class WatchMetrics:
 
     def applied(
         self,
-        result: str,
+        result: AttemptResult,
         duration: float,
         *,
         counts: Mapping[str, int] | None = None,
@@ -95,7 +109,7 @@ class WatchMetrics:
         now: float | None = None,
     ) -> None:
         """Record one finished attempt; ``now`` (Unix time) marks a success."""
-        self.applies.labels(result=result).inc()
+        self.applies.labels(result=result.value).inc()
         self.duration.observe(duration)
         for kind in KINDS:
             if counts and counts.get(kind):

@@ -35,15 +35,16 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from reconciler.core.errors import ManifestErrors, RedbeatError
+from reconciler.core.errors import ManifestErrors, PlanRefused, RedbeatError, TokenError
+from reconciler.core.exit_codes import ExitCode
 from reconciler.core.logs import LogFormat, configure, log
 from reconciler.core.model import DesiredEntry
 from reconciler.core.revision import revision_of, run_git
 from reconciler.sidecar.file_events import EventSource, FileEvents
 from reconciler.sidecar.health import HealthServer, Listen, Status
-from reconciler.sidecar.metrics import KINDS, WatchMetrics
+from reconciler.sidecar.metrics import KINDS, AttemptResult, WatchMetrics
 from reconciler.sync.incremental import Incremental
-from reconciler.sync.reconcile import Outcome, PlanOptions, PlanRefused, Target
+from reconciler.sync.reconcile import Outcome, PlanOptions, Target
 
 logger = logging.getLogger("reconciler.sidecar.watch")
 
@@ -61,6 +62,14 @@ class Trigger(enum.Enum):
     CHANGE = "change"
     RESYNC = "resync"
     RETRY = "retry"
+
+
+class Attempt(enum.Enum):
+    """How one apply attempt ended, for the loop: it decides when to resync or retry."""
+
+    OK = "ok"  # applied, or nothing to apply
+    REFUSED = "refused"  # the plan was refused (conflict, safety valve): not retried until the manifests change
+    ERROR = "error"  # Redis failed: retried after a back-off
 
 
 # --- pure decisions --------------------------------------------------------------------------
@@ -157,7 +166,7 @@ class Applier:
     _errors: tuple[str, ...] = field(default=())
 
     def _read(self) -> tuple[Mapping[str, DesiredEntry], str]:
-        from reconciler.manifests.loader import content_digest
+        from reconciler.manifests.digest import content_digest
 
         if self.incremental is not None:
             desired = self.incremental.load()
@@ -202,8 +211,8 @@ class Applier:
             f"{len(errors)} manifest error{'s' if len(errors) != 1 else ''} ({kept}); first: {errors[0]}"
         )
 
-    def apply(self, trigger: Trigger) -> str:
-        """One attempt: 'ok', 'refused' or 'error'.  Never raises for Redis or plan trouble."""
+    def apply(self, trigger: Trigger) -> Attempt:
+        """One attempt and how it ended.  Never raises for Redis or plan trouble."""
         assert self.desired is not None and self.digest is not None
         self.metrics.attempt(trigger.value)
         level = logging.DEBUG if trigger is Trigger.RESYNC else logging.INFO
@@ -218,21 +227,21 @@ class Applier:
             elapsed = time.perf_counter() - started
             for error in exc.plan.errors:
                 log(logger, "apply refused", logging.ERROR, reason=error)
-            self.metrics.applied("refused", elapsed)
+            self.metrics.applied(AttemptResult.REFUSED, elapsed)
             self.status.apply(f"apply refused, nothing written: {exc}")
-            return "refused"
+            return Attempt.REFUSED
         except (RedbeatError, RedisError) as exc:
             elapsed = time.perf_counter() - started
             log(logger, "apply failed; Redis unchanged", logging.ERROR, trigger=trigger.value, error=str(exc))
-            self.metrics.applied("error", elapsed)
+            self.metrics.applied(AttemptResult.ERROR, elapsed)
             self.status.apply(f"apply failed: {exc}")
-            return "error"
+            return Attempt.ERROR
         elapsed = time.perf_counter() - started
         self._report(outcome, trigger, elapsed)
         if outcome.result is not None:
             self._audit(outcome.plan)
         self.status.apply(None)
-        return "ok"
+        return Attempt.OK
 
     def _audit(self, plan: Any) -> None:
         """Append the apply to the audit trail; a failure to is logged, never fails the apply that happened."""
@@ -263,7 +272,7 @@ class Applier:
                     fields=[f.path for f in change.fields],
                     drift=bool(change.drift),
                 )
-            self.metrics.applied("changed", elapsed, counts=counts, drifted=len(drifted), now=self.wall())
+            self.metrics.applied(AttemptResult.CHANGED, elapsed, counts=counts, drifted=len(drifted), now=self.wall())
             log(
                 logger,
                 "applied",
@@ -277,9 +286,9 @@ class Applier:
         elif self.dry_run and plan.has_changes:
             for change in plan.writes:
                 log(logger, "would change (dry run)", op=change.op.value, name=change.name)
-            self.metrics.applied("dry_run", elapsed, now=self.wall())
+            self.metrics.applied(AttemptResult.DRY_RUN, elapsed, now=self.wall())
         else:
-            self.metrics.applied("unchanged", elapsed, now=self.wall())
+            self.metrics.applied(AttemptResult.UNCHANGED, elapsed, now=self.wall())
             level = logging.DEBUG if trigger is Trigger.RESYNC else logging.INFO
             log(logger, "in sync", level, trigger=trigger.value, revision=self.revision, unchanged=counts["no-op"])
         self.metrics.set_revision(self.revision, self.target.owner)
@@ -316,9 +325,9 @@ def loop(
                 assert digest is not None
                 result = applier.apply(trigger)
                 now = clock()
-                if result == "ok":
+                if result is Attempt.OK:
                     state = succeeded(state, digest, next_resync(now, resync_interval, random))
-                elif result == "refused":
+                elif result is Attempt.REFUSED:
                     state = refused(state, digest, next_resync(now, resync_interval, random))
                 else:
                     state = errored(state, digest, now, resync_interval)
@@ -413,8 +422,8 @@ def _log_start(settings: Settings, server: HealthServer) -> None:
     )
 
 
-def run(settings: Settings) -> int:
-    """The ``--watch`` process: HTTP, file events and signals around :func:`loop`; 0 on SIGTERM/SIGINT."""
+def run(settings: Settings) -> ExitCode:
+    """The ``--watch`` process: HTTP, file events and signals around :func:`loop`; OK on SIGTERM/SIGINT."""
     from prometheus_client import disable_created_metrics
 
     from reconciler.sync.reconcile import connect, load, reconcile
@@ -422,7 +431,7 @@ def run(settings: Settings) -> int:
     configure(settings.log_format)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
     if not _check_paths(settings.paths):
-        return 1
+        return ExitCode.ERROR
     target = connect(settings.redis_url, settings.key_prefix, settings.owner)
     metrics = WatchMetrics()
     status = Status(stall_after=max(120.0, 2 * settings.resync_interval))
@@ -435,10 +444,10 @@ def run(settings: Settings) -> int:
         server = HealthServer(settings.listen, status, metrics.render, console).start()
     except OSError as exc:
         log(logger, "cannot listen", logging.ERROR, listen=str(settings.listen), error=str(exc))
-        return 1
-    except ValueError as exc:  # an unusable console token (security.TokenError)
+        return ExitCode.ERROR
+    except TokenError as exc:  # an unusable console token
         log(logger, "console token refused", logging.ERROR, error=str(exc))
-        return 1
+        return ExitCode.ERROR
     events = FileEvents(settings.paths, debounce=settings.debounce, force_polling=settings.force_polling)
     stop = threading.Event()
     received: list[str] = []
@@ -460,4 +469,4 @@ def run(settings: Settings) -> int:
         server.close()
         incremental.close()
     log(logger, "stopped", signal=received[0] if received else None)
-    return 0
+    return ExitCode.OK

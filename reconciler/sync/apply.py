@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.core.errors import RedbeatError
-from reconciler.sync.plan import Change, Op, Plan
+from reconciler.core.errors import ApplyPermissionError, StalePlanError
+from reconciler.sync.plan import WRITE_OPS, Change, Op, Plan
 from reconciler.sync.state import OwnershipRecord, fingerprint
 from redbeat.codec import encode_ext
 from redbeat.keys import KeySpace
@@ -185,18 +185,6 @@ return {1, written}
 APPLY_SCRIPT = APPLY_SCRIPT.replace("ACL_ALLOWED_LUA", ACL_ALLOWED_LUA)
 
 
-class ApplyPermissionError(RedbeatError):
-    """The Redis user may not run a write the apply needs; checked before any write, so nothing was written."""
-
-
-class StalePlanError(RedbeatError):
-    """Redis changed since the plan was made; nothing was written."""
-
-    def __init__(self, name: str, what: str) -> None:
-        super().__init__(f"{name}: its {what} changed in Redis since the plan was made; nothing was written")
-        self.name, self.what = name, what
-
-
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
     changes: int
@@ -231,7 +219,7 @@ def scores_for(definition: dict[str, Any], now: float) -> tuple[float, float]:
 class WriteStep:
     """One change as the apply script takes it; also what a saved plan file stores."""
 
-    op: str  # create | update | adopt | delete
+    op: Op  # a write: CREATE, UPDATE, ADOPT or DELETE
     name: str
     expected_fingerprint: str
     expected_record: str  # '' when there was none
@@ -251,24 +239,28 @@ class WriteStep:
         run = -1.0 if self.disabled else now + self.score_if_run_offset
         never = -1.0 if self.disabled else now + self.score_if_never_offset
         return [
-            self.op, self.name, self.expected_fingerprint, self.expected_record, self.definition, self.ext,
+            self.op.value, self.name, self.expected_fingerprint, self.expected_record, self.definition, self.ext,
             self.record, ("2" if self.reset_meta else "1") if self.reschedule or self.reset_meta else "0",
             repr(run), repr(never), self.previous_owner, self.previous_record, "1" if self.unowned else "0",
         ]
 
     def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in self.__slots__} | {"op": self.op.value}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WriteStep:
+        """The step a saved plan holds; raises ValueError for an op that is not a write."""
+        op = Op(data["op"])
+        if op not in WRITE_OPS:
+            raise ValueError(f"{op.value!r} is not a write")
         # Plans saved before the handover fields existed lack them: their defaults mean "no previous owner".
-        return cls(**{name: data[name] for name in cls.__slots__ if name in data})
+        return cls(**{name: data[name] for name in cls.__slots__ if name in data} | {"op": op})
 
 
 def write_step(change: Change) -> WriteStep:
     expected_fp, expected_record = change.expected_fingerprint, change.expected_record or ""
     if change.op is Op.DELETE:
-        return WriteStep("delete", change.name, expected_fp, expected_record)
+        return WriteStep(Op.DELETE, change.name, expected_fp, expected_record)
     desired = change.desired
     assert desired is not None
     definition = encode_definition(desired.definition)
@@ -281,9 +273,9 @@ def write_step(change: Change) -> WriteStep:
     if held is not None and held.owner is not None and held.owner_record_raw is not None:
         previous_owner, previous_record = held.owner, held.owner_record_raw
     return WriteStep(
-        change.op.value, change.name, expected_fp, expected_record, definition, ext, record,
+        change.op, change.name, expected_fp, expected_record, definition, ext, record,
         change.reschedule, run_offset, never_offset, not desired.definition.get("enabled", True),
-        any(d.path == "(run state)" for d in change.drift),
+        change.reset_run_state,
         previous_owner, previous_record, held is not None and held.owner is None,
     )
 

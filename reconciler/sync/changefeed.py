@@ -45,6 +45,7 @@ from typing import Any
 import redis
 from redis.exceptions import RedisError
 
+from reconciler.core.errors import FeedBroken
 from reconciler.core.logs import log
 from redbeat.client import build_client, is_cluster, unwrap
 from redbeat.keys import KeySpace
@@ -81,10 +82,6 @@ class Flushed:
 
 
 Notice = Wake | Changed | Flushed
-
-
-class FeedBroken(Exception):
-    """The feed can no longer vouch for what it reported; it is closed."""
 
 
 def _text(value: Any) -> str:

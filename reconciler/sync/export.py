@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from reconciler.core.errors import RedbeatError
+from reconciler.core.errors import Inexpressible, RedbeatError
 from reconciler.schedules.convert import entry_to_manifest
 from reconciler.sync.state import STATIC_OWNER, OwnershipRecord, read_all
 
@@ -46,7 +46,7 @@ def export_entries(target: Any, directory: Path, *, everything: bool = False, fo
             continue
         try:
             manifest = entry_to_manifest({**definition, "name": definition.get("name") or name}, entry.decoded_ext())
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
+        except Inexpressible as exc:
             skipped.append(f"{name} ({exc})")
             continue
         record = records.get(name)

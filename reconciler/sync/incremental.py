@@ -40,15 +40,22 @@ from pathlib import Path
 
 from redis.exceptions import RedisError, ResponseError
 
-from reconciler.core.errors import ManifestErrors
+from reconciler.core.errors import (
+    ApplyPermissionError,
+    FeedBroken,
+    ManifestErrors,
+    PlanRefused,
+    StalePlanError,
+    StoreError,
+)
 from reconciler.core.logs import log
 from reconciler.core.model import DesiredEntry
 from reconciler.manifests.index import ManifestIndex
-from reconciler.sync.apply import ApplyPermissionError, StalePlanError, apply_plan
-from reconciler.sync.changefeed import Changed, ChangeFeed, FeedBroken, Flushed, Wake, open_feed
+from reconciler.sync.apply import apply_plan
+from reconciler.sync.changefeed import Changed, ChangeFeed, Flushed, Wake, open_feed
 from reconciler.sync.fingerprints import GROUP_SIZE, GroupDigests, fingerprints, group_digest
 from reconciler.sync.plan import Change, Op, Plan, Takeover, change_of, refusals
-from reconciler.sync.reconcile import REPLAN_ATTEMPTS, Outcome, PlanOptions, PlanRefused, StoreError, Target
+from reconciler.sync.reconcile import REPLAN_ATTEMPTS, Outcome, PlanOptions, Target
 from reconciler.sync.state import ActualEntry, read_named, read_state
 from redbeat.redaction import redact_url
 

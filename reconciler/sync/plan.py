@@ -20,7 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.core.errors import FieldError, Inexpressible
 from reconciler.core.model import DesiredEntry
+from reconciler.manifests import schema
 from reconciler.schedules.convert import entry_to_manifest, manifest_to_entry, respellings, same_times
 from reconciler.sync.state import STATIC_OWNER, ActualEntry, ActualState, fingerprint
 
@@ -29,6 +31,8 @@ MASS_DELETE_FLOOR = 3
 
 
 class Op(enum.Enum):
+    """What a plan does to one entry; its value is the word reports, JSON and the apply script use."""
+
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"
@@ -36,6 +40,9 @@ class Op(enum.Enum):
     NOOP = "no-op"
     CONFLICT = "conflict"
 
+
+#: The ops that write to Redis (the others are reported only).
+WRITE_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.DELETE, Op.ADOPT})
 
 @dataclass(frozen=True, slots=True)
 class FieldChange:
@@ -67,6 +74,8 @@ class Change:
     reason: str = ""
     #: crontab fields (``crontab.<field>``) whose stored text the apply replaces by the manifest's, same times
     respelled: tuple[FieldChange, ...] = ()
+    #: the stored run state (``meta``) is unreadable and beat skips the entry: the apply drops it (runs as new)
+    reset_run_state: bool = False
 
     @property
     def respelled_only(self) -> bool:
@@ -103,7 +112,7 @@ class Plan:
 
     @property
     def writes(self) -> list[Change]:
-        return [c for c in self.changes if c.op in (Op.CREATE, Op.UPDATE, Op.DELETE, Op.ADOPT)]
+        return [c for c in self.changes if c.op in WRITE_OPS]
 
     @property
     def has_changes(self) -> bool:
@@ -124,14 +133,24 @@ class Plan:
 
 
 def canonical(definition: Mapping[str, Any] | None, ext: Mapping[str, Any] | None) -> tuple[Any, Any]:
-    """(definition, ext) as the manifest converter would write them; the input itself when it cannot."""
+    """(definition, ext) as the manifest converter would write them; the input itself when it cannot.
+
+    Each half of the round trip is given only what it takes (a stored definition it can read; a
+    schema-valid manifest), so an error either raises other than its own is a bug, and is not hidden.
+    """
     if definition is None:
         return None, None
+    as_stored = dict(definition), (dict(ext) if ext else None)
     try:
         manifest = entry_to_manifest(definition, ext)
+    except Inexpressible:  # hand-made, foreign or corrupt: compared as stored
+        return as_stored
+    if not schema.is_valid(manifest):  # a value no manifest may hold (an unknown time zone's type, ...)
+        return as_stored
+    try:
         return manifest_to_entry(manifest)
-    except Exception:  # anything the converter cannot express is compared as stored
-        return dict(definition), (dict(ext) if ext else None)
+    except FieldError:  # a value the schema allows but no schedule can be (a crontab that never fires, ...)
+        return as_stored
 
 
 _NESTED = ("kwargs", "options", "crontab", "rrule", "ext")
@@ -169,7 +188,7 @@ def view(
         return {}
     try:
         out = dict(entry_to_manifest(definition, ext))
-    except Exception:  # a definition the manifest format cannot express is shown as stored
+    except Inexpressible:  # a definition the manifest format cannot express is shown as stored
         out = {k: v for k, v in definition.items()}
         if ext:
             out["ext"] = dict(ext)
@@ -328,7 +347,8 @@ def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, ta
     drift = ()
     if record is not None and record.digest != have.fingerprint:
         drift = (FieldChange("(entry)", "as applied", "changed in Redis since the last apply"),)
-    if not have.meta_readable:
+    reset = not have.meta_readable
+    if reset:
         # Beat skips an entry whose run state it cannot read; the owner resets it (the entry runs as new).
         drift += (FieldChange("(run state)", "unreadable", "reset: beat skips the entry until then"),)
     old_view = view(old_definition, old_ext, record.protected if record else False)
@@ -338,10 +358,12 @@ def _desired_change(want: DesiredEntry, have: ActualEntry | None, owner: str, ta
         return Change(Op.NOOP, want.name, want, have)
     if not fields and drift:
         # Changed by hand to something canonically equal: rewrite so the stored bytes match again.
-        return Change(Op.UPDATE, want.name, want, have, (), True, drift, respelled=respelled)
+        return Change(Op.UPDATE, want.name, want, have, (), True, drift, respelled=respelled, reset_run_state=reset)
     # A drifted entry may have been corrupt, and beat files a corrupt entry a minute out: re-file it now.
     reschedule = bool(drift) or _reschedules(old_definition, want.definition, old_ext, want.ext)
-    return Change(Op.UPDATE, want.name, want, have, fields, reschedule, drift, respelled=respelled)
+    return Change(
+        Op.UPDATE, want.name, want, have, fields, reschedule, drift, respelled=respelled, reset_run_state=reset
+    )
 
 
 def _split_respellings(

@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.errors import RedbeatError
-from reconciler.sync.apply import ApplyResult, StalePlanError, WriteStep, apply_steps, write_step
+from reconciler.core.errors import RedbeatError, StalePlanError
+from reconciler.sync.apply import ApplyResult, WriteStep, apply_steps, write_step
 from reconciler.sync.plan import Plan
 from reconciler.sync.plan_report import plan_json
 
@@ -80,6 +80,8 @@ def load(path: Path) -> SavedPlan:
         return SavedPlan(str(document["owner"]), str(document["key_prefix"]), steps, dict(document["plan"]["summary"]))
     except (KeyError, TypeError) as exc:
         raise RedbeatError(f"{path}: damaged plan file (missing {exc})") from None
+    except ValueError as exc:  # a step whose op is not a write
+        raise RedbeatError(f"{path}: damaged plan file ({exc})") from None
 
 
 def apply(saved: SavedPlan, target: Any) -> ApplyResult:

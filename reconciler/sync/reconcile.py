@@ -16,9 +16,9 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from reconciler.core.bulk import gc_paused
-from reconciler.core.errors import RedbeatError
+from reconciler.core.errors import ApplyPermissionError, PlanRefused, RedbeatError, StalePlanError, StoreError
 from reconciler.core.model import DesiredEntry
-from reconciler.sync.apply import ApplyPermissionError, ApplyResult, StalePlanError, apply_plan
+from reconciler.sync.apply import ApplyResult, apply_plan
 from reconciler.sync.plan import Plan, plan
 from reconciler.sync.state import read_state
 from redbeat.client import build_client, cluster_hash_tag, is_cluster
@@ -27,18 +27,6 @@ from redbeat.redaction import redact_url
 
 #: A plan refused because Redis moved on is re-planned this many times before giving up.
 REPLAN_ATTEMPTS = 5
-
-
-class StoreError(RedbeatError):
-    """Redis failed; says which operation and where.  Nothing was half-written (applies are atomic)."""
-
-
-class PlanRefused(RedbeatError):
-    """The plan has conflicts or trips a safety valve; nothing was written."""
-
-    def __init__(self, plan: Plan) -> None:
-        super().__init__("; ".join(plan.errors))
-        self.plan = plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +98,7 @@ def make_plan(desired: Mapping[str, DesiredEntry], target: Target, options: Plan
 
 
 def load(paths: Sequence[Path], *, compat: str | None = None, allow_empty: bool = False) -> dict[str, DesiredEntry]:
-    from reconciler.manifests.loader import load_desired
+    from reconciler.manifests.checks import load_desired
 
     return load_desired(paths, compat=compat, allow_empty=allow_empty)
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from support.redis_proc import RedisProcess, commandstats, dirty_count, write_calls
+from support.redis_proc import RedisProcess, commandstats, dirty_count, free_port, write_calls
 
 BIN = Path(sys.executable).parent / "redbeat-apply"
 
@@ -338,3 +340,25 @@ def test_noop_apply_of_10000_schedules_issues_zero_writes(tmp_path, redis_url, r
     second = run("--redis-url", redis_url, str(directory))
     assert second.stdout == "No changes. 10000 unchanged.\n"
     assert write_calls(commandstats(redis_client)) == {}
+
+
+def test_ctrl_c_exits_130_with_one_line_not_a_traceback():
+    """A command waiting on Redis (a server that accepts and never answers) is interrupted by SIGINT, as Ctrl-C does."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDBEAT_")}
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", free_port()))
+        listener.listen()
+        listener.settimeout(60)
+        port = listener.getsockname()[1]
+        proc = subprocess.Popen([str(BIN), "status", "--redis-url", f"redis://127.0.0.1:{port}/0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            connection, _ = listener.accept()  # connected: it now waits for a reply that never comes
+            with connection:
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert (proc.returncode, out, err) == (130, "", "redbeat-apply: interrupted\n")

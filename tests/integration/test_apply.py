@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from support.redis_proc import RedisProcess, commandstats, write_calls
 
-from reconciler.core.errors import Location
+from reconciler.core.errors import Location, PlanRefused, StalePlanError
 from reconciler.core.model import DesiredEntry
 from reconciler.schedules.convert import manifest_to_entry
-from reconciler.sync.apply import StalePlanError, apply_plan
+from reconciler.sync.apply import apply_plan
 from reconciler.sync.plan import Op
-from reconciler.sync.reconcile import PlanOptions, PlanRefused, connect, make_plan, reconcile
+from reconciler.sync.reconcile import PlanOptions, connect, make_plan, reconcile
 
 HERE = Location(Path("x.yaml"), 1, 1, "")
 NOW = 1_800_000_000.0

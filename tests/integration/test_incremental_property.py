@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 from support.redis_dump import every_key
 from support.redis_proc import RedisProcess
 
-from reconciler.core.errors import Location, ManifestErrors
+from reconciler.core.errors import Location, ManifestErrors, PlanRefused, StoreError
 from reconciler.core.model import DesiredEntry
 from reconciler.sync.incremental import Incremental
-from reconciler.sync.reconcile import PlanOptions, PlanRefused, StoreError, connect, load, reconcile
+from reconciler.sync.reconcile import PlanOptions, connect, load, reconcile
 from redbeat.codec import encode_meta
 from redbeat.keys import KeySpace
 

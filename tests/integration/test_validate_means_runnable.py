@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.beat import current, make_app, recording_scheduler_class
 
-from reconciler.core.errors import Location
+from reconciler.core.errors import FieldError, Location
 from reconciler.core.model import DesiredEntry
-from reconciler.schedules.convert import FieldError, manifest_to_entry
+from reconciler.schedules.convert import manifest_to_entry
 from reconciler.sync.reconcile import connect, reconcile
 from redbeat import RedBeatScheduler
 

@@ -1,0 +1,1 @@
+"""Helpers shared by the test directories: processes (redis-server, beat, worker, kubectl), rigs and snapshots."""

@@ -39,9 +39,18 @@ def test_every_module_a_contract_names_exists() -> None:
     for contract in CONTRACTS:
         if contract["type"] == "layers":
             named += [f"{c}.{m}" for c in contract["containers"] for m in layered_modules(contract)]
-        named += contract.get("source_modules", []) + contract.get("forbidden_modules", [])
+        for key in ("source_modules", "forbidden_modules", "ancestors"):
+            named += contract.get(key, [])
     assert named, "no contract names a module"
     assert [m for m in named if not module_exists(m)] == []
+
+
+def test_both_packages_are_checked_for_import_cycles() -> None:
+    """Layers order reconciler's packages; inside redbeat, and inside each package, no two modules import each other."""
+    (acyclic,) = [c for c in CONTRACTS if c["type"] == "acyclic_siblings"]
+    assert set(acyclic["ancestors"]) == {"redbeat", "reconciler"}
+    assert "depth" not in acyclic, "the default depth (10) reaches every package"
+    assert CONFIG["tool"]["importlinter"]["exclude_type_checking_imports"] is False, "type-only imports count"
 
 
 def _contract_for(container: str) -> dict[str, object]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.core.bulk import gc_paused
-from reconciler.manifests.loader import check_manifests
+from reconciler.manifests.checks import check_manifests
 
 
 @pytest.fixture()

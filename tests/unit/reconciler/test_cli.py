@@ -1,3 +1,5 @@
+"""redbeat-apply's command line without Redis: exit codes, validate and its reports, parsing, Ctrl-C."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +20,9 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_exit_codes_are_the_documented_ones() -> None:
-    assert [(c.name, int(c)) for c in ExitCode] == [("OK", 0), ("ERROR", 1), ("CHANGES", 2), ("INVALID", 3)]
+    assert [(c.name, int(c)) for c in ExitCode] == [
+        ("OK", 0), ("ERROR", 1), ("CHANGES", 2), ("INVALID", 3), ("PARTIAL", 4), ("INTERRUPTED", 130),
+    ]
     assert {"validate", "schema"} <= set(SUBCOMMANDS)
 
 
@@ -96,6 +100,34 @@ def test_options_before_the_subcommand_are_the_subcommands(
     assert main(["--redis-url", "redis://x/0", "--", "validate"]) == 2
     assert seen == [["--redis-url=redis://x/0", "--owner", "validate", "schedules/"],
                     ["--redis-url", "redis://x/0", "--", "validate"]]
+
+
+def test_ctrl_c_is_exit_130_and_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted() -> ExitCode:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("reconciler.cli.commands.schema", interrupted)
+    assert main(["schema"]) == ExitCode.INTERRUPTED == 130
+    assert capsys.readouterr().err == "redbeat-apply: interrupted\n"
+
+
+def test_every_command_runs_a_typed_function_that_returns_an_exit_code() -> None:
+    """Each sub-command's parser goes to a one-line adapter; the command itself is a function of typed arguments."""
+    import inspect
+
+    from reconciler.cli import commands
+
+    for name, command in SUBCOMMANDS.items():
+        assert command.run.__annotations__["return"] == "ExitCode", name
+    functions = [f for _, f in inspect.getmembers(commands, inspect.isfunction)
+                 if f.__module__ == commands.__name__ and not f.__name__.startswith("_")]
+    assert len(functions) >= 15
+    for function in functions:
+        annotations = dict(function.__annotations__)  # strings: the module has `from __future__ import annotations`
+        assert annotations.pop("return") == "ExitCode", function.__name__
+        parameters = inspect.signature(function).parameters
+        assert set(annotations) == set(parameters), f"{function.__name__}: every parameter is typed"
+        assert not [a for a in annotations.values() if "Namespace" in a or a == "Any"], function.__name__
 
 
 def test_schema_command_prints_the_schema_file(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from reconciler.console import query as q
 from reconciler.console import security, timeline, upcoming, views, words
-from reconciler.core.errors import Location
+from reconciler.core.errors import Location, TokenError
 from reconciler.core.model import DesiredEntry
 from reconciler.sync.state import ActualEntry
 
@@ -146,9 +146,9 @@ def test_tokens_are_loaded_and_checked(tmp_path: Path) -> None:
     assert security.load_token(None, {}) is None
     for content, words_ in ((b"short", "at least 16"), (b"\xff" * 20, "not UTF-8"), (b"a b" * 10, "without spaces")):
         good.write_bytes(content)
-        with pytest.raises(security.TokenError, match=words_):
+        with pytest.raises(TokenError, match=words_):
             security.load_token(good, {})
-    with pytest.raises(security.TokenError, match="missing"):
+    with pytest.raises(TokenError, match="missing"):
         security.load_token(tmp_path / "missing", {})
     assert security.clean_name("\x1b[31m" + "x" * 100) == "[31m" + "x" * 60 and security.clean_name("") == "admin"
 

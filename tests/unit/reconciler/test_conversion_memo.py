@@ -10,8 +10,10 @@ import pytest
 
 from reconciler.core.errors import ManifestError
 from reconciler.manifests import semantic
+from reconciler.manifests.checks import check_manifests
+from reconciler.manifests.digest import content_digest
 from reconciler.manifests.index import ManifestIndex
-from reconciler.manifests.loader import Marks, check_manifests, content_digest, parse_file
+from reconciler.manifests.loader import Marks, parse_file
 from reconciler.manifests.memo import freeze
 
 

@@ -1,3 +1,5 @@
+"""Manifest schedule <-> stored definition: shapes, field errors, the shortest export, round trips."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +10,8 @@ from celery.schedules import crontab
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from reconciler.schedules.convert import FieldError, entry_to_manifest, manifest_to_entry, respellings, same_times
+from reconciler.core.errors import FieldError
+from reconciler.schedules.convert import entry_to_manifest, manifest_to_entry, respellings, same_times
 from reconciler.schedules.cron import BOUNDS, CELERY_FIELDS
 from redbeat import RedBeatSchedulerEntry
 

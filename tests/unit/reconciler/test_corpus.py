@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler.manifests.loader import check_manifests, load_desired
+from reconciler.manifests.checks import check_manifests, load_desired
 from reconciler.manifests.schema import check_value
 from reconciler.schedules.convert import entry_to_manifest, manifest_to_entry
 

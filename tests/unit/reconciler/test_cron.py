@@ -1,3 +1,5 @@
+"""Cron fields: parsing, canonical and stored spellings, and agreement with Celery's own crontab parser."""
+
 from __future__ import annotations
 
 import pytest
@@ -5,11 +7,11 @@ from celery.schedules import crontab_parser
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reconciler.core.errors import CronError
 from reconciler.schedules.cron import (
     BOUNDS,
     CELERY_FIELDS,
     MAX_FIELD_LENGTH,
-    CronError,
     canonical_field,
     cron_string,
     exported_field,

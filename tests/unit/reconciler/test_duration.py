@@ -1,10 +1,13 @@
+"""Durations (``every``, ``jitter``): parsing numbers and ``1h30m`` text, bounds, and the shortest spelling."""
+
 from __future__ import annotations
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.schedules.duration import DurationError, format_duration, parse_duration
+from reconciler.core.errors import DurationError
+from reconciler.schedules.duration import MAX_SECONDS, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -55,6 +58,12 @@ def test_format(seconds: float, text: str) -> None:
 def test_format_gives_up_when_not_exact() -> None:
     assert format_duration(1.2345) is None
     assert format_duration(0.0) is None
+
+
+def test_format_gives_up_beyond_the_longest_duration_instead_of_raising() -> None:
+    """An interval read from Redis may be any number; export writes a longer one as seconds, which validate refuses."""
+    assert format_duration(MAX_SECONDS) == "36500d"
+    assert format_duration(MAX_SECONDS + 1) is None
 
 
 @given(st.integers(1, 10**9))

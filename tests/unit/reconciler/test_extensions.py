@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.manifests.loader import check_manifests
-from reconciler.schedules.convert import FieldError, entry_to_manifest, manifest_to_entry
+from reconciler.core.errors import FieldError
+from reconciler.manifests.checks import check_manifests
+from reconciler.schedules.convert import entry_to_manifest, manifest_to_entry
 
 BASE = {"name": "job", "task": "app.tasks.job"}
 

@@ -11,8 +11,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler.core.errors import NodeError
 from reconciler.manifests import nodes
-from reconciler.manifests.loader import Document, check_manifests, load_desired, load_manifests, parse_file
+from reconciler.manifests.checks import check_manifests, load_desired
+from reconciler.manifests.loader import Document, load_manifests, parse_file
 
 GROUP = (
     "# a comment first\n"
@@ -132,7 +134,7 @@ def nested_documents(draw: Any) -> str:
 def _outcome(func: Any, root: yaml.Node) -> tuple[str, Any]:
     try:
         return "value", func(root)
-    except nodes.NodeError as exc:
+    except NodeError as exc:
         return "error", (exc.message, exc.node.start_mark.line, exc.node.start_mark.column)
 
 

@@ -1,3 +1,5 @@
+"""Reading manifests: discovery, limits on hostile files, error positions, defaults and the content digest."""
+
 from __future__ import annotations
 
 import os
@@ -7,14 +9,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.core.errors import Location, ManifestError, ManifestErrors
-from reconciler.manifests.loader import (
-    MAX_FILE_BYTES,
-    check_manifests,
-    content_digest,
-    discover,
-    load_desired,
-    load_manifests,
-)
+from reconciler.manifests.checks import check_manifests, load_desired
+from reconciler.manifests.digest import content_digest
+from reconciler.manifests.loader import MAX_FILE_BYTES, discover, load_manifests
 
 JOB = "name: {name}\ntask: demo.tasks.job\nevery: 5s\n"
 

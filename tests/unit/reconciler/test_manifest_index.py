@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 from reconciler.manifests import index as index_module
+from reconciler.manifests.checks import check_manifests
+from reconciler.manifests.digest import content_digest
 from reconciler.manifests.index import ManifestIndex
-from reconciler.manifests.loader import check_manifests, content_digest
 
 
 def schedules(*names: str, every: str = "30s") -> str:

@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.manifests import index as index_module
+from reconciler.manifests.checks import check_manifests
+from reconciler.manifests.digest import content_digest
 from reconciler.manifests.index import ManifestIndex
 from reconciler.manifests.items import isolated, split_items
-from reconciler.manifests.loader import check_manifests, content_digest
 
 PLAIN = """\
 # nightly jobs

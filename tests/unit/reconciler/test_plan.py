@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,11 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.core.errors import Location
+from reconciler.core.errors import Location, RedbeatError
 from reconciler.core.model import DesiredEntry
-from reconciler.schedules.convert import manifest_to_entry
-from reconciler.sync.apply import encode_definition
-from reconciler.sync.plan import MASS_DELETE_FLOOR, FieldChange, Op, canonical, plan
+from reconciler.schedules.convert import entry_to_manifest, manifest_to_entry
+from reconciler.sync import plan_file
+from reconciler.sync.apply import WriteStep, encode_definition, write_step
+from reconciler.sync.plan import MASS_DELETE_FLOOR, FieldChange, Op, canonical, plan, view
 from reconciler.sync.state import STATIC_OWNER, ActualEntry, ActualState, OwnershipRecord, fingerprint
 
 HERE = Location(Path("schedules/x.yaml"), 1, 1, "")
@@ -239,3 +241,103 @@ def test_ownership_record_bytes_are_json_dumps_sorted_and_compact(digest: str, p
     expected = json.dumps({"digest": digest, "protected": protected}, sort_keys=True, separators=(",", ":"))
     assert OwnershipRecord(digest, protected).to_json() == expected
     assert OwnershipRecord.from_json(expected) == OwnershipRecord(digest, protected)
+
+
+# -- the hand-off to apply: an Op and flags, never a label to match --------------------------------------------
+
+
+def test_unreadable_run_state_is_reset_through_the_change_flag():
+    a = desired("a")
+    (change,) = plan({"a": a}, state(stored(a, meta="{not json"))).changes
+    assert change.op is Op.UPDATE and change.reset_run_state is True
+    assert [d.path for d in change.drift] == ["(run state)"]  # what reports show
+    assert write_step(change).reset_meta is True
+    # The report's label decides nothing: the same drift without the flag keeps the run state.
+    assert write_step(dataclasses.replace(change, reset_run_state=False)).reset_meta is False
+    (readable,) = plan({"a": desired("a", every="2m")}, state(stored(a, meta=None))).changes
+    assert readable.reset_run_state is False and write_step(readable).reset_meta is False
+
+
+def test_a_write_step_holds_its_op_and_a_saved_plan_keeps_it():
+    a, b = desired("a"), desired("b")
+    p = plan({"a": desired("a", every="2m"), "new": desired("new")}, state(stored(a), stored(b)))
+    steps = [write_step(c) for c in p.writes]
+    assert [(s.op, s.name) for s in steps] == [(Op.UPDATE, "a"), (Op.DELETE, "b"), (Op.CREATE, "new")]
+    assert [s.arguments(0.0)[0] for s in steps] == ["update", "delete", "create"]  # the apply script's words
+    saved = [json.loads(json.dumps(s.to_json())) for s in steps]
+    assert [d["op"] for d in saved] == ["update", "delete", "create"]
+    assert [WriteStep.from_json(d) for d in saved] == steps
+
+
+@pytest.mark.parametrize("op", ["no-op", "conflict", "drop"])
+def test_a_saved_step_that_is_not_a_write_is_refused(tmp_path, op):
+    step = write_step(plan({"new": desired("new")}, state()).changes[0]).to_json() | {"op": op}
+    with pytest.raises(ValueError):
+        WriteStep.from_json(step)
+    document = {"kind": plan_file.KIND, "format_version": plan_file.FORMAT_VERSION, "owner": "default",
+                "key_prefix": "redbeat:", "plan": {"summary": {}}, "steps": [step]}
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(RedbeatError, match="damaged plan file"):
+        plan_file.load(path)
+
+
+# -- what the converter cannot express is compared as stored; a converter bug is not hidden ---------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=-(10**20), max_value=10**20)
+    | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+_EPOCH = st.integers(0, 2**32) | st.integers(min_value=-(2**40), max_value=2**40) | st.floats(allow_nan=True)
+_SCHEDULES = st.one_of(
+    st.fixed_dictionaries(
+        {"__type__": st.just("interval"), "every": st.integers(1, 10**6) | st.floats() | _JSON},
+        optional={"relative": _JSON},
+    ),
+    st.fixed_dictionaries(
+        {"__type__": st.just("crontab")},
+        optional={f: _JSON | st.lists(st.integers(0, 70) | st.text(max_size=3), max_size=3) | st.text(max_size=6)
+                  for f in ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")},
+    ),
+    st.fixed_dictionaries(
+        {"__type__": st.just("rrule"), "freq": st.integers(0, 6) | st.integers(-1, 7) | _JSON, "dtstart": _EPOCH},
+        optional={"dtstart_tz": st.integers(-2000, 2000) | _JSON, "until": _EPOCH | _JSON, "count": _JSON,
+                  "interval": st.integers(-2, 2000) | _JSON, "wkst": st.integers(-1, 8) | _JSON,
+                  "byweekday": st.lists(st.integers(-1, 8), max_size=3) | _JSON,
+                  "bymonthday": st.lists(st.integers(-40, 40), max_size=3) | _JSON, "until_tz": _JSON},
+    ),
+    _JSON,
+)
+_DEFINITIONS = st.fixed_dictionaries(
+    {"schedule": _SCHEDULES, "name": st.just("n") | st.text(max_size=5) | _JSON, "task": st.just("t") | _JSON},
+    optional={"args": _JSON, "kwargs": _JSON, "options": _JSON, "enabled": _JSON},
+)
+_EXTS = st.none() | st.none() | st.dictionaries(
+    st.sampled_from(["timezone", "rrule_byweekday", "catch_up", "catch_up_limit", "starting_deadline", "jitter",
+                     "start_at", "end_at", "bogus"]),
+    _JSON | st.sampled_from(["UTC", "Europe/Berlin", "all", "skip", "2027-01-01T00:00:00+00:00"]),
+    max_size=3,
+)
+
+
+@given(_DEFINITIONS, _EXTS)
+def test_any_stored_definition_is_converted_or_compared_as_stored_never_an_error(definition, ext):
+    definition = json.loads(json.dumps(definition))  # as read from Redis: JSON (nan and inf included)
+    ext = json.loads(json.dumps(ext)) if ext else None
+    got = canonical(definition, ext)
+    assert got == (definition, ext) or got == manifest_to_entry(entry_to_manifest(definition, ext))
+    assert isinstance(view(definition, ext), dict)
+
+
+def test_a_converter_bug_is_not_taken_for_an_entry_it_cannot_express(monkeypatch):
+    a = desired("a")
+    hand_edited = dict(a.definition, task="app.tasks.other")
+
+    def broken(manifest):
+        raise ZeroDivisionError("a bug in the converter")
+
+    monkeypatch.setattr("reconciler.sync.plan.manifest_to_entry", broken)
+    with pytest.raises(ZeroDivisionError):
+        plan({"a": a}, state(stored(a, definition=json.dumps(hand_edited))))

@@ -1,3 +1,5 @@
+"""The manifest JSON Schema, and the fast validator agreeing with jsonschema, which decides."""
+
 from __future__ import annotations
 
 from pathlib import Path

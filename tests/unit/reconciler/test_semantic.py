@@ -2,7 +2,7 @@
 
 Documents are parsed from real files (reconciler.manifests.loader.parse_file)
 and handed to the two semantic halves directly (``document_candidates`` per
-document, then ``merge_candidates`` across them, as ``loader.check_manifests``
+document, then ``merge_candidates`` across them, as ``checks.check_manifests``
 runs them), so these tests see what they do without the schema check in front.
 """
 

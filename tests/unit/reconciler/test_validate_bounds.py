@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.manifests.loader import check_manifests
+from reconciler.core.errors import DurationError, FieldError
+from reconciler.manifests.checks import check_manifests
 from reconciler.manifests.schema import check_value
-from reconciler.schedules.convert import MIN_INTERVAL, FieldError, manifest_to_entry
-from reconciler.schedules.duration import MAX_SECONDS, DurationError, parse_duration
+from reconciler.schedules.convert import MIN_INTERVAL, manifest_to_entry
+from reconciler.schedules.duration import MAX_SECONDS, parse_duration
 
 BASE = {"name": "job", "task": "app.tasks.job"}
 

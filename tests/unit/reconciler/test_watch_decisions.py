@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from reconciler.core.errors import Location, ManifestError, ManifestErrors
+from reconciler.core.errors import Location, ManifestError, ManifestErrors, PlanRefused, StoreError
 from reconciler.core.logs import JsonFormatter, TextFormatter, log
 from reconciler.core.model import DesiredEntry
 from reconciler.sidecar import watch
 from reconciler.sidecar.health import Listen, Status, parse_listen
-from reconciler.sidecar.metrics import WatchMetrics
+from reconciler.sidecar.metrics import RESULTS, WatchMetrics
 from reconciler.sidecar.watch import LoopState, Trigger, backoff, decide, next_resync, wait_time
 from reconciler.sync.plan import Plan
-from reconciler.sync.reconcile import Outcome, PlanOptions, PlanRefused, StoreError, Target
+from reconciler.sync.reconcile import Outcome, PlanOptions, Target
 from redbeat.keys import KeySpace
 
 # --- decisions -------------------------------------------------------------------------------------
@@ -391,6 +391,21 @@ def test_loop_refusal_is_retried_at_resync_not_before():
     assert [t for t, _ in world2.calls] == [0, 60, 120]  # ...and applied at the next one
     assert samples(applier.metrics)[("redbeat_apply_applies_total", (("result", "refused"),))] == 2
     assert applier.status.ready() == (False, "apply refused, nothing written: a: exists in Redis, owned by nobody")
+
+
+def test_an_apply_attempt_ends_in_one_of_three_outcomes_each_with_its_metric():
+    world = World(until=0)
+    refusal = PlanRefused(Plan("default", (), ("a: exists in Redis, owned by nobody",)))
+    world.failures = [None, refusal, StoreError("down")]
+    world.run()  # one start-up apply: the first scripted reconcile, which succeeds
+    applier = world.applier
+    assert applier.apply(watch.Trigger.CHANGE) is watch.Attempt.REFUSED
+    assert applier.apply(watch.Trigger.RETRY) is watch.Attempt.ERROR
+    assert applier.apply(watch.Trigger.RESYNC) is watch.Attempt.OK
+    values = samples(applier.metrics)
+    assert {r: values[("redbeat_apply_applies_total", (("result", r),))] for r in RESULTS} == {
+        "changed": 0, "unchanged": 2, "dry_run": 0, "refused": 1, "error": 1,
+    }
 
 
 def test_stop_during_an_apply_lets_it_finish_then_returns():
