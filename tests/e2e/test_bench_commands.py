@@ -106,7 +106,7 @@ def test_watch_latency_at_scale() -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "$ python bench/watch_latency.py --scale 200,400 --writes 2"
     rows = [line.split() for line in lines if line.split() and line.split()[0] in ("200", "400")]
-    assert [row[0] for row in rows] == ["200", "400"] and all(len(row) == 11 for row in rows), result.stdout
+    assert [row[0] for row in rows] == ["200", "400"] and all(len(row) == 14 for row in rows), result.stdout
     assert sum(1 for line in lines if line.lstrip().startswith(("\u2713", "\u2717"))) == 4, result.stdout
 
 
@@ -128,8 +128,9 @@ def test_watch_latency_resync_only() -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "$ python bench/watch_latency.py --scale 300,600 --only resync"
     rows = [line.split() for line in lines if line.split() and line.split()[0] in ("300", "600")]
-    assert [row[0] for row in rows] == ["300", "600"] and all(len(row) == 5 for row in rows), result.stdout
-    assert all(float(row[3]) > 0 for row in rows), result.stdout  # the longest script call, from SLOWLOG
+    assert [row[0] for row in rows] == ["300", "600"] and all(len(row) == 8 for row in rows), result.stdout
+    assert all(float(row[7]) > 0 for row in rows), result.stdout  # the longest script call, from SLOWLOG
+    assert any("without the change feed (fingerprints)" in line for line in lines), result.stdout
     targets = [line for line in lines if line.lstrip().startswith(("\u2713", "\u2717"))]
     assert len(targets) == 1 and "no-op resync" in targets[0], result.stdout
 

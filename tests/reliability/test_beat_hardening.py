@@ -49,12 +49,13 @@ def manifest(path: Path, *, paused_enabled: bool) -> Path:
     return path
 
 
-def applied(redis_url: str, path: Path) -> float:
-    """Apply ``path``; the time just before, so every write of the apply is later than it."""
+def applied(redis_url: str, path: Path, *, after: bool = False) -> float:
+    """Apply ``path``; the time just before, so every write of the apply is later than it (``after``: the time
+    just after, so every write of the apply is earlier: a loaded machine takes seconds to start the process)."""
     before = time.time()
     result = run_apply(redis_url, path)
     assert result.returncode == 0, result.stdout + result.stderr
-    return before
+    return time.time() if after else before
 
 
 @pytest.mark.timeout(180)
@@ -73,7 +74,7 @@ def test_poison_entry_jitter_and_re_enabling_with_real_processes(aof_redis, tmp_
         first_slots = {name: client.zscore("redbeat::schedule", f"redbeat:{name}") for name in JITTERED}
         wait_until(lambda: "paused" in by_name(rig.runs()) and all(n in by_name(rig.runs()) for n in JITTERED),
                    timeout=30, message="every jittered entry and 'paused' to run once")
-        disabled = applied(aof_redis.url, manifest(tmp_path / "m" / "off.yaml", paused_enabled=False))
+        disabled = applied(aof_redis.url, manifest(tmp_path / "m" / "off.yaml", paused_enabled=False), after=True)
         time.sleep(9)  # two of its slots pass while it is disabled
         enabled = applied(aof_redis.url, manifest(tmp_path / "m" / "on.yaml", paused_enabled=True))
         wait_until(lambda: any(r["name"] == "paused" and r["sent_at"] > enabled for r in rig.runs()), timeout=15,
