@@ -43,11 +43,25 @@ def static_schedule() -> dict:
     }
 
 
-def write_entries(app, now: datetime) -> None:
-    Entry = RedBeatSchedulerEntry
+def saver(app):
+    """A `save(name, task, schedule, **kw)` that saves a new entry of `app` and returns it."""
 
     def save(name, task, sched, **kw):
-        return Entry(name, task, sched, app=app, **kw).save()
+        return RedBeatSchedulerEntry(name, task, sched, app=app, **kw).save()
+
+    return save
+
+
+def write_entries(app, now: datetime) -> None:
+    """Every representative entry: the schedule kinds first, then the entry states."""
+    write_schedule_kinds(app)
+    write_entry_states(app, now)
+
+
+def write_schedule_kinds(app) -> None:
+    """One entry per schedule kind: interval, crontab, rrule (a finished one included)."""
+    Entry = RedBeatSchedulerEntry
+    save = saver(app)
 
     # interval
     save("interval-30s", "tasks.ping", schedule(30))
@@ -80,6 +94,12 @@ def write_entries(app, now: datetime) -> None:
                            interval=15, until=datetime(2026, 11, 20, 1, 0, tzinfo=timezone.utc)),
                      app=app).save()
     finished.reschedule(last_run_at=datetime(2026, 11, 20, 1, 0, tzinfo=timezone.utc))
+
+
+def write_entry_states(app, now: datetime) -> None:
+    """Entries by state: args/kwargs/options, disabled, never run, overdue, advanced, rescheduled."""
+    Entry = RedBeatSchedulerEntry
+    save = saver(app)
 
     # args / kwargs / options
     save("with-args", "reports.build", schedule(900), args=(42, "x", None, 1.5),

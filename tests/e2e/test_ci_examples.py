@@ -453,19 +453,15 @@ def pre_commit(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Complet
     )
 
 
-@pytest.mark.slow
-def test_pre_commit_hook_via_try_repo(tmp_path, hook_repo):
-    """The hook as docs/ci.md offers it: `pre-commit try-repo`, then the example config's `pre-commit run`.
-
-    try-repo builds the hook's environment (a pip install of this project) in a throwaway store of its own on
-    every call, whatever PRE_COMMIT_HOME says; so it runs once, and the hook's other cases run through the
-    example config pointed at the same snapshot and rev: the same hook, its environment built once in
-    PRE_COMMIT_HOME (try-repo itself is that config run by `pre-commit run`).
-    """
+def assert_the_hook_is_python_redbeat_validate() -> None:
+    """.pre-commit-hooks.yaml offers one hook, redbeat-validate, in a python environment."""
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert [h["id"] for h in hooks] == ["redbeat-validate"]
     assert hooks[0]["language"] == "python"
 
+
+def committed_project(tmp_path: Path) -> Path:
+    """A git project with a valid manifest under schedules/ and a workflow YAML outside it, committed."""
     project = tmp_path / "project"
     (project / "schedules").mkdir(parents=True)
     (project / "schedules" / "good.yaml").write_text(GOOD)
@@ -474,25 +470,23 @@ def test_pre_commit_hook_via_try_repo(tmp_path, hook_repo):
     git(project, "init", "-q")
     git(project, "add", ".")
     git(project, "commit", "-q", "-m", "init")
-    env = {**base_env(), "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "NO_COLOR": "1"}
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=hook_repo, capture_output=True, text=True, check=True)
+    return project
 
-    good = pre_commit(project, env, "try-repo", str(hook_repo), "redbeat-validate", "--ref", "HEAD",
-                      "--verbose", "--files", "schedules/good.yaml")
-    assert good.returncode == 0, good.stdout + good.stderr
-    assert re.search(r"redbeat-apply validate\.+Passed", good.stdout), good.stdout
-    assert "ok: 2 schedules in 1 file" in good.stdout
 
-    # The example .pre-commit-config.yaml, pointed at the snapshot, as `pre-commit run` reads it.
+def add_example_config_and_bad_manifest(project: Path, hook_repo: Path, rev: str) -> None:
+    """Stage the example config (checked equal to docs/ci.md's) pointed at the snapshot, and an invalid manifest."""
     config = yaml.safe_load((CI / "pre-commit-config.yaml").read_text())
     assert [h["id"] for h in config["repos"][0]["hooks"]] == ["redbeat-validate"]
     shown = re.search(r"^```yml\n(repos:\n.*?)^```", (ROOT / "docs" / "ci.md").read_text(), re.S | re.M)
     assert shown and yaml.safe_load(shown.group(1)) == config, "docs/ci.md's pre-commit config is the example's"
-    config["repos"][0].update(repo=str(hook_repo), rev=head.stdout.strip())
+    config["repos"][0].update(repo=str(hook_repo), rev=rev)
     (project / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))
     (project / "schedules" / "bad.yaml").write_text(BAD)
     git(project, "add", ".pre-commit-config.yaml", "schedules/bad.yaml")
 
+
+def assert_pre_commit_run_validates_schedules_only(project: Path, env: dict[str, str]) -> None:
+    """`pre-commit run` with the example config: fails on the bad manifest, skips YAML outside schedules/."""
     bad = pre_commit(project, env, "run", "--verbose", "--files", "schedules/bad.yaml")
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert re.search(r"redbeat-apply validate\.+Failed", bad.stdout), bad.stdout
@@ -508,13 +502,41 @@ def test_pre_commit_hook_via_try_repo(tmp_path, hook_repo):
     assert other.returncode == 0, other.stdout + other.stderr
     assert re.search(r"redbeat-apply validate\.+\(no files to check\)Skipped", other.stdout), other.stdout
 
-    # `pre-commit run --all-files` in the project, as a developer runs it.
+
+def assert_pre_commit_run_all_files_fails_until_the_bad_manifest_goes(project: Path, env: dict[str, str]) -> None:
+    """`pre-commit run --all-files` in the project, as a developer runs it: fails, then passes once bad.yaml is gone."""
     run = pre_commit(project, env, "run", "--all-files")
     assert run.returncode == 1 and "minute 61 is out of range" in run.stdout, run.stdout + run.stderr
     (project / "schedules" / "bad.yaml").unlink()
     git(project, "add", "-A")
     run = pre_commit(project, env, "run", "--all-files")
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.slow
+def test_pre_commit_hook_via_try_repo(tmp_path, hook_repo):
+    """The hook as docs/ci.md offers it: `pre-commit try-repo`, then the example config's `pre-commit run`.
+
+    try-repo builds the hook's environment (a pip install of this project) in a throwaway store of its own on
+    every call, whatever PRE_COMMIT_HOME says; so it runs once, and the hook's other cases run through the
+    example config pointed at the same snapshot and rev: the same hook, its environment built once in
+    PRE_COMMIT_HOME (try-repo itself is that config run by `pre-commit run`).
+    """
+    assert_the_hook_is_python_redbeat_validate()
+    project = committed_project(tmp_path)
+    env = {**base_env(), "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "NO_COLOR": "1"}
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=hook_repo, capture_output=True, text=True, check=True)
+
+    good = pre_commit(project, env, "try-repo", str(hook_repo), "redbeat-validate", "--ref", "HEAD",
+                      "--verbose", "--files", "schedules/good.yaml")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert re.search(r"redbeat-apply validate\.+Passed", good.stdout), good.stdout
+    assert "ok: 2 schedules in 1 file" in good.stdout
+
+    # The example .pre-commit-config.yaml, pointed at the snapshot, as `pre-commit run` reads it.
+    add_example_config_and_bad_manifest(project, hook_repo, head.stdout.strip())
+    assert_pre_commit_run_validates_schedules_only(project, env)
+    assert_pre_commit_run_all_files_fails_until_the_bad_manifest_goes(project, env)
 
 
 @pytest.mark.slow

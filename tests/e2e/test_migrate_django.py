@@ -155,19 +155,20 @@ def full_db(tmp_path_factory) -> Path:
     )
 
 
-def test_export_writes_valid_manifests_and_reports_the_rest(full_db, tmp_path):
-    before = sha256(full_db)
-    out = tmp_path / "schedules"
-    started = dt.datetime.now(dt.timezone.utc)
-    result = export("--database-url", f"sqlite:///{full_db}", str(out))
-    finished = dt.datetime.now(dt.timezone.utc)
-    assert result.returncode == 4, result.stdout + result.stderr  # done in part: some not converted
-    assert sha256(full_db) == before, "the export must not write to the database"
+def expected_exported_one_offs(just_once_at: str) -> dict[str, dict[str, Any]]:
+    """The schedules exported as one-offs (`at`), clocked or one-off in django-celery-beat."""
+    return {
+        "launch": {"name": "launch", "task": "ops.tasks.launch", "at": "2030-01-01T09:00:00+00:00"},
+        "just-once": {"name": "just-once", "task": "ops.tasks.once", "at": just_once_at},
+        # the first 09:00 in Berlin after its start_time (2098-01-01T00:00Z)
+        "once-at-nine": {"name": "once-at-nine", "task": "ops.tasks.nine", "at": "2098-01-01T09:00:00+01:00"},
+        "ran-once": {"name": "ran-once", "task": "ops.tasks.ran", "at": "2021-01-01T09:00:00+00:00", "enabled": False},
+    }
 
-    manifest = out / "django-celery-beat.yaml"
-    assert sorted(p.name for p in out.iterdir()) == ["django-celery-beat.yaml"]
-    schedules = {s["name"]: s for s in yaml.safe_load(manifest.read_text())["schedules"]}
-    assert schedules == {
+
+def expected_exported_schedules(just_once_at: str) -> dict[str, dict[str, Any]]:
+    """The manifest's schedules by name, as the export of full_db writes them (`just-once` is at a run-time instant)."""
+    return {
         "heartbeat": {"name": "heartbeat", "task": "ops.tasks.ping", "every": "30s"},
         "ledger-sync": {
             "name": "ledger-sync",
@@ -214,11 +215,7 @@ def test_export_writes_valid_manifests_and_reports_the_rest(full_db, tmp_path):
             "end_at": "2099-01-01T00:00:00+00:00",
         },
         "already-started": {"name": "already-started", "task": "ops.tasks.started", "every": "5m"},
-        "launch": {"name": "launch", "task": "ops.tasks.launch", "at": "2030-01-01T09:00:00+00:00"},
-        "just-once": {"name": "just-once", "task": "ops.tasks.once", "at": schedules["just-once"]["at"]},
-        # the first 09:00 in Berlin after its start_time (2098-01-01T00:00Z)
-        "once-at-nine": {"name": "once-at-nine", "task": "ops.tasks.nine", "at": "2098-01-01T09:00:00+01:00"},
-        "ran-once": {"name": "ran-once", "task": "ops.tasks.ran", "at": "2021-01-01T09:00:00+00:00", "enabled": False},
+        **expected_exported_one_offs(just_once_at),
         "not-yet": {
             "name": "not-yet",
             "task": "ops.tasks.later",
@@ -226,24 +223,15 @@ def test_export_writes_valid_manifests_and_reports_the_rest(full_db, tmp_path):
             "start_at": "2099-06-01T00:00:00+00:00",
         },
     }
-    # A one-off interval task runs one interval after django-celery-beat first sees it (`at` is written in
-    # whole seconds, so it may round either way by under a second).
-    once = dt.datetime.fromisoformat(schedules["just-once"]["at"])
-    second = dt.timedelta(seconds=1)
-    assert started + dt.timedelta(hours=1) - second <= once <= finished + dt.timedelta(hours=1) + second
-    text = manifest.read_text()
-    assert "  # Sync the ledger.\n  # Runs all day.\n  - name: ledger-sync\n" in text
-    assert "# NOTE: clocked schedule: written as a one-off at 2030-01-01T09:00:00+00:00" in text
-    assert "it already ran (or was disabled) in django-celery-beat: written with enabled: false" in text
-    assert "manifests cannot delay" not in text + result.stdout
 
-    # Every task not converted is named with its reason, on stdout and at the end of the file.
+
+def assert_the_not_converted_are_reported(report: str, text: str, manifest: Path) -> None:
+    """Every task not converted is named with its reason, on stdout and at the end of the file."""
     reasons = {
         "sunrise": "solar schedule (sunrise at 52.52",
         "broken-kwargs": "kwargs is not valid JSON",
         "args-not-a-list": "args must be a JSON list",
     }
-    report = result.stdout
     assert report.startswith(f"wrote 14 schedules to {manifest}\n")
     assert "NOT CONVERTED (3):" in report
     tail = text[text.index("# NOT CONVERTED (still only in django-celery-beat):") :]
@@ -256,6 +244,33 @@ def test_export_writes_valid_manifests_and_reports_the_rest(full_db, tmp_path):
         text.startswith("# Exported from django-celery-beat (sqlite:///")
         and "14 of 17 periodic tasks converted" in text
     )
+
+
+def test_export_writes_valid_manifests_and_reports_the_rest(full_db, tmp_path):
+    before = sha256(full_db)
+    out = tmp_path / "schedules"
+    started = dt.datetime.now(dt.timezone.utc)
+    result = export("--database-url", f"sqlite:///{full_db}", str(out))
+    finished = dt.datetime.now(dt.timezone.utc)
+    assert result.returncode == 4, result.stdout + result.stderr  # done in part: some not converted
+    assert sha256(full_db) == before, "the export must not write to the database"
+
+    manifest = out / "django-celery-beat.yaml"
+    assert sorted(p.name for p in out.iterdir()) == ["django-celery-beat.yaml"]
+    schedules = {s["name"]: s for s in yaml.safe_load(manifest.read_text())["schedules"]}
+    assert schedules == expected_exported_schedules(schedules["just-once"]["at"])
+    # A one-off interval task runs one interval after django-celery-beat first sees it (`at` is written in
+    # whole seconds, so it may round either way by under a second).
+    once = dt.datetime.fromisoformat(schedules["just-once"]["at"])
+    second = dt.timedelta(seconds=1)
+    assert started + dt.timedelta(hours=1) - second <= once <= finished + dt.timedelta(hours=1) + second
+    text = manifest.read_text()
+    assert "  # Sync the ledger.\n  # Runs all day.\n  - name: ledger-sync\n" in text
+    assert "# NOTE: clocked schedule: written as a one-off at 2030-01-01T09:00:00+00:00" in text
+    assert "it already ran (or was disabled) in django-celery-beat: written with enabled: false" in text
+    assert "manifests cannot delay" not in text + result.stdout
+
+    assert_the_not_converted_are_reported(result.stdout, text, manifest)
 
     validate = redbeat_apply("validate", str(out))
     assert validate.returncode == 0, validate.stdout + validate.stderr

@@ -22,6 +22,57 @@ pytestmark = [pytest.mark.slow, pytest.mark.reliability, pytest.mark.exclusive]
 HERE = Path(__file__).resolve().parent
 
 
+def start_manual_writer(redis_url: str, seconds: float, deletions: Path, names: list[str]) -> subprocess.Popen[str]:
+    """manual_writer.py saving and deleting `names` for `seconds`, logging its deletions to `deletions`."""
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "manual_writer.py"), redis_url, str(seconds), str(deletions),
+         ",".join(names)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def apply_repeatedly(
+    redis_url: str, manifest: Path, managed: list[str], seconds: float, applies: list[tuple[int, str]]
+) -> float | None:
+    """Apply a new generation of `managed` back to back for `seconds`, from the 4th without the first two.
+
+    Each apply's (exit code, output) is appended to `applies`; returns when the first pruning apply succeeded.
+    """
+    deadline = time.time() + seconds
+    gen = 0
+    pruned_at = None
+    while time.time() < deadline:
+        gen += 1
+        keep = managed if gen < 4 else managed[2:]
+        write_manifest(manifest, [{"name": nm, "every": "200ms", "kwargs": {"gen": gen}} for nm in keep])
+        result = run_apply(redis_url, manifest)
+        applies.append((result.returncode, result.stdout + result.stderr))
+        if gen >= 4 and pruned_at is None and result.returncode == 0:
+            pruned_at = time.time()
+    return pruned_at
+
+
+def entry_keys_members_and_metas(client) -> tuple[set[str], set[str], dict[str, str | None]]:
+    """The entry keys in Redis, the schedule's members, and each entry's meta by name."""
+    keys = {k for k in client.keys("redbeat:*") if not k.startswith("redbeat::")}
+    members = set(client.zrange("redbeat::schedule", 0, -1))
+    metas = {k.removeprefix("redbeat:"): client.hget(k, "meta") for k in keys}
+    return keys, members, metas
+
+
+def lost_meta_and_count_gaps(
+    metas: dict[str, str | None], grouped: dict[str, list[dict]]
+) -> tuple[list[tuple[str, int, int]], list[tuple[str, list[int]]]]:
+    """Entries whose total_run_count differs from their recorded runs, and those whose run counts are not 1..N."""
+    lost_meta, gaps = [], []
+    for name, meta in metas.items():
+        total = int(json.loads(meta).get("total_run_count") or 0) if meta else 0
+        counts = sorted(int(r["count"]) for r in grouped.get(name, []))
+        if total != len(counts):
+            lost_meta.append((name, total, len(counts)))
+        if counts != list(range(1, len(counts) + 1)):
+            gaps.append((name, counts))
+    return lost_meta, gaps
+
+
 @pytest.mark.timeout(400)
 def test_no_lost_meta_no_resurrected_deletions(aof_redis, tmp_path):
     seconds = scaled(60, 15)
@@ -39,28 +90,14 @@ def test_no_lost_meta_no_resurrected_deletions(aof_redis, tmp_path):
         wait_until(lambda: leader_pid(client) is not None, timeout=30, message="a leader")
         write_manifest(manifest, [{"name": nm, "every": "200ms", "kwargs": {"gen": 0}} for nm in managed])
         assert run_apply(aof_redis.url, manifest).returncode == 0
-        writer = subprocess.Popen(
-            [sys.executable, str(HERE / "manual_writer.py"), aof_redis.url, str(seconds), str(deletions),
-             ",".join(managed[2:])], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.time() + seconds
-        gen = 0
-        pruned_at = None
-        while time.time() < deadline:
-            gen += 1
-            keep = managed if gen < 4 else managed[2:]
-            write_manifest(manifest, [{"name": nm, "every": "200ms", "kwargs": {"gen": gen}} for nm in keep])
-            result = run_apply(aof_redis.url, manifest)
-            applies.append((result.returncode, result.stdout + result.stderr))
-            if gen >= 4 and pruned_at is None and result.returncode == 0:
-                pruned_at = time.time()
+        writer = start_manual_writer(aof_redis.url, seconds, deletions, managed[2:])
+        pruned_at = apply_repeatedly(aof_redis.url, manifest, managed, seconds, applies)
         writer_out, _ = writer.communicate(timeout=60)
         assert writer.returncode == 0, writer_out
         time.sleep(1)
         rig.stop(beat)
         runs = wait_drained(client, rig)
-        keys = {k for k in client.keys("redbeat:*") if not k.startswith("redbeat::")}
-        members = set(client.zrange("redbeat::schedule", 0, -1))
-        metas = {k.removeprefix("redbeat:"): client.hget(k, "meta") for k in keys}
+        keys, members, metas = entry_keys_members_and_metas(client)
     finally:
         rig.stop_all()
 
@@ -69,15 +106,7 @@ def test_no_lost_meta_no_resurrected_deletions(aof_redis, tmp_path):
     deleted = {d["name"]: d["deleted_at"] for d in lines[:-1]}
     assert pruned_at is not None, applies[-3:]
     deleted.update({name: pruned_at for name in pruned})
-    grouped = by_name(runs)
-    lost_meta, gaps = [], []
-    for name, meta in metas.items():
-        total = int(json.loads(meta).get("total_run_count") or 0) if meta else 0
-        counts = sorted(int(r["count"]) for r in grouped.get(name, []))
-        if total != len(counts):
-            lost_meta.append((name, total, len(counts)))
-        if counts != list(range(1, len(counts) + 1)):
-            gaps.append((name, counts))
+    lost_meta, gaps = lost_meta_and_count_gaps(metas, by_name(runs))
     resurrected = sorted({f"redbeat:{n}" for n in deleted} & (keys | members))
     late = [r for r in runs if r["name"] in deleted and float(r["slot"]) >= deleted[r["name"]]]
     stale = [out for code, out in applies if code == 1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from applyrun import run_apply, write_manifest
@@ -46,6 +47,83 @@ def plant(client, name: str, fields: dict[str, str], score: float) -> None:
     client.zadd("redbeat::schedule", {key: score})
 
 
+def apply_owned_entries(redis_url: str, client, manifest_path: Path) -> tuple[dict[str, str], Path, dict[str, str]]:
+    """Apply one 1 s entry per kind of damage an owned entry gets: (name -> kind, the manifest, name -> definition)."""
+    owned = {f"own-{kind}": kind for kind in ("truncated-json", "wrong-types", "unknown-type", "no-definition")}
+    manifest = write_manifest(manifest_path, [{"name": n, "every": "1s"} for n in owned])
+    first = run_apply(redis_url, manifest)
+    assert first.returncode == 0, first.stdout + first.stderr
+    applied = {n: client.hget(f"redbeat:{n}", "definition") for n in owned}
+    return owned, manifest, applied
+
+
+def plant_corrupt_entries(client, bad: dict[str, str]) -> None:
+    """Plant each unowned corrupt entry (name -> kind of damage), due now."""
+    now = time.time()
+    for name, kind in bad.items():
+        plant(client, name, corrupt_values(name)[kind], now)
+
+
+def corrupt_owned_entries(client, owned: dict[str, str]) -> None:
+    """Damage each owned entry's definition by hand as its kind says (no-definition: the field removed)."""
+    for name, kind in owned.items():
+        key = f"redbeat:{name}"
+        if kind == "no-definition":
+            client.hdel(key, "definition")
+        else:
+            client.hset(key, "definition", corrupt_values(name)[kind]["definition"])
+
+
+def wait_until_each_ran_after(rig, names: list[str], after: float) -> None:
+    """Wait (15 s at most) until each of `names` has a run sent after `after`."""
+    wait_until(
+        lambda: all(any(r["name"] == n and r["sent_at"] > after for r in rig.runs()) for n in names),
+        timeout=15,
+        message="every repaired entry to run again",
+    )
+
+
+def audit_good_runs_and_report(runs, t0: datetime, until: float, stored, log: str, bad: dict[str, str]):
+    """Audit the good entries' slots, count beat's log lines per bad entry, report the figures; return all three."""
+    audit = audit_slots(
+        [r for r in runs if r["name"] in GOOD], GOOD, t0=t0.timestamp(), until=until, outages=[], stored=stored, lag=1.5
+    )
+    skipped = {name: log.count(f"redbeat:{name}:") + log.count(f"redbeat:{name} is in the schedule") for name in bad}
+    figures = {
+        "kinds": len(bad),
+        "good_runs": audit.dispatched,
+        **{f"log_lines_{k}": v for k, v in skipped.items()},
+        "unexplained_misses": len(audit.unexplained_misses),
+    }
+    report("corrupt-data", figures)
+    return audit, skipped, figures
+
+
+def assert_owned_skipped_once_while_corrupt(
+    log: str, runs: list[dict], owned: dict[str, str], corrupted_at: float, repaired_at: float
+) -> None:
+    """Owned entries were skipped too while corrupt (logged once each, but no-definition) and did not run."""
+    for name in owned:
+        if owned[name] != "no-definition":
+            assert log.count(f"Skipping redbeat:{name}:") == 1, log[-4000:]
+        assert not [r for r in runs if r["name"] == name and corrupted_at + 1.5 < r["sent_at"] < repaired_at - 0.5]
+
+
+def assert_apply_repaired_the_owned_and_refused_the_unowned(
+    repaired, refused, owned: dict[str, str], restored: dict, applied: dict, before_unowned: dict, after_unowned: dict
+) -> None:
+    """Apply repaired every owned entry byte for byte and reported it; the unowned one was refused, nothing written."""
+    # Apply: repaired every owned one (reported by name), byte for byte as applied, and beat runs them again.
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    for name in owned:
+        assert name in repaired.stdout, repaired.stdout
+    assert restored == applied
+    # The unowned one is reported as a conflict, and nothing at all was written.
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "bad-truncated-json" in refused.stdout + refused.stderr
+    assert after_unowned == before_unowned
+
+
 @pytest.mark.timeout(180)
 def test_beat_skips_exactly_the_corrupt_entries_and_apply_repairs_only_its_own(aof_redis, tmp_path, writer):
     rig = make_rig(aof_redis.url, tmp_path, 3.0)
@@ -57,29 +135,18 @@ def test_beat_skips_exactly_the_corrupt_entries_and_apply_repairs_only_its_own(a
         beat = rig.beat("beat")
         wait_until(lambda: leader_pid(client) is not None, timeout=30, message="a leader")
         # Owned entries, applied by redbeat-apply, corrupted by hand later.
-        owned = {f"own-{kind}": kind for kind in ("truncated-json", "wrong-types", "unknown-type", "no-definition")}
-        manifest = write_manifest(tmp_path / "m" / "owned.yaml", [{"name": n, "every": "1s"} for n in owned])
-        first = run_apply(aof_redis.url, manifest)
-        assert first.returncode == 0, first.stdout + first.stderr
-        applied = {n: client.hget(f"redbeat:{n}", "definition") for n in owned}
+        owned, manifest, applied = apply_owned_entries(aof_redis.url, client, tmp_path / "m" / "owned.yaml")
 
         t0 = datetime.now(timezone.utc)
         save_interval_entries(writer, GOOD, t0)
-        now = time.time()
-        for name, kind in bad.items():
-            plant(client, name, corrupt_values(name)[kind], now)
+        plant_corrupt_entries(client, bad)
         wait_until(
             lambda: all(any(r["name"] == n for r in rig.runs()) for n in owned),
             timeout=15,
             message="every owned entry to run once",
         )
         corrupted_at = time.time()
-        for name, kind in owned.items():
-            key = f"redbeat:{name}"
-            if kind == "no-definition":
-                client.hdel(key, "definition")
-            else:
-                client.hset(key, "definition", corrupt_values(name)[kind]["definition"])
+        corrupt_owned_entries(client, owned)
         time.sleep(5)  # five ticks of the good entries with the bad ones in the schedule
 
         # Apply repairs what it owns ...
@@ -94,11 +161,7 @@ def test_beat_skips_exactly_the_corrupt_entries_and_apply_repairs_only_its_own(a
         after_unowned = {n: client.hgetall(f"redbeat:{n}") for n in bad}
         # (own-wrong-types too, but only after beat's 60 s corrupt-entry back-off: see the test below)
         rerun = [n for n in owned if n != "own-wrong-types"]
-        wait_until(
-            lambda: all(any(r["name"] == n and r["sent_at"] > repaired_at for r in rig.runs()) for n in rerun),
-            timeout=15,
-            message="every repaired entry to run again",
-        )
+        wait_until_each_ran_after(rig, rerun, repaired_at)
         until = time.time()
         rig.stop(beat)
         runs = wait_drained(client, rig)
@@ -109,36 +172,17 @@ def test_beat_skips_exactly_the_corrupt_entries_and_apply_repairs_only_its_own(a
     finally:
         rig.stop_all()
 
-    audit = audit_slots(
-        [r for r in runs if r["name"] in GOOD], GOOD, t0=t0.timestamp(), until=until, outages=[], stored=stored, lag=1.5
-    )
-    skipped = {name: log.count(f"redbeat:{name}:") + log.count(f"redbeat:{name} is in the schedule") for name in bad}
-    figures = {
-        "kinds": len(bad),
-        "good_runs": audit.dispatched,
-        **{f"log_lines_{k}": v for k, v in skipped.items()},
-        "unexplained_misses": len(audit.unexplained_misses),
-    }
-    report("corrupt-data", figures)
+    audit, skipped, figures = audit_good_runs_and_report(runs, t0, until, stored, log, bad)
     # Beat: the good entries ran every slot; each bad one was logged once (by its key) and never run.
     assert audit.unexplained_misses == [] and audit.duplicates == 0, (audit.unexplained_misses, figures)
     assert skipped == {name: 1 for name in bad}, (skipped, log[-4000:])
     assert not [r for r in runs if r["name"] in bad], "a corrupt entry ran"
     assert "Traceback" not in log.split("Released lock")[0] and "CRITICAL" not in log
     assert "redbeat:bad-member-without-hash" not in members and "redbeat:bad-no-definition" not in members
-    for name in owned:  # owned ones were skipped too while corrupt (once each)
-        if owned[name] != "no-definition":
-            assert log.count(f"Skipping redbeat:{name}:") == 1, log[-4000:]
-        assert not [r for r in runs if r["name"] == name and corrupted_at + 1.5 < r["sent_at"] < repaired_at - 0.5]
-    # Apply: repaired every owned one (reported by name), byte for byte as applied, and beat runs them again.
-    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
-    for name in owned:
-        assert name in repaired.stdout, repaired.stdout
-    assert restored == applied
-    # The unowned one is reported as a conflict, and nothing at all was written.
-    assert refused.returncode == 1, refused.stdout + refused.stderr
-    assert "bad-truncated-json" in refused.stdout + refused.stderr
-    assert after_unowned == before_unowned
+    assert_owned_skipped_once_while_corrupt(log, runs, owned, corrupted_at, repaired_at)
+    assert_apply_repaired_the_owned_and_refused_the_unowned(
+        repaired, refused, owned, restored, applied, before_unowned, after_unowned
+    )
 
 
 @pytest.mark.timeout(120)

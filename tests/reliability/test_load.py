@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO
 
 import pytest
 import redis
@@ -154,55 +155,37 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-@pytest.mark.exclusive
-def test_beat_keeps_up_under_load_with_flat_memory(fresh_redis, tmp_path) -> None:
-    schedule_url = f"redis://127.0.0.1:{fresh_redis.port}/0"
-    broker_url = f"redis://127.0.0.1:{fresh_redis.port}/1"
-    (tmp_path / "loadapp.py").write_text(APP)
+def start_beat(tmp_path: Path, schedule_url: str, broker_url: str, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """`celery -A loadapp beat -S redbeat.Scheduler` in its own session, its output to `log`."""
     env = env_without_redbeat()
     env.update(LOAD_REDIS_URL=schedule_url, LOAD_BROKER_URL=broker_url, PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), str(ROOT), env.get("PYTHONPATH")])))
-    store = redis.Redis.from_url(schedule_url)
-    log = (tmp_path / "beat.log").open("wb")
-    beat = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "loadapp", "beat", "-S", "redbeat.Scheduler", "-l", "warning",
          "-s", str(tmp_path / "celerybeat-schedule"), "--pidfile="],
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    consumer = Consumer(broker_url)
-    sampler = RssSampler(beat.pid)
-    try:
-        wait_until(lambda: store.exists("redbeat::lock") or beat.poll() is not None, timeout=30, message="beat to lead")
-        assert beat.poll() is None, (tmp_path / "beat.log").read_text()[-3000:]
-        consumer.start()
-        seeding_started = time.time()
-        t0 = seeding_started + 2.0 + ENTRIES / 5_000  # seeding writes ~15k entries/s here
-        seed(store, t0)
-        seeded_in = time.time() - seeding_started
-        assert time.time() < t0 - 0.5, f"seeding took {seeded_in:.1f} s, past t0"
-        wait_until(lambda: time.time() >= t0, timeout=30, interval=0.01, message="t0")
-        sampler.start()
-        end = t0 + SECONDS
-        while time.time() < end + GRACE:
-            assert beat.poll() is None, (tmp_path / "beat.log").read_text()[-3000:]
-            time.sleep(0.2)
-    finally:
-        sampler.stopping.set()
-        if beat.poll() is None:
-            beat.send_signal(signal.SIGTERM)
-            try:
-                beat.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(beat.pid, signal.SIGKILL)
-                beat.wait(timeout=10)
-        log.close()
-        consumer.stopping.set()
-        for thread in (consumer, sampler):
-            if thread.ident is not None:
-                thread.join(timeout=30)
-    assert consumer.error is None, consumer.error
-    record = consumer.record
-    beat_log = (tmp_path / "beat.log").read_text(errors="replace")
 
+
+def watch_beat_until(beat: subprocess.Popen[bytes], until: float, log_path: Path) -> None:
+    """Check every 0.2 s until `until` that beat is still running (failing with its log's tail if not)."""
+    while time.time() < until:
+        assert beat.poll() is None, log_path.read_text()[-3000:]
+        time.sleep(0.2)
+
+
+def stop_beat(beat: subprocess.Popen[bytes]) -> None:
+    """SIGTERM beat if it still runs; SIGKILL its process group if it has not exited 20 s later."""
+    if beat.poll() is None:
+        beat.send_signal(signal.SIGTERM)
+        try:
+            beat.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(beat.pid, signal.SIGKILL)
+            beat.wait(timeout=10)
+
+
+def match_arrivals_to_slots(record: Record, t0: float) -> tuple[int, int, int, int, list[tuple[float, float]]]:
+    """(slots due in the window, missed, early, duplicated beyond the last slot, [(due, lag)]) of the active entries."""
     end = t0 + SECONDS
     in_window = misses = early = duplicates = 0
     lags: list[tuple[float, float]] = []  # (due, lag)
@@ -220,7 +203,11 @@ def test_beat_keeps_up_under_load_with_flat_memory(fresh_redis, tmp_path) -> Non
                 early += 1
             if slot < end:
                 lags.append((slot, arrived - slot))
-    stray = sorted(i for i in record.arrivals if i >= ACTIVE)  # entries not due in the run
+    return in_window, misses, early, duplicates, lags
+
+
+def lag_percentiles(lags: list[tuple[float, float]]) -> tuple[float, float, float, float, float]:
+    """Lag p50, p99 and max, then the p99 of the first and of the last tenth of the window (sorts `lags` by due)."""
     values = [lag for _, lag in lags]
     p50, p99, worst = percentile(values, 0.5), percentile(values, 0.99), max(values)
     # the last tenth of the window against the first: a beat falling behind shows a growing lag
@@ -228,10 +215,58 @@ def test_beat_keeps_up_under_load_with_flat_memory(fresh_redis, tmp_path) -> Non
     tenth = max(1, len(lags) // 10)
     first_tenth = percentile([lag for _, lag in lags[:tenth]], 0.99)
     last_tenth = percentile([lag for _, lag in lags[-tenth:]], 0.99)
-    window = [(at, mib) for at, mib in sampler.samples if at <= end]
+    return p50, p99, worst, first_tenth, last_tenth
+
+
+def rss_at_t0_after_one_period_last_and_peak(window: list[tuple[float, float]], t0: float) -> tuple[float, ...]:
+    """Beat's RSS (MiB) in the window: at t0, at the first sample one PERIOD later, the last one, and the peak."""
     rss_cold = window[0][1]
     rss_first = next(mib for at, mib in window if at >= t0 + PERIOD)
     rss_last, rss_peak = window[-1][1], max(mib for _, mib in window)
+    return rss_cold, rss_first, rss_last, rss_peak
+
+
+@pytest.mark.exclusive
+def test_beat_keeps_up_under_load_with_flat_memory(fresh_redis, tmp_path) -> None:
+    schedule_url = f"redis://127.0.0.1:{fresh_redis.port}/0"
+    broker_url = f"redis://127.0.0.1:{fresh_redis.port}/1"
+    (tmp_path / "loadapp.py").write_text(APP)
+    store = redis.Redis.from_url(schedule_url)
+    log = (tmp_path / "beat.log").open("wb")
+    beat = start_beat(tmp_path, schedule_url, broker_url, log)
+    consumer = Consumer(broker_url)
+    sampler = RssSampler(beat.pid)
+    try:
+        wait_until(lambda: store.exists("redbeat::lock") or beat.poll() is not None, timeout=30, message="beat to lead")
+        assert beat.poll() is None, (tmp_path / "beat.log").read_text()[-3000:]
+        consumer.start()
+        seeding_started = time.time()
+        t0 = seeding_started + 2.0 + ENTRIES / 5_000  # seeding writes ~15k entries/s here
+        seed(store, t0)
+        seeded_in = time.time() - seeding_started
+        assert time.time() < t0 - 0.5, f"seeding took {seeded_in:.1f} s, past t0"
+        wait_until(lambda: time.time() >= t0, timeout=30, interval=0.01, message="t0")
+        sampler.start()
+        end = t0 + SECONDS
+        watch_beat_until(beat, end + GRACE, tmp_path / "beat.log")
+    finally:
+        sampler.stopping.set()
+        stop_beat(beat)
+        log.close()
+        consumer.stopping.set()
+        for thread in (consumer, sampler):
+            if thread.ident is not None:
+                thread.join(timeout=30)
+    assert consumer.error is None, consumer.error
+    record = consumer.record
+    beat_log = (tmp_path / "beat.log").read_text(errors="replace")
+
+    end = t0 + SECONDS
+    in_window, misses, early, duplicates, lags = match_arrivals_to_slots(record, t0)
+    stray = sorted(i for i in record.arrivals if i >= ACTIVE)  # entries not due in the run
+    p50, p99, worst, first_tenth, last_tenth = lag_percentiles(lags)
+    window = [(at, mib) for at, mib in sampler.samples if at <= end]
+    rss_cold, rss_first, rss_last, rss_peak = rss_at_t0_after_one_period_last_and_peak(window, t0)
     messages = sum(len(v) for v in record.arrivals.values())
     figures = (
         f"load: {ENTRIES} entries ({ACTIVE} every {PERIOD:g} s), {RATE}/s due for {SECONDS:g} s, seeded in "

@@ -29,6 +29,24 @@ def first_send_after(rig, t: float) -> dict | None:
     return min(later, key=lambda r: float(r["sent_at"])) if later else None
 
 
+def kill_and_restart_redis(aof_redis, rig, restarts: int, down: float) -> list[Outage]:
+    """Kill Redis (-9) `restarts` times, 3 s apart, each down `down` s; each outage ends at the first run sent after."""
+    outages = []
+    for _ in range(restarts):
+        time.sleep(3)
+        killed_at = time.time()
+        aof_redis.kill()
+        time.sleep(down)
+        aof_redis.start()
+        first = wait_until(
+            lambda killed_at=killed_at: first_send_after(rig, aof_redis_restarted(killed_at, down)),
+            timeout=40,
+            message="a run sent after Redis came back",
+        )
+        outages.append(Outage(killed_at, float(first["sent_at"])))
+    return outages
+
+
 @pytest.mark.timeout(300)
 def test_beat_rides_out_redis_restarts(aof_redis, tmp_path, writer):
     """Two beats and a worker; Redis dies (-9) and comes back: nobody crashes, nothing twice, runs resume."""
@@ -43,19 +61,7 @@ def test_beat_rides_out_redis_restarts(aof_redis, tmp_path, writer):
         wait_until(lambda: leader_pid(client) is not None, timeout=30, message="a leader")
         t0 = datetime.now(timezone.utc)
         save_interval_entries(writer, every, t0)
-        outages = []
-        for _ in range(restarts):
-            time.sleep(3)
-            killed_at = time.time()
-            aof_redis.kill()
-            time.sleep(down)
-            aof_redis.start()
-            first = wait_until(
-                lambda killed_at=killed_at: first_send_after(rig, aof_redis_restarted(killed_at, down)),
-                timeout=40,
-                message="a run sent after Redis came back",
-            )
-            outages.append(Outage(killed_at, float(first["sent_at"])))
+        outages = kill_and_restart_redis(aof_redis, rig, restarts, down)
         time.sleep(3)
         until = time.time()
         alive = {p.name: p.alive() for p in (*beats, worker)}
