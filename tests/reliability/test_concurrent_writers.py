@@ -30,24 +30,41 @@ def start_manual_writer(redis_url: str, seconds: float, deletions: Path, names: 
 
 
 def apply_repeatedly(
-    redis_url: str, manifest: Path, managed: list[str], seconds: float, applies: list[tuple[int, str]]
+    redis_url: str, manifest: Path, managed: list[str], seconds: float, applies: list[tuple[int, str]],
+    apply_seconds: list[float],
 ) -> float | None:
-    """Apply a new generation of `managed` back to back for `seconds`, from the 4th without the first two.
+    """Apply a new generation of `managed` back to back for `seconds`, dropping the first two half-way.
 
-    Each apply's (exit code, output) is appended to `applies`; returns when the first pruning apply succeeded.
+    Each apply is a fresh process (seconds each on a loaded machine), so how many fit in the window varies:
+    the prune is due by the clock (half-way, or from the 4th apply if they come quickly), and the applies go on
+    past the window until one that prunes has gone through, so the deletions the test checks always happen.
+    Bounded: a prune that never applies returns None, which fails the test.  Each apply's (exit code, output)
+    is appended to `applies`, its duration to `apply_seconds`; returns when the first pruning apply succeeded.
     """
-    deadline = time.time() + seconds
+    started = time.time()
+    deadline, halfway = started + seconds, started + seconds / 2
     gen = 0
     pruned_at = None
-    while time.time() < deadline:
+    while time.time() < deadline or (pruned_at is None and time.time() < deadline + 120):
         gen += 1
-        keep = managed if gen < 4 else managed[2:]
+        prune = gen >= 4 or time.time() >= halfway
+        keep = managed[2:] if prune else managed
         write_manifest(manifest, [{"name": nm, "every": "200ms", "kwargs": {"gen": gen}} for nm in keep])
+        began = time.time()
         result = run_apply(redis_url, manifest)
         applies.append((result.returncode, result.stdout + result.stderr))
-        if gen >= 4 and pruned_at is None and result.returncode == 0:
+        apply_seconds.append(time.time() - began)
+        if prune and pruned_at is None and result.returncode == 0:
             pruned_at = time.time()
     return pruned_at
+
+
+def deletions_by_name(deletions: Path, pruned: list[str], pruned_at: float) -> tuple[dict, dict[str, float]]:
+    """The manual writer's totals, and when each deleted name was deleted (by it, or pruned by an apply)."""
+    lines = [json.loads(line) for line in deletions.read_text().splitlines()]
+    deleted = {d["name"]: d["deleted_at"] for d in lines[:-1]}
+    deleted.update({name: pruned_at for name in pruned})
+    return lines[-1], deleted
 
 
 def entry_keys_members_and_metas(client) -> tuple[set[str], set[str], dict[str, str | None]]:
@@ -84,6 +101,7 @@ def test_no_lost_meta_no_resurrected_deletions(aof_redis, tmp_path):
     rig = make_rig(aof_redis.url, tmp_path, 3.0)
     client = aof_redis.client()
     applies: list[tuple[int, str]] = []
+    apply_seconds: list[float] = []
     try:
         rig.worker()
         beat = rig.beat("beat")
@@ -91,7 +109,8 @@ def test_no_lost_meta_no_resurrected_deletions(aof_redis, tmp_path):
         write_manifest(manifest, [{"name": nm, "every": "200ms", "kwargs": {"gen": 0}} for nm in managed])
         assert run_apply(aof_redis.url, manifest).returncode == 0
         writer = start_manual_writer(aof_redis.url, seconds, deletions, managed[2:])
-        pruned_at = apply_repeatedly(aof_redis.url, manifest, managed, seconds, applies)
+        started = time.time()
+        pruned_at = apply_repeatedly(aof_redis.url, manifest, managed, seconds, applies, apply_seconds)
         writer_out, _ = writer.communicate(timeout=60)
         assert writer.returncode == 0, writer_out
         time.sleep(1)
@@ -101,11 +120,8 @@ def test_no_lost_meta_no_resurrected_deletions(aof_redis, tmp_path):
     finally:
         rig.stop_all()
 
-    lines = [json.loads(line) for line in deletions.read_text().splitlines()]
-    totals = lines[-1]
-    deleted = {d["name"]: d["deleted_at"] for d in lines[:-1]}
-    assert pruned_at is not None, applies[-3:]
-    deleted.update({name: pruned_at for name in pruned})
+    assert pruned_at is not None, (applies[-3:], apply_seconds)
+    totals, deleted = deletions_by_name(deletions, pruned, pruned_at)
     lost_meta, gaps = lost_meta_and_count_gaps(metas, by_name(runs))
     resurrected = sorted({f"redbeat:{n}" for n in deleted} & (keys | members))
     late = [r for r in runs if r["name"] in deleted and float(r["slot"]) >= deleted[r["name"]]]
@@ -115,6 +131,8 @@ def test_no_lost_meta_no_resurrected_deletions(aof_redis, tmp_path):
         "seconds": round(seconds),
         "applied_entries": n,
         "applies": len(applies),
+        "slowest_apply_s": round(max(apply_seconds), 1),
+        "pruned_after_s": round(pruned_at - started, 1),
         "stale_plan_refusals": len(stale),
         "manual_saves": totals["saves"],
         "manual_deletes": totals["deletes"],
