@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.metadata
+import inspect
 import json
 import sys
 from datetime import datetime, timezone
@@ -106,3 +108,14 @@ def to_jsonable(value):
 def emit(document) -> None:
     sys.stdout.write(json.dumps(to_jsonable(document), indent=2, sort_keys=True) + "\n")
     sys.stdout.flush()
+
+
+def member_kind(cls: type, name: str) -> str:
+    """method / property / constant, from the attribute as the class body defines it (not as bound); the same
+    rule for celery-redbeat's classes (cr_public_names.py) and ours (test_public_names.py)."""
+    raw = inspect.getattr_static(cls, name)
+    if isinstance(raw, (property, functools.cached_property)):
+        return "property"
+    if isinstance(raw, (staticmethod, classmethod)) or inspect.isfunction(raw) or inspect.ismethoddescriptor(raw):
+        return "method"
+    return "constant"

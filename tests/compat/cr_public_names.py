@@ -9,13 +9,12 @@ compares the output with our package.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import inspect
 import json
 import sys
 
-from _cr_common import guard
+from _cr_common import guard, member_kind
 
 MODULES = ("redbeat", "redbeat.schedulers", "redbeat.decoder", "redbeat.schedules")
 
@@ -45,16 +44,6 @@ def origin_of(value: object) -> str | None:
         return value.__name__
     module, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
     return f"{module}.{qualname}" if module and qualname else None
-
-
-def member_kind(cls: type, name: str) -> str:
-    """method / property / constant, from the attribute as the class body defines it (not as bound)."""
-    raw = inspect.getattr_static(cls, name)
-    if isinstance(raw, (property, functools.cached_property)):
-        return "property"
-    if isinstance(raw, (staticmethod, classmethod)) or inspect.isfunction(raw) or inspect.ismethoddescriptor(raw):
-        return "method"
-    return "constant"
 
 
 def members(cls: type) -> dict[str, dict[str, object]]:

@@ -13,13 +13,13 @@ import them from there.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import inspect
 import json
 from typing import Any
 
 import pytest
+from compat._cr_common import member_kind
 from support.celery_redbeat_venv import run_compat_script
 
 pytestmark = pytest.mark.compat
@@ -108,16 +108,6 @@ def test_every_public_name_imports_from_ours_compatibly(theirs: dict[str, dict[s
             if info.get("members") and kind_of(value) == "class":
                 problems += member_incompatibilities(where, value, info["members"])
     assert not problems, "\n".join(problems)
-
-
-def member_kind(cls: type, name: str) -> str:
-    """method / property / constant, as tests/compat/cr_public_names.py classifies celery-redbeat's."""
-    raw = inspect.getattr_static(cls, name)
-    if isinstance(raw, (property, functools.cached_property)):
-        return "property"
-    if isinstance(raw, (staticmethod, classmethod)) or inspect.isfunction(raw) or inspect.ismethoddescriptor(raw):
-        return "method"
-    return "constant"
 
 
 def member_incompatibilities(where: str, cls: type, theirs: dict[str, dict[str, Any]]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -730,6 +731,18 @@ def test_the_fetch_script_flags_exactly_the_values_python_cannot_decode(redis_ur
     assert store.read_entries(["v"]) == [("{}", None, text, 1.0)]
 
 
+@contextlib.contextmanager
+def leading_under_beat(redis_url, redis_client):
+    """A leading scheduler as ``celery beat`` runs it (``wait_for_changes``, beat_init's), three entries due."""
+    app = make_app(redis_url, now=NOW)
+    with current(app):
+        scheduler = RedBeatScheduler(app=app)
+        scheduler.wait_for_changes = True
+        assert scheduler._try_lead()
+        make_due(redis_client, 3)
+        yield scheduler
+
+
 def test_a_sigterm_lost_inside_a_send_still_stops_beat(redis_url, redis_client, monkeypatch, caplog):
     """celery beat's SIGTERM handler closes the scheduler and raises SystemExit in the main thread. Raised
     while redis-py reads the broker's reply, it came back as "I/O operation on closed file", a failed send
@@ -737,12 +750,7 @@ def test_a_sigterm_lost_inside_a_send_still_stops_beat(redis_url, redis_client, 
     A closed scheduler under beat's service now stops at its next tick."""
     from celery.beat import SchedulingError
 
-    app = make_app(redis_url, now=NOW)
-    with current(app):
-        scheduler = RedBeatScheduler(app=app)
-        scheduler.wait_for_changes = True  # as under `celery beat` (beat_init)
-        assert scheduler._try_lead()
-        make_due(redis_client, 3)
+    with leading_under_beat(redis_url, redis_client) as scheduler:
         sends: list[str] = []
 
         def send(entry, producer=None, advance=False, **kwargs):
@@ -768,12 +776,7 @@ def test_a_sigterm_during_the_sends_stops_beat_after_the_last_claimed_run(redis_
     import os
     import signal
 
-    app = make_app(redis_url, now=NOW)
-    with current(app):
-        scheduler = RedBeatScheduler(app=app)
-        scheduler.wait_for_changes = True  # as under `celery beat` (beat_init)
-        assert scheduler._try_lead()
-        make_due(redis_client, 3)
+    with leading_under_beat(redis_url, redis_client) as scheduler:
         sends: list[str] = []
 
         def send(entry, producer=None, advance=False, **kwargs):

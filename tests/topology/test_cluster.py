@@ -10,15 +10,8 @@ from celery.schedules import schedule
 from redis.exceptions import RedisClusterException
 from support.celery_redbeat_venv import celery_redbeat_python, subprocess_env
 from support.topologies import RedisClusterSet
-from topology.helpers import (
-    MANIFEST_NAMES,
-    Recording,
-    apply_twice,
-    beat_app,
-    pinned_now,
-    redbeat_apply,
-    watch_finds_a_hand_edit,
-)
+from topology import helpers
+from topology.helpers import MANIFEST_NAMES, Recording, apply_twice, beat_app, pinned_now, redbeat_apply
 
 from redbeat import RedBeatScheduler
 from redbeat import RedBeatSchedulerEntry as Entry
@@ -172,4 +165,5 @@ def test_redbeat_apply_refuses_an_untagged_prefix_on_a_cluster(redis_cluster, ma
 
 def test_the_watch_mode_on_a_cluster_compares_fingerprints(redis_cluster, manifests):
     """Tracking is per node on a cluster: no change feed, and a hand edit is still found."""
-    assert not watch_finds_a_hand_edit(redis_cluster.url, manifests, redis_cluster.node_of(TAGGED).client(), TAGGED)
+    owner = redis_cluster.node_of(TAGGED).client()
+    assert not helpers.watch_finds_a_hand_edit(redis_cluster.url, manifests, owner, TAGGED)

@@ -13,15 +13,8 @@ import pytest
 import redis
 from celery.schedules import schedule
 from support.topologies import MASTER_NAME, SentinelSet
-from topology.helpers import (
-    MANIFEST_NAMES,
-    Recording,
-    apply_twice,
-    beat_app,
-    pinned_now,
-    redbeat_apply,
-    watch_finds_a_hand_edit,
-)
+from topology import helpers
+from topology.helpers import MANIFEST_NAMES, Recording, apply_twice, beat_app, pinned_now, redbeat_apply
 
 from redbeat import RedBeatSchedulerEntry as Entry
 
@@ -183,4 +176,4 @@ def test_the_watch_mode_through_sentinel_has_a_change_feed(sentinel_set, manifes
     """The feed's RESP2 connection is found through the Sentinels like every other one."""
     first_port = sentinel_set.addresses[0][1]
     url = f"redis-sentinel://127.0.0.1:{first_port}/0?service_name={MASTER_NAME}"
-    assert watch_finds_a_hand_edit(url, manifests, sentinel_set.master().client())
+    assert helpers.watch_finds_a_hand_edit(url, manifests, sentinel_set.master().client())

@@ -9,15 +9,8 @@ import pytest
 import redis
 from celery.schedules import schedule
 from support.topologies import TLSRedis
-from topology.helpers import (
-    MANIFEST_NAMES,
-    Recording,
-    apply_twice,
-    beat_app,
-    pinned_now,
-    redbeat_apply,
-    watch_finds_a_hand_edit,
-)
+from topology import helpers
+from topology.helpers import MANIFEST_NAMES, Recording, apply_twice, beat_app, pinned_now, redbeat_apply
 
 from redbeat import RedBeatSchedulerEntry as Entry
 
@@ -88,4 +81,4 @@ def test_a_plain_redis_url_against_the_tls_port_fails_and_writes_nothing(tls_red
 def test_the_watch_mode_over_tls_has_a_change_feed(tls_redis, manifests):
     """The feed's own RESP2 connection takes the URL's TLS settings like every other connection."""
     url = f"{tls_redis.server.url}?ssl_ca_certs={quote(str(tls_redis.ca_file))}"
-    assert watch_finds_a_hand_edit(url, manifests, tls_redis.client())
+    assert helpers.watch_finds_a_hand_edit(url, manifests, tls_redis.client())
