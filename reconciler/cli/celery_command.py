@@ -91,17 +91,7 @@ def history(ctx: click.Context, name: str | None, since: str | None, output: str
 @click.pass_context
 @_one_line_errors
 def pause(ctx: click.Context, name: str, until: str | None, note: str) -> None:
-    from redbeat.operator import PauseError, new_pause
-
-    now = datetime.now(timezone.utc)
-    end = operate.parse_moment(until, now, ago=False).timestamp() if until else None
-    try:
-        request = new_pause(operate.actor(os.environ), now.timestamp(), end, note)
-    except PauseError as exc:
-        raise RedbeatError(f"{exc}; nothing was written") from None
-    target = _target(ctx)
-    operate.pause_entry(target.client, target.keys, name, request)
-    click.echo(f"{operate.printable(name)}: {operate.printable(request.words())}")
+    click.echo(operate.request_pause(_target(ctx), name, until, note, os.environ))
 
 
 @redbeat.command(help="Run an entry once now (the leading beat sends it, once).")

@@ -308,20 +308,9 @@ def history(connection: Connection, name: str | None = None, *, since: str | Non
 
 def pause(connection: Connection, name: str, *, until: str | None = None, note: str = "") -> ExitCode:
     """Hold an entry until resumed or ``until`` (a time or a duration from now)."""
-    from datetime import datetime, timezone
-
     from reconciler.operating import operate
-    from redbeat.operator import PauseError, new_pause
 
-    now = datetime.now(timezone.utc)
-    end = operate.parse_moment(until, now, ago=False).timestamp() if until else None
-    try:
-        held = new_pause(operate.actor(os.environ), now.timestamp(), end, note)
-    except PauseError as exc:
-        raise RedbeatError(f"{exc}; nothing was written") from None
-    target = connection.target()
-    operate.pause_entry(target.client, target.keys, name, held)
-    print(f"{operate.printable(name)}: {operate.printable(held.words())}")
+    print(operate.request_pause(connection.target(), name, until, note, os.environ))
     return ExitCode.OK
 
 

@@ -286,6 +286,20 @@ def trigger_entry(client: Any, keys: KeySpace, name: str, trigger: Trigger) -> N
 BEAT_SEEN_WITHIN = 30.0
 
 
+def request_pause(target: Any, name: str, until: str | None, note: str, environ: Mapping[str, str]) -> str:
+    """Hold ``name`` until resumed or ``until`` (a time, or a duration from now); the line that says so."""
+    from redbeat.operator import PauseError, new_pause
+
+    now = datetime.now(timezone.utc)
+    end = parse_moment(until, now, ago=False).timestamp() if until else None
+    try:
+        held = new_pause(actor(environ), now.timestamp(), end, note)
+    except PauseError as exc:
+        raise RedbeatError(f"{exc}; nothing was written") from None
+    pause_entry(target.client, target.keys, name, held)
+    return f"{printable(name)}: {printable(held.words())}"
+
+
 def request_run(target: Any, name: str, note: str, environ: Mapping[str, str]) -> str:
     """Store a run-now request (``trigger``) and say whether a beat is there to take it."""
     import time
