@@ -53,7 +53,7 @@ from reconciler.core.model import DesiredEntry
 from reconciler.manifests.index import ManifestIndex
 from reconciler.sync.apply import apply_plan
 from reconciler.sync.changefeed import Changed, ChangeFeed, Flushed, Wake, open_feed
-from reconciler.sync.fingerprints import GROUP_SIZE, GroupDigests, fingerprints, group_digest
+from reconciler.sync.fingerprints import GROUP_SIZE, Fingerprints, GroupDigests, fingerprints, group_digest
 from reconciler.sync.plan import Change, Op, Plan, Takeover, change_of, refusals
 from reconciler.sync.reconcile import REPLAN_ATTEMPTS, Outcome, PlanOptions, Target
 from reconciler.sync.state import ActualEntry, read_named, read_state
@@ -197,32 +197,34 @@ class HeldState:
     def _resync_reported(self) -> ResyncReport:
         names = sorted(name for name in self.touched if name in self.desired or name in self.owned)
         self.touched = set()
-        groups = [tuple(names[i:i + GROUP_SIZE]) for i in range(0, len(names), GROUP_SIZE)]
-        found = fingerprints(self.target.client, self.target.keys, self.target.owner, names)
-        owner = self.target.owner
-        differing = [g for g, d in zip(groups, found.groups, strict=True) if group_digest(g, self.entries, owner) != d]
-        report = ResyncReport(len(groups), len(differing), sum(len(g) for g in differing), tracked=True)
-        self._read([name for group in differing for name in group])
-        if found.owned != len(self.owned):  # records for names this process does not hold: read them all
-            report.full, report.reason = True, "the owner index holds names not seen before"
-            self._read_full()
-        return report
+        target, owner = self.target, self.target.owner
+        return self._compare(
+            [tuple(names[i:i + GROUP_SIZE]) for i in range(0, len(names), GROUP_SIZE)],
+            lambda: fingerprints(target.client, target.keys, owner, names),
+            lambda group: group_digest(group, self.entries, owner),
+            tracked=True,
+        )
 
     def _resync_all(self) -> ResyncReport:
         self.touched, self.compare_all = set(), False
-        groups = self.digests.groups(self._names())
+        return self._compare(
+            self.digests.groups(self._names()),
+            lambda: self.digests.remote(self.target.client, self.target.keys),
+            lambda group: self.digests.local(group, self.entries),
+            tracked=False,
+        )
+
+    def _compare(self, groups: Sequence[tuple[str, ...]], remote: Callable[[], Fingerprints],
+                 local: Callable[[tuple[str, ...]], str], *, tracked: bool) -> ResyncReport:
+        """Read the ``groups`` whose digest in Redis (``remote``) differs from the held one (``local``)."""
         try:
-            found = self.digests.remote(self.target.client, self.target.keys)
+            found = remote()
         except ResponseError as exc:  # no EVAL right (ACL) or a script error: a full read is always right
-            report = ResyncReport(full=True, reason=f"fingerprint script unavailable: {exc}")
             log(logger, "cheap resync unavailable; reading everything", logging.WARNING, error=str(exc))
             self._read_full()
-            return report
-        differing = [
-            group for group, digest in zip(groups, found.groups, strict=True)
-            if self.digests.local(group, self.entries) != digest
-        ]
-        report = ResyncReport(len(groups), len(differing), sum(len(g) for g in differing))
+            return ResyncReport(full=True, reason=f"fingerprint script unavailable: {exc}")
+        differing = [group for group, digest in zip(groups, found.groups, strict=True) if local(group) != digest]
+        report = ResyncReport(len(groups), len(differing), sum(len(g) for g in differing), tracked=tracked)
         self._read([name for group in differing for name in group])
         if found.owned != len(self.owned):  # records for names this process does not hold: read them all
             report.full, report.reason = True, "the owner index holds names not seen before"
